@@ -1,0 +1,133 @@
+import { resolve } from 'node:path';
+import { z } from 'zod';
+import { SUBGRAPH_NAMES, type SubgraphName, DEFAULT_SUBGRAPH_PORTS } from './subgraphs/catalog.js';
+
+/**
+ * The environment, parsed once at start. Every problem is collected and
+ * reported together; the process refuses to start on any of them.
+ */
+
+const port = z.coerce.number().int().min(0).max(65_535);
+const optionalUrl = z
+  .string()
+  .trim()
+  .transform((value) => (value === '' ? undefined : value))
+  .pipe(z.string().url().optional());
+
+const environmentSchema = z
+  .object({
+    NODE_ENV: z.enum(['development', 'test', 'production']).default('development'),
+    HOST: z.string().default('127.0.0.1'),
+    PORT: port.default(4000),
+    SUBGRAPH_HOST: z.string().default('127.0.0.1'),
+    PATIENT_SUBGRAPH_PORT: port.default(DEFAULT_SUBGRAPH_PORTS.patient),
+    CLINICAL_SUBGRAPH_PORT: port.default(DEFAULT_SUBGRAPH_PORTS.clinical),
+    BILLING_SUBGRAPH_PORT: port.default(DEFAULT_SUBGRAPH_PORTS.billing),
+    PATIENT_SUBGRAPH_URL: optionalUrl,
+    CLINICAL_SUBGRAPH_URL: optionalUrl,
+    BILLING_SUBGRAPH_URL: optionalUrl,
+    DATABASE_URL: optionalUrl,
+    DATA_DIR: z.string().default('.data'),
+    REDIS_URL: optionalUrl,
+    AUTH_ISSUER: z.string().min(1).default('phi-graph-dev'),
+    AUTH_AUDIENCE: z.string().min(1).default('phi-graph'),
+    AUTH_JWKS_URL: optionalUrl,
+    AUTH_PUBLIC_KEY: z.string().optional(),
+    AUTH_ALGORITHMS: z
+      .string()
+      .default('ES256')
+      .transform((value) => value.split(',').map((item) => item.trim()).filter(Boolean)),
+    LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+    SEED_PATIENTS: z.coerce.number().int().min(0).default(300),
+  })
+  .superRefine((env, context) => {
+    const refuse = (message: string, path: string) => context.addIssue({ code: 'custom', message, path: [path] });
+    for (const algorithm of env.AUTH_ALGORITHMS) {
+      if (!ACCEPTED_ALGORITHMS.has(algorithm)) {
+        refuse(`algorithm ${algorithm} is not accepted; use some of ${[...ACCEPTED_ALGORITHMS].join(', ')}`, 'AUTH_ALGORITHMS');
+      }
+    }
+    if (env.NODE_ENV !== 'production') return;
+    if (!env.AUTH_JWKS_URL && !env.AUTH_PUBLIC_KEY) {
+      refuse('production needs the issuer key: set AUTH_JWKS_URL or AUTH_PUBLIC_KEY (the development signing key is refused)', 'AUTH_JWKS_URL');
+    }
+    if (env.AUTH_ISSUER === 'phi-graph-dev') {
+      refuse('production needs the real issuer in AUTH_ISSUER, not the development issuer', 'AUTH_ISSUER');
+    }
+    if (!env.DATABASE_URL) refuse('production needs DATABASE_URL (the embedded PGlite database is for development)', 'DATABASE_URL');
+    if (!env.REDIS_URL) refuse('production needs REDIS_URL (the in-process cache is not shared between instances)', 'REDIS_URL');
+  });
+
+/** Asymmetric algorithms only: `none` and shared-secret HMAC are never accepted. */
+export const ACCEPTED_ALGORITHMS = new Set(['ES256', 'ES384', 'RS256', 'RS384', 'RS512', 'PS256', 'EdDSA']);
+
+export type Environment = z.infer<typeof environmentSchema>;
+
+export interface AuthConfig {
+  issuer: string;
+  audience: string;
+  algorithms: string[];
+  jwksUrl: string | undefined;
+  publicKeyPem: string | undefined;
+  /** Only outside production: sign and verify with the generated development key. */
+  allowDevelopmentKey: boolean;
+}
+
+export interface Config {
+  environment: Environment['NODE_ENV'];
+  isProduction: boolean;
+  gateway: { host: string; port: number };
+  subgraphs: {
+    host: string;
+    ports: Record<SubgraphName, number>;
+    /** Set when a subgraph runs elsewhere; the gateway then calls this URL. */
+    urls: Partial<Record<SubgraphName, string>>;
+  };
+  database: { url: string | undefined; dataDir: string };
+  redisUrl: string | undefined;
+  auth: AuthConfig;
+  logLevel: Environment['LOG_LEVEL'];
+  seedPatients: number;
+}
+
+export class ConfigError extends Error {
+  constructor(readonly problems: string[]) {
+    super(`Invalid configuration:\n${problems.map((problem) => `  - ${problem}`).join('\n')}`);
+    this.name = 'ConfigError';
+  }
+}
+
+export function loadConfig(source: NodeJS.ProcessEnv = process.env): Config {
+  const parsed = environmentSchema.safeParse(source);
+  if (!parsed.success) {
+    throw new ConfigError(parsed.error.issues.map((issue) => `${issue.path.join('.') || 'environment'}: ${issue.message}`));
+  }
+  const env = parsed.data;
+  const urls: Partial<Record<SubgraphName, string>> = {};
+  for (const name of SUBGRAPH_NAMES) {
+    const url = env[`${name.toUpperCase() as Uppercase<SubgraphName>}_SUBGRAPH_URL`];
+    if (url) urls[name] = url;
+  }
+  return {
+    environment: env.NODE_ENV,
+    isProduction: env.NODE_ENV === 'production',
+    gateway: { host: env.HOST, port: env.PORT },
+    subgraphs: {
+      host: env.SUBGRAPH_HOST,
+      ports: { patient: env.PATIENT_SUBGRAPH_PORT, clinical: env.CLINICAL_SUBGRAPH_PORT, billing: env.BILLING_SUBGRAPH_PORT },
+      urls,
+    },
+    database: { url: env.DATABASE_URL, dataDir: resolve(env.DATA_DIR) },
+    redisUrl: env.REDIS_URL,
+    auth: {
+      issuer: env.AUTH_ISSUER,
+      audience: env.AUTH_AUDIENCE,
+      algorithms: env.AUTH_ALGORITHMS,
+      jwksUrl: env.AUTH_JWKS_URL,
+      publicKeyPem: env.AUTH_PUBLIC_KEY,
+      allowDevelopmentKey: env.NODE_ENV !== 'production',
+    },
+    logLevel: env.LOG_LEVEL,
+    seedPatients: env.SEED_PATIENTS,
+  };
+}

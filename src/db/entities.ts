@@ -1,0 +1,296 @@
+import { defineEntity, p } from '@mikro-orm/core';
+
+/**
+ * MikroORM entities. Column names follow the default underscore naming
+ * strategy; the migrations in ./migrations are generated from these
+ * definitions and a test checks they stay in step.
+ */
+
+export const OrganizationSchema = defineEntity({
+  name: 'Organization',
+  tableName: 'organization',
+  properties: {
+    id: p.uuid().primary(),
+    name: p.string(),
+    type: p.enum(['provider', 'payer', 'partner'] as const),
+  },
+});
+export class Organization extends OrganizationSchema.class {}
+OrganizationSchema.setClass(Organization);
+
+export const PractitionerSchema = defineEntity({
+  name: 'Practitioner',
+  tableName: 'practitioner',
+  properties: {
+    id: p.uuid().primary(),
+    organization: () => p.manyToOne(Organization).index(),
+    givenNames: p.array(),
+    familyName: p.string(),
+    npi: p.string().length(10).unique(),
+    qualification: p.enum(['physician', 'nurse', 'billing_specialist'] as const),
+  },
+});
+export class Practitioner extends PractitionerSchema.class {}
+PractitionerSchema.setClass(Practitioner);
+
+export const CareTeamSchema = defineEntity({
+  name: 'CareTeam',
+  tableName: 'care_team',
+  properties: {
+    id: p.uuid().primary(),
+    organization: () => p.manyToOne(Organization).index(),
+    name: p.string(),
+  },
+});
+export class CareTeam extends CareTeamSchema.class {}
+CareTeamSchema.setClass(CareTeam);
+
+export const CareTeamMemberSchema = defineEntity({
+  name: 'CareTeamMember',
+  tableName: 'care_team_member',
+  properties: {
+    careTeam: () => p.manyToOne(CareTeam).primary(),
+    practitioner: () => p.manyToOne(Practitioner).primary().index(),
+  },
+});
+export class CareTeamMember extends CareTeamMemberSchema.class {}
+CareTeamMemberSchema.setClass(CareTeamMember);
+
+export const PatientSchema = defineEntity({
+  name: 'Patient',
+  tableName: 'patient',
+  properties: {
+    id: p.uuid().primary(),
+    mrn: p.string().length(16).unique(),
+    givenNames: p.array(),
+    familyName: p.string(),
+    birthDate: p.date().nullable(),
+    gender: p.enum(['male', 'female', 'other', 'unknown'] as const),
+    ssn: p.string().length(11).nullable(),
+    addressLines: p.array().nullable(),
+    city: p.string().nullable(),
+    state: p.string().length(2).nullable(),
+    postalCode: p.string().length(10).nullable(),
+    phone: p.string().length(20).nullable(),
+    email: p.string().nullable(),
+    managingOrganization: () => p.manyToOne(Organization).index(),
+    careTeam: () => p.manyToOne(CareTeam).nullable().index(),
+  },
+});
+export class Patient extends PatientSchema.class {}
+PatientSchema.setClass(Patient);
+
+export const EncounterSchema = defineEntity({
+  name: 'Encounter',
+  tableName: 'encounter',
+  indexes: [{ properties: ['patient', 'periodStart', 'id'] }],
+  properties: {
+    id: p.uuid().primary(),
+    patient: () => p.manyToOne(Patient),
+    status: p.enum(['planned', 'in_progress', 'finished', 'cancelled'] as const),
+    class: p.enum(['ambulatory', 'emergency', 'inpatient', 'virtual'] as const),
+    typeCode: p.string(),
+    typeDisplay: p.string(),
+    periodStart: p.datetime(),
+    periodEnd: p.datetime().nullable(),
+    practitioner: () => p.manyToOne(Practitioner).nullable(),
+  },
+});
+export class Encounter extends EncounterSchema.class {}
+EncounterSchema.setClass(Encounter);
+
+export const ConditionSchema = defineEntity({
+  name: 'Condition',
+  tableName: 'condition',
+  indexes: [{ properties: ['patient', 'recordedDate', 'id'] }],
+  properties: {
+    id: p.uuid().primary(),
+    patient: () => p.manyToOne(Patient),
+    encounter: () => p.manyToOne(Encounter).nullable(),
+    code: p.string(),
+    display: p.string(),
+    clinicalStatus: p.enum(['active', 'recurrence', 'inactive', 'resolved'] as const),
+    onsetDate: p.date().nullable(),
+    recordedDate: p.date(),
+  },
+});
+export class Condition extends ConditionSchema.class {}
+ConditionSchema.setClass(Condition);
+
+export const MedicationRequestSchema = defineEntity({
+  name: 'MedicationRequest',
+  tableName: 'medication_request',
+  indexes: [{ properties: ['patient', 'authoredOn', 'id'] }],
+  properties: {
+    id: p.uuid().primary(),
+    patient: () => p.manyToOne(Patient),
+    rxnormCode: p.string(),
+    display: p.string(),
+    dosageInstruction: p.string(),
+    status: p.enum(['active', 'completed', 'stopped', 'cancelled'] as const),
+    authoredOn: p.date(),
+    requester: () => p.manyToOne(Practitioner).nullable(),
+  },
+});
+export class MedicationRequest extends MedicationRequestSchema.class {}
+MedicationRequestSchema.setClass(MedicationRequest);
+
+export const ObservationSchema = defineEntity({
+  name: 'Observation',
+  tableName: 'observation',
+  indexes: [{ properties: ['patient', 'effectiveAt', 'id'] }],
+  properties: {
+    id: p.uuid().primary(),
+    patient: () => p.manyToOne(Patient),
+    encounter: () => p.manyToOne(Encounter).nullable(),
+    loincCode: p.string(),
+    display: p.string(),
+    value: p.string(),
+    unit: p.string(),
+    effectiveAt: p.datetime(),
+  },
+});
+export class Observation extends ObservationSchema.class {}
+ObservationSchema.setClass(Observation);
+
+export const AllergyIntoleranceSchema = defineEntity({
+  name: 'AllergyIntolerance',
+  tableName: 'allergy_intolerance',
+  indexes: [{ properties: ['patient', 'recordedDate', 'id'] }],
+  properties: {
+    id: p.uuid().primary(),
+    patient: () => p.manyToOne(Patient),
+    snomedCode: p.string(),
+    display: p.string(),
+    criticality: p.enum(['low', 'high', 'unable_to_assess'] as const),
+    reaction: p.string().nullable(),
+    recordedDate: p.date(),
+  },
+});
+export class AllergyIntolerance extends AllergyIntoleranceSchema.class {}
+AllergyIntoleranceSchema.setClass(AllergyIntolerance);
+
+export const ClinicalNoteSchema = defineEntity({
+  name: 'ClinicalNote',
+  tableName: 'clinical_note',
+  indexes: [{ properties: ['patient', 'createdAt', 'id'] }],
+  properties: {
+    id: p.uuid().primary(),
+    patient: () => p.manyToOne(Patient),
+    encounter: () => p.manyToOne(Encounter).nullable(),
+    author: () => p.manyToOne(Practitioner).nullable(),
+    typeCode: p.string(),
+    typeDisplay: p.string(),
+    text: p.text(),
+    createdAt: p.datetime(),
+  },
+});
+export class ClinicalNote extends ClinicalNoteSchema.class {}
+ClinicalNoteSchema.setClass(ClinicalNote);
+
+export const CoverageSchema = defineEntity({
+  name: 'Coverage',
+  tableName: 'coverage',
+  indexes: [{ properties: ['patient', 'periodStart', 'id'] }],
+  properties: {
+    id: p.uuid().primary(),
+    patient: () => p.manyToOne(Patient),
+    payer: p.string(),
+    memberId: p.string(),
+    plan: p.string(),
+    status: p.enum(['active', 'cancelled'] as const),
+    periodStart: p.datetime(),
+    periodEnd: p.datetime().nullable(),
+  },
+});
+export class Coverage extends CoverageSchema.class {}
+CoverageSchema.setClass(Coverage);
+
+export const ClaimSchema = defineEntity({
+  name: 'Claim',
+  tableName: 'claim',
+  indexes: [{ properties: ['patient', 'createdAt', 'id'] }],
+  properties: {
+    id: p.uuid().primary(),
+    patient: () => p.manyToOne(Patient),
+    coverage: () => p.manyToOne(Coverage).nullable(),
+    encounter: () => p.manyToOne(Encounter).nullable(),
+    status: p.enum(['draft', 'submitted', 'accepted', 'denied', 'paid'] as const),
+    totalCents: p.integer(),
+    currency: p.string().length(3),
+    diagnosisCodes: p.array(),
+    createdAt: p.datetime(),
+  },
+});
+export class Claim extends ClaimSchema.class {}
+ClaimSchema.setClass(Claim);
+
+export const InvoiceSchema = defineEntity({
+  name: 'Invoice',
+  tableName: 'invoice',
+  indexes: [{ properties: ['patient', 'issuedAt', 'id'] }],
+  properties: {
+    id: p.uuid().primary(),
+    patient: () => p.manyToOne(Patient),
+    claim: () => p.manyToOne(Claim).nullable(),
+    status: p.enum(['issued', 'partially_paid', 'paid', 'cancelled'] as const),
+    totalCents: p.integer(),
+    balanceCents: p.integer(),
+    currency: p.string().length(3),
+    issuedAt: p.datetime(),
+  },
+});
+export class Invoice extends InvoiceSchema.class {}
+InvoiceSchema.setClass(Invoice);
+
+export const PaymentSchema = defineEntity({
+  name: 'Payment',
+  tableName: 'payment',
+  indexes: [{ properties: ['patient', 'receivedAt', 'id'] }],
+  properties: {
+    id: p.uuid().primary(),
+    patient: () => p.manyToOne(Patient),
+    invoice: () => p.manyToOne(Invoice),
+    amountCents: p.integer(),
+    currency: p.string().length(3),
+    method: p.enum(['card', 'ach', 'check', 'insurance'] as const),
+    receivedAt: p.datetime(),
+  },
+});
+export class Payment extends PaymentSchema.class {}
+PaymentSchema.setClass(Payment);
+
+/** Accounts that can sign in: one per practitioner and patient, plus staff and partner accounts. */
+export const AppUserSchema = defineEntity({
+  name: 'AppUser',
+  tableName: 'app_user',
+  properties: {
+    id: p.uuid().primary(),
+    subject: p.string().unique(),
+    roles: p.array(),
+    organization: () => p.manyToOne(Organization).nullable(),
+    practitioner: () => p.manyToOne(Practitioner).nullable(),
+    patient: () => p.manyToOne(Patient).nullable(),
+  },
+});
+export class AppUser extends AppUserSchema.class {}
+AppUserSchema.setClass(AppUser);
+
+export const ENTITIES = [
+  Organization,
+  Practitioner,
+  CareTeam,
+  CareTeamMember,
+  Patient,
+  Encounter,
+  Condition,
+  MedicationRequest,
+  Observation,
+  AllergyIntolerance,
+  ClinicalNote,
+  Coverage,
+  Claim,
+  Invoice,
+  Payment,
+  AppUser,
+];

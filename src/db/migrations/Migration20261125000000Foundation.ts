@@ -1,0 +1,101 @@
+import { Migration } from '@mikro-orm/migrations';
+
+/** The foundation schema: organizations, practitioners, care teams, patients, clinical and billing records, accounts. */
+export class Migration20261125000000Foundation extends Migration {
+  override up(): void {
+    this.addSql(`create table "organization" ("id" uuid not null, "name" varchar(255) not null, "type" text not null, primary key ("id"))`);
+    this.addSql(`alter table "organization" add constraint "organization_type_check" check ("type" in ('provider', 'payer', 'partner'))`);
+    this.addSql(`create table "care_team" ("id" uuid not null, "organization_id" uuid not null, "name" varchar(255) not null, primary key ("id"))`);
+    this.addSql(`create index "care_team_organization_id_index" on "care_team" ("organization_id")`);
+    this.addSql(`create table "patient" ("id" uuid not null, "mrn" varchar(16) not null, "given_names" text[] not null, "family_name" varchar(255) not null, "birth_date" date null, "gender" text not null, "ssn" varchar(11) null, "address_lines" text[] null, "city" varchar(255) null, "state" varchar(2) null, "postal_code" varchar(10) null, "phone" varchar(20) null, "email" varchar(255) null, "managing_organization_id" uuid not null, "care_team_id" uuid null, primary key ("id"))`);
+    this.addSql(`alter table "patient" add constraint "patient_mrn_unique" unique ("mrn")`);
+    this.addSql(`create index "patient_managing_organization_id_index" on "patient" ("managing_organization_id")`);
+    this.addSql(`create index "patient_care_team_id_index" on "patient" ("care_team_id")`);
+    this.addSql(`alter table "patient" add constraint "patient_gender_check" check ("gender" in ('male', 'female', 'other', 'unknown'))`);
+    this.addSql(`create table "coverage" ("id" uuid not null, "patient_id" uuid not null, "payer" varchar(255) not null, "member_id" varchar(255) not null, "plan" varchar(255) not null, "status" text not null, "period_start" timestamptz not null, "period_end" timestamptz null, primary key ("id"))`);
+    this.addSql(`create index "coverage_patient_id_period_start_id_index" on "coverage" ("patient_id", "period_start", "id")`);
+    this.addSql(`alter table "coverage" add constraint "coverage_status_check" check ("status" in ('active', 'cancelled'))`);
+    this.addSql(`create table "allergy_intolerance" ("id" uuid not null, "patient_id" uuid not null, "snomed_code" varchar(255) not null, "display" varchar(255) not null, "criticality" text not null, "reaction" varchar(255) null, "recorded_date" date not null, primary key ("id"))`);
+    this.addSql(`create index "allergy_intolerance_patient_id_recorded_date_id_index" on "allergy_intolerance" ("patient_id", "recorded_date", "id")`);
+    this.addSql(`alter table "allergy_intolerance" add constraint "allergy_intolerance_criticality_check" check ("criticality" in ('low', 'high', 'unable_to_assess'))`);
+    this.addSql(`create table "practitioner" ("id" uuid not null, "organization_id" uuid not null, "given_names" text[] not null, "family_name" varchar(255) not null, "npi" varchar(10) not null, "qualification" text not null, primary key ("id"))`);
+    this.addSql(`create index "practitioner_organization_id_index" on "practitioner" ("organization_id")`);
+    this.addSql(`alter table "practitioner" add constraint "practitioner_npi_unique" unique ("npi")`);
+    this.addSql(`alter table "practitioner" add constraint "practitioner_qualification_check" check ("qualification" in ('physician', 'nurse', 'billing_specialist'))`);
+    this.addSql(`create table "medication_request" ("id" uuid not null, "patient_id" uuid not null, "rxnorm_code" varchar(255) not null, "display" varchar(255) not null, "dosage_instruction" varchar(255) not null, "status" text not null, "authored_on" date not null, "requester_id" uuid null, primary key ("id"))`);
+    this.addSql(`create index "medication_request_patient_id_authored_on_id_index" on "medication_request" ("patient_id", "authored_on", "id")`);
+    this.addSql(`alter table "medication_request" add constraint "medication_request_status_check" check ("status" in ('active', 'completed', 'stopped', 'cancelled'))`);
+    this.addSql(`create table "encounter" ("id" uuid not null, "patient_id" uuid not null, "status" text not null, "class" text not null, "type_code" varchar(255) not null, "type_display" varchar(255) not null, "period_start" timestamptz not null, "period_end" timestamptz null, "practitioner_id" uuid null, primary key ("id"))`);
+    this.addSql(`create index "encounter_patient_id_period_start_id_index" on "encounter" ("patient_id", "period_start", "id")`);
+    this.addSql(`alter table "encounter" add constraint "encounter_status_check" check ("status" in ('planned', 'in_progress', 'finished', 'cancelled'))`);
+    this.addSql(`alter table "encounter" add constraint "encounter_class_check" check ("class" in ('ambulatory', 'emergency', 'inpatient', 'virtual'))`);
+    this.addSql(`create table "observation" ("id" uuid not null, "patient_id" uuid not null, "encounter_id" uuid null, "loinc_code" varchar(255) not null, "display" varchar(255) not null, "value" varchar(255) not null, "unit" varchar(255) not null, "effective_at" timestamptz not null, primary key ("id"))`);
+    this.addSql(`create index "observation_patient_id_effective_at_id_index" on "observation" ("patient_id", "effective_at", "id")`);
+    this.addSql(`create table "condition" ("id" uuid not null, "patient_id" uuid not null, "encounter_id" uuid null, "code" varchar(255) not null, "display" varchar(255) not null, "clinical_status" text not null, "onset_date" date null, "recorded_date" date not null, primary key ("id"))`);
+    this.addSql(`create index "condition_patient_id_recorded_date_id_index" on "condition" ("patient_id", "recorded_date", "id")`);
+    this.addSql(`alter table "condition" add constraint "condition_clinical_status_check" check ("clinical_status" in ('active', 'recurrence', 'inactive', 'resolved'))`);
+    this.addSql(`create table "claim" ("id" uuid not null, "patient_id" uuid not null, "coverage_id" uuid null, "encounter_id" uuid null, "status" text not null, "total_cents" int not null, "currency" varchar(3) not null, "diagnosis_codes" text[] not null, "created_at" timestamptz not null, primary key ("id"))`);
+    this.addSql(`create index "claim_patient_id_created_at_id_index" on "claim" ("patient_id", "created_at", "id")`);
+    this.addSql(`alter table "claim" add constraint "claim_status_check" check ("status" in ('draft', 'submitted', 'accepted', 'denied', 'paid'))`);
+    this.addSql(`create table "invoice" ("id" uuid not null, "patient_id" uuid not null, "claim_id" uuid null, "status" text not null, "total_cents" int not null, "balance_cents" int not null, "currency" varchar(3) not null, "issued_at" timestamptz not null, primary key ("id"))`);
+    this.addSql(`create index "invoice_patient_id_issued_at_id_index" on "invoice" ("patient_id", "issued_at", "id")`);
+    this.addSql(`alter table "invoice" add constraint "invoice_status_check" check ("status" in ('issued', 'partially_paid', 'paid', 'cancelled'))`);
+    this.addSql(`create table "payment" ("id" uuid not null, "patient_id" uuid not null, "invoice_id" uuid not null, "amount_cents" int not null, "currency" varchar(3) not null, "method" text not null, "received_at" timestamptz not null, primary key ("id"))`);
+    this.addSql(`create index "payment_patient_id_received_at_id_index" on "payment" ("patient_id", "received_at", "id")`);
+    this.addSql(`alter table "payment" add constraint "payment_method_check" check ("method" in ('card', 'ach', 'check', 'insurance'))`);
+    this.addSql(`create table "clinical_note" ("id" uuid not null, "patient_id" uuid not null, "encounter_id" uuid null, "author_id" uuid null, "type_code" varchar(255) not null, "type_display" varchar(255) not null, "text" text not null, "created_at" timestamptz not null, primary key ("id"))`);
+    this.addSql(`create index "clinical_note_patient_id_created_at_id_index" on "clinical_note" ("patient_id", "created_at", "id")`);
+    this.addSql(`create table "care_team_member" ("care_team_id" uuid not null, "practitioner_id" uuid not null, primary key ("care_team_id", "practitioner_id"))`);
+    this.addSql(`create index "care_team_member_practitioner_id_index" on "care_team_member" ("practitioner_id")`);
+    this.addSql(`create table "app_user" ("id" uuid not null, "subject" varchar(255) not null, "roles" text[] not null, "organization_id" uuid null, "practitioner_id" uuid null, "patient_id" uuid null, primary key ("id"))`);
+    this.addSql(`alter table "app_user" add constraint "app_user_subject_unique" unique ("subject")`);
+    this.addSql(`alter table "care_team" add constraint "care_team_organization_id_foreign" foreign key ("organization_id") references "organization" ("id")`);
+    this.addSql(`alter table "patient" add constraint "patient_managing_organization_id_foreign" foreign key ("managing_organization_id") references "organization" ("id")`);
+    this.addSql(`alter table "patient" add constraint "patient_care_team_id_foreign" foreign key ("care_team_id") references "care_team" ("id") on delete set null`);
+    this.addSql(`alter table "coverage" add constraint "coverage_patient_id_foreign" foreign key ("patient_id") references "patient" ("id")`);
+    this.addSql(`alter table "allergy_intolerance" add constraint "allergy_intolerance_patient_id_foreign" foreign key ("patient_id") references "patient" ("id")`);
+    this.addSql(`alter table "practitioner" add constraint "practitioner_organization_id_foreign" foreign key ("organization_id") references "organization" ("id")`);
+    this.addSql(`alter table "medication_request" add constraint "medication_request_patient_id_foreign" foreign key ("patient_id") references "patient" ("id")`);
+    this.addSql(`alter table "medication_request" add constraint "medication_request_requester_id_foreign" foreign key ("requester_id") references "practitioner" ("id") on delete set null`);
+    this.addSql(`alter table "encounter" add constraint "encounter_patient_id_foreign" foreign key ("patient_id") references "patient" ("id")`);
+    this.addSql(`alter table "encounter" add constraint "encounter_practitioner_id_foreign" foreign key ("practitioner_id") references "practitioner" ("id") on delete set null`);
+    this.addSql(`alter table "observation" add constraint "observation_patient_id_foreign" foreign key ("patient_id") references "patient" ("id")`);
+    this.addSql(`alter table "observation" add constraint "observation_encounter_id_foreign" foreign key ("encounter_id") references "encounter" ("id") on delete set null`);
+    this.addSql(`alter table "condition" add constraint "condition_patient_id_foreign" foreign key ("patient_id") references "patient" ("id")`);
+    this.addSql(`alter table "condition" add constraint "condition_encounter_id_foreign" foreign key ("encounter_id") references "encounter" ("id") on delete set null`);
+    this.addSql(`alter table "claim" add constraint "claim_patient_id_foreign" foreign key ("patient_id") references "patient" ("id")`);
+    this.addSql(`alter table "claim" add constraint "claim_coverage_id_foreign" foreign key ("coverage_id") references "coverage" ("id") on delete set null`);
+    this.addSql(`alter table "claim" add constraint "claim_encounter_id_foreign" foreign key ("encounter_id") references "encounter" ("id") on delete set null`);
+    this.addSql(`alter table "invoice" add constraint "invoice_patient_id_foreign" foreign key ("patient_id") references "patient" ("id")`);
+    this.addSql(`alter table "invoice" add constraint "invoice_claim_id_foreign" foreign key ("claim_id") references "claim" ("id") on delete set null`);
+    this.addSql(`alter table "payment" add constraint "payment_patient_id_foreign" foreign key ("patient_id") references "patient" ("id")`);
+    this.addSql(`alter table "payment" add constraint "payment_invoice_id_foreign" foreign key ("invoice_id") references "invoice" ("id")`);
+    this.addSql(`alter table "clinical_note" add constraint "clinical_note_patient_id_foreign" foreign key ("patient_id") references "patient" ("id")`);
+    this.addSql(`alter table "clinical_note" add constraint "clinical_note_encounter_id_foreign" foreign key ("encounter_id") references "encounter" ("id") on delete set null`);
+    this.addSql(`alter table "clinical_note" add constraint "clinical_note_author_id_foreign" foreign key ("author_id") references "practitioner" ("id") on delete set null`);
+    this.addSql(`alter table "care_team_member" add constraint "care_team_member_care_team_id_foreign" foreign key ("care_team_id") references "care_team" ("id") on update cascade on delete cascade`);
+    this.addSql(`alter table "care_team_member" add constraint "care_team_member_practitioner_id_foreign" foreign key ("practitioner_id") references "practitioner" ("id") on update cascade on delete cascade`);
+    this.addSql(`alter table "app_user" add constraint "app_user_organization_id_foreign" foreign key ("organization_id") references "organization" ("id") on delete set null`);
+    this.addSql(`alter table "app_user" add constraint "app_user_practitioner_id_foreign" foreign key ("practitioner_id") references "practitioner" ("id") on delete set null`);
+    this.addSql(`alter table "app_user" add constraint "app_user_patient_id_foreign" foreign key ("patient_id") references "patient" ("id") on delete set null`);
+  }
+
+  override down(): void {
+    this.addSql(`drop table if exists "app_user" cascade`);
+    this.addSql(`drop table if exists "care_team_member" cascade`);
+    this.addSql(`drop table if exists "payment" cascade`);
+    this.addSql(`drop table if exists "invoice" cascade`);
+    this.addSql(`drop table if exists "claim" cascade`);
+    this.addSql(`drop table if exists "coverage" cascade`);
+    this.addSql(`drop table if exists "clinical_note" cascade`);
+    this.addSql(`drop table if exists "allergy_intolerance" cascade`);
+    this.addSql(`drop table if exists "observation" cascade`);
+    this.addSql(`drop table if exists "medication_request" cascade`);
+    this.addSql(`drop table if exists "condition" cascade`);
+    this.addSql(`drop table if exists "encounter" cascade`);
+    this.addSql(`drop table if exists "patient" cascade`);
+    this.addSql(`drop table if exists "care_team" cascade`);
+    this.addSql(`drop table if exists "practitioner" cascade`);
+    this.addSql(`drop table if exists "organization" cascade`);
+  }
+}

@@ -1,0 +1,10 @@
+import { Migration20261125000000Foundation } from './Migration20261125000000Foundation.js';
+
+/**
+ * Every migration, in order. Listed explicitly (not discovered from the
+ * folder) so the same list runs from TypeScript sources and from a build.
+ * A new migration is a new file here, never an edit of an applied one.
+ */
+export const MIGRATIONS = [
+  { name: 'Migration20261125000000Foundation', class: Migration20261125000000Foundation },
+];
