@@ -8,11 +8,11 @@ import { SUBGRAPH_NAMES, type SubgraphName, DEFAULT_SUBGRAPH_PORTS } from './sub
  */
 
 const port = z.coerce.number().int().min(0).max(65_535);
-const optionalUrl = z
-  .string()
-  .trim()
-  .transform((value) => (value === '' ? undefined : value))
-  .pipe(z.string().url().optional());
+/** An unset or empty variable is absent; a set one must be a URL. */
+const optionalUrl = z.preprocess(
+  (value) => (typeof value === 'string' && value.trim() === '' ? undefined : value),
+  z.string().trim().url().optional(),
+);
 
 const environmentSchema = z
   .object({

@@ -1,11 +1,15 @@
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
-import type { EntityManager } from '@mikro-orm/sql';
+import type { MikroORM } from '@mikro-orm/core';
+import type { AbstractSqlDriver, EntityManager } from '@mikro-orm/sql';
 import { MikroORM as PostgreSqlOrm } from '@mikro-orm/postgresql';
 import { MikroORM as PgliteOrm } from '@mikro-orm/pglite';
 import { Migrator } from '@mikro-orm/migrations';
 import { ENTITIES } from './entities.js';
 import { MIGRATIONS } from './migrations/index.js';
+
+/** Either driver's ORM, seen through what both share (SQL, PostgreSQL dialect). */
+export type SqlOrm = MikroORM<AbstractSqlDriver, EntityManager>;
 
 export type DatabaseKind = 'postgresql' | 'pglite';
 
@@ -16,14 +20,17 @@ export interface DatabaseOptions {
   /** Called for every SQL statement sent (tests and benchmarks count them). */
   onStatement?: (sql: string) => void;
   poolSize?: number;
+  /** Where MikroORM's own messages (migrations applied, warnings) go; silent by default. */
+  log?: (message: string) => void;
 }
 
 export interface Database {
   kind: DatabaseKind;
-  orm: PostgreSqlOrm | PgliteOrm;
+  orm: SqlOrm;
   /** A fresh unit of work; one per request. */
   fork(): EntityManager;
   migrate(): Promise<string[]>;
+  pendingMigrations(): Promise<string[]>;
   ping(): Promise<boolean>;
   close(): Promise<void>;
 }
@@ -38,6 +45,8 @@ export async function openDatabase(options: DatabaseOptions): Promise<Database> 
     migrations: { migrationsList: MIGRATIONS, transactional: true, allOrNothing: true, snapshot: false },
     allowGlobalContext: false,
     debug: false,
+    colors: false,
+    logger: (message: string) => options.log?.(message),
     ...(options.onStatement && {
       onQuery: (sql: string) => {
         options.onStatement?.(sql);
@@ -45,28 +54,31 @@ export async function openDatabase(options: DatabaseOptions): Promise<Database> 
       },
     }),
   };
-  let orm: PostgreSqlOrm | PgliteOrm;
+  let orm: SqlOrm;
   let kind: DatabaseKind;
   if (options.url) {
     kind = 'postgresql';
-    orm = await PostgreSqlOrm.init({
+    orm = (await PostgreSqlOrm.init({
       ...common,
       clientUrl: options.url,
       pool: { min: 0, max: options.poolSize ?? DEFAULT_POOL_SIZE },
-    });
+    })) as SqlOrm;
   } else {
     kind = 'pglite';
     const folder = join(options.dataDir, PGLITE_FOLDER);
     mkdirSync(folder, { recursive: true });
-    orm = await PgliteOrm.init({ ...common, dbName: folder });
+    orm = (await PgliteOrm.init({ ...common, dbName: folder })) as SqlOrm;
   }
   return {
     kind,
     orm,
-    fork: () => orm.em.fork() as unknown as EntityManager,
+    fork: () => orm.em.fork(),
     async migrate() {
       const applied = await orm.migrator.up();
       return applied.map((migration) => migration.name);
+    },
+    async pendingMigrations() {
+      return (await orm.migrator.getPending()).map((migration) => migration.name);
     },
     async ping() {
       try {

@@ -1,0 +1,30 @@
+/** Roles are part of the public contract (tokens carry them by these names). */
+export const ROLES = [
+  'clinician',
+  'nurse',
+  'billing',
+  'patient',
+  'researcher',
+  'partner',
+  'auditor',
+  'admin',
+  'integrator',
+] as const;
+export type Role = (typeof ROLES)[number];
+
+export function isRole(value: unknown): value is Role {
+  return typeof value === 'string' && (ROLES as readonly string[]).includes(value);
+}
+
+/** Who is calling, as established from a verified token. Never holds PHI. */
+export interface Principal {
+  subject: string;
+  roles: readonly Role[];
+  organizationId: string | null;
+  /** Set for the `patient` role: the record the caller is the subject of. */
+  patientId: string | null;
+  /** True when `amr` contains `mfa`. */
+  mfa: boolean;
+  tokenId: string;
+  expiresAt: Date;
+}

@@ -1,0 +1,60 @@
+import { parseArgs } from 'node:util';
+import { loadConfig } from '../config.js';
+import { readDevelopmentPrincipals } from '../db/seed/index.js';
+import { isRole, ROLES } from './principal.js';
+import { mintDevelopmentToken } from './mint.js';
+
+/**
+ * `npm run -s token -- --role <role> [--sub ID] [--org ID] [--patient ID] [--no-mfa] [--ttl 15m]`
+ * prints a development bearer token, alone, on stdout. Without --sub it
+ * uses the seeded account that fits the role (written by the seeder).
+ */
+
+const USAGE = `usage: npm run -s token -- --role <${ROLES.join('|')}> [--sub ID] [--org ID] [--patient ID] [--no-mfa] [--ttl 15m]`;
+
+function fail(message: string): never {
+  console.error(message);
+  process.exit(2);
+}
+
+try {
+  const { values } = parseArgs({
+    options: {
+      role: { type: 'string', multiple: true },
+      sub: { type: 'string' },
+      org: { type: 'string' },
+      patient: { type: 'string' },
+      'no-mfa': { type: 'boolean', default: false },
+      ttl: { type: 'string', default: '15m' },
+      help: { type: 'boolean', default: false },
+    },
+    strict: true,
+  });
+  if (values.help) fail(USAGE);
+  const roles = values.role ?? [];
+  if (roles.length === 0) fail(`--role is required\n${USAGE}`);
+  for (const role of roles) if (!isRole(role)) fail(`unknown role "${role}"\n${USAGE}`);
+  if (!/^\d+[smhd]$/.test(values.ttl)) fail(`--ttl must look like 15m, 1h or 30s\n${USAGE}`);
+
+  const config = loadConfig();
+  const [primaryRole] = roles as [(typeof ROLES)[number]];
+  let sample = null;
+  if (!values.sub) {
+    const principals = await readDevelopmentPrincipals(config.database.dataDir);
+    if (!principals) fail(`No seeded accounts found in ${config.database.dataDir}: run "npm start" or "npm run seed" first, or pass --sub.`);
+    sample = principals[primaryRole];
+  }
+  const patientId = values.patient ?? sample?.patientId ?? null;
+  if (roles.includes('patient') && !patientId) fail('the patient role needs --patient <patient id>');
+  const token = await mintDevelopmentToken(config.auth, config.database.dataDir, {
+    subject: values.sub ?? sample?.subject ?? fail('no subject'),
+    roles: roles as (typeof ROLES)[number][],
+    organizationId: values.org ?? sample?.organizationId ?? null,
+    patientId,
+    mfa: !values['no-mfa'],
+    ttl: values.ttl,
+  });
+  process.stdout.write(`${token}\n`);
+} catch (error) {
+  fail(`token: ${(error as Error).message}\n${USAGE}`);
+}

@@ -1,0 +1,16 @@
+/**
+ * The shared key-value store behind revocation lists, counters and (later)
+ * membership caches. Redis in production; an in-process implementation of
+ * the same interface when REDIS_URL is not set.
+ */
+export interface Cache {
+  readonly kind: 'redis' | 'memory';
+  get(key: string): Promise<string | null>;
+  /** Stores a value; with ttlSeconds it expires by itself. */
+  set(key: string, value: string, ttlSeconds?: number): Promise<void>;
+  delete(key: string): Promise<void>;
+  /** Increments a counter, starting its expiry window on first increment. */
+  increment(key: string, ttlSeconds: number): Promise<number>;
+  ping(): Promise<boolean>;
+  close(): Promise<void>;
+}

@@ -1,0 +1,56 @@
+import type { Cache } from './cache.js';
+
+interface Entry {
+  value: string;
+  expiresAt: number | null;
+}
+
+const MILLISECONDS_PER_SECOND = 1000;
+
+/** In-process Cache for development: same semantics as Redis, one process only. */
+export class MemoryCache implements Cache {
+  readonly kind = 'memory' as const;
+  readonly #entries = new Map<string, Entry>();
+
+  get(key: string): Promise<string | null> {
+    return Promise.resolve(this.#live(key)?.value ?? null);
+  }
+
+  set(key: string, value: string, ttlSeconds?: number): Promise<void> {
+    this.#entries.set(key, { value, expiresAt: ttlSeconds ? Date.now() + ttlSeconds * MILLISECONDS_PER_SECOND : null });
+    return Promise.resolve();
+  }
+
+  delete(key: string): Promise<void> {
+    this.#entries.delete(key);
+    return Promise.resolve();
+  }
+
+  increment(key: string, ttlSeconds: number): Promise<number> {
+    const entry = this.#live(key);
+    const next = (entry ? Number(entry.value) : 0) + 1;
+    this.#entries.set(key, {
+      value: String(next),
+      expiresAt: entry?.expiresAt ?? Date.now() + ttlSeconds * MILLISECONDS_PER_SECOND,
+    });
+    return Promise.resolve(next);
+  }
+
+  ping(): Promise<boolean> {
+    return Promise.resolve(true);
+  }
+
+  close(): Promise<void> {
+    this.#entries.clear();
+    return Promise.resolve();
+  }
+
+  #live(key: string): Entry | undefined {
+    const entry = this.#entries.get(key);
+    if (entry?.expiresAt !== undefined && entry.expiresAt !== null && entry.expiresAt <= Date.now()) {
+      this.#entries.delete(key);
+      return undefined;
+    }
+    return entry;
+  }
+}

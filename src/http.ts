@@ -1,0 +1,106 @@
+import { randomUUID } from 'node:crypto';
+import type { Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import express, { type Express, type NextFunction, type Request, type Response } from 'express';
+import type { Principal, TokenVerifier } from './auth/index.js';
+import { AuthenticationError } from './auth/index.js';
+import type { Logger } from './logger.js';
+
+/** HTTP pieces shared by the gateway and the subgraphs. */
+
+export const REQUEST_ID_HEADER = 'x-request-id';
+const REQUEST_ID = /^[A-Za-z0-9._:-]{8,128}$/;
+export const MAX_BODY_BYTES = '1mb';
+
+export interface RequestLocals {
+  principal: Principal;
+  requestId: string;
+}
+
+/** Accepts a caller's request id when well-formed, otherwise starts a new one, and echoes it. */
+export function requestId(request: Request, response: Response, next: NextFunction): void {
+  const incoming = request.header(REQUEST_ID_HEADER);
+  const id = incoming && REQUEST_ID.test(incoming) ? incoming : randomUUID();
+  response.locals['requestId'] = id;
+  response.setHeader(REQUEST_ID_HEADER, id);
+  next();
+}
+
+/** Refuses, with HTTP 401 and UNAUTHENTICATED, any request without a valid token, before GraphQL runs. */
+export function requireToken(verifier: TokenVerifier, logger: Logger) {
+  return (request: Request, response: Response, next: NextFunction): void => {
+    verifier.verifyAuthorization(request.header('authorization')).then(
+      (principal) => {
+        response.locals['principal'] = principal;
+        next();
+      },
+      (error: unknown) => {
+        if (!(error instanceof AuthenticationError)) {
+          next(error);
+          return;
+        }
+        logger.info({ requestId: response.locals['requestId'], reason: error.reason, detail: error.detail }, 'token refused');
+        const graphQLError = error.toGraphQLError();
+        response
+          .status(401)
+          .setHeader('www-authenticate', 'Bearer')
+          .json({ errors: [{ message: graphQLError.message, extensions: { code: 'UNAUTHENTICATED', reason: error.reason } }] });
+      },
+    );
+  };
+}
+
+export function locals(response: Response): RequestLocals {
+  return response.locals as unknown as RequestLocals;
+}
+
+/** /healthz says the process is alive; /readyz says its dependencies answer. */
+export function healthRoutes(app: Express, ready: () => Promise<boolean>): void {
+  app.get('/healthz', (_request, response) => {
+    response.json({ status: 'ok' });
+  });
+  app.get('/readyz', (_request, response, next) => {
+    ready().then(
+      (ok) => {
+        response.status(ok ? 200 : 503).json({ status: ok ? 'ready' : 'unavailable' });
+      },
+      (error: unknown) => next(error),
+    );
+  });
+}
+
+/** Client mistakes (malformed JSON, oversized body) get their 4xx; anything else a JSON 500 without internals. */
+export function errorHandler(logger: Logger) {
+  return (error: unknown, _request: Request, response: Response, _next: NextFunction): void => {
+    if (response.headersSent) return;
+    const status = (error as { status?: unknown } | null)?.status;
+    if (typeof status === 'number' && status >= 400 && status < 500) {
+      response.status(status).json({
+        errors: [{ message: `The request could not be read (HTTP ${status}): send a JSON body of at most ${MAX_BODY_BYTES}.`, extensions: { code: 'BAD_REQUEST' } }],
+      });
+      return;
+    }
+    // Name and code only: a driver's message can quote the values it choked on.
+    const code = (error as { code?: unknown } | null)?.code;
+    logger.error({ err: { name: error instanceof Error ? error.name : typeof error, code: typeof code === 'string' ? code : undefined } }, 'unhandled HTTP error');
+    response.status(500).json({ errors: [{ message: 'Internal server error', extensions: { code: 'INTERNAL_SERVER_ERROR' } }] });
+  };
+}
+
+export function createApp(): Express {
+  const app = express();
+  app.disable('x-powered-by');
+  app.set('trust proxy', 'loopback');
+  return app;
+}
+
+export async function listen(server: Server, host: string, port: number): Promise<number> {
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(port, host, () => {
+      server.off('error', reject);
+      resolve();
+    });
+  });
+  return (server.address() as AddressInfo).port;
+}

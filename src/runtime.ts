@@ -1,0 +1,118 @@
+import type { Config } from './config.js';
+import { createTokenVerifier, type TokenVerifier } from './auth/index.js';
+import { openCache, revocationList, type Cache } from './cache/index.js';
+import { openDatabase, type Database } from './db/index.js';
+import { isDatabaseEmpty, seedDatabase, writeDevelopmentPrincipals } from './db/seed/index.js';
+import { startGateway } from './gateway/server.js';
+import type { Logger } from './logger.js';
+import { SUBGRAPH_NAMES, type SubgraphName } from './subgraphs/catalog.js';
+import { startSubgraph, type RunningServer } from './subgraphs/server.js';
+
+/**
+ * Starting and stopping the API: the database (migrated, seeded when empty
+ * outside production), the cache, the token verifier, the subgraphs and the
+ * gateway. main.ts and the integration tests both start it from here.
+ */
+
+export type Mode = { kind: 'all' } | { kind: 'subgraph'; name: SubgraphName } | { kind: 'gateway' };
+
+export interface Api {
+  gateway: RunningServer | null;
+  subgraphs: Partial<Record<SubgraphName, RunningServer>>;
+  db: Database | null;
+  cache: Cache;
+  verifier: TokenVerifier;
+  seeded: number;
+  stop(): Promise<void>;
+}
+
+export interface StartOptions {
+  mode?: Mode;
+  /** Count SQL statements (tests and benchmarks). */
+  onStatement?: (sql: string) => void;
+  /** Patients to seed into an empty database; defaults to config.seedPatients. */
+  seedPatients?: number;
+}
+
+export async function startApi(config: Config, logger: Logger, options: StartOptions = {}): Promise<Api> {
+  const mode = options.mode ?? { kind: 'all' };
+  const needsDatabase = mode.kind !== 'gateway';
+  const cache = await openCache(config.redisUrl);
+  const opened: { db: Database | null } = { db: null };
+  const started: RunningServer[] = [];
+  const stopAll = async () => {
+    for (const server of started.reverse()) {
+      await server.stop();
+      logger.debug({ server: server.name }, 'stopped');
+    }
+    await opened.db?.close();
+    logger.debug('database closed');
+    await cache.close();
+    logger.debug('cache closed');
+  };
+  try {
+    const verifier = await createTokenVerifier(config.auth, config.database.dataDir, revocationList(cache));
+    let seeded = 0;
+    if (needsDatabase) {
+      const db = await openDatabase({
+        url: config.database.url,
+        dataDir: config.database.dataDir,
+        onStatement: options.onStatement,
+        log: (message) => logger.debug({ component: 'orm' }, message),
+      });
+      opened.db = db;
+      seeded = await prepareDatabase(db, config, logger, options.seedPatients ?? config.seedPatients);
+    }
+    const subgraphs: Partial<Record<SubgraphName, RunningServer>> = {};
+    const subgraphNames = mode.kind === 'all' ? SUBGRAPH_NAMES : mode.kind === 'subgraph' ? [mode.name] : [];
+    for (const name of subgraphNames) {
+      const db = opened.db;
+      if (!db) throw new Error('a subgraph needs the database');
+      const server = await startSubgraph(name, { db, verifier, logger }, config.subgraphs.host, config.subgraphs.ports[name]);
+      started.push(server);
+      subgraphs[name] = server;
+    }
+    let gateway: RunningServer | null = null;
+    if (mode.kind !== 'subgraph') {
+      const subgraphUrls = Object.fromEntries(
+        SUBGRAPH_NAMES.map((name) => [name, subgraphs[name]?.url ?? config.subgraphs.urls[name] ?? defaultUrl(config, name)]),
+      ) as Record<SubgraphName, string>;
+      gateway = await startGateway(
+        { verifier, logger, subgraphUrls, ready: async () => (opened.db ? opened.db.ping() : true) && cache.ping() },
+        config.gateway.host,
+        config.gateway.port,
+      );
+      started.push(gateway);
+    }
+    return { gateway, subgraphs, db: opened.db, cache, verifier, seeded, stop: stopAll };
+  } catch (error) {
+    await stopAll().catch(() => undefined);
+    throw error;
+  }
+}
+
+function defaultUrl(config: Config, name: SubgraphName): string {
+  return `http://${config.subgraphs.host}:${config.subgraphs.ports[name]}/graphql`;
+}
+
+/**
+ * Migrations run on start outside production; in production they are a
+ * deliberate step (`npm run migrate`) and the API refuses to start while
+ * any is pending. An empty development database is seeded once.
+ */
+async function prepareDatabase(db: Database, config: Config, logger: Logger, seedPatients: number): Promise<number> {
+  if (config.isProduction) {
+    const pending = await db.pendingMigrations();
+    if (pending.length > 0) {
+      throw new Error(`${pending.length} database migration(s) pending (${pending.join(', ')}): run "npm run migrate" first`);
+    }
+    return 0;
+  }
+  const applied = await db.migrate();
+  if (applied.length > 0) logger.debug({ migrations: applied }, 'database migrated');
+  if (seedPatients === 0 || !(await isDatabaseEmpty(db))) return 0;
+  const summary = await seedDatabase(db, { patients: seedPatients });
+  await writeDevelopmentPrincipals(config.database.dataDir, summary.principals);
+  logger.debug({ patients: summary.patients }, 'empty database seeded with synthetic data');
+  return summary.patients;
+}

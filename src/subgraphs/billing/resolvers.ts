@@ -1,0 +1,56 @@
+import type { Resolvers } from './__generated__/resolvers-types.js';
+import { DateScalar, DateTimeScalar, toIsoDateTime } from '../scalars.js';
+import { isUuid, NESTED_PAGE, pageSize } from '../pagination.js';
+import { formatCents } from './money.js';
+import { claimById, claimPages, coverageById, coveragePages, invoiceById, invoicePages, paymentById, paymentPages } from './repository.js';
+
+export const resolvers: Resolvers = {
+  Date: DateScalar,
+  DateTime: DateTimeScalar,
+  Patient: {
+    __resolveReference: ({ id }) => (isUuid(id) ? { id } : null),
+    coverages: ({ id }, { first, after }, { loader }) =>
+      loader(coveragePages).load({ patientId: id, first: pageSize(first, NESTED_PAGE), after: after ?? null }),
+    claims: ({ id }, { first, after }, { loader }) =>
+      loader(claimPages).load({ patientId: id, first: pageSize(first, NESTED_PAGE), after: after ?? null }),
+    invoices: ({ id }, { first, after }, { loader }) =>
+      loader(invoicePages).load({ patientId: id, first: pageSize(first, NESTED_PAGE), after: after ?? null }),
+    payments: ({ id }, { first, after }, { loader }) =>
+      loader(paymentPages).load({ patientId: id, first: pageSize(first, NESTED_PAGE), after: after ?? null }),
+  },
+  Money: {
+    decimal: (money) => formatCents(money),
+  },
+  Coverage: {
+    __resolveReference: ({ id }, { loader }) => (isUuid(id) ? loader(coverageById).load(id) : null),
+    patient: (row) => ({ id: row.patient.id }),
+    period: (row) => ({ start: toIsoDateTime(row.periodStart), end: row.periodEnd ? toIsoDateTime(row.periodEnd) : null }),
+  },
+  Claim: {
+    __resolveReference: ({ id }, { loader }) => (isUuid(id) ? loader(claimById).load(id) : null),
+    patient: (row) => ({ id: row.patient.id }),
+    coverage: (row, _args, { loader }) => (row.coverage ? loader(coverageById).load(row.coverage.id) : null),
+    total: (row) => ({ cents: row.totalCents, currency: row.currency }),
+    diagnosisCodes: (row) => [...row.diagnosisCodes],
+    createdAt: (row) => toIsoDateTime(row.createdAt),
+  },
+  Invoice: {
+    __resolveReference: ({ id }, { loader }) => (isUuid(id) ? loader(invoiceById).load(id) : null),
+    patient: (row) => ({ id: row.patient.id }),
+    claim: (row, _args, { loader }) => (row.claim ? loader(claimById).load(row.claim.id) : null),
+    total: (row) => ({ cents: row.totalCents, currency: row.currency }),
+    balance: (row) => ({ cents: row.balanceCents, currency: row.currency }),
+    issuedAt: (row) => toIsoDateTime(row.issuedAt),
+  },
+  Payment: {
+    __resolveReference: ({ id }, { loader }) => (isUuid(id) ? loader(paymentById).load(id) : null),
+    patient: (row) => ({ id: row.patient.id }),
+    invoice: async (row, _args, { loader }) => {
+      const invoice = await loader(invoiceById).load(row.invoice.id);
+      if (!invoice) throw new Error(`Payment ${row.id} names a missing invoice`);
+      return invoice;
+    },
+    amount: (row) => ({ cents: row.amountCents, currency: row.currency }),
+    receivedAt: (row) => toIsoDateTime(row.receivedAt),
+  },
+};

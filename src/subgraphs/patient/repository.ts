@@ -1,0 +1,56 @@
+import type { EntityManager } from '@mikro-orm/sql';
+import type { FilterQuery } from '@mikro-orm/core';
+import { CareTeam, CareTeamMember, Organization, Patient, Practitioner } from '../../db/entities.js';
+import { createByIdLoader } from '../loaders.js';
+import DataLoader from 'dataloader';
+import { decodeCursor, encodeCursor, isUuid, type Connection, toConnection } from '../pagination.js';
+import type { PatientFilter } from './__generated__/resolvers-types.js';
+
+/** Reads patients, care teams, practitioners and organizations for one request. */
+export const patientById = (em: EntityManager) => createByIdLoader(em, Patient);
+export const careTeamById = (em: EntityManager) => createByIdLoader(em, CareTeam);
+export const practitionerById = (em: EntityManager) => createByIdLoader(em, Practitioner);
+export const organizationById = (em: EntityManager) => createByIdLoader(em, Organization);
+
+/** Practitioner ids of each care team, one statement per batch. */
+export const careTeamMemberIds = (em: EntityManager) =>
+  new DataLoader<string, string[]>(async (careTeamIds) => {
+    const members = await em.find(CareTeamMember, { careTeam: { $in: [...careTeamIds] } }, { orderBy: { practitioner: 'asc' } });
+    const byTeam = new Map<string, string[]>();
+    for (const member of members) {
+      const teamId = member.careTeam.id;
+      byTeam.set(teamId, [...(byTeam.get(teamId) ?? []), member.practitioner.id]);
+    }
+    return careTeamIds.map((id) => byTeam.get(id) ?? []);
+  });
+
+const PATIENT_CURSOR_PARTS = 1;
+
+export async function listPatients(
+  em: EntityManager,
+  first: number,
+  after: string | null | undefined,
+  filter: PatientFilter | null | undefined,
+): Promise<Connection<Patient>> {
+  const where: FilterQuery<Patient> = {};
+  const [afterId] = decodeCursor(after, PATIENT_CURSOR_PARTS) ?? [];
+  if (afterId !== undefined) {
+    if (!isUuid(afterId)) return toConnection([], first, () => '');
+    where.id = { $gt: afterId };
+  }
+  if (filter?.gender) where.gender = filter.gender;
+  if (filter?.managingOrganizationId) {
+    if (!isUuid(filter.managingOrganizationId)) return toConnection([], first, () => '');
+    where.managingOrganization = filter.managingOrganizationId;
+  }
+  if (filter?.careTeamId) {
+    if (!isUuid(filter.careTeamId)) return toConnection([], first, () => '');
+    where.careTeam = filter.careTeamId;
+  }
+  const rows = first === 0 ? [] : await em.find(Patient, where, { orderBy: { id: 'asc' }, limit: first + 1 });
+  return toConnection(rows, first, (patient) => encodeCursor([patient.id]));
+}
+
+export async function findPatientByMrn(em: EntityManager, mrn: string): Promise<Patient | null> {
+  return em.findOne(Patient, { mrn });
+}

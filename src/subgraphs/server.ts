@@ -1,0 +1,91 @@
+import { readFileSync } from 'node:fs';
+import { createServer, type Server } from 'node:http';
+import { ApolloServer } from '@apollo/server';
+import { ApolloServerPluginDrainHttpServer } from '@apollo/server/plugin/drainHttpServer';
+import { ApolloServerPluginInlineTraceDisabled } from '@apollo/server/plugin/disabled';
+import { expressMiddleware } from '@as-integrations/express5';
+import { buildSubgraphSchema } from '@apollo/subgraph';
+import type { GraphQLResolverMap } from '@apollo/subgraph';
+import express from 'express';
+import { parse, type GraphQLSchema } from 'graphql';
+import type { TokenVerifier } from '../auth/index.js';
+import type { Database } from '../db/index.js';
+import type { Logger } from '../logger.js';
+import { createApp, errorHandler, healthRoutes, listen, locals, MAX_BODY_BYTES, requestId, requireToken } from '../http.js';
+import { GRAPHQL_PATH, schemaPath, type SubgraphName } from './catalog.js';
+import { createSubgraphContext, type SubgraphContext } from './context.js';
+import { resolvers as patientResolvers } from './patient/resolvers.js';
+import { resolvers as clinicalResolvers } from './clinical/resolvers.js';
+import { resolvers as billingResolvers } from './billing/resolvers.js';
+
+const RESOLVERS: Record<SubgraphName, unknown> = {
+  patient: patientResolvers,
+  clinical: clinicalResolvers,
+  billing: billingResolvers,
+};
+
+/** The executable schema of one subgraph: its SDL file and its typed resolvers. */
+export function buildSchema(name: SubgraphName): GraphQLSchema {
+  const typeDefs = parse(readFileSync(schemaPath(name), 'utf8'));
+  return buildSubgraphSchema([{ typeDefs, resolvers: RESOLVERS[name] as GraphQLResolverMap<SubgraphContext> }]);
+}
+
+export interface SubgraphDependencies {
+  db: Database;
+  verifier: TokenVerifier;
+  logger: Logger;
+}
+
+export interface RunningServer {
+  name: string;
+  url: string;
+  port: number;
+  /** Stops accepting connections, lets in-flight requests finish, then closes. */
+  stop(): Promise<void>;
+}
+
+/**
+ * One subgraph over HTTP. It trusts nobody: every request, the gateway's
+ * included, must carry a valid token, verified here before GraphQL runs.
+ */
+export async function startSubgraph(
+  name: SubgraphName,
+  { db, verifier, logger }: SubgraphDependencies,
+  host: string,
+  port: number,
+): Promise<RunningServer> {
+  const log = logger.child({ subgraph: name });
+  const app = createApp();
+  const httpServer: Server = createServer(app);
+  const apollo = new ApolloServer<SubgraphContext>({
+    schema: buildSchema(name),
+    introspection: true,
+    includeStacktraceInErrorResponses: false,
+    // main.ts owns shutdown: one ordered stop for all servers, then the database and cache.
+    stopOnTerminationSignals: false,
+    hideSchemaDetailsFromClientErrors: true,
+    logger: log,
+    // No inline traces: timing data per field is not for callers.
+    plugins: [ApolloServerPluginDrainHttpServer({ httpServer }), ApolloServerPluginInlineTraceDisabled()],
+  });
+  await apollo.start();
+
+  healthRoutes(app, () => db.ping());
+  app.use(
+    GRAPHQL_PATH,
+    requestId,
+    requireToken(verifier, log),
+    express.json({ limit: MAX_BODY_BYTES }),
+    expressMiddleware(apollo, {
+      context: ({ res }) => {
+        const { principal, requestId: id } = locals(res);
+        return Promise.resolve(createSubgraphContext(principal, id, db.fork()));
+      },
+    }),
+  );
+  app.use(errorHandler(log));
+
+  const boundPort = await listen(httpServer, host, port);
+  const url = `http://${host}:${boundPort}${GRAPHQL_PATH}`;
+  return { name, url, port: boundPort, stop: () => apollo.stop() };
+}

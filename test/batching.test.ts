@@ -1,0 +1,50 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { post, startTestStack, type TestStack } from './support/stack.js';
+
+let stack: TestStack;
+
+beforeAll(async () => {
+  stack = await startTestStack();
+});
+
+afterAll(async () => {
+  await stack?.stop();
+});
+
+const NESTED = `
+  query Nested($first: Int!) {
+    patients(first: $first) {
+      edges { node {
+        id mrn name { text } careTeam { name members { npi } } managingOrganization { name }
+        encounters(first: 3) { edges { node { id type { display } } } }
+        conditions { edges { node { code { code } encounter { id } } } }
+        medicationRequests { edges { node { medication { display } } } }
+        observations(first: 5) { edges { node { code { code } value unit } } }
+        allergyIntolerances { edges { node { code { display } } } }
+        clinicalNotes(first: 2) { edges { node { text } } }
+        coverages { edges { node { payer memberId } } }
+        claims { edges { node { total { cents } coverage { payer } } } }
+        invoices { edges { node { balance { cents } claim { status } } } }
+        payments { edges { node { amount { cents } invoice { status } } } }
+      } }
+    }
+  }`;
+
+async function statementsFor(first: number): Promise<{ statements: number; patients: number }> {
+  const token = await stack.token('clinician');
+  stack.statements.count = 0;
+  const response = await post<{ patients: { edges: unknown[] } }>(stack.gatewayUrl, NESTED, { token, variables: { first } });
+  expect(response.body.errors).toBeUndefined();
+  return { statements: stack.statements.count, patients: response.body.data?.patients.edges.length ?? 0 };
+}
+
+describe('a query for many patients with nested clinical and billing data', () => {
+  it('sends the same number of SQL statements for 10 patients as for 100', async () => {
+    const ten = await statementsFor(10);
+    const hundred = await statementsFor(100);
+    expect(ten.patients).toBe(10);
+    expect(hundred.patients).toBe(100);
+    expect(ten.statements).toBeGreaterThan(0);
+    expect(hundred.statements).toBe(ten.statements);
+  });
+});

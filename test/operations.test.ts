@@ -1,0 +1,96 @@
+import { execFile } from 'node:child_process';
+import { promisify } from 'node:util';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { decodeJwt } from 'jose';
+import { SUBGRAPH_NAMES } from '../src/subgraphs/catalog.js';
+import { post, startTestStack, type TestStack } from './support/stack.js';
+
+const run = promisify(execFile);
+let stack: TestStack;
+
+beforeAll(async () => {
+  stack = await startTestStack({ patients: 30 });
+});
+
+afterAll(async () => {
+  await stack?.stop();
+});
+
+function baseUrl(graphqlUrl: string): string {
+  return graphqlUrl.replace(/\/graphql$/, '');
+}
+
+describe('health endpoints', () => {
+  it('say alive and ready on the gateway and every subgraph, without a token', async () => {
+    const urls = [stack.gatewayUrl, ...SUBGRAPH_NAMES.map((name) => stack.subgraphUrl(name))].map(baseUrl);
+    for (const url of urls) {
+      const alive = await fetch(`${url}/healthz`);
+      expect(alive.status).toBe(200);
+      const ready = await fetch(`${url}/readyz`);
+      expect(ready.status).toBe(200);
+      expect(await ready.json()).toEqual({ status: 'ready' });
+    }
+  });
+});
+
+describe('npm run token', () => {
+  async function mint(...args: string[]): Promise<{ stdout: string; stderr: string; code: number }> {
+    try {
+      const { stdout, stderr } = await run('npx', ['tsx', 'src/auth/token-cli.ts', ...args], {
+        env: { ...process.env, DATA_DIR: stack.config.database.dataDir, NODE_ENV: 'development' },
+      });
+      return { stdout, stderr, code: 0 };
+    } catch (error) {
+      const failed = error as { stdout: string; stderr: string; code: number };
+      return { stdout: failed.stdout, stderr: failed.stderr, code: failed.code };
+    }
+  }
+
+  it('prints a token alone on stdout for a seeded user that fits the role, and the gateway accepts it', async () => {
+    const { stdout, code } = await mint('--role', 'clinician');
+    expect(code).toBe(0);
+    expect(stdout).toMatch(/^[\w-]+\.[\w-]+\.[\w-]+\n$/);
+    const token = stdout.trim();
+    const claims = decodeJwt(token);
+    expect(claims.sub).toBe(stack.principals.clinician.subject);
+    expect(claims['roles']).toEqual(['clinician']);
+    expect(claims['amr']).toContain('mfa');
+    const response = await post<{ viewer: { subject: string } }>(stack.gatewayUrl, '{ viewer { subject } }', { token });
+    expect(response.body.data?.viewer.subject).toBe(stack.principals.clinician.subject);
+  }, 60_000);
+
+  it('mints a patient token bound to a patient with data, without MFA when asked', async () => {
+    const { stdout } = await mint('--role', 'patient', '--no-mfa', '--ttl', '5m');
+    const claims = decodeJwt(stdout.trim());
+    expect(claims['patient']).toBe(stack.principals.patient.patientId);
+    expect(claims['amr']).not.toContain('mfa');
+    expect((claims.exp ?? 0) - (claims.iat ?? 0)).toBe(300);
+  }, 60_000);
+
+  it('refuses an unknown role with a usage message and prints no token', async () => {
+    const { stdout, stderr, code } = await mint('--role', 'superuser');
+    expect(code).toBe(2);
+    expect(stdout).toBe('');
+    expect(stderr).toContain('unknown role');
+  }, 60_000);
+});
+
+describe('shutdown', () => {
+  it('lets an in-flight request finish, then refuses new connections', async () => {
+    const own = await startTestStack({ patients: 30 });
+    const token = await own.token('clinician');
+    own.statements.count = 0;
+    const inFlight = post<{ patients: { edges: unknown[] } }>(
+      own.gatewayUrl,
+      '{ patients(first: 30) { edges { node { id observations(first: 20) { edges { node { value } } } claims { edges { node { id } } } } } } }',
+      { token },
+    );
+    while (own.statements.count === 0) await new Promise((resolve) => setTimeout(resolve, 1));
+    const stopped = own.stop();
+    const response = await inFlight;
+    await stopped;
+    expect(response.status).toBe(200);
+    expect(response.body.data?.patients.edges).toHaveLength(30);
+    await expect(fetch(`${baseUrl(own.gatewayUrl)}/healthz`)).rejects.toThrow();
+  });
+});

@@ -1,0 +1,310 @@
+import { createHash } from 'node:crypto';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { openDatabase, type Database } from '../src/db/orm.js';
+import {
+  DEVELOPMENT_ROLES,
+  SeedRefusedError,
+  isDatabaseEmpty,
+  readDevelopmentPrincipals,
+  seedDatabase,
+  writeDevelopmentPrincipals,
+  type SeedSummary,
+} from '../src/db/seed/index.js';
+
+/**
+ * The synthetic data seeder on PGlite: three fresh databases, two seeded
+ * identically (with different batch sizes) and one with another seed.
+ */
+
+const PATIENTS = 40;
+const SEED = 7;
+const OTHER_SEED = 8;
+const STAFF_ACCOUNTS = 4;
+const PARTNER_ACCOUNTS = 2;
+const TABLES = [
+  'organization',
+  'practitioner',
+  'care_team',
+  'care_team_member',
+  'patient',
+  'encounter',
+  'condition',
+  'medication_request',
+  'observation',
+  'allergy_intolerance',
+  'clinical_note',
+  'coverage',
+  'claim',
+  'invoice',
+  'payment',
+  'app_user',
+] as const;
+/** Tables hashed to compare two seeded databases (ordered by primary key). */
+const DIGEST_TABLES = ['organization', 'practitioner', 'patient', 'encounter', 'condition', 'observation', 'clinical_note', 'claim', 'invoice', 'payment', 'app_user'] as const;
+
+interface SeededDatabase {
+  db: Database;
+  dataDir: string;
+  summary: SeedSummary;
+}
+
+const opened: { db: Database; dataDir: string }[] = [];
+let primary: SeededDatabase;
+let twin: SeededDatabase;
+let other: SeededDatabase;
+let otherWasEmptyBeforeSeeding: boolean;
+
+async function openFreshDatabase(): Promise<{ db: Database; dataDir: string }> {
+  const dataDir = await mkdtemp(join(tmpdir(), 'phi-graph-seed-'));
+  const db = await openDatabase({ url: undefined, dataDir });
+  opened.push({ db, dataDir });
+  await db.migrate();
+  return { db, dataDir };
+}
+
+async function rows<T>(db: Database, sql: string, params: unknown[] = []): Promise<T[]> {
+  return db.fork().execute<T[]>(sql, params);
+}
+
+async function count(db: Database, sql: string, params: unknown[] = []): Promise<number> {
+  const [row] = await rows<{ n: number }>(db, `select count(*)::int as n from (${sql}) as counted`, params);
+  return row?.n ?? Number.NaN;
+}
+
+async function digest(db: Database): Promise<string> {
+  const hash = createHash('sha256');
+  for (const table of DIGEST_TABLES) {
+    hash.update(table);
+    hash.update(JSON.stringify(await rows(db, `select * from "${table}" order by id`)));
+  }
+  return hash.digest('hex');
+}
+
+/** NPI check: Luhn over the 80840 prefix and all ten digits (written independently of the generator). */
+function isLuhnValidNpi(npi: string): boolean {
+  if (!/^\d{10}$/.test(npi)) return false;
+  const digits = `80840${npi}`.split('').map(Number).reverse();
+  const sum = digits.reduce((total, digit, position) => {
+    if (position % 2 === 0) return total + digit;
+    const doubled = digit * 2;
+    return total + (doubled > 9 ? doubled - 9 : doubled);
+  }, 0);
+  return sum % 10 === 0;
+}
+
+beforeAll(async () => {
+  const first = await openFreshDatabase();
+  primary = { ...first, summary: await seedDatabase(first.db, { patients: PATIENTS, seed: SEED, batchSize: 16 }) };
+  const second = await openFreshDatabase();
+  twin = { ...second, summary: await seedDatabase(second.db, { patients: PATIENTS, seed: SEED }) };
+  const third = await openFreshDatabase();
+  otherWasEmptyBeforeSeeding = await isDatabaseEmpty(third.db);
+  other = { ...third, summary: await seedDatabase(third.db, { patients: PATIENTS, seed: OTHER_SEED }) };
+}, 120_000);
+
+afterAll(async () => {
+  for (const { db, dataDir } of opened) {
+    await db.close();
+    await rm(dataDir, { recursive: true, force: true });
+  }
+});
+
+describe('seedDatabase', () => {
+  it('fills every table with sensible row counts', async () => {
+    const { db, summary } = primary;
+    expect(summary.patients).toBe(PATIENTS);
+    for (const table of TABLES) {
+      const inDatabase = await count(db, `select 1 from "${table}"`);
+      expect(inDatabase, table).toBeGreaterThan(0);
+      expect(summary.rows[table], table).toBe(inDatabase);
+    }
+    const rowsOf = (table: (typeof TABLES)[number]) => summary.rows[table] ?? 0;
+    expect(rowsOf('patient')).toBe(PATIENTS);
+    expect(rowsOf('encounter')).toBeGreaterThanOrEqual(PATIENTS);
+    expect(rowsOf('encounter')).toBeLessThanOrEqual(5 * PATIENTS);
+    expect(rowsOf('condition')).toBeGreaterThanOrEqual(PATIENTS);
+    expect(rowsOf('observation')).toBeGreaterThanOrEqual(3 * PATIENTS);
+    expect(rowsOf('app_user')).toBe(rowsOf('practitioner') + PATIENTS + STAFF_ACCOUNTS + PARTNER_ACCOUNTS);
+
+    const organizations = await rows<{ type: string; n: number }>(db, 'select type, count(*)::int as n from organization group by type order by type');
+    expect(organizations).toEqual([
+      { type: 'partner', n: 2 },
+      { type: 'payer', n: 2 },
+      { type: 'provider', n: 4 },
+    ]);
+    const qualifications = await rows<{ qualification: string }>(db, 'select distinct qualification from practitioner order by 1');
+    expect(qualifications.map((row) => row.qualification)).toEqual(['billing_specialist', 'nurse', 'physician']);
+  });
+
+  it('gives every care team one or two physicians and one or two nurses', async () => {
+    const teams = await rows<{ physicians: number; nurses: number }>(
+      primary.db,
+      `select count(*) filter (where p.qualification = 'physician')::int as physicians,
+              count(*) filter (where p.qualification = 'nurse')::int as nurses
+         from care_team t join care_team_member m on m.care_team_id = t.id join practitioner p on p.id = m.practitioner_id
+        where p.organization_id = t.organization_id
+        group by t.id`,
+    );
+    expect(teams.length).toBe(primary.summary.rows.care_team);
+    for (const team of teams) {
+      expect(team.physicians).toBeGreaterThanOrEqual(1);
+      expect(team.physicians).toBeLessThanOrEqual(2);
+      expect(team.nurses).toBeGreaterThanOrEqual(1);
+      expect(team.nurses).toBeLessThanOrEqual(2);
+    }
+  });
+
+  it('spreads patients over organizations and care teams of their own organization, including the very old', async () => {
+    const { db } = primary;
+    expect(await count(db, 'select distinct managing_organization_id from patient')).toBeGreaterThan(1);
+    expect(await count(db, 'select 1 from patient where care_team_id is not null')).toBeGreaterThanOrEqual(0.75 * PATIENTS);
+    expect(
+      await count(db, 'select 1 from patient p join care_team t on t.id = p.care_team_id where t.organization_id <> p.managing_organization_id'),
+    ).toBe(0);
+    expect(await count(db, `select 1 from patient where birth_date <= date '2026-01-01' - interval '90 years'`)).toBeGreaterThan(0);
+    expect(await count(db, `select 1 from patient where birth_date > date '2026-01-01' or birth_date < date '2026-01-01' - interval '101 years'`)).toBe(0);
+  });
+
+  it('is deterministic: the same seed gives identical data, another seed different data', async () => {
+    const [primaryDigest, twinDigest, otherDigest] = await Promise.all([digest(primary.db), digest(twin.db), digest(other.db)]);
+    expect(twinDigest).toBe(primaryDigest);
+    expect(otherDigest).not.toBe(primaryDigest);
+    expect(twin.summary).toEqual(primary.summary);
+    expect(other.summary.principals).not.toEqual(primary.summary.principals);
+  });
+
+  it('writes unique, well-formed MRNs and obviously synthetic, unique SSNs', async () => {
+    const patients = await rows<{ mrn: string; ssn: string | null; phone: string | null; email: string | null; state: string | null; postal_code: string | null }>(
+      primary.db,
+      'select mrn, ssn, phone, email, state, postal_code from patient',
+    );
+    const mrns = patients.map((patient) => patient.mrn);
+    expect(new Set(mrns).size).toBe(mrns.length);
+    for (const mrn of mrns) expect(mrn).toMatch(/^MRN\d{8}$/);
+    const ssns = patients.flatMap((patient) => (patient.ssn ? [patient.ssn] : []));
+    expect(ssns.length).toBeGreaterThan(0.8 * PATIENTS);
+    expect(new Set(ssns).size).toBe(ssns.length);
+    for (const ssn of ssns) expect(ssn).toMatch(/^9\d{2}-(?!00)\d{2}-(?!0000)\d{4}$/);
+    for (const patient of patients) {
+      if (patient.phone) expect(patient.phone).toMatch(/^\+1-555-\d{3}-\d{4}$/);
+      if (patient.email) expect(patient.email).toMatch(/^[a-z]+\.[a-z]+\.\d+@example\.test$/);
+      if (patient.state) expect(patient.state).toMatch(/^[A-Z]{2}$/);
+      if (patient.postal_code) expect(patient.postal_code).toMatch(/^\d{5}$/);
+    }
+  });
+
+  it('gives practitioners NPIs that pass the Luhn check with the 80840 prefix', async () => {
+    expect(isLuhnValidNpi('1234567893')).toBe(true); // the CMS example
+    expect(isLuhnValidNpi('1234567890')).toBe(false);
+    const npis = (await rows<{ npi: string }>(primary.db, 'select npi from practitioner')).map((row) => row.npi);
+    expect(npis.length).toBeGreaterThan(0);
+    for (const npi of npis) expect(isLuhnValidNpi(npi), npi).toBe(true);
+  });
+
+  it("bills only the patient's own conditions, encounters and coverage", async () => {
+    const { db } = primary;
+    expect(await count(db, 'select 1 from claim where cardinality(diagnosis_codes) = 0')).toBe(0);
+    const foreignCodes = await rows(
+      db,
+      `select c.id, d.code from claim c cross join lateral unnest(c.diagnosis_codes) as d(code)
+        where not exists (select 1 from condition k where k.patient_id = c.patient_id and k.code = d.code)`,
+    );
+    expect(foreignCodes).toEqual([]);
+    const crossPatientLinks = await rows(
+      db,
+      `select c.id from claim c
+         left join encounter e on e.id = c.encounter_id
+         left join coverage v on v.id = c.coverage_id
+        where e.patient_id <> c.patient_id or v.patient_id <> c.patient_id
+       union all
+       select i.id from invoice i join claim c on c.id = i.claim_id where c.patient_id <> i.patient_id
+       union all
+       select p.id from payment p join invoice i on i.id = p.invoice_id where i.patient_id <> p.patient_id`,
+    );
+    expect(crossPatientLinks).toEqual([]);
+    expect(await count(db, `select 1 from claim where currency <> 'USD' or total_cents <= 0`)).toBe(0);
+  });
+
+  it('never takes more in payments than an invoice is for, and keeps balances consistent', async () => {
+    const invoices = await rows<{ status: string; total_cents: number; balance_cents: number; paid: number; payments: number }>(
+      primary.db,
+      `select i.status, i.total_cents, i.balance_cents, coalesce(sum(p.amount_cents), 0)::int as paid, count(p.id)::int as payments
+         from invoice i left join payment p on p.invoice_id = i.id
+        group by i.id`,
+    );
+    expect(invoices.length).toBeGreaterThan(0);
+    for (const invoice of invoices) {
+      expect(invoice.paid).toBeLessThanOrEqual(invoice.total_cents);
+      if (invoice.status === 'cancelled') {
+        expect(invoice.payments).toBe(0);
+        expect(invoice.balance_cents).toBe(0);
+        continue;
+      }
+      expect(invoice.balance_cents).toBe(invoice.total_cents - invoice.paid);
+      if (invoice.status === 'paid') expect(invoice.balance_cents).toBe(0);
+      if (invoice.status === 'issued') expect(invoice.payments).toBe(0);
+      if (invoice.status === 'partially_paid') expect(invoice.paid).toBeGreaterThan(0);
+    }
+    expect(await count(primary.db, 'select 1 from payment where amount_cents <= 0')).toBe(0);
+  });
+
+  it('refuses to seed a database that already has patients', async () => {
+    expect(otherWasEmptyBeforeSeeding).toBe(true);
+    expect(await isDatabaseEmpty(primary.db)).toBe(false);
+    await expect(seedDatabase(primary.db, { patients: 5 })).rejects.toBeInstanceOf(SeedRefusedError);
+    await expect(seedDatabase(primary.db, { patients: 5 })).rejects.toThrow(/fresh database/);
+    expect(await count(primary.db, 'select 1 from patient')).toBe(PATIENTS);
+    expect(await count(primary.db, 'select 1 from organization')).toBe(primary.summary.rows.organization);
+  });
+
+  it('names, for every role, an existing account with that role', async () => {
+    const { db, summary } = primary;
+    for (const role of DEVELOPMENT_ROLES) {
+      const principal = summary.principals[role];
+      const [account] = await rows<{ roles: string[]; organization_id: string | null; practitioner_id: string | null; patient_id: string | null }>(
+        db,
+        'select roles, organization_id, practitioner_id, patient_id from app_user where subject = ?',
+        [principal.subject],
+      );
+      expect(account, role).toBeDefined();
+      expect(account?.roles, role).toContain(role);
+      expect(account?.organization_id, role).toBe(principal.organizationId);
+      expect(account?.practitioner_id, role).toBe(principal.practitionerId);
+      expect(account?.patient_id, role).toBe(principal.patientId);
+    }
+  });
+
+  it('picks a sample patient with clinical and billing data, cared for by the sample clinician and nurse', async () => {
+    const { db, summary } = primary;
+    const patientId = summary.principals.patient.patientId;
+    for (const table of ['encounter', 'condition', 'observation', 'clinical_note', 'claim', 'invoice', 'payment'] as const) {
+      expect(await count(db, `select 1 from "${table}" where patient_id = ?`, [patientId]), table).toBeGreaterThan(0);
+    }
+    for (const role of ['clinician', 'nurse'] as const) {
+      const practitionerId = summary.principals[role].practitionerId;
+      const shared = await count(
+        db,
+        'select 1 from patient p join care_team_member m on m.care_team_id = p.care_team_id where p.id = ? and m.practitioner_id = ?',
+        [patientId, practitionerId],
+      );
+      expect(shared, role).toBe(1);
+    }
+    const [billing] = await rows<{ qualification: string; organization_id: string }>(
+      db,
+      'select qualification, organization_id from practitioner where id = ?',
+      [summary.principals.billing.practitionerId],
+    );
+    expect(billing).toEqual({ qualification: 'billing_specialist', organization_id: summary.principals.patient.organizationId });
+  });
+});
+
+describe('development principals file', () => {
+  it('round-trips through <dataDir>/dev-principals.json and is absent before the first write', async () => {
+    expect(await readDevelopmentPrincipals(primary.dataDir)).toBeUndefined();
+    await writeDevelopmentPrincipals(primary.dataDir, primary.summary.principals);
+    expect(await readDevelopmentPrincipals(primary.dataDir)).toEqual(primary.summary.principals);
+  });
+});

@@ -1,0 +1,120 @@
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { loadConfig, type Config } from '../../src/config.js';
+import { createLogger } from '../../src/logger.js';
+import { mintDevelopmentToken, type Role } from '../../src/auth/index.js';
+import { readDevelopmentPrincipals, type DevelopmentPrincipals } from '../../src/db/seed/index.js';
+import { startApi, type Api } from '../../src/runtime.js';
+import type { SubgraphName } from '../../src/subgraphs/catalog.js';
+import { createScratchDatabase, resolveServices } from './services.js';
+
+/**
+ * A whole API for one test file: a fresh database (PostgreSQL when
+ * reachable, PGlite otherwise) seeded with synthetic data, the cache
+ * (Redis when reachable), the three subgraphs and the gateway on
+ * ephemeral loopback ports.
+ */
+export interface TestStack {
+  api: Api;
+  config: Config;
+  gatewayUrl: string;
+  subgraphUrl(name: SubgraphName): string;
+  principals: DevelopmentPrincipals;
+  /** SQL statements sent since the stack started (reset it to measure one request). */
+  statements: { count: number };
+  token(role: Role, overrides?: Partial<TokenOverrides>): Promise<string>;
+  stop(): Promise<void>;
+}
+
+export interface TokenOverrides {
+  subject: string;
+  roles: Role[];
+  organizationId: string | null;
+  patientId: string | null;
+  mfa: boolean;
+  ttl: string;
+}
+
+export const TEST_PATIENTS = 120;
+
+export async function startTestStack(options: { patients?: number; env?: Record<string, string> } = {}): Promise<TestStack> {
+  const services = await resolveServices();
+  const dataDir = await mkdtemp(join(tmpdir(), 'phi-graph-test-'));
+  const scratch = services.postgresUrl ? await createScratchDatabase(services.postgresUrl) : null;
+  const config = loadConfig({
+    NODE_ENV: 'test',
+    PORT: '0',
+    PATIENT_SUBGRAPH_PORT: '0',
+    CLINICAL_SUBGRAPH_PORT: '0',
+    BILLING_SUBGRAPH_PORT: '0',
+    DATA_DIR: dataDir,
+    ...(scratch && { DATABASE_URL: scratch.url }),
+    ...(services.redisUrl && { REDIS_URL: services.redisUrl }),
+    LOG_LEVEL: 'silent',
+    ...options.env,
+  });
+  const statements = { count: 0 };
+  const api = await startApi(config, createLogger(config.logLevel), {
+    seedPatients: options.patients ?? TEST_PATIENTS,
+    onStatement: () => {
+      statements.count += 1;
+    },
+  });
+  const principals = await readDevelopmentPrincipals(dataDir);
+  if (!principals) throw new Error('the seeder wrote no development principals');
+  if (!api.gateway) throw new Error('the gateway did not start');
+  const gatewayUrl = api.gateway.url;
+  return {
+    api,
+    config,
+    gatewayUrl,
+    subgraphUrl(name) {
+      const server = api.subgraphs[name];
+      if (!server) throw new Error(`subgraph ${name} is not running`);
+      return server.url;
+    },
+    principals,
+    statements,
+    token(role, overrides = {}) {
+      const sample = principals[role];
+      return mintDevelopmentToken(config.auth, dataDir, {
+        subject: overrides.subject ?? sample.subject,
+        roles: overrides.roles ?? [role],
+        organizationId: overrides.organizationId === undefined ? sample.organizationId : overrides.organizationId,
+        patientId: overrides.patientId === undefined ? sample.patientId : overrides.patientId,
+        mfa: overrides.mfa ?? true,
+        ttl: overrides.ttl ?? '5m',
+      });
+    },
+    async stop() {
+      await api.stop();
+      await scratch?.drop();
+      await rm(dataDir, { recursive: true, force: true });
+    },
+  };
+}
+
+export interface GraphQLResponse<T = Record<string, unknown>> {
+  status: number;
+  headers: Headers;
+  body: { data?: T | null; errors?: { message: string; path?: (string | number)[]; extensions?: Record<string, unknown> }[] };
+}
+
+/** POSTs one operation, as a client would. */
+export async function post<T = Record<string, unknown>>(
+  url: string,
+  query: string,
+  options: { token?: string; variables?: Record<string, unknown>; headers?: Record<string, string> } = {},
+): Promise<GraphQLResponse<T>> {
+  const response = await fetch(url, {
+    method: 'POST',
+    headers: {
+      'content-type': 'application/json',
+      ...(options.token && { authorization: `Bearer ${options.token}` }),
+      ...options.headers,
+    },
+    body: JSON.stringify({ query, variables: options.variables }),
+  });
+  return { status: response.status, headers: response.headers, body: (await response.json()) as GraphQLResponse<T>['body'] };
+}
