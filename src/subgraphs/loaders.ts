@@ -1,7 +1,9 @@
 import DataLoader from 'dataloader';
 import type { EntityClass, EntityDictionary } from '@mikro-orm/core';
 import type { EntityManager } from '@mikro-orm/sql';
-import { decodeCursor, encodeCursor, type Connection, toConnection } from './pagination.js';
+import type { SubgraphContext } from './context.js';
+import { decodeCursor, encodeCursor, NESTED_PAGE, pageSize, type Connection, toConnection } from './pagination.js';
+import { toIsoDate, toIsoDateTime } from './scalars.js';
 
 /**
  * Batching for every list and reference the subgraphs resolve: however many
@@ -31,6 +33,47 @@ export interface ChildTable<T> {
   /** The sort value of a loaded row, as it goes into a cursor. */
   sortValue(row: T): string;
   patientId(row: T): string;
+}
+
+interface PatientOwned extends WithId {
+  patient: { id: string };
+}
+
+/**
+ * Describes a table of rows that belong to a patient, paged newest first by
+ * `column` (a date or an instant held in `property`).
+ */
+export function childTable<T extends PatientOwned>(
+  entity: EntityClass<T>,
+  table: string,
+  column: string,
+  sortType: ChildTable<T>['sortType'],
+  property: (row: T) => string | Date,
+): ChildTable<T> {
+  const serialize = sortType === 'date' ? toIsoDate : toIsoDateTime;
+  return {
+    entity,
+    table,
+    sortColumn: column,
+    sortType,
+    sortValue: (row) => serialize(property(row)),
+    patientId: (row) => row.patient.id,
+  };
+}
+
+/** The loader factory of one child table's per-patient pages (one loader per request). */
+export function childPagesOf<T extends WithId>(child: ChildTable<T>) {
+  return (em: EntityManager) => createChildPageLoader(em, child);
+}
+
+/** A `Patient.<list>(first, after)` resolver over a per-patient page loader. */
+export function patientListResolver<T>(factory: (em: EntityManager) => DataLoader<ChildPageKey, Connection<T>, string>) {
+  return (
+    patient: { id: string },
+    args: { first?: number | null; after?: string | null },
+    { loader }: SubgraphContext,
+  ): Promise<Connection<T>> =>
+    loader(factory).load({ patientId: patient.id, first: pageSize(args.first, NESTED_PAGE), after: args.after ?? null });
 }
 
 export interface ChildPageKey {

@@ -12,6 +12,7 @@
  * multi-row INSERTs as they are. Dates are 'YYYY-MM-DD' strings; instants are
  * ISO 8601 UTC strings derived from SEED_EPOCH_MS, never from the clock.
  */
+import { ROLES, type Role } from '../../auth/index.js';
 import { Permutation, Random, at, seedWords, type Weighted } from './random.js';
 import {
   AGE_BANDS,
@@ -1276,18 +1277,9 @@ export function generatePatient(directory: Directory, index: number): PatientRow
 // Development principals: one sample account per role
 // ---------------------------------------------------------------------------
 
-export const DEVELOPMENT_ROLES = [
-  'clinician',
-  'nurse',
-  'billing',
-  'patient',
-  'researcher',
-  'partner',
-  'auditor',
-  'admin',
-  'integrator',
-] as const;
-export type DevelopmentRole = (typeof DEVELOPMENT_ROLES)[number];
+/** Every role gets a sample account; the list is the auth module's, the public contract. */
+export const DEVELOPMENT_ROLES = ROLES;
+export type DevelopmentRole = Role;
 
 export interface DevelopmentPrincipal {
   subject: string;

@@ -1,6 +1,7 @@
 import type { Resolvers } from './__generated__/resolvers-types.js';
 import { DateScalar, DateTimeScalar, toIsoDateTime } from '../scalars.js';
-import { isUuid, NESTED_PAGE, pageSize } from '../pagination.js';
+import { isUuid } from '../pagination.js';
+import { patientListResolver } from '../loaders.js';
 import { formatCents } from './money.js';
 import { claimById, claimPages, coverageById, coveragePages, invoiceById, invoicePages, paymentById, paymentPages } from './repository.js';
 
@@ -9,14 +10,10 @@ export const resolvers: Resolvers = {
   DateTime: DateTimeScalar,
   Patient: {
     __resolveReference: ({ id }) => (isUuid(id) ? { id } : null),
-    coverages: ({ id }, { first, after }, { loader }) =>
-      loader(coveragePages).load({ patientId: id, first: pageSize(first, NESTED_PAGE), after: after ?? null }),
-    claims: ({ id }, { first, after }, { loader }) =>
-      loader(claimPages).load({ patientId: id, first: pageSize(first, NESTED_PAGE), after: after ?? null }),
-    invoices: ({ id }, { first, after }, { loader }) =>
-      loader(invoicePages).load({ patientId: id, first: pageSize(first, NESTED_PAGE), after: after ?? null }),
-    payments: ({ id }, { first, after }, { loader }) =>
-      loader(paymentPages).load({ patientId: id, first: pageSize(first, NESTED_PAGE), after: after ?? null }),
+    coverages: patientListResolver(coveragePages),
+    claims: patientListResolver(claimPages),
+    invoices: patientListResolver(invoicePages),
+    payments: patientListResolver(paymentPages),
   },
   Money: {
     decimal: (money) => formatCents(money),

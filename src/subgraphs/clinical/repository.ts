@@ -7,67 +7,19 @@ import {
   MedicationRequest,
   Observation,
 } from '../../db/entities.js';
-import { createByIdLoader, createChildPageLoader, type ChildTable } from '../loaders.js';
-import { toIsoDate, toIsoDateTime } from '../scalars.js';
+import { childPagesOf, childTable, createByIdLoader } from '../loaders.js';
 
 /** Per-patient pages of each clinical table, newest first. */
-const patientOf = (row: { patient: { id: string } }) => row.patient.id;
-
-const encounters: ChildTable<Encounter> = {
-  entity: Encounter,
-  table: 'encounter',
-  sortColumn: 'period_start',
-  sortType: 'timestamptz',
-  sortValue: (row) => toIsoDateTime(row.periodStart),
-  patientId: patientOf,
-};
-const conditions: ChildTable<Condition> = {
-  entity: Condition,
-  table: 'condition',
-  sortColumn: 'recorded_date',
-  sortType: 'date',
-  sortValue: (row) => toIsoDate(row.recordedDate),
-  patientId: patientOf,
-};
-const medicationRequests: ChildTable<MedicationRequest> = {
-  entity: MedicationRequest,
-  table: 'medication_request',
-  sortColumn: 'authored_on',
-  sortType: 'date',
-  sortValue: (row) => toIsoDate(row.authoredOn),
-  patientId: patientOf,
-};
-const observations: ChildTable<Observation> = {
-  entity: Observation,
-  table: 'observation',
-  sortColumn: 'effective_at',
-  sortType: 'timestamptz',
-  sortValue: (row) => toIsoDateTime(row.effectiveAt),
-  patientId: patientOf,
-};
-const allergyIntolerances: ChildTable<AllergyIntolerance> = {
-  entity: AllergyIntolerance,
-  table: 'allergy_intolerance',
-  sortColumn: 'recorded_date',
-  sortType: 'date',
-  sortValue: (row) => toIsoDate(row.recordedDate),
-  patientId: patientOf,
-};
-const clinicalNotes: ChildTable<ClinicalNote> = {
-  entity: ClinicalNote,
-  table: 'clinical_note',
-  sortColumn: 'created_at',
-  sortType: 'timestamptz',
-  sortValue: (row) => toIsoDateTime(row.createdAt),
-  patientId: patientOf,
-};
-
-export const encounterPages = (em: EntityManager) => createChildPageLoader(em, encounters);
-export const conditionPages = (em: EntityManager) => createChildPageLoader(em, conditions);
-export const medicationRequestPages = (em: EntityManager) => createChildPageLoader(em, medicationRequests);
-export const observationPages = (em: EntityManager) => createChildPageLoader(em, observations);
-export const allergyIntolerancePages = (em: EntityManager) => createChildPageLoader(em, allergyIntolerances);
-export const clinicalNotePages = (em: EntityManager) => createChildPageLoader(em, clinicalNotes);
+export const encounterPages = childPagesOf(childTable(Encounter, 'encounter', 'period_start', 'timestamptz', (row) => row.periodStart));
+export const conditionPages = childPagesOf(childTable(Condition, 'condition', 'recorded_date', 'date', (row) => row.recordedDate));
+export const medicationRequestPages = childPagesOf(
+  childTable(MedicationRequest, 'medication_request', 'authored_on', 'date', (row) => row.authoredOn),
+);
+export const observationPages = childPagesOf(childTable(Observation, 'observation', 'effective_at', 'timestamptz', (row) => row.effectiveAt));
+export const allergyIntolerancePages = childPagesOf(
+  childTable(AllergyIntolerance, 'allergy_intolerance', 'recorded_date', 'date', (row) => row.recordedDate),
+);
+export const clinicalNotePages = childPagesOf(childTable(ClinicalNote, 'clinical_note', 'created_at', 'timestamptz', (row) => row.createdAt));
 
 export const encounterById = (em: EntityManager) => createByIdLoader(em, Encounter);
 export const conditionById = (em: EntityManager) => createByIdLoader(em, Condition);

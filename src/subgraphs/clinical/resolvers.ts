@@ -1,6 +1,7 @@
 import type { Resolvers } from './__generated__/resolvers-types.js';
 import { DateScalar, DateTimeScalar, toIsoDate, toIsoDateTime } from '../scalars.js';
-import { isUuid, NESTED_PAGE, pageSize } from '../pagination.js';
+import { isUuid } from '../pagination.js';
+import { patientListResolver } from '../loaders.js';
 import { CodeSystem, encounterTypeSystem } from '../codes.js';
 import {
   allergyIntoleranceById,
@@ -24,18 +25,12 @@ export const resolvers: Resolvers = {
   DateTime: DateTimeScalar,
   Patient: {
     __resolveReference: ({ id }) => (isUuid(id) ? { id } : null),
-    encounters: ({ id }, { first, after }, { loader }) =>
-      loader(encounterPages).load({ patientId: id, first: pageSize(first, NESTED_PAGE), after: after ?? null }),
-    conditions: ({ id }, { first, after }, { loader }) =>
-      loader(conditionPages).load({ patientId: id, first: pageSize(first, NESTED_PAGE), after: after ?? null }),
-    medicationRequests: ({ id }, { first, after }, { loader }) =>
-      loader(medicationRequestPages).load({ patientId: id, first: pageSize(first, NESTED_PAGE), after: after ?? null }),
-    observations: ({ id }, { first, after }, { loader }) =>
-      loader(observationPages).load({ patientId: id, first: pageSize(first, NESTED_PAGE), after: after ?? null }),
-    allergyIntolerances: ({ id }, { first, after }, { loader }) =>
-      loader(allergyIntolerancePages).load({ patientId: id, first: pageSize(first, NESTED_PAGE), after: after ?? null }),
-    clinicalNotes: ({ id }, { first, after }, { loader }) =>
-      loader(clinicalNotePages).load({ patientId: id, first: pageSize(first, NESTED_PAGE), after: after ?? null }),
+    encounters: patientListResolver(encounterPages),
+    conditions: patientListResolver(conditionPages),
+    medicationRequests: patientListResolver(medicationRequestPages),
+    observations: patientListResolver(observationPages),
+    allergyIntolerances: patientListResolver(allergyIntolerancePages),
+    clinicalNotes: patientListResolver(clinicalNotePages),
   },
   Encounter: {
     __resolveReference: ({ id }, { loader }) => (isUuid(id) ? loader(encounterById).load(id) : null),
