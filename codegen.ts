@@ -42,6 +42,7 @@ function mappersFor(name: (typeof subgraphs)[number]): Record<string, string> {
         Practitioner: `${file}#PractitionerMapper`,
         Organization: `${file}#OrganizationMapper`,
         Viewer: `${file}#ViewerMapper`,
+        Address: `${file}#AddressMapper`,
       };
     case 'clinical':
       return {

@@ -68,7 +68,7 @@ export async function startApi(config: Config, logger: Logger, options: StartOpt
     for (const name of subgraphNames) {
       const db = opened.db;
       if (!db) throw new Error('a subgraph needs the database');
-      const server = await startSubgraph(name, { db, verifier, logger }, config.subgraphs.host, config.subgraphs.ports[name]);
+      const server = await startSubgraph(name, { db, cache, verifier, logger }, config.subgraphs.host, config.subgraphs.ports[name]);
       started.push(server);
       subgraphs[name] = server;
     }

@@ -3,8 +3,17 @@ import { post, startTestStack, type TestStack } from './support/stack.js';
 
 let stack: TestStack;
 
+const PATIENTS = 400;
+let organizationId: string;
+
 beforeAll(async () => {
-  stack = await startTestStack();
+  stack = await startTestStack({ patients: PATIENTS });
+  // The organization holding the most records: its billing staff see over 100 patients.
+  const [largest] = await stack.api.db!.fork().execute<{ id: string; patients: string }[]>(
+    'select managing_organization_id as id, count(*) as patients from patient group by 1 order by 2 desc limit 1',
+  );
+  organizationId = largest!.id;
+  expect(Number(largest!.patients)).toBeGreaterThanOrEqual(100);
 });
 
 afterAll(async () => {
@@ -31,10 +40,12 @@ const NESTED = `
   }`;
 
 async function statementsFor(first: number): Promise<{ statements: number; patients: number }> {
-  const token = await stack.token('clinician');
+  // Clinician and billing together read both clinical and billing lists.
+  const token = await stack.token('billing', { roles: ['billing', 'clinician'], organizationId });
   stack.statements.count = 0;
   const response = await post<{ patients: { edges: unknown[] } }>(stack.gatewayUrl, NESTED, { token, variables: { first } });
-  expect(response.body.errors).toBeUndefined();
+  // Rows reached only through the billing role keep their clinical lists closed: FORBIDDEN, not loaded.
+  expect(new Set(response.body.errors?.map((error) => error.extensions?.['code']))).toEqual(new Set(response.body.errors ? ['FORBIDDEN'] : []));
   return { statements: stack.statements.count, patients: response.body.data?.patients.edges.length ?? 0 };
 }
 

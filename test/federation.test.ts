@@ -45,15 +45,20 @@ interface Chart {
   } | null;
 }
 
+/** A clinician who also bills: together the two roles read every field of a chart (SSN masked for both). */
+const chartReader = () => stack.token('clinician', { roles: ['clinician', 'billing'] });
+
 describe('a chart query through the gateway', () => {
   it('returns one patient with fields from all three subgraphs', async () => {
-    const token = await stack.token('clinician');
+    const token = await chartReader();
     const id = stack.principals.patient.patientId;
     const response = await post<Chart>(stack.gatewayUrl, CHART, { token, variables: { id } });
     expect(response.body.errors).toBeUndefined();
     const patient = response.body.data?.patient;
     expect(patient?.id).toBe(id);
     expect(patient?.mrn).toMatch(/^MRN\d+/);
+    expect(response.body.errors).toBeUndefined();
+    expect(patient?.['ssn']).toMatch(/^\*\*\*-\*\*-\d{4}$/);
     expect(patient?.conditions.edges.length).toBeGreaterThan(0);
     expect(patient?.conditions.edges[0]?.node.code.system).toBe('http://hl7.org/fhir/sid/icd-10-cm');
     expect(patient?.observations.edges[0]?.node.code.system).toBe('http://loinc.org');
@@ -64,12 +69,12 @@ describe('a chart query through the gateway', () => {
     }
   });
 
-  it('answers null for a patient that does not exist, and for an id that is not a UUID', async () => {
+  it('answers null with NOT_FOUND for a patient that does not exist, and for an id that is not a UUID', async () => {
     const token = await stack.token('clinician');
     for (const id of ['00000000-0000-4000-8000-000000000000', 'not-a-uuid']) {
       const response = await post<Chart>(stack.gatewayUrl, 'query($id: ID!) { patient(id: $id) { id mrn } }', { token, variables: { id } });
-      expect(response.body.errors).toBeUndefined();
       expect(response.body.data?.patient).toBeNull();
+      expect(response.body.errors?.[0]?.extensions?.['code']).toBe('NOT_FOUND');
     }
   });
 
@@ -103,7 +108,7 @@ describe('a chart query through the gateway', () => {
 
 describe('an _entities query sent straight to a subgraph', () => {
   it('resolves Patient references in the clinical and billing subgraphs', async () => {
-    const token = await stack.token('clinician');
+    const token = await chartReader();
     const id = stack.principals.patient.patientId;
     const representations = [{ __typename: 'Patient', id }];
     const clinical = await post<{ _entities: { conditions: { edges: unknown[] } }[] }>(

@@ -30,8 +30,16 @@ describe('patients pagination', () => {
       if (!connection?.pageInfo.hasNextPage) break;
       after = connection.pageInfo.endCursor;
     }
-    expect(seen).toHaveLength(TEST_PATIENTS);
-    expect(new Set(seen).size).toBe(TEST_PATIENTS);
+    // An admin sees the records of their own organization.
+    const [row] = await stack.api.db!.fork().execute<{ count: string }[]>(
+      'select count(*) as count from patient where managing_organization_id = ?',
+      [stack.principals.admin.organizationId],
+    );
+    const inOrganization = Number(row?.count);
+    expect(inOrganization).toBeGreaterThan(25);
+    expect(inOrganization).toBeLessThan(TEST_PATIENTS);
+    expect(seen).toHaveLength(inOrganization);
+    expect(new Set(seen).size).toBe(inOrganization);
   });
 
   it('defaults to 20 patients', async () => {

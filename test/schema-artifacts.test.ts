@@ -29,7 +29,7 @@ describe('the migrations', () => {
     const scratch = services.postgresUrl ? await createScratchDatabase(services.postgresUrl) : null;
     const db = await openDatabase({ url: scratch?.url, dataDir });
     try {
-      expect(await db.pendingMigrations()).toHaveLength(1);
+      expect((await db.pendingMigrations()).length).toBeGreaterThan(0);
       await db.migrate();
       expect(await db.pendingMigrations()).toHaveLength(0);
       expect(await db.orm.schema.getUpdateSchemaSQL({ wrap: false })).toBe('');

@@ -5,8 +5,11 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { openDatabase, type Database } from '../src/db/orm.js';
 import {
+  DEFAULT_SEED,
   DEVELOPMENT_ROLES,
   SeedRefusedError,
+  generateDirectory,
+  generatePatient,
   isDatabaseEmpty,
   readDevelopmentPrincipals,
   seedDatabase,
@@ -40,10 +43,13 @@ const TABLES = [
   'claim',
   'invoice',
   'payment',
+  'consent',
   'app_user',
 ] as const;
 /** Tables hashed to compare two seeded databases (ordered by primary key). */
-const DIGEST_TABLES = ['organization', 'practitioner', 'patient', 'encounter', 'condition', 'observation', 'clinical_note', 'claim', 'invoice', 'payment', 'app_user'] as const;
+const DIGEST_TABLES = ['organization', 'practitioner', 'patient', 'encounter', 'condition', 'observation', 'clinical_note', 'claim', 'invoice', 'payment', 'consent', 'app_user'] as const;
+/** A consent the partner and researcher row scopes honour, against the real clock (consent alias c). */
+const IN_FORCE_NOW = `c.status = 'active' and c.period_start <= now() and (c.period_end is null or c.period_end > now())`;
 
 interface SeededDatabase {
   db: Database;
@@ -298,6 +304,103 @@ describe('seedDatabase', () => {
       [summary.principals.billing.practitionerId],
     );
     expect(billing).toEqual({ qualification: 'billing_specialist', organization_id: summary.principals.patient.organizationId });
+  });
+
+  it('records research consents without an organization and partner-sharing consents with partner organizations', async () => {
+    const { db } = primary;
+    expect(await count(db, `select 1 from consent where scope = 'research'`)).toBeGreaterThan(0);
+    expect(await count(db, `select 1 from consent where scope = 'partner-sharing'`)).toBeGreaterThan(0);
+    expect(await count(db, `select 1 from consent where scope = 'research' and organization_id is not null`)).toBe(0);
+    expect(
+      await count(
+        db,
+        `select 1 from consent c left join organization o on o.id = c.organization_id
+          where c.scope = 'partner-sharing' and (o.id is null or o.type <> 'partner')`,
+      ),
+    ).toBe(0);
+    expect(await count(db, `select distinct organization_id from consent where scope = 'partner-sharing'`)).toBe(PARTNER_ACCOUNTS);
+    // Some consents exist but are out of force: revoked, or active outside their period.
+    expect(await count(db, `select 1 from consent where status = 'revoked'`)).toBeGreaterThan(0);
+    expect(await count(db, `select 1 from consent c where c.status = 'active' and not (${IN_FORCE_NOW})`)).toBeGreaterThan(0);
+  });
+
+  it('gives consents periods that are unambiguously past or future for any test run from mid-2026 on', async () => {
+    const ambiguous = await rows(
+      primary.db,
+      `select id, period_start, period_end from consent
+        where period_start < timestamptz '2020-01-01T00:00:00Z'
+           or (period_start >= timestamptz '2026-07-01T00:00:00Z' and period_start < timestamptz '2099-01-01T00:00:00Z')
+           or period_end <= period_start
+           or (period_end >= timestamptz '2026-01-01T00:00:00Z' and period_end < timestamptz '2099-01-01T00:00:00Z')`,
+    );
+    expect(ambiguous).toEqual([]);
+  });
+
+  it('gives the sample patient consents in force for research and for sharing with the sample partner', async () => {
+    const { db, summary } = primary;
+    const patientId = summary.principals.patient.patientId;
+    const partnerOrganizationId = summary.principals.partner.organizationId;
+    expect(partnerOrganizationId).not.toBeNull();
+    const research = await count(
+      db,
+      `select 1 from consent c where c.patient_id = ? and c.scope = 'research' and c.organization_id is null and ${IN_FORCE_NOW}`,
+      [patientId],
+    );
+    expect(research).toBeGreaterThanOrEqual(1);
+    const sharing = await count(
+      db,
+      `select 1 from consent c join organization o on o.id = c.organization_id
+        where c.patient_id = ? and c.scope = 'partner-sharing' and c.organization_id = ? and o.type = 'partner' and ${IN_FORCE_NOW}`,
+      [patientId, partnerOrganizationId],
+    );
+    expect(sharing).toBeGreaterThanOrEqual(1);
+  });
+
+  it("leaves some patients of the sample clinician's care team without any consent in force", async () => {
+    const { db, summary } = primary;
+    const team = await rows<{ id: string; in_force: boolean }>(
+      db,
+      `select p.id, exists (select 1 from consent c where c.patient_id = p.id and ${IN_FORCE_NOW}) as in_force
+         from patient p join care_team_member m on m.care_team_id = p.care_team_id
+        where m.practitioner_id = ?`,
+      [summary.principals.clinician.practitionerId],
+    );
+    expect(team.map((patient) => patient.id)).toContain(summary.principals.patient.patientId);
+    expect(team.filter((patient) => !patient.in_force).length).toBeGreaterThanOrEqual(1);
+  });
+});
+
+describe('consent generation', () => {
+  const PATIENT_SAMPLE = 2_000;
+
+  it('draws research and partner-sharing consents at the intended rates, spread over the partners', () => {
+    const directory = generateDirectory(DEFAULT_SEED, PATIENT_SAMPLE);
+    const partnerIds = directory.partners.map((partner) => partner.id);
+    const consents = Array.from({ length: PATIENT_SAMPLE }, (_, index) => generatePatient(directory, index).consent).flat();
+    const research = consents.filter((consent) => consent.scope === 'research');
+    const sharing = consents.filter((consent) => consent.scope === 'partner-sharing');
+    expect(new Set(research.map((consent) => consent.patient_id)).size).toBe(research.length);
+    expect(new Set(sharing.map((consent) => consent.patient_id)).size).toBe(sharing.length);
+    expect(research.length / PATIENT_SAMPLE).toBeGreaterThan(0.55);
+    expect(research.length / PATIENT_SAMPLE).toBeLessThan(0.65);
+    expect(sharing.length / PATIENT_SAMPLE).toBeGreaterThan(0.3);
+    expect(sharing.length / PATIENT_SAMPLE).toBeLessThan(0.4);
+    expect(research.every((consent) => consent.organization_id === null)).toBe(true);
+    for (const partnerId of partnerIds) {
+      const share = sharing.filter((consent) => consent.organization_id === partnerId).length / sharing.length;
+      expect(share).toBeGreaterThan(0.35);
+    }
+    expect(sharing.every((consent) => consent.organization_id !== null && partnerIds.includes(consent.organization_id))).toBe(true);
+    for (const group of [research, sharing]) {
+      const revoked = group.filter((consent) => consent.status === 'revoked').length / group.length;
+      expect(revoked).toBeGreaterThan(0.05);
+      expect(revoked).toBeLessThan(0.15);
+      const active = group.filter((consent) => consent.status === 'active');
+      expect(active.some((consent) => consent.period_end !== null && consent.period_end < '2026-01-01')).toBe(true);
+      expect(active.filter((consent) => consent.period_end === null).length).toBeGreaterThan(0.8 * active.length);
+    }
+    expect(sharing.some((consent) => consent.status === 'active' && consent.period_start >= '2099')).toBe(true);
+    expect(research.some((consent) => consent.period_start >= '2099')).toBe(false);
   });
 });
 

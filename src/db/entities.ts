@@ -75,6 +75,7 @@ export const PatientSchema = defineEntity({
     email: p.string().nullable(),
     managingOrganization: () => p.manyToOne(Organization).index(),
     careTeam: () => p.manyToOne(CareTeam).nullable().index(),
+    consents: () => p.oneToMany(Consent).mappedBy('patient'),
   },
 });
 export class Patient extends PatientSchema.class {}
@@ -260,6 +261,28 @@ export const PaymentSchema = defineEntity({
 export class Payment extends PaymentSchema.class {}
 PaymentSchema.setClass(Payment);
 
+/**
+ * A patient's consent: sharing with a partner organization, or inclusion in
+ * the de-identified research cohort (organization null). Row scopes of the
+ * partner and researcher roles are built on active consents.
+ */
+export const ConsentSchema = defineEntity({
+  name: 'Consent',
+  tableName: 'consent',
+  indexes: [{ properties: ['organization', 'scope', 'status'] }],
+  properties: {
+    id: p.uuid().primary(),
+    patient: () => p.manyToOne(Patient).index(),
+    organization: () => p.manyToOne(Organization).nullable(),
+    scope: p.enum(['partner-sharing', 'research'] as const),
+    status: p.enum(['active', 'revoked'] as const),
+    periodStart: p.datetime(),
+    periodEnd: p.datetime().nullable(),
+  },
+});
+export class Consent extends ConsentSchema.class {}
+ConsentSchema.setClass(Consent);
+
 /** Accounts that can sign in: one per practitioner and patient, plus staff and partner accounts. */
 export const AppUserSchema = defineEntity({
   name: 'AppUser',
@@ -292,5 +315,6 @@ export const ENTITIES = [
   Claim,
   Invoice,
   Payment,
+  Consent,
   AppUser,
 ];

@@ -1,5 +1,7 @@
 import type { EntityManager } from '@mikro-orm/sql';
 import type { Principal } from '../auth/index.js';
+import type { Cache } from '../cache/index.js';
+import { createAccessControl, type AccessControl } from './access.js';
 
 /**
  * What every resolver of every subgraph receives. Built once per request;
@@ -11,22 +13,32 @@ export interface SubgraphContext {
   requestId: string;
   /** This request's unit of work. */
   em: EntityManager;
+  /** Row scope and field decisions of this caller. */
+  access: AccessControl;
   /** Per-request memo: the same factory returns the same DataLoader for the whole request. */
   loader: <L>(factory: LoaderFactory<L>) => L;
 }
 
-export type LoaderFactory<L> = (em: EntityManager) => L;
+/** What a loader needs: the unit of work and the caller's row scope. */
+export interface LoaderScope {
+  em: EntityManager;
+  access: AccessControl;
+}
 
-export function createSubgraphContext(principal: Principal, requestId: string, em: EntityManager): SubgraphContext {
+export type LoaderFactory<L> = (scope: LoaderScope) => L;
+
+export function createSubgraphContext(principal: Principal, requestId: string, em: EntityManager, cache: Cache): SubgraphContext {
+  const access = createAccessControl(principal, em, cache);
   const loaders = new Map<LoaderFactory<unknown>, unknown>();
   return {
     principal,
     requestId,
     em,
+    access,
     loader: <L>(factory: LoaderFactory<L>): L => {
       let loader = loaders.get(factory) as L | undefined;
       if (loader === undefined) {
-        loader = factory(em);
+        loader = factory({ em, access });
         loaders.set(factory, loader);
       }
       return loader;

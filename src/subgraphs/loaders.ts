@@ -1,9 +1,9 @@
 import DataLoader from 'dataloader';
-import type { EntityClass, EntityDictionary } from '@mikro-orm/core';
+import type { EntityClass, EntityDictionary, FilterQuery } from '@mikro-orm/core';
 import type { EntityManager } from '@mikro-orm/sql';
-import type { SubgraphContext } from './context.js';
+import { Patient } from '../db/entities.js';
+import type { LoaderFactory, SubgraphContext } from './context.js';
 import { decodeCursor, encodeCursor, NESTED_PAGE, pageSize, type Connection, toConnection } from './pagination.js';
-import { toIsoDate, toIsoDateTime } from './scalars.js';
 
 /**
  * Batching for every list and reference the subgraphs resolve: however many
@@ -15,13 +15,43 @@ interface WithId {
   id: string;
 }
 
-/** Loads rows by primary key, one `where id in (...)` per tick. */
-export function createByIdLoader<T extends WithId>(em: EntityManager, entity: EntityClass<T>): DataLoader<string, T | null> {
+/**
+ * Loads rows by primary key, one `where id in (...)` per tick. `scope` adds
+ * the caller's row scope to the same statement; a row outside it is null.
+ */
+export function createByIdLoader<T extends WithId>(
+  em: EntityManager,
+  entity: EntityClass<T>,
+  scope?: () => Promise<FilterQuery<T>>,
+): DataLoader<string, T | null> {
   return new DataLoader<string, T | null>(async (ids) => {
-    const rows = (await em.find(entity as EntityClass<WithId>, { id: { $in: [...ids] } })) as unknown as T[];
+    const byIds = { id: { $in: [...ids] } } as unknown as FilterQuery<T>;
+    const where = scope ? ({ $and: [byIds, await scope()] } as FilterQuery<T>) : byIds;
+    const rows = await em.find(entity, where);
     const byId = new Map(rows.map((row) => [row.id, row]));
     return ids.map((id) => byId.get(id) ?? null);
   });
+}
+
+/** A by-id loader of rows that belong to a patient, limited to the patients the caller may see. */
+export function patientOwnedById<T extends PatientOwned>(entity: EntityClass<T>): LoaderFactory<DataLoader<string, T | null>> {
+  return ({ em, access }) => createByIdLoader(em, entity, async () => ({ patient: await access.patientFilter() }) as FilterQuery<T>);
+}
+
+/** Whether each patient id is inside the caller's row scope (one statement per batch). */
+export const patientVisible: LoaderFactory<DataLoader<string, boolean>> = ({ em, access }) =>
+  new DataLoader<string, boolean>(async (ids) => {
+    const rows = await em.find(Patient, { $and: [{ id: { $in: [...ids] } }, await access.patientFilter()] }, { fields: ['id'] });
+    const visible = new Set(rows.map((row) => row.id));
+    return ids.map((id) => visible.has(id));
+  });
+
+/** A by-id loader of directory rows: all of them, or none for roles without directory access. */
+export function directoryById<T extends WithId>(entity: EntityClass<T>): LoaderFactory<DataLoader<string, T | null>> {
+  return ({ em, access }) =>
+    access.directoryVisible
+      ? createByIdLoader(em, entity)
+      : new DataLoader<string, T | null>((ids) => Promise.resolve(ids.map(() => null)));
 }
 
 /** How one child table is paged per patient: newest first by `sortColumn`, then by id. */
@@ -29,9 +59,6 @@ export interface ChildTable<T> {
   entity: EntityClass<T>;
   table: string;
   sortColumn: string;
-  sortType: 'date' | 'timestamptz';
-  /** The sort value of a loaded row, as it goes into a cursor. */
-  sortValue(row: T): string;
   patientId(row: T): string;
 }
 
@@ -39,35 +66,22 @@ interface PatientOwned extends WithId {
   patient: { id: string };
 }
 
-/**
- * Describes a table of rows that belong to a patient, paged newest first by
- * `column` (a date or an instant held in `property`).
- */
-export function childTable<T extends PatientOwned>(
-  entity: EntityClass<T>,
-  table: string,
-  column: string,
-  sortType: ChildTable<T>['sortType'],
-  property: (row: T) => string | Date,
-): ChildTable<T> {
-  const serialize = sortType === 'date' ? toIsoDate : toIsoDateTime;
-  return {
-    entity,
-    table,
-    sortColumn: column,
-    sortType,
-    sortValue: (row) => serialize(property(row)),
-    patientId: (row) => row.patient.id,
-  };
+/** Describes a table of rows that belong to a patient, paged newest first by `column`. */
+export function childTable<T extends PatientOwned>(entity: EntityClass<T>, table: string, column: string): ChildTable<T> {
+  return { entity, table, sortColumn: column, patientId: (row) => row.patient.id };
 }
 
-/** The loader factory of one child table's per-patient pages (one loader per request). */
-export function childPagesOf<T extends WithId>(child: ChildTable<T>) {
-  return (em: EntityManager) => createChildPageLoader(em, child);
+/**
+ * The loader factory of one child table's per-patient pages (one loader per
+ * request). Its parent patients were already checked against the row scope
+ * when their references were resolved.
+ */
+export function childPagesOf<T extends WithId>(child: ChildTable<T>): LoaderFactory<DataLoader<ChildPageKey, Connection<T>, string>> {
+  return ({ em }) => createChildPageLoader(em, child);
 }
 
 /** A `Patient.<list>(first, after)` resolver over a per-patient page loader. */
-export function patientListResolver<T>(factory: (em: EntityManager) => DataLoader<ChildPageKey, Connection<T>, string>) {
+export function patientListResolver<T>(factory: LoaderFactory<DataLoader<ChildPageKey, Connection<T>, string>>) {
   return (
     patient: { id: string },
     args: { first?: number | null; after?: string | null },
@@ -82,7 +96,8 @@ export interface ChildPageKey {
   after: string | null;
 }
 
-const CURSOR_PARTS = 2;
+/** A cursor holds only the row id: no data value (dates included) travels in it. */
+const CURSOR_PARTS = 1;
 
 /**
  * Loads a page of a child table for many patients in one statement per
@@ -92,7 +107,7 @@ export function createChildPageLoader<T extends WithId>(
   em: EntityManager,
   child: ChildTable<T>,
 ): DataLoader<ChildPageKey, Connection<T>, string> {
-  const cursorOf = (row: T) => encodeCursor([child.sortValue(row), row.id]);
+  const cursorOf = (row: T) => encodeCursor([row.id]);
   return new DataLoader<ChildPageKey, Connection<T>, string>(
     async (keys) => {
       const groups = new Map<string, ChildPageKey[]>();
@@ -134,7 +149,9 @@ async function loadRankedRows<T extends WithId>(
   if (patientIds.length === 0 || perPatient <= 0) return [];
   const placeholders = patientIds.map(() => '?::uuid').join(', ');
   const sort = `t."${child.sortColumn}"`;
-  const afterClause = after ? ` and (${sort}, t."id") < (?::${child.sortType}, ?::uuid)` : '';
+  const afterClause = after
+    ? ` and (${sort}, t."id") < (select s."${child.sortColumn}", s."id" from "${child.table}" s where s."id" = ?::uuid)`
+    : '';
   const sql =
     `select ranked.* from (select t.*, row_number() over (partition by t."patient_id" order by ${sort} desc, t."id" desc) as "page_rank"` +
     ` from "${child.table}" t where t."patient_id" in (${placeholders})${afterClause}) ranked` +

@@ -1,4 +1,4 @@
-import { badUserInput } from './errors.js';
+import { badUserInput } from '../errors.js';
 
 /** Page sizes: documented in the SDL next to each list field. */
 export const TOP_LEVEL_PAGE = { defaultSize: 20, maxSize: 1000 } as const;

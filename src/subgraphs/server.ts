@@ -9,6 +9,8 @@ import type { GraphQLResolverMap } from '@apollo/subgraph';
 import express from 'express';
 import { parse, type GraphQLSchema } from 'graphql';
 import type { TokenVerifier } from '../auth/index.js';
+import type { Cache } from '../cache/index.js';
+import { applyPolicy } from '../policy/index.js';
 import type { Database } from '../db/index.js';
 import type { Logger } from '../logger.js';
 import { createApp, errorHandler, healthRoutes, listen, locals, MAX_BODY_BYTES, requestId, requireToken } from '../http.js';
@@ -24,14 +26,15 @@ const RESOLVERS: Record<SubgraphName, unknown> = {
   billing: billingResolvers,
 };
 
-/** The executable schema of one subgraph: its SDL file and its typed resolvers. */
+/** The executable schema of one subgraph: its SDL file and its typed resolvers, with the access policy enforced. */
 export function buildSchema(name: SubgraphName): GraphQLSchema {
   const typeDefs = parse(readFileSync(schemaPath(name), 'utf8'));
-  return buildSubgraphSchema([{ typeDefs, resolvers: RESOLVERS[name] as GraphQLResolverMap<SubgraphContext> }]);
+  return applyPolicy(buildSubgraphSchema([{ typeDefs, resolvers: RESOLVERS[name] as GraphQLResolverMap<SubgraphContext> }]));
 }
 
 export interface SubgraphDependencies {
   db: Database;
+  cache: Cache;
   verifier: TokenVerifier;
   logger: Logger;
 }
@@ -50,7 +53,7 @@ export interface RunningServer {
  */
 export async function startSubgraph(
   name: SubgraphName,
-  { db, verifier, logger }: SubgraphDependencies,
+  { db, cache, verifier, logger }: SubgraphDependencies,
   host: string,
   port: number,
 ): Promise<RunningServer> {
@@ -79,7 +82,7 @@ export async function startSubgraph(
     expressMiddleware(apollo, {
       context: ({ res }) => {
         const { principal, requestId: id } = locals(res);
-        return Promise.resolve(createSubgraphContext(principal, id, db.fork()));
+        return Promise.resolve(createSubgraphContext(principal, id, db.fork(), cache));
       },
     }),
   );

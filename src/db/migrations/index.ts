@@ -1,4 +1,5 @@
 import { Migration20261125000000Foundation } from './Migration20261125000000Foundation.js';
+import { Migration20261125120000Consent } from './Migration20261125120000Consent.js';
 
 /**
  * Every migration, in order. Listed explicitly (not discovered from the
@@ -7,4 +8,5 @@ import { Migration20261125000000Foundation } from './Migration20261125000000Foun
  */
 export const MIGRATIONS = [
   { name: 'Migration20261125000000Foundation', class: Migration20261125000000Foundation },
+  { name: 'Migration20261125120000Consent', class: Migration20261125120000Consent },
 ];

@@ -6,7 +6,8 @@
  * patient with every child row from its own random stream, keyed by
  * (seed, patient index): the rows of patient i never depend on the batch size
  * or on the other patients, so any batch can be generated on its own and the
- * whole data set is reproducible byte for byte.
+ * whole data set is reproducible byte for byte. Consents come from a second
+ * per-patient stream, so they never shift the draws of the other tables.
  *
  * Rows use the database column names (snake_case) so they can be written with
  * multi-row INSERTs as they are. Dates are 'YYYY-MM-DD' strings; instants are
@@ -186,6 +187,18 @@ export type PaymentRow = {
   method: PaymentMethod;
   received_at: string;
 };
+export type ConsentScope = 'partner-sharing' | 'research';
+export type ConsentStatus = 'active' | 'revoked';
+export type ConsentRow = {
+  id: string;
+  patient_id: string;
+  /** The partner organization data may be shared with; null for research consents. */
+  organization_id: string | null;
+  scope: ConsentScope;
+  status: ConsentStatus;
+  period_start: string;
+  period_end: string | null;
+};
 export type AppUserRow = {
   id: string;
   subject: string;
@@ -212,6 +225,7 @@ export interface SeedRows {
   claim: ClaimRow[];
   invoice: InvoiceRow[];
   payment: PaymentRow[];
+  consent: ConsentRow[];
   app_user: AppUserRow[];
 }
 export type TableName = keyof SeedRows;
@@ -237,6 +251,7 @@ export const TABLE_COLUMNS: { readonly [T in TableName]: readonly (keyof SeedRow
   claim: ['id', 'patient_id', 'coverage_id', 'encounter_id', 'status', 'total_cents', 'currency', 'diagnosis_codes', 'created_at'],
   invoice: ['id', 'patient_id', 'claim_id', 'status', 'total_cents', 'balance_cents', 'currency', 'issued_at'],
   payment: ['id', 'patient_id', 'invoice_id', 'amount_cents', 'currency', 'method', 'received_at'],
+  consent: ['id', 'patient_id', 'organization_id', 'scope', 'status', 'period_start', 'period_end'],
   app_user: ['id', 'subject', 'roles', 'organization_id', 'practitioner_id', 'patient_id'],
 };
 
@@ -259,6 +274,7 @@ export function emptyRows(): SeedRows {
     claim: [],
     invoice: [],
     payment: [],
+    consent: [],
     app_user: [],
   };
 }
@@ -357,6 +373,28 @@ const INSTALLMENT_SHARE = 0.2;
 const MEDICAID_SHARE = 0.1;
 const MEDICARE_AGE = 65;
 
+/*
+ * Consents. Unlike the other tables they are read against the real clock (the
+ * partner and researcher row scopes compare their periods with now()), so
+ * every period is unambiguous for any run from mid-2026 on: starts fall between
+ * 2020-01-01 and 2026-06-30, except not-yet-valid ones (in FAR_FUTURE_YEAR);
+ * ends are null, before the epoch (expired) or in FAR_FUTURE_YEAR.
+ */
+const RESEARCH_CONSENT_SHARE = 0.6;
+const PARTNER_CONSENT_SHARE = 0.35;
+/** What a drawn consent turns out to be: valid now, expired, not yet valid, or revoked (period covering now). */
+type ConsentOutcome = 'valid' | 'expired' | 'pending' | 'revoked';
+const RESEARCH_CONSENT_OUTCOMES: Weighted<ConsentOutcome> = [['valid', 84], ['expired', 6], ['revoked', 10]];
+const PARTNER_CONSENT_OUTCOMES: Weighted<ConsentOutcome> = [['valid', 80], ['expired', 5], ['pending', 5], ['revoked', 10]];
+/** Share of valid consents that already carry an end date (far in the future). */
+const BOUNDED_CONSENT_SHARE = 0.1;
+const CONSENT_FIRST_START_MS = Date.UTC(SEED_EPOCH_YEAR - 6, 0, 1);
+const CONSENT_LAST_START_MS = Date.UTC(SEED_EPOCH_YEAR, 5, 30);
+/** Expired consents ran at least this long and ended before the epoch. */
+const MIN_EXPIRED_CONSENT_DAYS = 30;
+const FAR_FUTURE_YEAR = 2099;
+const FAR_FUTURE_MS = Date.UTC(FAR_FUTURE_YEAR, 0, 1);
+
 /** Claim totals in cents by encounter class: [minimum, maximum]. */
 const CLAIM_TOTAL_CENTS: Record<EncounterClass, readonly [number, number]> = {
   ambulatory: [9_500, 32_000],
@@ -376,6 +414,10 @@ const ENCOUNTER_MINUTES: Record<EncounterClass, readonly [number, number]> = {
 const STREAM_DIRECTORY = 1;
 const STREAM_IDENTIFIERS = 2;
 const STREAM_PATIENT = 3;
+/** Per patient, keyed by (seed, STREAM_CONSENT, index): consents never shift the draws of the other tables. */
+const STREAM_CONSENT = 4;
+/** Per patient, for the consents added to the sample patient (see sampleConsents). */
+const STREAM_SAMPLE_CONSENT = 5;
 
 // ---------------------------------------------------------------------------
 // Small helpers
@@ -637,6 +679,7 @@ export const PATIENT_TABLES = [
   'claim',
   'invoice',
   'payment',
+  'consent',
   'app_user',
 ] as const satisfies readonly TableName[];
 export type PatientRows = Pick<SeedRows, (typeof PATIENT_TABLES)[number]>;
@@ -1233,6 +1276,94 @@ function generateInvoices(context: PatientContext, claims: readonly ClaimRow[]):
   return { invoices: generated.map((item) => item.invoice), payments: generated.flatMap((item) => item.payments) };
 }
 
+// --- consents -------------------------------------------------------------------
+
+/** What consents need to know about their patient (read from the patient's context, never drawn from its stream). */
+interface ConsentSubject {
+  patientId: string;
+  birthMs: number;
+}
+
+/** The first day a consent of the patient may start on: after birth and after `afterMs`, within the usual window. */
+function consentEarliestDay(subject: ConsentSubject, afterMs: number | null): number {
+  const earliest = Math.max(CONSENT_FIRST_START_MS, startOfDay(subject.birthMs) + DAY_MS, afterMs === null ? 0 : startOfDay(afterMs) + DAY_MS);
+  return Math.min(earliest, CONSENT_LAST_START_MS);
+}
+
+/** An instant in clinic hours on a day from `firstDayMs` to `lastDayMs` (day-aligned, first <= last). */
+function consentInstant(random: Random, firstDayMs: number, lastDayMs: number): number {
+  return clinicTime(random, firstDayMs + random.int(0, Math.floor((lastDayMs - firstDayMs) / DAY_MS)) * DAY_MS);
+}
+
+function consentPeriod(random: Random, outcome: ConsentOutcome, earliestDayMs: number): { startMs: number; endMs: number | null } {
+  if (outcome === 'pending') return { startMs: consentInstant(random, FAR_FUTURE_MS, FAR_FUTURE_MS + 364 * DAY_MS), endMs: null };
+  if (outcome === 'expired') {
+    const lastEndDayMs = SEED_EPOCH_MS - DAY_MS;
+    const lastStartDayMs = lastEndDayMs - MIN_EXPIRED_CONSENT_DAYS * DAY_MS;
+    if (earliestDayMs <= lastStartDayMs) {
+      const startMs = consentInstant(random, earliestDayMs, lastStartDayMs);
+      return { startMs, endMs: consentInstant(random, startOfDay(startMs) + MIN_EXPIRED_CONSENT_DAYS * DAY_MS, lastEndDayMs) };
+    }
+    // Born too recently for a consent that has already run out: it is still in force.
+  }
+  const startMs = consentInstant(random, earliestDayMs, CONSENT_LAST_START_MS);
+  const bounded = outcome === 'valid' && random.chance(BOUNDED_CONSENT_SHARE);
+  return { startMs, endMs: bounded ? consentInstant(random, FAR_FUTURE_MS, FAR_FUTURE_MS + 364 * DAY_MS) : null };
+}
+
+function consent(
+  random: Random,
+  subject: ConsentSubject,
+  scope: ConsentScope,
+  organizationId: string | null,
+  outcome: ConsentOutcome,
+  afterMs: number | null = null,
+): ConsentRow {
+  const id = random.uuid();
+  const { startMs, endMs } = consentPeriod(random, outcome, consentEarliestDay(subject, afterMs));
+  return {
+    id,
+    patient_id: subject.patientId,
+    organization_id: organizationId,
+    scope,
+    // A revoked consent keeps a period that covers now: only its status takes it out of force.
+    status: outcome === 'revoked' ? 'revoked' : 'active',
+    period_start: isoInstant(startMs),
+    period_end: endMs === null ? null : isoInstant(endMs),
+  };
+}
+
+/**
+ * The patient's consents, from the patient's own consent stream (seed,
+ * STREAM_CONSENT, index): at most one for research and one for sharing with a
+ * partner organization.
+ */
+function generateConsents(directory: Directory, index: number, subject: ConsentSubject): ConsentRow[] {
+  const random = new Random(...seedWords(directory.seed), STREAM_CONSENT, index);
+  const consents: ConsentRow[] = [];
+  if (random.chance(RESEARCH_CONSENT_SHARE)) {
+    consents.push(consent(random, subject, 'research', null, random.weighted(RESEARCH_CONSENT_OUTCOMES)));
+  }
+  if (random.chance(PARTNER_CONSENT_SHARE)) {
+    const partner = random.pick(directory.partners);
+    consents.push(consent(random, subject, 'partner-sharing', partner.id, random.weighted(PARTNER_CONSENT_OUTCOMES)));
+  }
+  return consents;
+}
+
+/**
+ * Whether a generated consent is in force for any clock from mid-2026 until
+ * FAR_FUTURE_YEAR: active, started (not a far-future start) and not ended
+ * (no end, or a far-future one). The row scopes test the same with now().
+ */
+export function isConsentInForce(row: ConsentRow): boolean {
+  return (
+    row.status === 'active' &&
+    parseInstant(row.period_start) < FAR_FUTURE_MS &&
+    (row.period_end === null || parseInstant(row.period_end) >= FAR_FUTURE_MS)
+  );
+}
+
 function patientAccount(context: PatientContext): AppUserRow {
   return {
     id: context.random.uuid(),
@@ -1257,6 +1388,7 @@ export function generatePatient(directory: Directory, index: number): PatientRow
   const coverages = generateCoverages(context, directory);
   const claims = generateClaims(context, encounters, coverages, conditions);
   const { invoices, payments } = generateInvoices(context, claims);
+  const consents = generateConsents(directory, index, { patientId: context.patientId, birthMs: context.birthMs });
   return {
     patient: [patient],
     encounter: encounters,
@@ -1269,6 +1401,7 @@ export function generatePatient(directory: Directory, index: number): PatientRow
     claim: claims,
     invoice: invoices,
     payment: payments,
+    consent: consents,
     app_user: [patientAccount(context)],
   };
 }
@@ -1299,6 +1432,10 @@ export interface PatientHighlights {
   careTeamId: string | null;
   /** How many kinds of data the patient has (care team, clinical and billing tables). */
   richness: number;
+  /** Midnight UTC of the birth date, for consents added to the sample patient. */
+  birthMs: number;
+  /** The patient's generated consents (at most two), to see which the sample patient still needs. */
+  consents: ConsentRow[];
 }
 
 const RICHNESS_TABLES = [
@@ -1323,6 +1460,8 @@ export function highlightPatient(index: number, rows: PatientRows): PatientHighl
     organizationId: patient.managing_organization_id,
     careTeamId: patient.care_team_id,
     richness: filledTables + (patient.care_team_id ? 1 : 0),
+    birthMs: patient.birth_date === null ? CONSENT_FIRST_START_MS : parseInstant(patient.birth_date),
+    consents: rows.consent,
   };
 }
 
@@ -1346,10 +1485,48 @@ function accountPrincipal(account: AppUserRow): DevelopmentPrincipal {
   };
 }
 
+/** The partner account that is the sample `partner` principal. */
+function samplePartnerAccount(directory: Directory): AppUserRow {
+  return at(directory.partnerAccounts, 0);
+}
+
 /**
- * Sample accounts that see data: the patient is the richest one; the clinician
- * and the nurse are on that patient's care team; the billing specialist works
- * for that patient's organization.
+ * The consents the sample patient still needs so that the sample researcher
+ * and partner see them: one in force for research and one in force for
+ * sharing with the sample partner's organization. Those the draw did not give
+ * are added as a renewed consent (starting after any earlier one of the same
+ * kind; the drawn rows are kept, they may already be written), drawn from the
+ * patient's own (seed, STREAM_SAMPLE_CONSENT, index) stream: the result
+ * depends only on the seed and the sample patient, never on the batch size.
+ */
+export function sampleConsents(directory: Directory, sample: PatientHighlights): ConsentRow[] {
+  const partnerOrganizationId = samplePartnerAccount(directory).organization_id;
+  if (partnerOrganizationId === null) throw new Error('the sample partner account has no organization');
+  const random = new Random(...seedWords(directory.seed), STREAM_SAMPLE_CONSENT, sample.index);
+  const subject: ConsentSubject = { patientId: sample.patientId, birthMs: sample.birthMs };
+  const needed = [
+    ['research', null],
+    ['partner-sharing', partnerOrganizationId],
+  ] as const satisfies readonly (readonly [ConsentScope, string | null])[];
+  const added: ConsentRow[] = [];
+  for (const [scope, organizationId] of needed) {
+    const earlier = sample.consents.filter((row) => row.scope === scope && row.organization_id === organizationId);
+    if (earlier.some(isConsentInForce)) continue;
+    const pastInstants = earlier
+      .flatMap((row) => [row.period_start, row.period_end])
+      .flatMap((instant) => (instant === null ? [] : [parseInstant(instant)]))
+      .filter((ms) => ms < FAR_FUTURE_MS);
+    const afterMs = pastInstants.length > 0 ? Math.max(...pastInstants) : null;
+    added.push(consent(random, subject, scope, organizationId, 'valid', afterMs));
+  }
+  return added;
+}
+
+/**
+ * Sample accounts that see data: the patient is the richest one (and has
+ * consents in force for the sample researcher and partner, see
+ * sampleConsents); the clinician and the nurse are on that patient's care
+ * team; the billing specialist works for that patient's organization.
  */
 export function choosePrincipals(directory: Directory, sample: PatientHighlights): DevelopmentPrincipals {
   const provider = directory.providers.find((candidate) => candidate.organization.id === sample.organizationId) ?? at(directory.providers, 0);
@@ -1361,7 +1538,7 @@ export function choosePrincipals(directory: Directory, sample: PatientHighlights
     billing: practitionerPrincipal(organizationId, at(provider.billingSpecialistIds, 0)),
     patient: { subject: patientSubject(sample.patientId), organizationId, patientId: sample.patientId, practitionerId: null },
     researcher: accountPrincipal(directory.staffAccounts.researcher),
-    partner: accountPrincipal(at(directory.partnerAccounts, 0)),
+    partner: accountPrincipal(samplePartnerAccount(directory)),
     auditor: accountPrincipal(directory.staffAccounts.auditor),
     admin: accountPrincipal(directory.staffAccounts.admin),
     integrator: accountPrincipal(directory.staffAccounts.integrator),

@@ -6,7 +6,9 @@
  * transaction with multi-row INSERTs, so memory stays flat however many
  * patients are asked for and a failure never leaves half a batch behind.
  * The shared directory (organizations, practitioners, care teams, staff
- * accounts) is written in the first batch's transaction.
+ * accounts) is written in the first batch's transaction; the consents the
+ * sample patient still needs (known only once every patient is generated) in
+ * the last batch's.
  */
 import { mkdir, readFile, rename, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -25,6 +27,7 @@ import {
   generateDirectory,
   generatePatient,
   highlightPatient,
+  sampleConsents,
   type DevelopmentPrincipal,
   type DevelopmentPrincipals,
   type PatientHighlights,
@@ -88,7 +91,8 @@ export async function isDatabaseEmpty(db: Database): Promise<boolean> {
 
 /**
  * Generates `options.patients` patients (with their clinical and billing
- * records and accounts) plus the shared directory, and writes them in batches.
+ * records, consents and accounts) plus the shared directory, and writes them
+ * in batches.
  * Refuses (SeedRefusedError) when the database already has patients or
  * organizations, so data is never duplicated or mixed with real records.
  */
@@ -106,6 +110,10 @@ export async function seedDatabase(db: Database, options: SeedOptions): Promise<
       const rows = generatePatient(directory, index);
       sample = betterHighlights(sample, highlightPatient(index, rows));
       appendRows(batch, rows);
+    }
+    if (end === patients) {
+      if (!sample) throw new Error('no patient was generated');
+      appendRows(batch, { consent: sampleConsents(directory, sample) });
     }
     await insertBatch(db, batch);
     for (const table of TABLE_NAMES) counts[table] += batch[table].length;

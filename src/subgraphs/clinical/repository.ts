@@ -1,4 +1,3 @@
-import type { EntityManager } from '@mikro-orm/sql';
 import {
   AllergyIntolerance,
   ClinicalNote,
@@ -7,23 +6,23 @@ import {
   MedicationRequest,
   Observation,
 } from '../../db/entities.js';
-import { childPagesOf, childTable, createByIdLoader } from '../loaders.js';
+import { childPagesOf, childTable, patientOwnedById } from '../loaders.js';
 
 /** Per-patient pages of each clinical table, newest first. */
-export const encounterPages = childPagesOf(childTable(Encounter, 'encounter', 'period_start', 'timestamptz', (row) => row.periodStart));
-export const conditionPages = childPagesOf(childTable(Condition, 'condition', 'recorded_date', 'date', (row) => row.recordedDate));
+export const encounterPages = childPagesOf(childTable(Encounter, 'encounter', 'period_start'));
+export const conditionPages = childPagesOf(childTable(Condition, 'condition', 'recorded_date'));
 export const medicationRequestPages = childPagesOf(
-  childTable(MedicationRequest, 'medication_request', 'authored_on', 'date', (row) => row.authoredOn),
+  childTable(MedicationRequest, 'medication_request', 'authored_on'),
 );
-export const observationPages = childPagesOf(childTable(Observation, 'observation', 'effective_at', 'timestamptz', (row) => row.effectiveAt));
+export const observationPages = childPagesOf(childTable(Observation, 'observation', 'effective_at'));
 export const allergyIntolerancePages = childPagesOf(
-  childTable(AllergyIntolerance, 'allergy_intolerance', 'recorded_date', 'date', (row) => row.recordedDate),
+  childTable(AllergyIntolerance, 'allergy_intolerance', 'recorded_date'),
 );
-export const clinicalNotePages = childPagesOf(childTable(ClinicalNote, 'clinical_note', 'created_at', 'timestamptz', (row) => row.createdAt));
+export const clinicalNotePages = childPagesOf(childTable(ClinicalNote, 'clinical_note', 'created_at'));
 
-export const encounterById = (em: EntityManager) => createByIdLoader(em, Encounter);
-export const conditionById = (em: EntityManager) => createByIdLoader(em, Condition);
-export const medicationRequestById = (em: EntityManager) => createByIdLoader(em, MedicationRequest);
-export const observationById = (em: EntityManager) => createByIdLoader(em, Observation);
-export const allergyIntoleranceById = (em: EntityManager) => createByIdLoader(em, AllergyIntolerance);
-export const clinicalNoteById = (em: EntityManager) => createByIdLoader(em, ClinicalNote);
+export const encounterById = patientOwnedById(Encounter);
+export const conditionById = patientOwnedById(Condition);
+export const medicationRequestById = patientOwnedById(MedicationRequest);
+export const observationById = patientOwnedById(Observation);
+export const allergyIntoleranceById = patientOwnedById(AllergyIntolerance);
+export const clinicalNoteById = patientOwnedById(ClinicalNote);

@@ -1,7 +1,7 @@
 import type { Resolvers } from './__generated__/resolvers-types.js';
 import { DateScalar, DateTimeScalar, toIsoDate, toIsoDateTime } from '../scalars.js';
 import { isUuid } from '../pagination.js';
-import { patientListResolver } from '../loaders.js';
+import { patientListResolver, patientVisible } from '../loaders.js';
 import { CodeSystem, encounterTypeSystem } from '../codes.js';
 import {
   allergyIntoleranceById,
@@ -24,7 +24,8 @@ export const resolvers: Resolvers = {
   Date: DateScalar,
   DateTime: DateTimeScalar,
   Patient: {
-    __resolveReference: ({ id }) => (isUuid(id) ? { id } : null),
+    // An entity reference outside the caller's row scope resolves to null, as if absent.
+    __resolveReference: async ({ id }, { loader }) => (isUuid(id) && (await loader(patientVisible).load(id)) ? { id } : null),
     encounters: patientListResolver(encounterPages),
     conditions: patientListResolver(conditionPages),
     medicationRequests: patientListResolver(medicationRequestPages),

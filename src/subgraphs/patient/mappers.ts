@@ -11,3 +11,12 @@ export interface ViewerMapper {
   principal: Principal;
   requestId: string;
 }
+
+/** An address keeps the id of its patient, so decisions that depend on the row can find it. */
+export interface AddressMapper {
+  patientId: string;
+  line: string[];
+  city: string;
+  state: string;
+  postalCode: string;
+}

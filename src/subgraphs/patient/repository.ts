@@ -1,19 +1,20 @@
-import type { EntityManager } from '@mikro-orm/sql';
 import type { FilterQuery } from '@mikro-orm/core';
 import { CareTeam, CareTeamMember, Organization, Patient, Practitioner } from '../../db/entities.js';
-import { createByIdLoader } from '../loaders.js';
+import { createByIdLoader, directoryById } from '../loaders.js';
+import type { LoaderFactory, LoaderScope } from '../context.js';
 import DataLoader from 'dataloader';
 import { decodeCursor, encodeCursor, isUuid, type Connection, toConnection } from '../pagination.js';
 import type { PatientFilter } from './__generated__/resolvers-types.js';
 
-/** Reads patients, care teams, practitioners and organizations for one request. */
-export const patientById = (em: EntityManager) => createByIdLoader(em, Patient);
-export const careTeamById = (em: EntityManager) => createByIdLoader(em, CareTeam);
-export const practitionerById = (em: EntityManager) => createByIdLoader(em, Practitioner);
-export const organizationById = (em: EntityManager) => createByIdLoader(em, Organization);
+/** Reads patients (within the caller's row scope), care teams, practitioners and organizations for one request. */
+export const patientById: LoaderFactory<DataLoader<string, Patient | null>> = ({ em, access }) =>
+  createByIdLoader(em, Patient, () => access.patientFilter());
+export const careTeamById = directoryById(CareTeam);
+export const practitionerById = directoryById(Practitioner);
+export const organizationById = directoryById(Organization);
 
 /** Practitioner ids of each care team, one statement per batch. */
-export const careTeamMemberIds = (em: EntityManager) =>
+export const careTeamMemberIds: LoaderFactory<DataLoader<string, string[]>> = ({ em }) =>
   new DataLoader<string, string[]>(async (careTeamIds) => {
     const members = await em.find(CareTeamMember, { careTeam: { $in: [...careTeamIds] } }, { orderBy: { practitioner: 'asc' } });
     const byTeam = new Map<string, string[]>();
@@ -27,7 +28,7 @@ export const careTeamMemberIds = (em: EntityManager) =>
 const PATIENT_CURSOR_PARTS = 1;
 
 export async function listPatients(
-  em: EntityManager,
+  { em, access }: LoaderScope,
   first: number,
   after: string | null | undefined,
   filter: PatientFilter | null | undefined,
@@ -47,10 +48,11 @@ export async function listPatients(
     if (!isUuid(filter.careTeamId)) return toConnection([], first, () => '');
     where.careTeam = filter.careTeamId;
   }
-  const rows = first === 0 ? [] : await em.find(Patient, where, { orderBy: { id: 'asc' }, limit: first + 1 });
+  const scoped: FilterQuery<Patient> = { $and: [where, await access.patientFilter()] };
+  const rows = first === 0 ? [] : await em.find(Patient, scoped, { orderBy: { id: 'asc' }, limit: first + 1 });
   return toConnection(rows, first, (patient) => encodeCursor([patient.id]));
 }
 
-export async function findPatientByMrn(em: EntityManager, mrn: string): Promise<Patient | null> {
-  return em.findOne(Patient, { mrn });
+export async function findPatientByMrn({ em, access }: LoaderScope, mrn: string): Promise<Patient | null> {
+  return em.findOne(Patient, { $and: [{ mrn }, await access.patientFilter()] });
 }

@@ -1,5 +1,7 @@
 import type { Practitioner } from '../../db/entities.js';
 import type { Resolvers } from './__generated__/resolvers-types.js';
+import { notFound } from '../../errors.js';
+import { ageAt } from '../../policy/index.js';
 import { DateScalar, DateTimeScalar, toIsoDate } from '../scalars.js';
 import { isUuid, pageSize, TOP_LEVEL_PAGE } from '../pagination.js';
 import {
@@ -12,6 +14,23 @@ import {
   practitionerById,
 } from './repository.js';
 
+const AGE_BANDS: readonly [number, string][] = [
+  [18, '0-17'],
+  [30, '18-29'],
+  [40, '30-39'],
+  [50, '40-49'],
+  [60, '50-59'],
+  [70, '60-69'],
+  [80, '70-79'],
+  [90, '80-89'],
+];
+const OLDEST_BAND = '90+';
+
+function ageGroupOf(birthDate: string, today: Date): string {
+  const age = ageAt(birthDate, today);
+  return AGE_BANDS.find(([below]) => age < below)?.[1] ?? OLDEST_BAND;
+}
+
 function humanName(givenNames: readonly string[], familyName: string) {
   return { given: [...givenNames], family: familyName, text: [...givenNames, familyName].join(' ') };
 }
@@ -21,10 +40,12 @@ export const resolvers: Resolvers = {
   DateTime: DateTimeScalar,
   Query: {
     viewer: (_parent, _args, { principal, requestId }) => ({ principal, requestId }),
-    patient: (_parent, { id }, { loader }) => (isUuid(id) ? loader(patientById).load(id) : null),
-    patients: (_parent, { first, after, filter }, { em }) =>
-      listPatients(em, pageSize(first, TOP_LEVEL_PAGE), after, filter),
-    patientByMrn: (_parent, { mrn }, { em }) => findPatientByMrn(em, mrn),
+    // Out of scope and absent look the same: null with NOT_FOUND, so existence does not leak.
+    patient: async (_parent, { id }, { loader }) => (isUuid(id) ? await loader(patientById).load(id) : null) ?? Promise.reject(notFound('Patient')),
+    patients: (_parent, { first, after, filter }, { em, access }) =>
+      listPatients({ em, access }, pageSize(first, TOP_LEVEL_PAGE), after, filter),
+    patientByMrn: async (_parent, { mrn }, { em, access }) =>
+      (await findPatientByMrn({ em, access }, mrn)) ?? Promise.reject(notFound('Patient')),
   },
   Viewer: {
     subject: ({ principal }) => principal.subject,
@@ -39,9 +60,16 @@ export const resolvers: Resolvers = {
     __resolveReference: ({ id }, { loader }) => (isUuid(id) ? loader(patientById).load(id) : null),
     name: (patient) => humanName(patient.givenNames, patient.familyName),
     birthDate: (patient) => (patient.birthDate ? toIsoDate(patient.birthDate) : null),
+    ageGroup: (patient) => (patient.birthDate ? ageGroupOf(toIsoDate(patient.birthDate), new Date()) : null),
     address: (patient) =>
       patient.city && patient.state && patient.postalCode
-        ? { line: [...(patient.addressLines ?? [])], city: patient.city, state: patient.state, postalCode: patient.postalCode }
+        ? {
+            patientId: patient.id,
+            line: [...(patient.addressLines ?? [])],
+            city: patient.city,
+            state: patient.state,
+            postalCode: patient.postalCode,
+          }
         : null,
     careTeam: (patient, _args, { loader }) => (patient.careTeam ? loader(careTeamById).load(patient.careTeam.id) : null),
     managingOrganization: (patient, _args, { loader }) => loader(organizationById).load(patient.managingOrganization.id),

@@ -14,7 +14,7 @@ export type Scalars = {
   Boolean: { input: boolean; output: boolean; }
   Int: { input: number; output: number; }
   Float: { input: number; output: number; }
-  /** Calendar date, ISO 8601 (YYYY-MM-DD). */
+  /** Calendar date, ISO 8601: YYYY-MM-DD, or YYYY alone where a view reduces a date to its year. */
   Date: { input: string; output: string; }
   /** Instant, ISO 8601 with time zone (UTC on output). */
   DateTime: { input: string; output: string; }
@@ -24,13 +24,13 @@ export type Scalars = {
 export type Claim = {
   __typename?: 'Claim';
   coverage: Maybe<Coverage>;
-  createdAt: Scalars['DateTime']['output'];
+  createdAt: Maybe<Scalars['DateTime']['output']>;
   /** ICD-10-CM codes billed on this claim. */
-  diagnosisCodes: Array<Scalars['String']['output']>;
+  diagnosisCodes: Maybe<Array<Scalars['String']['output']>>;
   id: Scalars['ID']['output'];
-  patient: Patient;
-  status: ClaimStatus;
-  total: Money;
+  patient: Maybe<Patient>;
+  status: Maybe<ClaimStatus>;
+  total: Maybe<Money>;
 };
 
 export type ClaimConnection = {
@@ -56,12 +56,12 @@ export type Coverage = {
   __typename?: 'Coverage';
   id: Scalars['ID']['output'];
   /** Member id on the insurance card. */
-  memberId: Scalars['String']['output'];
-  patient: Patient;
-  payer: Scalars['String']['output'];
-  period: Period;
-  plan: Scalars['String']['output'];
-  status: CoverageStatus;
+  memberId: Maybe<Scalars['String']['output']>;
+  patient: Maybe<Patient>;
+  payer: Maybe<Scalars['String']['output']>;
+  period: Maybe<Period>;
+  plan: Maybe<Scalars['String']['output']>;
+  status: Maybe<CoverageStatus>;
 };
 
 export type CoverageConnection = {
@@ -82,13 +82,13 @@ export type CoverageStatus =
 
 export type Invoice = {
   __typename?: 'Invoice';
-  balance: Money;
+  balance: Maybe<Money>;
   claim: Maybe<Claim>;
   id: Scalars['ID']['output'];
-  issuedAt: Scalars['DateTime']['output'];
-  patient: Patient;
-  status: InvoiceStatus;
-  total: Money;
+  issuedAt: Maybe<Scalars['DateTime']['output']>;
+  patient: Maybe<Patient>;
+  status: Maybe<InvoiceStatus>;
+  total: Maybe<Money>;
 };
 
 export type InvoiceConnection = {
@@ -126,12 +126,12 @@ export type PageInfo = {
 
 export type Patient = {
   __typename?: 'Patient';
-  claims: ClaimConnection;
+  claims: Maybe<ClaimConnection>;
   /** Newest first. `first` defaults to 10 and may not exceed 100 (as on every list below). */
-  coverages: CoverageConnection;
+  coverages: Maybe<CoverageConnection>;
   id: Scalars['ID']['output'];
-  invoices: InvoiceConnection;
-  payments: PaymentConnection;
+  invoices: Maybe<InvoiceConnection>;
+  payments: Maybe<PaymentConnection>;
 };
 
 
@@ -160,12 +160,12 @@ export type PatientPaymentsArgs = {
 
 export type Payment = {
   __typename?: 'Payment';
-  amount: Money;
+  amount: Maybe<Money>;
   id: Scalars['ID']['output'];
-  invoice: Invoice;
-  method: PaymentMethod;
-  patient: Patient;
-  receivedAt: Scalars['DateTime']['output'];
+  invoice: Maybe<Invoice>;
+  method: Maybe<PaymentMethod>;
+  patient: Maybe<Patient>;
+  receivedAt: Maybe<Scalars['DateTime']['output']>;
 };
 
 export type PaymentConnection = {
@@ -359,12 +359,12 @@ export type ResolversParentTypes = {
 export type ClaimResolvers<ContextType = SubgraphContext, ParentType extends ResolversParentTypes['Claim'] = ResolversParentTypes['Claim'], FederationReferenceType extends FederationReferenceTypes['Claim'] = FederationReferenceTypes['Claim']> = {
   __resolveReference?: ReferenceResolver<Maybe<ResolversTypes['Claim']> | FederationReferenceType, FederationReferenceType, ContextType>;
   coverage?: Resolver<Maybe<ResolversTypes['Coverage']>, ParentType, ContextType>;
-  createdAt?: Resolver<ResolversTypes['DateTime'], ParentType, ContextType>;
-  diagnosisCodes?: Resolver<Array<ResolversTypes['String']>, ParentType, ContextType>;
+  createdAt?: Resolver<Maybe<ResolversTypes['DateTime']>, ParentType, ContextType>;
+  diagnosisCodes?: Resolver<Maybe<Array<ResolversTypes['String']>>, ParentType, ContextType>;
   id?: Resolver<ResolversTypes['ID'], ParentType, ContextType>;
-  patient?: Resolver<ResolversTypes['Patient'], ParentType, ContextType>;
-  status?: Resolver<ResolversTypes['ClaimStatus'], ParentType, ContextType>;
-  total?: Resolver<ResolversTypes['Money'], ParentType, ContextType>;
+  patient?: Resolver<Maybe<ResolversTypes['Patient']>, ParentType, ContextType>;
+  status?: Resolver<Maybe<ResolversTypes['ClaimStatus']>, ParentType, ContextType>;
+  total?: Resolver<Maybe<ResolversTypes['Money']>, ParentType, ContextType>;
 };
 
 export type ClaimConnectionResolvers<ContextType = SubgraphContext, ParentType extends ResolversParentTypes['ClaimConnection'] = ResolversParentTypes['ClaimConnection']> = {
@@ -380,12 +380,12 @@ export type ClaimEdgeResolvers<ContextType = SubgraphContext, ParentType extends
 export type CoverageResolvers<ContextType = SubgraphContext, ParentType extends ResolversParentTypes['Coverage'] = ResolversParentTypes['Coverage'], FederationReferenceType extends FederationReferenceTypes['Coverage'] = FederationReferenceTypes['Coverage']> = {
   __resolveReference?: ReferenceResolver<Maybe<ResolversTypes['Coverage']> | FederationReferenceType, FederationReferenceType, ContextType>;
   id?: Resolver<ResolversTypes['ID'], ParentType, ContextType>;
-  memberId?: Resolver<ResolversTypes['String'], ParentType, ContextType>;
-  patient?: Resolver<ResolversTypes['Patient'], ParentType, ContextType>;
-  payer?: Resolver<ResolversTypes['String'], ParentType, ContextType>;
-  period?: Resolver<ResolversTypes['Period'], ParentType, ContextType>;
-  plan?: Resolver<ResolversTypes['String'], ParentType, ContextType>;
-  status?: Resolver<ResolversTypes['CoverageStatus'], ParentType, ContextType>;
+  memberId?: Resolver<Maybe<ResolversTypes['String']>, ParentType, ContextType>;
+  patient?: Resolver<Maybe<ResolversTypes['Patient']>, ParentType, ContextType>;
+  payer?: Resolver<Maybe<ResolversTypes['String']>, ParentType, ContextType>;
+  period?: Resolver<Maybe<ResolversTypes['Period']>, ParentType, ContextType>;
+  plan?: Resolver<Maybe<ResolversTypes['String']>, ParentType, ContextType>;
+  status?: Resolver<Maybe<ResolversTypes['CoverageStatus']>, ParentType, ContextType>;
 };
 
 export type CoverageConnectionResolvers<ContextType = SubgraphContext, ParentType extends ResolversParentTypes['CoverageConnection'] = ResolversParentTypes['CoverageConnection']> = {
@@ -408,13 +408,13 @@ export interface DateTimeScalarConfig extends GraphQLScalarTypeConfig<ResolversT
 
 export type InvoiceResolvers<ContextType = SubgraphContext, ParentType extends ResolversParentTypes['Invoice'] = ResolversParentTypes['Invoice'], FederationReferenceType extends FederationReferenceTypes['Invoice'] = FederationReferenceTypes['Invoice']> = {
   __resolveReference?: ReferenceResolver<Maybe<ResolversTypes['Invoice']> | FederationReferenceType, FederationReferenceType, ContextType>;
-  balance?: Resolver<ResolversTypes['Money'], ParentType, ContextType>;
+  balance?: Resolver<Maybe<ResolversTypes['Money']>, ParentType, ContextType>;
   claim?: Resolver<Maybe<ResolversTypes['Claim']>, ParentType, ContextType>;
   id?: Resolver<ResolversTypes['ID'], ParentType, ContextType>;
-  issuedAt?: Resolver<ResolversTypes['DateTime'], ParentType, ContextType>;
-  patient?: Resolver<ResolversTypes['Patient'], ParentType, ContextType>;
-  status?: Resolver<ResolversTypes['InvoiceStatus'], ParentType, ContextType>;
-  total?: Resolver<ResolversTypes['Money'], ParentType, ContextType>;
+  issuedAt?: Resolver<Maybe<ResolversTypes['DateTime']>, ParentType, ContextType>;
+  patient?: Resolver<Maybe<ResolversTypes['Patient']>, ParentType, ContextType>;
+  status?: Resolver<Maybe<ResolversTypes['InvoiceStatus']>, ParentType, ContextType>;
+  total?: Resolver<Maybe<ResolversTypes['Money']>, ParentType, ContextType>;
 };
 
 export type InvoiceConnectionResolvers<ContextType = SubgraphContext, ParentType extends ResolversParentTypes['InvoiceConnection'] = ResolversParentTypes['InvoiceConnection']> = {
@@ -440,21 +440,21 @@ export type PageInfoResolvers<ContextType = SubgraphContext, ParentType extends 
 
 export type PatientResolvers<ContextType = SubgraphContext, ParentType extends ResolversParentTypes['Patient'] = ResolversParentTypes['Patient'], FederationReferenceType extends FederationReferenceTypes['Patient'] = FederationReferenceTypes['Patient']> = {
   __resolveReference?: ReferenceResolver<Maybe<ResolversTypes['Patient']> | FederationReferenceType, FederationReferenceType, ContextType>;
-  claims?: Resolver<ResolversTypes['ClaimConnection'], ParentType, ContextType, RequireFields<PatientClaimsArgs, 'first'>>;
-  coverages?: Resolver<ResolversTypes['CoverageConnection'], ParentType, ContextType, RequireFields<PatientCoveragesArgs, 'first'>>;
+  claims?: Resolver<Maybe<ResolversTypes['ClaimConnection']>, ParentType, ContextType, RequireFields<PatientClaimsArgs, 'first'>>;
+  coverages?: Resolver<Maybe<ResolversTypes['CoverageConnection']>, ParentType, ContextType, RequireFields<PatientCoveragesArgs, 'first'>>;
   id?: Resolver<ResolversTypes['ID'], ParentType, ContextType>;
-  invoices?: Resolver<ResolversTypes['InvoiceConnection'], ParentType, ContextType, RequireFields<PatientInvoicesArgs, 'first'>>;
-  payments?: Resolver<ResolversTypes['PaymentConnection'], ParentType, ContextType, RequireFields<PatientPaymentsArgs, 'first'>>;
+  invoices?: Resolver<Maybe<ResolversTypes['InvoiceConnection']>, ParentType, ContextType, RequireFields<PatientInvoicesArgs, 'first'>>;
+  payments?: Resolver<Maybe<ResolversTypes['PaymentConnection']>, ParentType, ContextType, RequireFields<PatientPaymentsArgs, 'first'>>;
 };
 
 export type PaymentResolvers<ContextType = SubgraphContext, ParentType extends ResolversParentTypes['Payment'] = ResolversParentTypes['Payment'], FederationReferenceType extends FederationReferenceTypes['Payment'] = FederationReferenceTypes['Payment']> = {
   __resolveReference?: ReferenceResolver<Maybe<ResolversTypes['Payment']> | FederationReferenceType, FederationReferenceType, ContextType>;
-  amount?: Resolver<ResolversTypes['Money'], ParentType, ContextType>;
+  amount?: Resolver<Maybe<ResolversTypes['Money']>, ParentType, ContextType>;
   id?: Resolver<ResolversTypes['ID'], ParentType, ContextType>;
-  invoice?: Resolver<ResolversTypes['Invoice'], ParentType, ContextType>;
-  method?: Resolver<ResolversTypes['PaymentMethod'], ParentType, ContextType>;
-  patient?: Resolver<ResolversTypes['Patient'], ParentType, ContextType>;
-  receivedAt?: Resolver<ResolversTypes['DateTime'], ParentType, ContextType>;
+  invoice?: Resolver<Maybe<ResolversTypes['Invoice']>, ParentType, ContextType>;
+  method?: Resolver<Maybe<ResolversTypes['PaymentMethod']>, ParentType, ContextType>;
+  patient?: Resolver<Maybe<ResolversTypes['Patient']>, ParentType, ContextType>;
+  receivedAt?: Resolver<Maybe<ResolversTypes['DateTime']>, ParentType, ContextType>;
 };
 
 export type PaymentConnectionResolvers<ContextType = SubgraphContext, ParentType extends ResolversParentTypes['PaymentConnection'] = ResolversParentTypes['PaymentConnection']> = {

@@ -14,7 +14,7 @@ export type Scalars = {
   Boolean: { input: boolean; output: boolean; }
   Int: { input: number; output: number; }
   Float: { input: number; output: number; }
-  /** Calendar date, ISO 8601 (YYYY-MM-DD). */
+  /** Calendar date, ISO 8601: YYYY-MM-DD, or YYYY alone where a view reduces a date to its year. */
   Date: { input: string; output: string; }
   /** Instant, ISO 8601 with time zone (UTC on output). */
   DateTime: { input: string; output: string; }
@@ -29,12 +29,12 @@ export type AllergyCriticality =
 export type AllergyIntolerance = {
   __typename?: 'AllergyIntolerance';
   /** SNOMED CT substance. */
-  code: Coding;
-  criticality: AllergyCriticality;
+  code: Maybe<Coding>;
+  criticality: Maybe<AllergyCriticality>;
   id: Scalars['ID']['output'];
-  patient: Patient;
+  patient: Maybe<Patient>;
   reaction: Maybe<Scalars['String']['output']>;
-  recordedDate: Scalars['Date']['output'];
+  recordedDate: Maybe<Scalars['Date']['output']>;
 };
 
 export type AllergyIntoleranceConnection = {
@@ -52,13 +52,13 @@ export type AllergyIntoleranceEdge = {
 export type ClinicalNote = {
   __typename?: 'ClinicalNote';
   author: Maybe<Practitioner>;
-  createdAt: Scalars['DateTime']['output'];
+  createdAt: Maybe<Scalars['DateTime']['output']>;
   encounter: Maybe<Encounter>;
   id: Scalars['ID']['output'];
-  patient: Patient;
-  text: Scalars['String']['output'];
+  patient: Maybe<Patient>;
+  text: Maybe<Scalars['String']['output']>;
   /** LOINC document type. */
-  type: Coding;
+  type: Maybe<Coding>;
 };
 
 export type ClinicalNoteConnection = {
@@ -83,14 +83,14 @@ export type Coding = {
 
 export type Condition = {
   __typename?: 'Condition';
-  clinicalStatus: ConditionClinicalStatus;
+  clinicalStatus: Maybe<ConditionClinicalStatus>;
   /** ICD-10-CM diagnosis. */
-  code: Coding;
+  code: Maybe<Coding>;
   encounter: Maybe<Encounter>;
   id: Scalars['ID']['output'];
   onsetDate: Maybe<Scalars['Date']['output']>;
-  patient: Patient;
-  recordedDate: Scalars['Date']['output'];
+  patient: Maybe<Patient>;
+  recordedDate: Maybe<Scalars['Date']['output']>;
 };
 
 export type ConditionClinicalStatus =
@@ -113,13 +113,13 @@ export type ConditionEdge = {
 
 export type Encounter = {
   __typename?: 'Encounter';
-  class: EncounterClass;
+  class: Maybe<EncounterClass>;
   id: Scalars['ID']['output'];
-  patient: Patient;
-  period: Period;
+  patient: Maybe<Patient>;
+  period: Maybe<Period>;
   practitioner: Maybe<Practitioner>;
-  status: EncounterStatus;
-  type: Coding;
+  status: Maybe<EncounterStatus>;
+  type: Maybe<Coding>;
 };
 
 export type EncounterClass =
@@ -148,14 +148,14 @@ export type EncounterStatus =
 
 export type MedicationRequest = {
   __typename?: 'MedicationRequest';
-  authoredOn: Scalars['Date']['output'];
-  dosageInstruction: Scalars['String']['output'];
+  authoredOn: Maybe<Scalars['Date']['output']>;
+  dosageInstruction: Maybe<Scalars['String']['output']>;
   id: Scalars['ID']['output'];
   /** RxNorm medication. */
-  medication: Coding;
-  patient: Patient;
+  medication: Maybe<Coding>;
+  patient: Maybe<Patient>;
   requester: Maybe<Practitioner>;
-  status: MedicationRequestStatus;
+  status: Maybe<MedicationRequestStatus>;
 };
 
 export type MedicationRequestConnection = {
@@ -179,15 +179,15 @@ export type MedicationRequestStatus =
 export type Observation = {
   __typename?: 'Observation';
   /** LOINC observation code. */
-  code: Coding;
-  effectiveAt: Scalars['DateTime']['output'];
+  code: Maybe<Coding>;
+  effectiveAt: Maybe<Scalars['DateTime']['output']>;
   encounter: Maybe<Encounter>;
   id: Scalars['ID']['output'];
-  patient: Patient;
+  patient: Maybe<Patient>;
   /** UCUM unit. */
-  unit: Scalars['String']['output'];
+  unit: Maybe<Scalars['String']['output']>;
   /** Decimal value as a string, exactly as measured. */
-  value: Scalars['String']['output'];
+  value: Maybe<Scalars['String']['output']>;
 };
 
 export type ObservationConnection = {
@@ -210,14 +210,14 @@ export type PageInfo = {
 
 export type Patient = {
   __typename?: 'Patient';
-  allergyIntolerances: AllergyIntoleranceConnection;
-  clinicalNotes: ClinicalNoteConnection;
-  conditions: ConditionConnection;
+  allergyIntolerances: Maybe<AllergyIntoleranceConnection>;
+  clinicalNotes: Maybe<ClinicalNoteConnection>;
+  conditions: Maybe<ConditionConnection>;
   /** Most recent first. `first` defaults to 10 and may not exceed 100 (as on every list below). */
-  encounters: EncounterConnection;
+  encounters: Maybe<EncounterConnection>;
   id: Scalars['ID']['output'];
-  medicationRequests: MedicationRequestConnection;
-  observations: ObservationConnection;
+  medicationRequests: Maybe<MedicationRequestConnection>;
+  observations: Maybe<ObservationConnection>;
 };
 
 
@@ -456,12 +456,12 @@ export type ResolversParentTypes = {
 
 export type AllergyIntoleranceResolvers<ContextType = SubgraphContext, ParentType extends ResolversParentTypes['AllergyIntolerance'] = ResolversParentTypes['AllergyIntolerance'], FederationReferenceType extends FederationReferenceTypes['AllergyIntolerance'] = FederationReferenceTypes['AllergyIntolerance']> = {
   __resolveReference?: ReferenceResolver<Maybe<ResolversTypes['AllergyIntolerance']> | FederationReferenceType, FederationReferenceType, ContextType>;
-  code?: Resolver<ResolversTypes['Coding'], ParentType, ContextType>;
-  criticality?: Resolver<ResolversTypes['AllergyCriticality'], ParentType, ContextType>;
+  code?: Resolver<Maybe<ResolversTypes['Coding']>, ParentType, ContextType>;
+  criticality?: Resolver<Maybe<ResolversTypes['AllergyCriticality']>, ParentType, ContextType>;
   id?: Resolver<ResolversTypes['ID'], ParentType, ContextType>;
-  patient?: Resolver<ResolversTypes['Patient'], ParentType, ContextType>;
+  patient?: Resolver<Maybe<ResolversTypes['Patient']>, ParentType, ContextType>;
   reaction?: Resolver<Maybe<ResolversTypes['String']>, ParentType, ContextType>;
-  recordedDate?: Resolver<ResolversTypes['Date'], ParentType, ContextType>;
+  recordedDate?: Resolver<Maybe<ResolversTypes['Date']>, ParentType, ContextType>;
 };
 
 export type AllergyIntoleranceConnectionResolvers<ContextType = SubgraphContext, ParentType extends ResolversParentTypes['AllergyIntoleranceConnection'] = ResolversParentTypes['AllergyIntoleranceConnection']> = {
@@ -477,12 +477,12 @@ export type AllergyIntoleranceEdgeResolvers<ContextType = SubgraphContext, Paren
 export type ClinicalNoteResolvers<ContextType = SubgraphContext, ParentType extends ResolversParentTypes['ClinicalNote'] = ResolversParentTypes['ClinicalNote'], FederationReferenceType extends FederationReferenceTypes['ClinicalNote'] = FederationReferenceTypes['ClinicalNote']> = {
   __resolveReference?: ReferenceResolver<Maybe<ResolversTypes['ClinicalNote']> | FederationReferenceType, FederationReferenceType, ContextType>;
   author?: Resolver<Maybe<ResolversTypes['Practitioner']>, ParentType, ContextType>;
-  createdAt?: Resolver<ResolversTypes['DateTime'], ParentType, ContextType>;
+  createdAt?: Resolver<Maybe<ResolversTypes['DateTime']>, ParentType, ContextType>;
   encounter?: Resolver<Maybe<ResolversTypes['Encounter']>, ParentType, ContextType>;
   id?: Resolver<ResolversTypes['ID'], ParentType, ContextType>;
-  patient?: Resolver<ResolversTypes['Patient'], ParentType, ContextType>;
-  text?: Resolver<ResolversTypes['String'], ParentType, ContextType>;
-  type?: Resolver<ResolversTypes['Coding'], ParentType, ContextType>;
+  patient?: Resolver<Maybe<ResolversTypes['Patient']>, ParentType, ContextType>;
+  text?: Resolver<Maybe<ResolversTypes['String']>, ParentType, ContextType>;
+  type?: Resolver<Maybe<ResolversTypes['Coding']>, ParentType, ContextType>;
 };
 
 export type ClinicalNoteConnectionResolvers<ContextType = SubgraphContext, ParentType extends ResolversParentTypes['ClinicalNoteConnection'] = ResolversParentTypes['ClinicalNoteConnection']> = {
@@ -503,13 +503,13 @@ export type CodingResolvers<ContextType = SubgraphContext, ParentType extends Re
 
 export type ConditionResolvers<ContextType = SubgraphContext, ParentType extends ResolversParentTypes['Condition'] = ResolversParentTypes['Condition'], FederationReferenceType extends FederationReferenceTypes['Condition'] = FederationReferenceTypes['Condition']> = {
   __resolveReference?: ReferenceResolver<Maybe<ResolversTypes['Condition']> | FederationReferenceType, FederationReferenceType, ContextType>;
-  clinicalStatus?: Resolver<ResolversTypes['ConditionClinicalStatus'], ParentType, ContextType>;
-  code?: Resolver<ResolversTypes['Coding'], ParentType, ContextType>;
+  clinicalStatus?: Resolver<Maybe<ResolversTypes['ConditionClinicalStatus']>, ParentType, ContextType>;
+  code?: Resolver<Maybe<ResolversTypes['Coding']>, ParentType, ContextType>;
   encounter?: Resolver<Maybe<ResolversTypes['Encounter']>, ParentType, ContextType>;
   id?: Resolver<ResolversTypes['ID'], ParentType, ContextType>;
   onsetDate?: Resolver<Maybe<ResolversTypes['Date']>, ParentType, ContextType>;
-  patient?: Resolver<ResolversTypes['Patient'], ParentType, ContextType>;
-  recordedDate?: Resolver<ResolversTypes['Date'], ParentType, ContextType>;
+  patient?: Resolver<Maybe<ResolversTypes['Patient']>, ParentType, ContextType>;
+  recordedDate?: Resolver<Maybe<ResolversTypes['Date']>, ParentType, ContextType>;
 };
 
 export type ConditionConnectionResolvers<ContextType = SubgraphContext, ParentType extends ResolversParentTypes['ConditionConnection'] = ResolversParentTypes['ConditionConnection']> = {
@@ -532,13 +532,13 @@ export interface DateTimeScalarConfig extends GraphQLScalarTypeConfig<ResolversT
 
 export type EncounterResolvers<ContextType = SubgraphContext, ParentType extends ResolversParentTypes['Encounter'] = ResolversParentTypes['Encounter'], FederationReferenceType extends FederationReferenceTypes['Encounter'] = FederationReferenceTypes['Encounter']> = {
   __resolveReference?: ReferenceResolver<Maybe<ResolversTypes['Encounter']> | FederationReferenceType, FederationReferenceType, ContextType>;
-  class?: Resolver<ResolversTypes['EncounterClass'], ParentType, ContextType>;
+  class?: Resolver<Maybe<ResolversTypes['EncounterClass']>, ParentType, ContextType>;
   id?: Resolver<ResolversTypes['ID'], ParentType, ContextType>;
-  patient?: Resolver<ResolversTypes['Patient'], ParentType, ContextType>;
-  period?: Resolver<ResolversTypes['Period'], ParentType, ContextType>;
+  patient?: Resolver<Maybe<ResolversTypes['Patient']>, ParentType, ContextType>;
+  period?: Resolver<Maybe<ResolversTypes['Period']>, ParentType, ContextType>;
   practitioner?: Resolver<Maybe<ResolversTypes['Practitioner']>, ParentType, ContextType>;
-  status?: Resolver<ResolversTypes['EncounterStatus'], ParentType, ContextType>;
-  type?: Resolver<ResolversTypes['Coding'], ParentType, ContextType>;
+  status?: Resolver<Maybe<ResolversTypes['EncounterStatus']>, ParentType, ContextType>;
+  type?: Resolver<Maybe<ResolversTypes['Coding']>, ParentType, ContextType>;
 };
 
 export type EncounterConnectionResolvers<ContextType = SubgraphContext, ParentType extends ResolversParentTypes['EncounterConnection'] = ResolversParentTypes['EncounterConnection']> = {
@@ -553,13 +553,13 @@ export type EncounterEdgeResolvers<ContextType = SubgraphContext, ParentType ext
 
 export type MedicationRequestResolvers<ContextType = SubgraphContext, ParentType extends ResolversParentTypes['MedicationRequest'] = ResolversParentTypes['MedicationRequest'], FederationReferenceType extends FederationReferenceTypes['MedicationRequest'] = FederationReferenceTypes['MedicationRequest']> = {
   __resolveReference?: ReferenceResolver<Maybe<ResolversTypes['MedicationRequest']> | FederationReferenceType, FederationReferenceType, ContextType>;
-  authoredOn?: Resolver<ResolversTypes['Date'], ParentType, ContextType>;
-  dosageInstruction?: Resolver<ResolversTypes['String'], ParentType, ContextType>;
+  authoredOn?: Resolver<Maybe<ResolversTypes['Date']>, ParentType, ContextType>;
+  dosageInstruction?: Resolver<Maybe<ResolversTypes['String']>, ParentType, ContextType>;
   id?: Resolver<ResolversTypes['ID'], ParentType, ContextType>;
-  medication?: Resolver<ResolversTypes['Coding'], ParentType, ContextType>;
-  patient?: Resolver<ResolversTypes['Patient'], ParentType, ContextType>;
+  medication?: Resolver<Maybe<ResolversTypes['Coding']>, ParentType, ContextType>;
+  patient?: Resolver<Maybe<ResolversTypes['Patient']>, ParentType, ContextType>;
   requester?: Resolver<Maybe<ResolversTypes['Practitioner']>, ParentType, ContextType>;
-  status?: Resolver<ResolversTypes['MedicationRequestStatus'], ParentType, ContextType>;
+  status?: Resolver<Maybe<ResolversTypes['MedicationRequestStatus']>, ParentType, ContextType>;
 };
 
 export type MedicationRequestConnectionResolvers<ContextType = SubgraphContext, ParentType extends ResolversParentTypes['MedicationRequestConnection'] = ResolversParentTypes['MedicationRequestConnection']> = {
@@ -574,13 +574,13 @@ export type MedicationRequestEdgeResolvers<ContextType = SubgraphContext, Parent
 
 export type ObservationResolvers<ContextType = SubgraphContext, ParentType extends ResolversParentTypes['Observation'] = ResolversParentTypes['Observation'], FederationReferenceType extends FederationReferenceTypes['Observation'] = FederationReferenceTypes['Observation']> = {
   __resolveReference?: ReferenceResolver<Maybe<ResolversTypes['Observation']> | FederationReferenceType, FederationReferenceType, ContextType>;
-  code?: Resolver<ResolversTypes['Coding'], ParentType, ContextType>;
-  effectiveAt?: Resolver<ResolversTypes['DateTime'], ParentType, ContextType>;
+  code?: Resolver<Maybe<ResolversTypes['Coding']>, ParentType, ContextType>;
+  effectiveAt?: Resolver<Maybe<ResolversTypes['DateTime']>, ParentType, ContextType>;
   encounter?: Resolver<Maybe<ResolversTypes['Encounter']>, ParentType, ContextType>;
   id?: Resolver<ResolversTypes['ID'], ParentType, ContextType>;
-  patient?: Resolver<ResolversTypes['Patient'], ParentType, ContextType>;
-  unit?: Resolver<ResolversTypes['String'], ParentType, ContextType>;
-  value?: Resolver<ResolversTypes['String'], ParentType, ContextType>;
+  patient?: Resolver<Maybe<ResolversTypes['Patient']>, ParentType, ContextType>;
+  unit?: Resolver<Maybe<ResolversTypes['String']>, ParentType, ContextType>;
+  value?: Resolver<Maybe<ResolversTypes['String']>, ParentType, ContextType>;
 };
 
 export type ObservationConnectionResolvers<ContextType = SubgraphContext, ParentType extends ResolversParentTypes['ObservationConnection'] = ResolversParentTypes['ObservationConnection']> = {
@@ -600,13 +600,13 @@ export type PageInfoResolvers<ContextType = SubgraphContext, ParentType extends 
 
 export type PatientResolvers<ContextType = SubgraphContext, ParentType extends ResolversParentTypes['Patient'] = ResolversParentTypes['Patient'], FederationReferenceType extends FederationReferenceTypes['Patient'] = FederationReferenceTypes['Patient']> = {
   __resolveReference?: ReferenceResolver<Maybe<ResolversTypes['Patient']> | FederationReferenceType, FederationReferenceType, ContextType>;
-  allergyIntolerances?: Resolver<ResolversTypes['AllergyIntoleranceConnection'], ParentType, ContextType, RequireFields<PatientAllergyIntolerancesArgs, 'first'>>;
-  clinicalNotes?: Resolver<ResolversTypes['ClinicalNoteConnection'], ParentType, ContextType, RequireFields<PatientClinicalNotesArgs, 'first'>>;
-  conditions?: Resolver<ResolversTypes['ConditionConnection'], ParentType, ContextType, RequireFields<PatientConditionsArgs, 'first'>>;
-  encounters?: Resolver<ResolversTypes['EncounterConnection'], ParentType, ContextType, RequireFields<PatientEncountersArgs, 'first'>>;
+  allergyIntolerances?: Resolver<Maybe<ResolversTypes['AllergyIntoleranceConnection']>, ParentType, ContextType, RequireFields<PatientAllergyIntolerancesArgs, 'first'>>;
+  clinicalNotes?: Resolver<Maybe<ResolversTypes['ClinicalNoteConnection']>, ParentType, ContextType, RequireFields<PatientClinicalNotesArgs, 'first'>>;
+  conditions?: Resolver<Maybe<ResolversTypes['ConditionConnection']>, ParentType, ContextType, RequireFields<PatientConditionsArgs, 'first'>>;
+  encounters?: Resolver<Maybe<ResolversTypes['EncounterConnection']>, ParentType, ContextType, RequireFields<PatientEncountersArgs, 'first'>>;
   id?: Resolver<ResolversTypes['ID'], ParentType, ContextType>;
-  medicationRequests?: Resolver<ResolversTypes['MedicationRequestConnection'], ParentType, ContextType, RequireFields<PatientMedicationRequestsArgs, 'first'>>;
-  observations?: Resolver<ResolversTypes['ObservationConnection'], ParentType, ContextType, RequireFields<PatientObservationsArgs, 'first'>>;
+  medicationRequests?: Resolver<Maybe<ResolversTypes['MedicationRequestConnection']>, ParentType, ContextType, RequireFields<PatientMedicationRequestsArgs, 'first'>>;
+  observations?: Resolver<Maybe<ResolversTypes['ObservationConnection']>, ParentType, ContextType, RequireFields<PatientObservationsArgs, 'first'>>;
 };
 
 export type PeriodResolvers<ContextType = SubgraphContext, ParentType extends ResolversParentTypes['Period'] = ResolversParentTypes['Period']> = {

@@ -1,0 +1,221 @@
+import type { Role } from '../auth/index.js';
+import type { Category } from './categories.js';
+import type { MaskerName } from './maskers.js';
+
+/**
+ * THE ACCESS POLICY. Reviewed like a contract: for every role, a decision
+ * per data category (allow, mask with a named masker, or deny), and the
+ * rows it may see. Anything not listed is denied. The shield rules, the
+ * per-role schema views and docs/access-matrix.md are generated from it.
+ */
+
+export type Decision = { kind: 'allow' } | { kind: 'mask'; masker: MaskerName } | { kind: 'deny' };
+
+export const allow: Decision = { kind: 'allow' };
+export const deny: Decision = { kind: 'deny' };
+export const mask = (masker: MaskerName): Decision => ({ kind: 'mask', masker });
+
+/** Which patients (and their clinical and billing rows) a role may see. */
+export type PatientScope =
+  /** The patient the token names (claim `patient`). */
+  | 'self'
+  /** Patients of the care teams the caller is a member of, plus emergency grants. */
+  | 'careTeam'
+  /** Patients whose record the caller's organization holds (claim `org`). */
+  | 'organization'
+  /** Patients with an active consent to share with the caller's organization. */
+  | 'partnerConsent'
+  /** Patients with an active research consent (de-identified views only). */
+  | 'researchCohort'
+  | 'none';
+
+/** Directory rows (practitioners, organizations, care teams): everyone's or nobody's. */
+export type DirectoryScope = 'all' | 'none';
+
+export interface RolePolicy {
+  description: string;
+  patients: PatientScope;
+  directory: DirectoryScope;
+  fields: Partial<Record<Category, Decision>>;
+}
+
+const always = { self: allow, structure: allow } as const;
+const records = { ...always, recordId: allow, patientLookup: allow } as const;
+
+export const ACCESS_POLICY: Record<Role, RolePolicy> = {
+  clinician: {
+    description: 'Treats the patients of their care teams: full clinical record, masked SSN, coverage for prescribing.',
+    patients: 'careTeam',
+    directory: 'all',
+    fields: {
+      ...records,
+      directory: allow,
+      mrn: allow,
+      ssn: mask('ssnLast4'),
+      name: allow,
+      birthDate: allow,
+      ageGroup: allow,
+      gender: allow,
+      addressStreet: allow,
+      addressRegion: allow,
+      postalCode: allow,
+      contact: allow,
+      careTeam: allow,
+      managingOrganization: allow,
+      encounter: allow,
+      condition: allow,
+      medication: allow,
+      observation: allow,
+      allergy: allow,
+      clinicalNote: allow,
+      clinicalDate: allow,
+      coverage: allow,
+      memberId: mask('last4'),
+    },
+  },
+  nurse: {
+    description: 'Cares for the patients of their care teams: clinical data without clinical notes, masked SSN.',
+    patients: 'careTeam',
+    directory: 'all',
+    fields: {
+      ...records,
+      directory: allow,
+      mrn: allow,
+      ssn: mask('ssnLast4'),
+      name: allow,
+      birthDate: allow,
+      ageGroup: allow,
+      gender: allow,
+      addressStreet: allow,
+      addressRegion: allow,
+      postalCode: allow,
+      contact: allow,
+      careTeam: allow,
+      managingOrganization: allow,
+      encounter: allow,
+      condition: allow,
+      medication: allow,
+      observation: allow,
+      allergy: allow,
+      clinicalDate: allow,
+      coverage: allow,
+      memberId: mask('last4'),
+    },
+  },
+  billing: {
+    description: 'Bills for the organization: what a claim needs, no clinical content beyond diagnosis codes on claims.',
+    patients: 'organization',
+    directory: 'all',
+    fields: {
+      ...records,
+      directory: allow,
+      mrn: allow,
+      ssn: mask('ssnLast4'),
+      name: allow,
+      birthDate: allow,
+      ageGroup: allow,
+      gender: allow,
+      addressStreet: allow,
+      addressRegion: allow,
+      postalCode: allow,
+      contact: allow,
+      managingOrganization: allow,
+      coverage: allow,
+      memberId: allow,
+      claim: allow,
+      diagnosisCodes: allow,
+      invoice: allow,
+      payment: allow,
+    },
+  },
+  patient: {
+    description: 'The patient: their own record only, SSN masked.',
+    patients: 'self',
+    directory: 'all',
+    fields: {
+      ...records,
+      directory: allow,
+      mrn: allow,
+      ssn: mask('ssnLast4'),
+      name: allow,
+      birthDate: allow,
+      ageGroup: allow,
+      gender: allow,
+      addressStreet: allow,
+      addressRegion: allow,
+      postalCode: allow,
+      contact: allow,
+      careTeam: allow,
+      managingOrganization: allow,
+      encounter: allow,
+      condition: allow,
+      medication: allow,
+      observation: allow,
+      allergy: allow,
+      clinicalNote: allow,
+      clinicalDate: allow,
+      coverage: allow,
+      memberId: allow,
+      claim: allow,
+      diagnosisCodes: allow,
+      invoice: allow,
+      payment: allow,
+    },
+  },
+  researcher: {
+    description: 'De-identified research cohort (HIPAA Safe Harbor): no names, contact, SSN, MRN, street or dates below the year.',
+    patients: 'researchCohort',
+    directory: 'none',
+    fields: {
+      ...records,
+      birthDate: mask('birthYear'),
+      ageGroup: allow,
+      gender: allow,
+      addressRegion: allow,
+      postalCode: mask('zip3'),
+      encounter: allow,
+      condition: allow,
+      medication: allow,
+      observation: allow,
+      allergy: allow,
+    },
+  },
+  partner: {
+    description: 'A partner organization (e.g. a pharmacy): a narrow set, only for patients who consented to share with it.',
+    patients: 'partnerConsent',
+    directory: 'all',
+    fields: {
+      ...records,
+      directory: allow,
+      name: allow,
+      birthDate: allow,
+      gender: allow,
+      contact: allow,
+      medication: allow,
+      allergy: allow,
+      coverage: allow,
+      memberId: allow,
+    },
+  },
+  auditor: {
+    description: 'Reviews access: identifies records (MRN, name, organization), reads no clinical or billing content.',
+    patients: 'organization',
+    directory: 'all',
+    fields: { ...records, directory: allow, mrn: allow, name: allow, managingOrganization: allow },
+  },
+  admin: {
+    description: 'Administers care teams and practitioners: identifies records, reads no clinical or billing content.',
+    patients: 'organization',
+    directory: 'all',
+    fields: { ...records, directory: allow, mrn: allow, name: allow, careTeam: allow, managingOrganization: allow },
+  },
+  integrator: {
+    description: 'Builds integrations: introspects its schema view, reads no data.',
+    patients: 'none',
+    directory: 'none',
+    fields: { ...always },
+  },
+};
+
+/** Roles that may introspect the schema (each sees its own view). */
+export const INTROSPECTION_ROLES: readonly Role[] = ['integrator', 'admin'];

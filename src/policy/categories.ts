@@ -1,0 +1,48 @@
+/**
+ * Data categories: every field of the API belongs to exactly one. The
+ * access policy decides per role and category; the classification
+ * (classification.ts) says which category each Type.field is in.
+ *
+ * `phi: true` marks protected health information: reading it needs a token
+ * whose `amr` says MFA was used, and (later) every read is audited.
+ */
+export const CATEGORIES = {
+  self: { phi: false, description: 'The caller\'s own token facts (Viewer)' },
+  structure: { phi: false, description: 'Connections, edges, page info and value shapes (Coding, Period, Money, HumanName); decided at the field that leads to them' },
+  recordId: { phi: false, description: 'Opaque record ids and links between records' },
+  patientLookup: { phi: false, description: 'Entry points that find patients (Query.patient, patients, patientByMrn)' },
+  directory: { phi: false, description: 'Practitioners, organizations and care teams as a directory' },
+  mrn: { phi: true, description: 'Medical record number' },
+  ssn: { phi: true, description: 'Social security number' },
+  name: { phi: true, description: 'Patient name' },
+  birthDate: { phi: true, description: 'Date of birth' },
+  ageGroup: { phi: true, description: 'Age band (0-17 ... 90+)' },
+  gender: { phi: true, description: 'Administrative gender' },
+  addressStreet: { phi: true, description: 'Street lines and city' },
+  addressRegion: { phi: true, description: 'State (and access to the address object)' },
+  postalCode: { phi: true, description: 'ZIP code' },
+  contact: { phi: true, description: 'Phone and email' },
+  careTeam: { phi: true, description: 'Which care team treats the patient' },
+  managingOrganization: { phi: true, description: 'Which organization holds the record' },
+  encounter: { phi: true, description: 'Encounters: class, type, status, practitioner' },
+  condition: { phi: true, description: 'Diagnoses (ICD-10-CM) and their status' },
+  medication: { phi: true, description: 'Medication requests (RxNorm) and dosage' },
+  observation: { phi: true, description: 'Observations (LOINC) and values' },
+  allergy: { phi: true, description: 'Allergies and intolerances' },
+  clinicalNote: { phi: true, description: 'Free-text clinical notes' },
+  clinicalDate: { phi: true, description: 'Dates of clinical events (a Safe Harbor identifier)' },
+  coverage: { phi: true, description: 'Insurance coverage: payer, plan, status, period' },
+  memberId: { phi: true, description: 'Insurance member id' },
+  claim: { phi: true, description: 'Claims: status, totals, dates' },
+  diagnosisCodes: { phi: true, description: 'Diagnosis codes billed on claims' },
+  invoice: { phi: true, description: 'Invoices: totals, balances, dates' },
+  payment: { phi: true, description: 'Payments: amounts, methods, dates' },
+} as const satisfies Record<string, { phi: boolean; description: string }>;
+
+export type Category = keyof typeof CATEGORIES;
+
+export const CATEGORY_NAMES = Object.keys(CATEGORIES) as Category[];
+
+export function isPhi(category: Category): boolean {
+  return CATEGORIES[category].phi;
+}

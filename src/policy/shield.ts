@@ -1,0 +1,123 @@
+import type { GraphQLResolveInfo, GraphQLSchema } from 'graphql';
+import { GraphQLError, isIntrospectionType, isObjectType } from 'graphql';
+import { applyMiddleware, type IMiddlewareFunction, type IMiddlewareTypeMap } from 'graphql-middleware';
+import { allow as allowRule, rule, shield, type IRules } from 'graphql-shield';
+import type { Principal, Role } from '../auth/index.js';
+import { CLIENT_ERROR_CODES, forbidden, internalError } from '../errors.js';
+import { ACCESS_POLICY } from './access-policy.js';
+import { categoryOf } from './classification.js';
+import { decisionTable, type DecisionTable, type FieldDecision } from './decisions.js';
+import { MASKERS } from './maskers.js';
+
+/**
+ * Enforcement: a graphql-shield rule per field, generated from the policy,
+ * with deny as the fallback, and a masking step on the fields some role
+ * masks. graphql-shield and graphql-middleware stay behind this file.
+ */
+
+/** What the rules need from a request's context. */
+export interface PolicyContext {
+  access: {
+    principal: Principal;
+    decisions: DecisionTable;
+    rowDependent: boolean;
+    rolesForPatient(patientId: string): Promise<readonly Role[]>;
+  };
+}
+
+/** Federation plumbing every subgraph must answer; the entities it returns are guarded by their own rules. */
+const FEDERATION_FIELDS: Record<string, readonly string[]> = {
+  Query: ['_entities', '_service'],
+  _Service: ['sdl'],
+};
+
+/** The patient a row belongs to, for tokens whose roles see different rows. */
+function patientOf(type: string, parent: unknown): string | undefined {
+  if (parent === null || typeof parent !== 'object') return undefined;
+  const row = parent as { id?: unknown; patient?: { id?: unknown }; patientId?: unknown };
+  if (type === 'Patient' && typeof row.id === 'string') return row.id;
+  if (typeof row.patient?.id === 'string') return row.patient.id;
+  return typeof row.patientId === 'string' ? row.patientId : undefined;
+}
+
+/** The decision for this field of this row: from the static table, or per row when roles see different rows. */
+export function decisionForRow(type: string, field: string, parent: unknown, context: PolicyContext): FieldDecision | Promise<FieldDecision> {
+  const { access } = context;
+  if (!access.rowDependent) return access.decisions.get(type, field);
+  const patientId = patientOf(type, parent);
+  if (!patientId) return access.decisions.get(type, field);
+  return access.rolesForPatient(patientId).then((roles) => decisionTable(roles).get(type, field));
+}
+
+function verdict(decision: FieldDecision, principal: Principal): true | GraphQLError {
+  const coordinate = `${decision.type}.${decision.field}`;
+  if (!decision.category) return forbidden('NOT_CLASSIFIED', coordinate);
+  if (decision.decision.kind === 'deny') return forbidden('ROLE_DENIED', coordinate);
+  if (decision.phi && !principal.mfa) return forbidden('MFA_REQUIRED', coordinate);
+  return true;
+}
+
+function fieldRule(type: string, field: string) {
+  // no_cache: the answer may depend on the row (several roles), and the table lookup is cheaper than shield's cache.
+  return rule(`policy:${type}.${field}`, { cache: 'no_cache' })((parent: unknown, _args: unknown, context: PolicyContext) => {
+    const decision = decisionForRow(type, field, parent, context);
+    return decision instanceof Promise
+      ? decision.then((resolved) => verdict(resolved, context.access.principal))
+      : verdict(decision, context.access.principal);
+  });
+}
+
+/** Expected errors (codes meant for clients) pass; anything else becomes a bare internal error. */
+function fallbackError(thrown: unknown): GraphQLError {
+  if (thrown instanceof GraphQLError && CLIENT_ERROR_CODES.has(String(thrown.extensions['code']))) return thrown;
+  if (thrown === null) return forbidden('ROLE_DENIED', 'this field');
+  return internalError();
+}
+
+export function buildShieldRules(schema: GraphQLSchema): IRules {
+  const rules: Record<string, Record<string, ReturnType<typeof fieldRule> | typeof allowRule>> = {};
+  for (const type of Object.values(schema.getTypeMap())) {
+    if (!isObjectType(type) || isIntrospectionType(type)) continue;
+    const fields: Record<string, ReturnType<typeof fieldRule> | typeof allowRule> = {};
+    for (const field of Object.keys(type.getFields())) {
+      fields[field] = FEDERATION_FIELDS[type.name]?.includes(field) ? allowRule : fieldRule(type.name, field);
+    }
+    rules[type.name] = fields;
+  }
+  return rules;
+}
+
+/** Fields that some role masks: only these get the masking step. */
+function maskingMiddleware(schema: GraphQLSchema): IMiddlewareTypeMap<unknown, PolicyContext> {
+  const maskedCategories = new Set(
+    Object.values(ACCESS_POLICY).flatMap((policy) =>
+      Object.entries(policy.fields).flatMap(([category, decision]) => (decision.kind === 'mask' ? [category] : [])),
+    ),
+  );
+  const middleware: Record<string, Record<string, IMiddlewareFunction<unknown, PolicyContext>>> = {};
+  for (const type of Object.values(schema.getTypeMap())) {
+    if (!isObjectType(type) || isIntrospectionType(type)) continue;
+    for (const field of Object.keys(type.getFields())) {
+      const category = categoryOf(type.name, field);
+      if (!category || !maskedCategories.has(category)) continue;
+      const resolver: IMiddlewareFunction<unknown, PolicyContext> = async (resolve, parent, args, context, info: GraphQLResolveInfo) => {
+        const value: unknown = await resolve(parent, args, context, info);
+        const decision = await decisionForRow(type.name, field, parent, context);
+        return decision.decision.kind === 'mask' && value !== null && value !== undefined ? MASKERS[decision.decision.masker].apply(value) : value;
+      };
+      (middleware[type.name] ??= {})[field] = resolver;
+    }
+  }
+  return middleware;
+}
+
+/** The subgraph schema with the policy enforced: shield outside, masking inside, then the resolver. */
+export function applyPolicy(schema: GraphQLSchema): GraphQLSchema {
+  const permissions = shield(buildShieldRules(schema), {
+    fallbackRule: rule('policy:unclassified', { cache: 'no_cache' })(() => forbidden('NOT_CLASSIFIED', 'this field')),
+    allowExternalErrors: false,
+    debug: false,
+    fallbackError,
+  });
+  return applyMiddleware(schema, permissions, maskingMiddleware(schema));
+}

@@ -1,0 +1,135 @@
+import DataLoader from 'dataloader';
+import type { FilterQuery } from '@mikro-orm/core';
+import type { EntityManager } from '@mikro-orm/sql';
+import type { Principal, Role } from '../auth/index.js';
+import type { Cache } from '../cache/index.js';
+import { AppUser, CareTeamMember, Patient } from '../db/entities.js';
+import { ACCESS_POLICY, decisionTable, type DecisionTable, type PatientScope } from '../policy/index.js';
+
+/**
+ * Row scope, in the data layer: which patients (and so which clinical and
+ * billing rows) this request may load. Every query that loads patient rows
+ * adds `patientFilter()` to its SQL; nothing is fetched and then discarded.
+ * Field scope (which fields of a visible row) is the shield's job.
+ */
+export interface AccessControl {
+  principal: Principal;
+  /** Decisions for the token's roles (row-independent). */
+  decisions: DecisionTable;
+  /** True when several roles with different row scopes are combined, so decisions depend on the row. */
+  rowDependent: boolean;
+  /** The SQL filter on Patient for the union of the roles' scopes. */
+  patientFilter(): Promise<FilterQuery<Patient>>;
+  /** The roles of this token that reach the given patient (batched). */
+  rolesForPatient(patientId: string): Promise<readonly Role[]>;
+  /** Whether directory rows (practitioners, organizations, care teams) are visible. */
+  directoryVisible: boolean;
+}
+
+/** How long a practitioner's care-team membership is cached; changes invalidate it at once. */
+export const MEMBERSHIP_TTL_SECONDS = 300;
+const MEMBERSHIP_KEY = 'care-team-membership:';
+
+export function createAccessControl(principal: Principal, em: EntityManager, cache: Cache): AccessControl {
+  const scopes = new Map<Role, PatientScope>(principal.roles.map((role) => [role, ACCESS_POLICY[role].patients]));
+  const distinctScopes = new Set(scopes.values());
+  let filter: Promise<FilterQuery<Patient>> | undefined;
+  let teams: Promise<string[]> | undefined;
+  const careTeams = () => (teams ??= careTeamsOf(principal.subject, em, cache));
+  const patientFilter = () => (filter ??= buildPatientFilter(principal, [...distinctScopes], careTeams));
+  const rowRoles = new DataLoader<string, readonly Role[]>((ids) => rolesForPatients(ids, principal, scopes, em, careTeams));
+  return {
+    principal,
+    decisions: decisionTable(principal.roles),
+    rowDependent: distinctScopes.size > 1,
+    patientFilter,
+    rolesForPatient: (patientId) => (distinctScopes.size > 1 ? rowRoles.load(patientId) : Promise.resolve(principal.roles)),
+    directoryVisible: principal.roles.some((role) => ACCESS_POLICY[role].directory === 'all'),
+  };
+}
+
+/** Matches no row: an empty IN list becomes a false condition in SQL. */
+const NOTHING: FilterQuery<Patient> = { id: { $in: [] } };
+
+async function buildPatientFilter(
+  principal: Principal,
+  scopes: PatientScope[],
+  careTeams: () => Promise<string[]>,
+): Promise<FilterQuery<Patient>> {
+  const filters: FilterQuery<Patient>[] = [];
+  for (const scope of scopes) filters.push(await scopeFilter(scope, principal, careTeams));
+  const effective = filters.filter((filter) => filter !== NOTHING);
+  if (effective.length === 0) return NOTHING;
+  return effective.length === 1 ? (effective[0] as FilterQuery<Patient>) : { $or: effective };
+}
+
+function activeConsent(scope: 'partner-sharing' | 'research', organizationId: string | null) {
+  const now = new Date();
+  return {
+    consents: {
+      $some: {
+        scope,
+        organization: organizationId,
+        status: 'active' as const,
+        periodStart: { $lte: now },
+        $or: [{ periodEnd: null }, { periodEnd: { $gt: now } }],
+      },
+    },
+  } as FilterQuery<Patient>;
+}
+
+async function scopeFilter(scope: PatientScope, principal: Principal, careTeams: () => Promise<string[]>): Promise<FilterQuery<Patient>> {
+  switch (scope) {
+    case 'self':
+      return principal.patientId ? { id: principal.patientId } : NOTHING;
+    case 'careTeam': {
+      const teamIds = await careTeams();
+      return teamIds.length > 0 ? { careTeam: { $in: teamIds } } : NOTHING;
+    }
+    case 'organization':
+      return principal.organizationId ? { managingOrganization: principal.organizationId } : NOTHING;
+    case 'partnerConsent':
+      return principal.organizationId ? activeConsent('partner-sharing', principal.organizationId) : NOTHING;
+    case 'researchCohort':
+      return activeConsent('research', null);
+    case 'none':
+      return NOTHING;
+  }
+}
+
+/** Care teams the caller is a member of: Redis (or in-process) first, the database on a miss. */
+async function careTeamsOf(subject: string, em: EntityManager, cache: Cache): Promise<string[]> {
+  const key = `${MEMBERSHIP_KEY}${subject}`;
+  const cached = await cache.get(key);
+  if (cached !== null) return JSON.parse(cached) as string[];
+  const user = await em.findOne(AppUser, { subject }, { fields: ['practitioner'] });
+  const practitionerId = user?.practitioner?.id;
+  const teamIds = practitionerId
+    ? (await em.find(CareTeamMember, { practitioner: practitionerId })).map((member) => member.careTeam.id).sort()
+    : [];
+  await cache.set(key, JSON.stringify(teamIds), MEMBERSHIP_TTL_SECONDS);
+  return teamIds;
+}
+
+/** Drops cached memberships of a practitioner's accounts, so the next request sees a change at once. */
+export async function invalidateCareTeamMembership(em: EntityManager, cache: Cache, practitionerId: string): Promise<void> {
+  const users = await em.find(AppUser, { practitioner: practitionerId }, { fields: ['subject'] });
+  await Promise.all(users.map((user) => cache.delete(`${MEMBERSHIP_KEY}${user.subject}`)));
+}
+
+/** For tokens with several roles: which of them reach each patient, one statement per batch. */
+async function rolesForPatients(
+  ids: readonly string[],
+  principal: Principal,
+  scopes: Map<Role, PatientScope>,
+  em: EntityManager,
+  careTeams: () => Promise<string[]>,
+): Promise<(readonly Role[])[]> {
+  const byScope = new Map<PatientScope, Set<string>>();
+  for (const scope of new Set(scopes.values())) {
+    const filter = await scopeFilter(scope, principal, careTeams);
+    const rows = await em.find(Patient, { $and: [{ id: { $in: [...ids] } }, filter] }, { fields: ['id'] });
+    byScope.set(scope, new Set(rows.map((row) => row.id)));
+  }
+  return ids.map((id) => principal.roles.filter((role) => byScope.get(scopes.get(role) ?? 'none')?.has(id)));
+}
