@@ -69,9 +69,9 @@ describe('the access policy', () => {
 
 describe('minimum necessary', () => {
   const allowed = (role: Role) => new Set(Object.entries(ACCESS_POLICY[role].fields).filter(([, decision]) => decision.kind !== 'deny').map(([category]) => category as Category));
-  const clinical: Category[] = ['encounter', 'condition', 'medication', 'observation', 'allergy', 'clinicalNote', 'clinicalDate'];
+  const clinical: Category[] = ['encounter', 'condition', 'medication', 'observation', 'allergy', 'clinicalNote', 'clinicalDate', 'careParticipant'];
   const billingContent: Category[] = ['claim', 'diagnosisCodes', 'invoice', 'payment', 'coverage', 'memberId'];
-  const identifying: Category[] = ['name', 'mrn', 'ssn', 'contact', 'addressStreet', 'clinicalNote', 'clinicalDate', 'careTeam', 'managingOrganization'];
+  const identifying: Category[] = ['name', 'mrn', 'ssn', 'contact', 'addressStreet', 'clinicalNote', 'clinicalDate', 'careParticipant', 'careTeam', 'managingOrganization'];
 
   it('gives admin and auditor no clinical or billing content', () => {
     for (const role of ['admin', 'auditor'] as const) {

@@ -30,6 +30,7 @@ export const CATEGORIES = {
   observation: { phi: true, description: 'Observations (LOINC) and values' },
   allergy: { phi: true, description: 'Allergies and intolerances' },
   clinicalNote: { phi: true, description: 'Free-text clinical notes' },
+  careParticipant: { phi: true, description: 'Which practitioner saw, prescribed for or wrote about the patient' },
   clinicalDate: { phi: true, description: 'Dates of clinical events (a Safe Harbor identifier)' },
   coverage: { phi: true, description: 'Insurance coverage: payer, plan, status, period' },
   memberId: { phi: true, description: 'Insurance member id' },

@@ -51,7 +51,7 @@ export const CLASSIFICATION: Record<string, Record<string, Category>> = {
     class: 'encounter',
     type: 'encounter',
     period: 'clinicalDate',
-    practitioner: 'encounter',
+    practitioner: 'careParticipant',
   },
   Condition: {
     id: 'recordId',
@@ -69,7 +69,7 @@ export const CLASSIFICATION: Record<string, Record<string, Category>> = {
     dosageInstruction: 'medication',
     status: 'medication',
     authoredOn: 'clinicalDate',
-    requester: 'medication',
+    requester: 'careParticipant',
   },
   Observation: {
     id: 'recordId',
@@ -93,7 +93,7 @@ export const CLASSIFICATION: Record<string, Record<string, Category>> = {
     patient: 'recordId',
     type: 'clinicalNote',
     text: 'clinicalNote',
-    author: 'clinicalNote',
+    author: 'careParticipant',
     encounter: 'encounter',
     createdAt: 'clinicalDate',
   },

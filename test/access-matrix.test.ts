@@ -1,0 +1,173 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { getNamedType, type GraphQLSchema } from 'graphql';
+import { ROLES, type Role } from '../src/auth/index.js';
+import { ACCESS_POLICY, MASKERS, decideField } from '../src/policy/index.js';
+import { Coverage, Patient } from '../src/db/entities.js';
+import { isList, printSelection, selectEverything, type SelectedField } from './support/operations.js';
+import { apiSchema } from './support/supergraph.js';
+import { post, startTestStack, type GraphQLResponse, type TestStack } from './support/stack.js';
+
+/**
+ * The access matrix, executed: for every role, one query that selects every
+ * field reachable from a patient, sent through the gateway; every field is
+ * checked against the policy: allowed fields carry the true value, masked
+ * ones the masked value, denied ones null with FORBIDDEN at their path.
+ */
+
+let stack: TestStack;
+let schema: GraphQLSchema;
+let selection: SelectedField[];
+let query: string;
+let patientId: string;
+let patientOrganization: string;
+let reference: Record<string, unknown>;
+const DIRECTORY_TYPES = new Set(['Practitioner', 'Organization', 'CareTeam']);
+
+beforeAll(async () => {
+  stack = await startTestStack({ patients: 40 });
+  schema = apiSchema();
+  selection = selectEverything(schema, 'Patient');
+  query = `query Everything($id: ID!) { patient(id: $id) { ${printSelection(schema, 'Patient', selection)} } }`;
+  patientId = stack.principals.patient.patientId ?? '';
+  const row = await stack.api.db!.fork().findOneOrFail(Patient, patientId);
+  patientOrganization = row.managingOrganization.id;
+  // Every role at once, reaching the patient through their own record: reads every field.
+  const everything = await post<{ patient: Record<string, unknown> }>(stack.gatewayUrl, query, {
+    token: await stack.token('patient', { roles: [...ROLES], organizationId: patientOrganization }),
+    variables: { id: patientId },
+  });
+  expect(everything.body.errors).toBeUndefined();
+  reference = everything.body.data?.patient ?? {};
+});
+
+afterAll(async () => {
+  await stack?.stop();
+});
+
+async function tokenFor(role: Role, mfa = true): Promise<string> {
+  const organizationScoped = ACCESS_POLICY[role].patients === 'organization';
+  return stack.token(role, { mfa, ...(organizationScoped && { organizationId: patientOrganization }) });
+}
+
+/** The stored value behind a masked field, read from the database. */
+async function storedValue(type: string, field: string, parent: Record<string, unknown>): Promise<unknown> {
+  const em = stack.api.db!.fork();
+  if (type === 'Patient' || type === 'Address') {
+    const patient = await em.findOneOrFail(Patient, patientId);
+    if (field === 'ssn') return patient.ssn;
+    if (field === 'birthDate') return patient.birthDate;
+    if (field === 'postalCode') return patient.postalCode;
+  }
+  if (type === 'Coverage' && field === 'memberId') return (await em.findOneOrFail(Coverage, parent['id'] as string)).memberId;
+  throw new Error(`no stored value known for ${type}.${field}`);
+}
+
+interface Finding {
+  path: string;
+  problem: string;
+}
+
+async function compare(
+  role: Role,
+  mfa: boolean,
+  typeName: string,
+  fields: SelectedField[],
+  expected: Record<string, unknown>,
+  actual: Record<string, unknown>,
+  path: (string | number)[],
+  errors: Map<string, { code: unknown; reason: unknown }>,
+  findings: Finding[],
+): Promise<void> {
+  for (const field of fields) {
+    const here = [...path, field.name];
+    const key = here.join('.');
+    const decision = decideField([role], typeName, field.name);
+    const value = actual[field.name];
+    const refused = decision.decision.kind === 'deny' ? 'ROLE_DENIED' : decision.phi && !mfa ? 'MFA_REQUIRED' : null;
+    if (refused) {
+      const error = errors.get(key);
+      if (value !== null) findings.push({ path: key, problem: `denied (${refused}) but returned ${JSON.stringify(value)}` });
+      if (error?.code !== 'FORBIDDEN' || error.reason !== refused) findings.push({ path: key, problem: `denied (${refused}) without its FORBIDDEN error` });
+      continue;
+    }
+    const expectedValue = expected[field.name];
+    const childType = getNamedType(field.type).name;
+    if (!field.children) {
+      const want =
+        decision.decision.kind === 'mask' && expectedValue !== null
+          ? MASKERS[decision.decision.masker].apply(await storedValue(typeName, field.name, expected))
+          : expectedValue;
+      if (JSON.stringify(value) !== JSON.stringify(want)) findings.push({ path: key, problem: `expected ${JSON.stringify(want)}, got ${JSON.stringify(value)}` });
+      continue;
+    }
+    if (DIRECTORY_TYPES.has(childType) && ACCESS_POLICY[role].directory === 'none') {
+      if (value !== null) findings.push({ path: key, problem: 'directory row visible to a role without directory access' });
+      continue;
+    }
+    if (expectedValue === null || expectedValue === undefined) {
+      if (value !== null) findings.push({ path: key, problem: `expected null, got ${JSON.stringify(value)}` });
+      continue;
+    }
+    if (value === null || value === undefined) {
+      findings.push({ path: key, problem: 'allowed but null' });
+      continue;
+    }
+    if (isList(field.type)) {
+      const expectedList = expectedValue as Record<string, unknown>[];
+      const actualList = value as Record<string, unknown>[];
+      if (expectedList.length !== actualList.length) findings.push({ path: key, problem: `expected ${expectedList.length} items, got ${actualList.length}` });
+      for (let index = 0; index < Math.min(expectedList.length, actualList.length); index += 1) {
+        await compare(role, mfa, childType, field.children, expectedList[index] ?? {}, actualList[index] ?? {}, [...here, index], errors, findings);
+      }
+    } else {
+      await compare(role, mfa, childType, field.children, expectedValue as Record<string, unknown>, value as Record<string, unknown>, here, errors, findings);
+    }
+  }
+}
+
+function errorsByPath(response: GraphQLResponse): Map<string, { code: unknown; reason: unknown }> {
+  return new Map(
+    (response.body.errors ?? []).map((error) => [(error.path ?? []).join('.'), { code: error.extensions?.['code'], reason: error.extensions?.['reason'] }]),
+  );
+}
+
+async function findingsFor(role: Role, mfa: boolean): Promise<Finding[]> {
+  const response = await post<{ patient: Record<string, unknown> | null }>(stack.gatewayUrl, query, {
+    token: await tokenFor(role, mfa),
+    variables: { id: patientId },
+  });
+  expect(response.status).toBe(200);
+  const errors = errorsByPath(response);
+  const patient = response.body.data?.patient ?? null;
+  const lookup = decideField([role], 'Query', 'patient');
+  if (lookup.decision.kind === 'deny') {
+    expect(patient).toBeNull();
+    expect(errors.get('patient')).toEqual({ code: 'FORBIDDEN', reason: 'ROLE_DENIED' });
+    return [];
+  }
+  expect(patient, `${role} sees the patient`).not.toBeNull();
+  const findings: Finding[] = [];
+  await compare(role, mfa, 'Patient', selection, reference, patient ?? {}, ['patient'], errors, findings);
+  const unexpected = (response.body.errors ?? []).filter((error) => error.extensions?.['code'] !== 'FORBIDDEN');
+  for (const error of unexpected) findings.push({ path: (error.path ?? []).join('.'), problem: `unexpected ${String(error.extensions?.['code'])}` });
+  return findings;
+}
+
+describe('the access matrix, executed through the gateway', () => {
+  it('selects every field of a patient across the three subgraphs', () => {
+    const count = (fields: SelectedField[]): number => fields.reduce((sum, field) => sum + 1 + (field.children ? count(field.children) : 0), 0);
+    expect(count(selection)).toBeGreaterThan(150);
+    expect(Object.keys(reference)).toEqual(expect.arrayContaining(['ssn', 'clinicalNotes', 'claims', 'careTeam']));
+  });
+
+  for (const role of ROLES) {
+    it(`gives ${role} exactly what the policy says, field by field`, async () => {
+      expect(await findingsFor(role, true)).toEqual([]);
+    });
+  }
+
+  it('gives a token without MFA no PHI field at all, with MFA_REQUIRED on each', async () => {
+    expect(await findingsFor('clinician', false)).toEqual([]);
+    expect(await findingsFor('billing', false)).toEqual([]);
+  });
+});
