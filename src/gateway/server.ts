@@ -2,6 +2,8 @@ import { readFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import { ApolloGateway, RemoteGraphQLDataSource, type GraphQLDataSourceProcessOptions } from '@apollo/gateway';
 import { ApolloServer } from '@apollo/server';
+import { Supergraph } from '@apollo/federation-internals';
+import { introspectionByRolePlugin } from '../policy/index.js';
 import { ApolloServerPluginDrainHttpServer } from '@apollo/server/plugin/drainHttpServer';
 import { expressMiddleware } from '@as-integrations/express5';
 import express from 'express';
@@ -48,8 +50,10 @@ export async function startGateway(deps: GatewayDependencies, host: string, port
   const log = deps.logger.child({ component: 'gateway' });
   // Apollo Gateway reports every schema load at info; only its warnings matter to an operator.
   const gatewayLog = log.child({}, { level: log.levelVal > 40 ? log.level : 'warn' });
+  const supergraphSdl = readFileSync(SUPERGRAPH_PATH, 'utf8');
+  const apiSchema = Supergraph.build(supergraphSdl).apiSchema().toGraphQLJSSchema();
   const gateway = new ApolloGateway({
-    supergraphSdl: readFileSync(SUPERGRAPH_PATH, 'utf8'),
+    supergraphSdl,
     logger: gatewayLog,
     buildService: ({ name, url }) => {
       const target = isSubgraphName(name) ? deps.subgraphUrls[name] : url;
@@ -66,7 +70,7 @@ export async function startGateway(deps: GatewayDependencies, host: string, port
     stopOnTerminationSignals: false,
     hideSchemaDetailsFromClientErrors: true,
     logger: log,
-    plugins: [ApolloServerPluginDrainHttpServer({ httpServer })],
+    plugins: [ApolloServerPluginDrainHttpServer({ httpServer }), introspectionByRolePlugin<GatewayContext>(() => apiSchema)],
   });
   await apollo.start();
 

@@ -10,7 +10,7 @@ import express from 'express';
 import { parse, type GraphQLSchema } from 'graphql';
 import type { TokenVerifier } from '../auth/index.js';
 import type { Cache } from '../cache/index.js';
-import { applyPolicy } from '../policy/index.js';
+import { applyPolicy, introspectionByRolePlugin } from '../policy/index.js';
 import type { Database } from '../db/index.js';
 import type { Logger } from '../logger.js';
 import { createApp, errorHandler, healthRoutes, listen, locals, MAX_BODY_BYTES, requestId, requireToken } from '../http.js';
@@ -60,8 +60,9 @@ export async function startSubgraph(
   const log = logger.child({ subgraph: name });
   const app = createApp();
   const httpServer: Server = createServer(app);
+  const schema = buildSchema(name);
   const apollo = new ApolloServer<SubgraphContext>({
-    schema: buildSchema(name),
+    schema,
     introspection: true,
     includeStacktraceInErrorResponses: false,
     // main.ts owns shutdown: one ordered stop for all servers, then the database and cache.
@@ -69,7 +70,7 @@ export async function startSubgraph(
     hideSchemaDetailsFromClientErrors: true,
     logger: log,
     // No inline traces: timing data per field is not for callers.
-    plugins: [ApolloServerPluginDrainHttpServer({ httpServer }), ApolloServerPluginInlineTraceDisabled()],
+    plugins: [ApolloServerPluginDrainHttpServer({ httpServer }), ApolloServerPluginInlineTraceDisabled(), introspectionByRolePlugin<SubgraphContext>(() => schema)],
   });
   await apollo.start();
 
