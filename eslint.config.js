@@ -23,7 +23,7 @@ export default tseslint.config(
   },
   { files: ['**/*.js'], ...tseslint.configs.disableTypeChecked },
   {
-    files: ['**/*-cli.ts', 'src/main.ts', 'bench/**'],
+    files: ['**/*-cli.ts', 'src/cli/**', 'src/main.ts', 'bench/**'],
     rules: { 'no-console': 'off' },
   },
 );

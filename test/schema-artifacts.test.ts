@@ -6,6 +6,8 @@ import { promisify } from 'node:util';
 import { describe, expect, it } from 'vitest';
 import { composeSupergraph, readCommittedSupergraph } from '../src/gateway/compose.js';
 import { openDatabase } from '../src/db/index.js';
+import { loadApiSchema } from '../src/gateway/api-schema.js';
+import { renderAccessMatrix } from '../src/policy/index.js';
 import { createScratchDatabase, resolveServices } from './support/services.js';
 
 const run = promisify(execFile);
@@ -13,6 +15,13 @@ const run = promisify(execFile);
 describe('the committed supergraph.graphql', () => {
   it('is what composing the three subgraph schemas gives today (run npm run compose if not)', async () => {
     expect(await readCommittedSupergraph()).toBe(await composeSupergraph());
+  });
+});
+
+describe('docs/access-matrix.md', () => {
+  it('is what the policy and the supergraph give today (run npm run policy:matrix if not)', async () => {
+    const committed = await readFile(new URL('../docs/access-matrix.md', import.meta.url), 'utf8');
+    expect(committed).toBe(renderAccessMatrix(loadApiSchema()));
   });
 });
 

@@ -2,7 +2,6 @@ import { readFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import { ApolloGateway, RemoteGraphQLDataSource, type GraphQLDataSourceProcessOptions } from '@apollo/gateway';
 import { ApolloServer } from '@apollo/server';
-import { Supergraph } from '@apollo/federation-internals';
 import { introspectionByRolePlugin } from '../policy/index.js';
 import { ApolloServerPluginDrainHttpServer } from '@apollo/server/plugin/drainHttpServer';
 import { expressMiddleware } from '@as-integrations/express5';
@@ -13,6 +12,7 @@ import { createApp, errorHandler, healthRoutes, listen, locals, MAX_BODY_BYTES, 
 import { GRAPHQL_PATH, isSubgraphName, type SubgraphName } from '../subgraphs/catalog.js';
 import type { RunningServer } from '../subgraphs/server.js';
 import { SUPERGRAPH_PATH } from './compose.js';
+import { loadApiSchema } from './api-schema.js';
 
 /** What the gateway knows about one client request. */
 export interface GatewayContext {
@@ -51,7 +51,7 @@ export async function startGateway(deps: GatewayDependencies, host: string, port
   // Apollo Gateway reports every schema load at info; only its warnings matter to an operator.
   const gatewayLog = log.child({}, { level: log.levelVal > 40 ? log.level : 'warn' });
   const supergraphSdl = readFileSync(SUPERGRAPH_PATH, 'utf8');
-  const apiSchema = Supergraph.build(supergraphSdl).apiSchema().toGraphQLJSSchema();
+  const apiSchema = loadApiSchema(supergraphSdl);
   const gateway = new ApolloGateway({
     supergraphSdl,
     logger: gatewayLog,

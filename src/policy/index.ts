@@ -6,3 +6,5 @@ export { DecisionTable, decideField, decisionTable, mostPermissive, patientScope
 export { applyPolicy, buildShieldRules, decisionForRow, type PolicyContext } from './shield.js';
 export { schemaViewFor, cachedSchemaView } from './schema-view.js';
 export { introspectionByRolePlugin } from './introspection-plugin.js';
+export { renderAccessMatrix } from './matrix.js';
+export { checkOperation, type FieldVerdict, type OperationCheck } from './check-operation.js';

@@ -1,0 +1,41 @@
+import { readFile } from 'node:fs/promises';
+import { parseArgs } from 'node:util';
+import { isRole, ROLES } from '../auth/index.js';
+import { loadApiSchema } from '../gateway/api-schema.js';
+import { checkOperation } from '../policy/index.js';
+
+/**
+ * `npm run policy:check -- --role partner path/to/operation.graphql`
+ * Lists the fields of an operation that the role(s) would be denied or get
+ * masked. Exit 0: nothing denied; 1: some field denied; 2: bad input.
+ */
+const USAGE = `usage: npm run policy:check -- --role <${ROLES.join('|')}> [--role ...] [--no-mfa] <operation.graphql>`;
+
+const { values, positionals } = parseArgs({
+  options: { role: { type: 'string', multiple: true }, 'no-mfa': { type: 'boolean', default: false } },
+  allowPositionals: true,
+  strict: true,
+});
+const roles = values.role ?? [];
+if (roles.length === 0 || positionals.length !== 1 || !roles.every(isRole)) {
+  console.error(USAGE);
+  process.exit(2);
+}
+const file = positionals[0] as string;
+const result = checkOperation(loadApiSchema(), await readFile(file, 'utf8'), roles);
+if (!result.ok) {
+  console.error(`${file} is not a valid operation for this API:\n${result.errors.map((error) => `  - ${error}`).join('\n')}`);
+  process.exit(2);
+}
+const noMfa = values['no-mfa'];
+const denied = result.fields.filter((field) => field.decision.kind === 'deny' || (noMfa && field.phi));
+const masked = result.fields.filter((field) => field.decision.kind === 'mask' && !denied.includes(field));
+console.log(`${file} as ${roles.join(' + ')}${noMfa ? ' (token without MFA)' : ''}: ${result.fields.length} fields, ${denied.length} denied, ${masked.length} masked`);
+for (const field of denied) {
+  const why = field.decision.kind === 'deny' ? 'denied by role' : 'denied: needs an MFA token';
+  console.log(`  DENIED  ${field.path}  (${field.coordinate}, ${why}: null and FORBIDDEN at run time)`);
+}
+for (const field of masked) {
+  if (field.decision.kind === 'mask') console.log(`  MASKED  ${field.path}  (${field.coordinate}, ${field.decision.masker})`);
+}
+process.exit(denied.length > 0 ? 1 : 0);

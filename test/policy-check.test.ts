@@ -1,0 +1,63 @@
+import { execFile } from 'node:child_process';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+
+const run = promisify(execFile);
+let folder: string;
+
+beforeAll(async () => {
+  folder = await mkdtemp(join(tmpdir(), 'phi-graph-policy-check-'));
+});
+
+afterAll(async () => {
+  await rm(folder, { recursive: true, force: true });
+});
+
+async function check(operation: string, ...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+  const file = join(folder, `op-${Math.random().toString(36).slice(2)}.graphql`);
+  await writeFile(file, operation);
+  try {
+    const { stdout, stderr } = await run('npx', ['tsx', 'src/cli/policy-check.ts', ...args, file]);
+    return { code: 0, stdout, stderr };
+  } catch (error) {
+    const failed = error as { code: number; stdout: string; stderr: string };
+    return { code: failed.code, stdout: failed.stdout, stderr: failed.stderr };
+  }
+}
+
+describe('npm run policy:check', () => {
+  it('lists the fields a partner would be denied or get masked, and fails', async () => {
+    const result = await check(
+      'query Chart($id: ID!) { patient(id: $id) { name { text } ssn birthDate clinicalNotes { edges { node { text } } } medicationRequests { edges { node { medication { display } } } } } }',
+      '--role',
+      'partner',
+    );
+    expect(result.code).toBe(1);
+    expect(result.stdout).toContain('DENIED  patient.ssn');
+    expect(result.stdout).toContain('DENIED  patient.clinicalNotes');
+    expect(result.stdout).not.toContain('patient.medicationRequests');
+    expect(result.stdout).not.toContain('DENIED  patient.name');
+  }, 60_000);
+
+  it('passes an operation the role may run in full, naming masked fields', async () => {
+    const result = await check('{ patients(first: 5) { edges { node { id ssn mrn } } } }', '--role', 'clinician');
+    expect(result.code).toBe(0);
+    expect(result.stdout).toContain('MASKED  patients.edges.node.ssn  (Patient.ssn, ssnLast4)');
+  }, 60_000);
+
+  it('flags PHI fields for a token without MFA', async () => {
+    const result = await check('{ patients(first: 5) { edges { node { id mrn } } } }', '--role', 'clinician', '--no-mfa');
+    expect(result.code).toBe(1);
+    expect(result.stdout).toContain('DENIED  patients.edges.node.mrn');
+    expect(result.stdout).not.toContain('node.id ');
+  }, 60_000);
+
+  it('refuses an operation that does not validate against the API, with the reason', async () => {
+    const result = await check('{ patients { edges { node { shoeSize } } } }', '--role', 'admin');
+    expect(result.code).toBe(2);
+    expect(result.stderr).toContain('shoeSize');
+  }, 60_000);
+});
