@@ -32,10 +32,15 @@ export interface StartOptions {
   onStatement?: (sql: string) => void;
   /** Patients to seed into an empty database; defaults to config.seedPatients. */
   seedPatients?: number;
+  /** Benchmarks only: subgraphs without field rules, to measure their cost. Refused in production. */
+  unprotectedForBenchmark?: boolean;
 }
 
 export async function startApi(config: Config, logger: Logger, options: StartOptions = {}): Promise<Api> {
   const mode = options.mode ?? { kind: 'all' };
+  if (options.unprotectedForBenchmark && config.isProduction) {
+    throw new Error('unprotectedForBenchmark is a benchmark setting and is refused when NODE_ENV=production');
+  }
   const needsDatabase = mode.kind !== 'gateway';
   const cache = await openCache(config.redisUrl);
   const opened: { db: Database | null } = { db: null };
@@ -68,7 +73,12 @@ export async function startApi(config: Config, logger: Logger, options: StartOpt
     for (const name of subgraphNames) {
       const db = opened.db;
       if (!db) throw new Error('a subgraph needs the database');
-      const server = await startSubgraph(name, { db, cache, verifier, logger }, config.subgraphs.host, config.subgraphs.ports[name]);
+      const server = await startSubgraph(
+        name,
+        { db, cache, verifier, logger, unprotectedForBenchmark: options.unprotectedForBenchmark ?? false },
+        config.subgraphs.host,
+        config.subgraphs.ports[name],
+      );
       started.push(server);
       subgraphs[name] = server;
     }

@@ -27,9 +27,10 @@ const RESOLVERS: Record<SubgraphName, unknown> = {
 };
 
 /** The executable schema of one subgraph: its SDL file and its typed resolvers, with the access policy enforced. */
-export function buildSchema(name: SubgraphName): GraphQLSchema {
+export function buildSchema(name: SubgraphName, options: { enforcePolicy?: boolean } = {}): GraphQLSchema {
   const typeDefs = parse(readFileSync(schemaPath(name), 'utf8'));
-  return applyPolicy(buildSubgraphSchema([{ typeDefs, resolvers: RESOLVERS[name] as GraphQLResolverMap<SubgraphContext> }]));
+  const schema = buildSubgraphSchema([{ typeDefs, resolvers: RESOLVERS[name] as GraphQLResolverMap<SubgraphContext> }]);
+  return options.enforcePolicy === false ? schema : applyPolicy(schema);
 }
 
 export interface SubgraphDependencies {
@@ -37,6 +38,11 @@ export interface SubgraphDependencies {
   cache: Cache;
   verifier: TokenVerifier;
   logger: Logger;
+  /**
+   * Benchmarks only: serve without the field rules, to price them. Row
+   * scopes still apply. Refused when NODE_ENV=production (see runtime.ts).
+   */
+  unprotectedForBenchmark?: boolean;
 }
 
 export interface RunningServer {
@@ -53,14 +59,14 @@ export interface RunningServer {
  */
 export async function startSubgraph(
   name: SubgraphName,
-  { db, cache, verifier, logger }: SubgraphDependencies,
+  { db, cache, verifier, logger, unprotectedForBenchmark }: SubgraphDependencies,
   host: string,
   port: number,
 ): Promise<RunningServer> {
   const log = logger.child({ subgraph: name });
   const app = createApp();
   const httpServer: Server = createServer(app);
-  const schema = buildSchema(name);
+  const schema = buildSchema(name, { enforcePolicy: !unprotectedForBenchmark });
   const apollo = new ApolloServer<SubgraphContext>({
     schema,
     introspection: true,
