@@ -29,6 +29,7 @@ const environmentSchema = z
     DATABASE_URL: optionalUrl,
     DATA_DIR: z.string().default('.data'),
     REDIS_URL: optionalUrl,
+    REDIS_KEY_PREFIX: z.string().min(1).default('phi-graph:'),
     AUTH_ISSUER: z.string().min(1).default('phi-graph-dev'),
     AUTH_AUDIENCE: z.string().min(1).default('phi-graph'),
     AUTH_JWKS_URL: optionalUrl,
@@ -85,6 +86,8 @@ export interface Config {
   };
   database: { url: string | undefined; dataDir: string };
   redisUrl: string | undefined;
+  /** Prefix of every key this deployment writes to Redis. */
+  redisKeyPrefix: string;
   auth: AuthConfig;
   logLevel: Environment['LOG_LEVEL'];
   seedPatients: number;
@@ -119,6 +122,7 @@ export function loadConfig(source: NodeJS.ProcessEnv = process.env): Config {
     },
     database: { url: env.DATABASE_URL, dataDir: resolve(env.DATA_DIR) },
     redisUrl: env.REDIS_URL,
+    redisKeyPrefix: env.REDIS_KEY_PREFIX,
     auth: {
       issuer: env.AUTH_ISSUER,
       audience: env.AUTH_AUDIENCE,

@@ -42,7 +42,7 @@ export async function startApi(config: Config, logger: Logger, options: StartOpt
     throw new Error('unprotectedForBenchmark is a benchmark setting and is refused when NODE_ENV=production');
   }
   const needsDatabase = mode.kind !== 'gateway';
-  const cache = await openCache(config.redisUrl);
+  const cache = await openCache(config.redisUrl, config.redisKeyPrefix);
   const opened: { db: Database | null } = { db: null };
   const started: RunningServer[] = [];
   const stopAll = async () => {

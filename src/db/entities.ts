@@ -283,6 +283,26 @@ export const ConsentSchema = defineEntity({
 export class Consent extends ConsentSchema.class {}
 ConsentSchema.setClass(Consent);
 
+/**
+ * Break the glass: a record of every emergency access grant. The grant in
+ * force lives in the cache with a TTL; this row is the durable record.
+ */
+export const EmergencyAccessSchema = defineEntity({
+  name: 'EmergencyAccess',
+  tableName: 'emergency_access',
+  indexes: [{ properties: ['subject', 'expiresAt'] }],
+  properties: {
+    id: p.uuid().primary(),
+    subject: p.string(),
+    patient: () => p.manyToOne(Patient).index(),
+    reason: p.text(),
+    grantedAt: p.datetime(),
+    expiresAt: p.datetime(),
+  },
+});
+export class EmergencyAccess extends EmergencyAccessSchema.class {}
+EmergencyAccessSchema.setClass(EmergencyAccess);
+
 /** Accounts that can sign in: one per practitioner and patient, plus staff and partner accounts. */
 export const AppUserSchema = defineEntity({
   name: 'AppUser',
@@ -316,5 +336,6 @@ export const ENTITIES = [
   Invoice,
   Payment,
   Consent,
+  EmergencyAccess,
   AppUser,
 ];

@@ -72,6 +72,9 @@ export const ACCESS_POLICY: Record<Role, RolePolicy> = {
       careParticipant: allow,
       coverage: allow,
       memberId: mask('last4'),
+      emergencyAccess: allow,
+      writeClinicalNote: allow,
+      writeCondition: allow,
     },
   },
   nurse: {
@@ -128,6 +131,7 @@ export const ACCESS_POLICY: Record<Role, RolePolicy> = {
       diagnosisCodes: allow,
       invoice: allow,
       payment: allow,
+      writePayment: allow,
     },
   },
   patient: {
@@ -163,6 +167,7 @@ export const ACCESS_POLICY: Record<Role, RolePolicy> = {
       diagnosisCodes: allow,
       invoice: allow,
       payment: allow,
+      writeContact: allow,
     },
   },
   researcher: {
@@ -211,7 +216,7 @@ export const ACCESS_POLICY: Record<Role, RolePolicy> = {
     description: 'Administers care teams and practitioners: identifies records, reads no clinical or billing content.',
     patients: 'organization',
     directory: 'all',
-    fields: { ...records, directory: allow, mrn: allow, name: allow, careTeam: allow, managingOrganization: allow },
+    fields: { ...records, directory: allow, mrn: allow, name: allow, careTeam: allow, managingOrganization: allow, writeCareTeam: allow },
   },
   integrator: {
     description: 'Builds integrations: introspects its schema view, reads no data.',

@@ -38,6 +38,12 @@ export const CATEGORIES = {
   diagnosisCodes: { phi: true, description: 'Diagnosis codes billed on claims' },
   invoice: { phi: true, description: 'Invoices: totals, balances, dates' },
   payment: { phi: true, description: 'Payments: amounts, methods, dates' },
+  writeContact: { phi: true, description: 'Change phone, email and address of one\'s own record' },
+  writeCareTeam: { phi: true, description: 'Add practitioners to care teams (changes who sees which patients)' },
+  emergencyAccess: { phi: true, description: 'Break the glass: open time-boxed access to a patient outside one\'s care teams' },
+  writeClinicalNote: { phi: true, description: 'Add clinical notes' },
+  writeCondition: { phi: true, description: 'Record diagnoses' },
+  writePayment: { phi: true, description: 'Record payments against invoices' },
 } as const satisfies Record<string, { phi: boolean; description: string }>;
 
 export type Category = keyof typeof CATEGORIES;

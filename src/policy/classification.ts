@@ -7,7 +7,26 @@ import type { Category } from './categories.js';
  */
 export const CLASSIFICATION: Record<string, Record<string, Category>> = {
   Query: { viewer: 'self', patient: 'patientLookup', patients: 'patientLookup', patientByMrn: 'patientLookup' },
+  Mutation: {
+    updateMyContact: 'writeContact',
+    addCareTeamMember: 'writeCareTeam',
+    openEmergencyAccess: 'emergencyAccess',
+    addClinicalNote: 'writeClinicalNote',
+    addCondition: 'writeCondition',
+    recordPayment: 'writePayment',
+  },
+  // Mutation payloads: what they lead to (a Patient, a ClinicalNote...) is guarded by its own fields.
+  UpdateContactPayload: { ok: 'structure', error: 'structure', patient: 'structure' },
+  AddCareTeamMemberPayload: { ok: 'structure', error: 'structure', careTeam: 'structure' },
+  OpenEmergencyAccessPayload: { ok: 'structure', error: 'structure', grant: 'structure' },
+  AddClinicalNotePayload: { ok: 'structure', error: 'structure', note: 'structure' },
+  AddConditionPayload: { ok: 'structure', error: 'structure', condition: 'structure' },
+  RecordPaymentPayload: { ok: 'structure', error: 'structure', payment: 'structure' },
+  MutationError: { code: 'structure', message: 'structure', inputErrors: 'structure' },
+  InputError: { field: 'structure', message: 'structure' },
+  EmergencyAccessGrant: { id: 'self', patientId: 'self', expiresAt: 'self' },
   Viewer: {
+    emergencyAccess: 'self',
     subject: 'self',
     roles: 'self',
     organizationId: 'self',

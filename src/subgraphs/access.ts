@@ -5,6 +5,7 @@ import type { Principal, Role } from '../auth/index.js';
 import type { Cache } from '../cache/index.js';
 import { AppUser, CareTeamMember, Patient } from '../db/entities.js';
 import { ACCESS_POLICY, decisionTable, type DecisionTable, type PatientScope } from '../policy/index.js';
+import { activeEmergencyGrants, type EmergencyGrant } from './emergency-access.js';
 
 /**
  * Row scope, in the data layer: which patients (and so which clinical and
@@ -24,6 +25,12 @@ export interface AccessControl {
   rolesForPatient(patientId: string): Promise<readonly Role[]>;
   /** Whether directory rows (practitioners, organizations, care teams) are visible. */
   directoryVisible: boolean;
+  /** Break-the-glass grants of the caller in force now (only roles with the careTeam scope have any effect). */
+  emergencyGrants(): Promise<EmergencyGrant[]>;
+  /** True when this patient is visible only through an emergency grant: reads of it are emergency access. */
+  isEmergencyRead(patientId: string): Promise<boolean>;
+  /** The practitioner behind the caller's account, if any. */
+  practitionerId(): Promise<string | null>;
 }
 
 /** How long a practitioner's care-team membership is cached; changes invalidate it at once. */
@@ -35,9 +42,19 @@ export function createAccessControl(principal: Principal, em: EntityManager, cac
   const distinctScopes = new Set(scopes.values());
   let filter: Promise<FilterQuery<Patient>> | undefined;
   let teams: Promise<string[]> | undefined;
-  const careTeams = () => (teams ??= careTeamsOf(principal.subject, em, cache));
-  const patientFilter = () => (filter ??= buildPatientFilter(principal, [...distinctScopes], careTeams));
-  const rowRoles = new DataLoader<string, readonly Role[]>((ids) => rolesForPatients(ids, principal, scopes, em, careTeams));
+  let grants: Promise<EmergencyGrant[]> | undefined;
+  let practitioner: Promise<string | null> | undefined;
+  const practitionerId = () => (practitioner ??= practitionerOf(principal.subject, em));
+  const careTeams = () => (teams ??= careTeamsOf(principal.subject, practitionerId, em, cache));
+  const emergencyGrants = () => (grants ??= distinctScopes.has('careTeam') ? activeEmergencyGrants(principal.subject, em, cache) : Promise.resolve([]));
+  const reach: Reach = { careTeams, emergencyPatients: async () => (await emergencyGrants()).map((grant) => grant.patientId) };
+  const patientFilter = () => (filter ??= buildPatientFilter(principal, [...distinctScopes], reach));
+  const isEmergencyRead = async (patientId: string): Promise<boolean> => {
+    if (!(await reach.emergencyPatients()).includes(patientId)) return false;
+    const viaOtherScopes = await buildPatientFilter(principal, [...distinctScopes], { careTeams, emergencyPatients: () => Promise.resolve([]) });
+    return (await em.count(Patient, { $and: [{ id: patientId }, viaOtherScopes] })) === 0;
+  };
+  const rowRoles = new DataLoader<string, readonly Role[]>((ids) => rolesForPatients(ids, principal, scopes, em, reach));
   return {
     principal,
     decisions: decisionTable(principal.roles),
@@ -45,19 +62,24 @@ export function createAccessControl(principal: Principal, em: EntityManager, cac
     patientFilter,
     rolesForPatient: (patientId) => (distinctScopes.size > 1 ? rowRoles.load(patientId) : Promise.resolve(principal.roles)),
     directoryVisible: principal.roles.some((role) => ACCESS_POLICY[role].directory === 'all'),
+    emergencyGrants,
+    isEmergencyRead,
+    practitionerId,
   };
 }
 
 /** Matches no row: an empty IN list becomes a false condition in SQL. */
 const NOTHING: FilterQuery<Patient> = { id: { $in: [] } };
 
-async function buildPatientFilter(
-  principal: Principal,
-  scopes: PatientScope[],
-  careTeams: () => Promise<string[]>,
-): Promise<FilterQuery<Patient>> {
+/** What the care-team scope reaches: the caller's teams, and patients under an emergency grant. */
+interface Reach {
+  careTeams(): Promise<string[]>;
+  emergencyPatients(): Promise<string[]>;
+}
+
+async function buildPatientFilter(principal: Principal, scopes: PatientScope[], reach: Reach): Promise<FilterQuery<Patient>> {
   const filters: FilterQuery<Patient>[] = [];
-  for (const scope of scopes) filters.push(await scopeFilter(scope, principal, careTeams));
+  for (const scope of scopes) filters.push(await scopeFilter(scope, principal, reach));
   const effective = filters.filter((filter) => filter !== NOTHING);
   if (effective.length === 0) return NOTHING;
   return effective.length === 1 ? (effective[0] as FilterQuery<Patient>) : { $or: effective };
@@ -78,13 +100,18 @@ function activeConsent(scope: 'partner-sharing' | 'research', organizationId: st
   } as FilterQuery<Patient>;
 }
 
-async function scopeFilter(scope: PatientScope, principal: Principal, careTeams: () => Promise<string[]>): Promise<FilterQuery<Patient>> {
+async function scopeFilter(scope: PatientScope, principal: Principal, reach: Reach): Promise<FilterQuery<Patient>> {
   switch (scope) {
     case 'self':
       return principal.patientId ? { id: principal.patientId } : NOTHING;
     case 'careTeam': {
-      const teamIds = await careTeams();
-      return teamIds.length > 0 ? { careTeam: { $in: teamIds } } : NOTHING;
+      const [teamIds, emergency] = await Promise.all([reach.careTeams(), reach.emergencyPatients()]);
+      const reached: FilterQuery<Patient>[] = [];
+      if (teamIds.length > 0) reached.push({ careTeam: { $in: teamIds } });
+      // Break the glass reaches only patients of the caller's own organization.
+      if (emergency.length > 0 && principal.organizationId) reached.push({ id: { $in: emergency }, managingOrganization: principal.organizationId });
+      if (reached.length === 0) return NOTHING;
+      return reached.length === 1 ? (reached[0] as FilterQuery<Patient>) : { $or: reached };
     }
     case 'organization':
       return principal.organizationId ? { managingOrganization: principal.organizationId } : NOTHING;
@@ -97,13 +124,17 @@ async function scopeFilter(scope: PatientScope, principal: Principal, careTeams:
   }
 }
 
+async function practitionerOf(subject: string, em: EntityManager): Promise<string | null> {
+  const user = await em.findOne(AppUser, { subject }, { fields: ['practitioner'] });
+  return user?.practitioner?.id ?? null;
+}
+
 /** Care teams the caller is a member of: Redis (or in-process) first, the database on a miss. */
-async function careTeamsOf(subject: string, em: EntityManager, cache: Cache): Promise<string[]> {
+async function careTeamsOf(subject: string, practitionerOfCaller: () => Promise<string | null>, em: EntityManager, cache: Cache): Promise<string[]> {
   const key = `${MEMBERSHIP_KEY}${subject}`;
   const cached = await cache.get(key);
   if (cached !== null) return JSON.parse(cached) as string[];
-  const user = await em.findOne(AppUser, { subject }, { fields: ['practitioner'] });
-  const practitionerId = user?.practitioner?.id;
+  const practitionerId = await practitionerOfCaller();
   const teamIds = practitionerId
     ? (await em.find(CareTeamMember, { practitioner: practitionerId })).map((member) => member.careTeam.id).sort()
     : [];
@@ -123,11 +154,11 @@ async function rolesForPatients(
   principal: Principal,
   scopes: Map<Role, PatientScope>,
   em: EntityManager,
-  careTeams: () => Promise<string[]>,
+  reach: Reach,
 ): Promise<(readonly Role[])[]> {
   const byScope = new Map<PatientScope, Set<string>>();
   for (const scope of new Set(scopes.values())) {
-    const filter = await scopeFilter(scope, principal, careTeams);
+    const filter = await scopeFilter(scope, principal, reach);
     const rows = await em.find(Patient, { $and: [{ id: { $in: [...ids] } }, filter] }, { fields: ['id'] });
     byScope.set(scope, new Set(rows.map((row) => row.id)));
   }

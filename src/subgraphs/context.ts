@@ -1,6 +1,7 @@
 import type { EntityManager } from '@mikro-orm/sql';
 import type { Principal } from '../auth/index.js';
 import type { Cache } from '../cache/index.js';
+import type { Logger } from '../logger.js';
 import { createAccessControl, type AccessControl } from './access.js';
 
 /**
@@ -15,6 +16,10 @@ export interface SubgraphContext {
   em: EntityManager;
   /** Row scope and field decisions of this caller. */
   access: AccessControl;
+  /** The shared cache (Redis or in-process): revocations, memberships, emergency grants. */
+  cache: Cache;
+  /** This subgraph's logger; never give it PHI values. */
+  logger: Logger;
   /** Per-request memo: the same factory returns the same DataLoader for the whole request. */
   loader: <L>(factory: LoaderFactory<L>) => L;
 }
@@ -27,7 +32,7 @@ export interface LoaderScope {
 
 export type LoaderFactory<L> = (scope: LoaderScope) => L;
 
-export function createSubgraphContext(principal: Principal, requestId: string, em: EntityManager, cache: Cache): SubgraphContext {
+export function createSubgraphContext(principal: Principal, requestId: string, em: EntityManager, cache: Cache, logger: Logger): SubgraphContext {
   const access = createAccessControl(principal, em, cache);
   const loaders = new Map<LoaderFactory<unknown>, unknown>();
   return {
@@ -35,6 +40,8 @@ export function createSubgraphContext(principal: Principal, requestId: string, e
     requestId,
     em,
     access,
+    cache,
+    logger,
     loader: <L>(factory: LoaderFactory<L>): L => {
       let loader = loaders.get(factory) as L | undefined;
       if (loader === undefined) {

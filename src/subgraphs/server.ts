@@ -89,7 +89,7 @@ export async function startSubgraph(
     expressMiddleware(apollo, {
       context: ({ res }) => {
         const { principal, requestId: id } = locals(res);
-        return Promise.resolve(createSubgraphContext(principal, id, db.fork(), cache));
+        return Promise.resolve(createSubgraphContext(principal, id, db.fork(), cache, log));
       },
     }),
   );

@@ -1,3 +1,4 @@
+import { randomBytes } from 'node:crypto';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -52,6 +53,8 @@ export async function startTestStack(options: { patients?: number; env?: Record<
     ...(scratch && { DATABASE_URL: scratch.url }),
     ...(services.redisUrl && { REDIS_URL: services.redisUrl }),
     LOG_LEVEL: 'silent',
+    // Each stack its own Redis keys: seeded subjects repeat across stacks and runs.
+    REDIS_KEY_PREFIX: `phi-graph-test:${randomBytes(6).toString('hex')}:`,
     ...options.env,
   });
   const statements = { count: 0 };

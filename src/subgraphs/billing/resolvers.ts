@@ -1,4 +1,5 @@
 import type { Resolvers } from './__generated__/resolvers-types.js';
+import { mutations } from './mutations.js';
 import { DateScalar, DateTimeScalar, toIsoDateTime } from '../scalars.js';
 import { isUuid } from '../pagination.js';
 import { patientListResolver, patientVisible } from '../loaders.js';
@@ -8,6 +9,7 @@ import { claimById, claimPages, coverageById, coveragePages, invoiceById, invoic
 export const resolvers: Resolvers = {
   Date: DateScalar,
   DateTime: DateTimeScalar,
+  Mutation: mutations,
   Patient: {
     // An entity reference outside the caller's row scope resolves to null, as if absent.
     __resolveReference: async ({ id }, { loader }) => (isUuid(id) && (await loader(patientVisible).load(id)) ? { id } : null),

@@ -1,6 +1,7 @@
 import type { Practitioner } from '../../db/entities.js';
 import type { Resolvers } from './__generated__/resolvers-types.js';
 import { notFound } from '../../errors.js';
+import { mutations } from './mutations.js';
 import { ageAt } from '../../policy/index.js';
 import { DateScalar, DateTimeScalar, toIsoDate } from '../scalars.js';
 import { isUuid, pageSize, TOP_LEVEL_PAGE } from '../pagination.js';
@@ -47,6 +48,7 @@ export const resolvers: Resolvers = {
     patientByMrn: async (_parent, { mrn }, { em, access }) =>
       (await findPatientByMrn({ em, access }, mrn)) ?? Promise.reject(notFound('Patient')),
   },
+  Mutation: mutations,
   Viewer: {
     subject: ({ principal }) => principal.subject,
     roles: ({ principal }) => [...principal.roles],
@@ -55,6 +57,8 @@ export const resolvers: Resolvers = {
     mfa: ({ principal }) => principal.mfa,
     tokenExpiresAt: ({ principal }) => principal.expiresAt.toISOString(),
     requestId: ({ requestId }) => requestId,
+    emergencyAccess: async (_viewer, _args, { access }) =>
+      (await access.emergencyGrants()).map((grant) => ({ id: grant.id, patientId: grant.patientId, expiresAt: grant.expiresAt.toISOString() })),
   },
   Patient: {
     __resolveReference: ({ id }, { loader }) => (isUuid(id) ? loader(patientById).load(id) : null),

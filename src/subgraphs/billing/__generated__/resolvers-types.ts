@@ -80,6 +80,13 @@ export type CoverageStatus =
   | 'active'
   | 'cancelled';
 
+export type InputError = {
+  __typename?: 'InputError';
+  /** Path of the input field, e.g. input.address.postalCode. */
+  field: Scalars['String']['output'];
+  message: Scalars['String']['output'];
+};
+
 export type Invoice = {
   __typename?: 'Invoice';
   balance: Maybe<Money>;
@@ -117,6 +124,34 @@ export type Money = {
   /** The same amount as a decimal string, e.g. "1234.50". */
   decimal: Scalars['String']['output'];
 };
+
+export type Mutation = {
+  __typename?: 'Mutation';
+  /** Billing staff record a payment against an invoice of their organization; the balance and status follow. */
+  recordPayment: Maybe<RecordPaymentPayload>;
+};
+
+
+export type MutationRecordPaymentArgs = {
+  input: RecordPaymentInput;
+};
+
+/** Why a mutation did not happen. Nothing was written when ok is false. */
+export type MutationError = {
+  __typename?: 'MutationError';
+  code: MutationErrorCode;
+  /** Which input fields were wrong, and why. */
+  inputErrors: Array<InputError>;
+  message: Scalars['String']['output'];
+};
+
+export type MutationErrorCode =
+  /** The change conflicts with the current state (e.g. already a member, invoice already paid). */
+  | 'CONFLICT'
+  /** The input did not pass validation; see inputErrors. */
+  | 'INVALID_INPUT'
+  /** A record the input names does not exist or is outside your row scope. */
+  | 'NOT_FOUND';
 
 export type PageInfo = {
   __typename?: 'PageInfo';
@@ -190,6 +225,22 @@ export type Period = {
   __typename?: 'Period';
   end: Maybe<Scalars['DateTime']['output']>;
   start: Scalars['DateTime']['output'];
+};
+
+export type RecordPaymentInput = {
+  /** Positive, and at most the invoice balance. */
+  amountCents: Scalars['Int']['input'];
+  invoiceId: Scalars['ID']['input'];
+  method: PaymentMethod;
+  /** Defaults to now; not in the future. */
+  receivedAt?: InputMaybe<Scalars['DateTime']['input']>;
+};
+
+export type RecordPaymentPayload = {
+  __typename?: 'RecordPaymentPayload';
+  error: Maybe<MutationError>;
+  ok: Scalars['Boolean']['output'];
+  payment: Maybe<Payment>;
 };
 
 
@@ -314,12 +365,16 @@ export type ResolversTypes = {
   CoverageStatus: CoverageStatus;
   Date: ResolverTypeWrapper<Scalars['Date']['output']>;
   DateTime: ResolverTypeWrapper<Scalars['DateTime']['output']>;
+  InputError: ResolverTypeWrapper<InputError>;
   Invoice: ResolverTypeWrapper<InvoiceMapperModel>;
   InvoiceConnection: ResolverTypeWrapper<Omit<InvoiceConnection, 'edges'> & { edges: Array<ResolversTypes['InvoiceEdge']> }>;
   InvoiceEdge: ResolverTypeWrapper<Omit<InvoiceEdge, 'node'> & { node: ResolversTypes['Invoice'] }>;
   InvoiceStatus: InvoiceStatus;
   Money: ResolverTypeWrapper<MoneyMapperModel>;
   Int: ResolverTypeWrapper<Scalars['Int']['output']>;
+  Mutation: ResolverTypeWrapper<Record<PropertyKey, never>>;
+  MutationError: ResolverTypeWrapper<MutationError>;
+  MutationErrorCode: MutationErrorCode;
   PageInfo: ResolverTypeWrapper<PageInfo>;
   Boolean: ResolverTypeWrapper<Scalars['Boolean']['output']>;
   Patient: ResolverTypeWrapper<PatientReferenceMapperModel>;
@@ -328,6 +383,8 @@ export type ResolversTypes = {
   PaymentEdge: ResolverTypeWrapper<Omit<PaymentEdge, 'node'> & { node: ResolversTypes['Payment'] }>;
   PaymentMethod: PaymentMethod;
   Period: ResolverTypeWrapper<Period>;
+  RecordPaymentInput: RecordPaymentInput;
+  RecordPaymentPayload: ResolverTypeWrapper<Omit<RecordPaymentPayload, 'payment'> & { payment?: Maybe<ResolversTypes['Payment']> }>;
 };
 
 /** Mapping between all available schema types and the resolvers parents */
@@ -342,11 +399,14 @@ export type ResolversParentTypes = {
   CoverageEdge: Omit<CoverageEdge, 'node'> & { node: ResolversParentTypes['Coverage'] };
   Date: Scalars['Date']['output'];
   DateTime: Scalars['DateTime']['output'];
+  InputError: InputError;
   Invoice: InvoiceMapperModel;
   InvoiceConnection: Omit<InvoiceConnection, 'edges'> & { edges: Array<ResolversParentTypes['InvoiceEdge']> };
   InvoiceEdge: Omit<InvoiceEdge, 'node'> & { node: ResolversParentTypes['Invoice'] };
   Money: MoneyMapperModel;
   Int: Scalars['Int']['output'];
+  Mutation: Record<PropertyKey, never>;
+  MutationError: MutationError;
   PageInfo: PageInfo;
   Boolean: Scalars['Boolean']['output'];
   Patient: PatientReferenceMapperModel;
@@ -354,6 +414,8 @@ export type ResolversParentTypes = {
   PaymentConnection: Omit<PaymentConnection, 'edges'> & { edges: Array<ResolversParentTypes['PaymentEdge']> };
   PaymentEdge: Omit<PaymentEdge, 'node'> & { node: ResolversParentTypes['Payment'] };
   Period: Period;
+  RecordPaymentInput: RecordPaymentInput;
+  RecordPaymentPayload: Omit<RecordPaymentPayload, 'payment'> & { payment?: Maybe<ResolversParentTypes['Payment']> };
 };
 
 export type ClaimResolvers<ContextType = SubgraphContext, ParentType extends ResolversParentTypes['Claim'] = ResolversParentTypes['Claim'], FederationReferenceType extends FederationReferenceTypes['Claim'] = FederationReferenceTypes['Claim']> = {
@@ -406,6 +468,11 @@ export interface DateTimeScalarConfig extends GraphQLScalarTypeConfig<ResolversT
   name: 'DateTime';
 }
 
+export type InputErrorResolvers<ContextType = SubgraphContext, ParentType extends ResolversParentTypes['InputError'] = ResolversParentTypes['InputError']> = {
+  field?: Resolver<ResolversTypes['String'], ParentType, ContextType>;
+  message?: Resolver<ResolversTypes['String'], ParentType, ContextType>;
+};
+
 export type InvoiceResolvers<ContextType = SubgraphContext, ParentType extends ResolversParentTypes['Invoice'] = ResolversParentTypes['Invoice'], FederationReferenceType extends FederationReferenceTypes['Invoice'] = FederationReferenceTypes['Invoice']> = {
   __resolveReference?: ReferenceResolver<Maybe<ResolversTypes['Invoice']> | FederationReferenceType, FederationReferenceType, ContextType>;
   balance?: Resolver<Maybe<ResolversTypes['Money']>, ParentType, ContextType>;
@@ -431,6 +498,16 @@ export type MoneyResolvers<ContextType = SubgraphContext, ParentType extends Res
   cents?: Resolver<ResolversTypes['Int'], ParentType, ContextType>;
   currency?: Resolver<ResolversTypes['String'], ParentType, ContextType>;
   decimal?: Resolver<ResolversTypes['String'], ParentType, ContextType>;
+};
+
+export type MutationResolvers<ContextType = SubgraphContext, ParentType extends ResolversParentTypes['Mutation'] = ResolversParentTypes['Mutation']> = {
+  recordPayment?: Resolver<Maybe<ResolversTypes['RecordPaymentPayload']>, ParentType, ContextType, RequireFields<MutationRecordPaymentArgs, 'input'>>;
+};
+
+export type MutationErrorResolvers<ContextType = SubgraphContext, ParentType extends ResolversParentTypes['MutationError'] = ResolversParentTypes['MutationError']> = {
+  code?: Resolver<ResolversTypes['MutationErrorCode'], ParentType, ContextType>;
+  inputErrors?: Resolver<Array<ResolversTypes['InputError']>, ParentType, ContextType>;
+  message?: Resolver<ResolversTypes['String'], ParentType, ContextType>;
 };
 
 export type PageInfoResolvers<ContextType = SubgraphContext, ParentType extends ResolversParentTypes['PageInfo'] = ResolversParentTypes['PageInfo']> = {
@@ -472,6 +549,12 @@ export type PeriodResolvers<ContextType = SubgraphContext, ParentType extends Re
   start?: Resolver<ResolversTypes['DateTime'], ParentType, ContextType>;
 };
 
+export type RecordPaymentPayloadResolvers<ContextType = SubgraphContext, ParentType extends ResolversParentTypes['RecordPaymentPayload'] = ResolversParentTypes['RecordPaymentPayload']> = {
+  error?: Resolver<Maybe<ResolversTypes['MutationError']>, ParentType, ContextType>;
+  ok?: Resolver<ResolversTypes['Boolean'], ParentType, ContextType>;
+  payment?: Resolver<Maybe<ResolversTypes['Payment']>, ParentType, ContextType>;
+};
+
 export type Resolvers<ContextType = SubgraphContext> = {
   Claim?: ClaimResolvers<ContextType>;
   ClaimConnection?: ClaimConnectionResolvers<ContextType>;
@@ -481,15 +564,19 @@ export type Resolvers<ContextType = SubgraphContext> = {
   CoverageEdge?: CoverageEdgeResolvers<ContextType>;
   Date?: GraphQLScalarType;
   DateTime?: GraphQLScalarType;
+  InputError?: InputErrorResolvers<ContextType>;
   Invoice?: InvoiceResolvers<ContextType>;
   InvoiceConnection?: InvoiceConnectionResolvers<ContextType>;
   InvoiceEdge?: InvoiceEdgeResolvers<ContextType>;
   Money?: MoneyResolvers<ContextType>;
+  Mutation?: MutationResolvers<ContextType>;
+  MutationError?: MutationErrorResolvers<ContextType>;
   PageInfo?: PageInfoResolvers<ContextType>;
   Patient?: PatientResolvers<ContextType>;
   Payment?: PaymentResolvers<ContextType>;
   PaymentConnection?: PaymentConnectionResolvers<ContextType>;
   PaymentEdge?: PaymentEdgeResolvers<ContextType>;
   Period?: PeriodResolvers<ContextType>;
+  RecordPaymentPayload?: RecordPaymentPayloadResolvers<ContextType>;
 };
 

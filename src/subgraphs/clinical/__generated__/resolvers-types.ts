@@ -21,6 +21,41 @@ export type Scalars = {
   _FieldSet: { input: unknown; output: unknown; }
 };
 
+export type AddClinicalNoteInput = {
+  /** An encounter of the same patient, if the note belongs to one. */
+  encounterId?: InputMaybe<Scalars['ID']['input']>;
+  patientId: Scalars['ID']['input'];
+  /** 1 to 20,000 characters. */
+  text: Scalars['String']['input'];
+  /** LOINC document type: 11506-3 (progress note), 34117-2 (history and physical), 18842-5 (discharge summary), 11488-4 (consult note). */
+  typeCode: Scalars['String']['input'];
+};
+
+export type AddClinicalNotePayload = {
+  __typename?: 'AddClinicalNotePayload';
+  error: Maybe<MutationError>;
+  note: Maybe<ClinicalNote>;
+  ok: Scalars['Boolean']['output'];
+};
+
+export type AddConditionInput = {
+  clinicalStatus: ConditionClinicalStatus;
+  /** ICD-10-CM code, e.g. E11.9. */
+  code: Scalars['String']['input'];
+  display: Scalars['String']['input'];
+  encounterId?: InputMaybe<Scalars['ID']['input']>;
+  /** Not in the future. */
+  onsetDate?: InputMaybe<Scalars['Date']['input']>;
+  patientId: Scalars['ID']['input'];
+};
+
+export type AddConditionPayload = {
+  __typename?: 'AddConditionPayload';
+  condition: Maybe<Condition>;
+  error: Maybe<MutationError>;
+  ok: Scalars['Boolean']['output'];
+};
+
 export type AllergyCriticality =
   | 'high'
   | 'low'
@@ -146,6 +181,13 @@ export type EncounterStatus =
   | 'in_progress'
   | 'planned';
 
+export type InputError = {
+  __typename?: 'InputError';
+  /** Path of the input field, e.g. input.address.postalCode. */
+  field: Scalars['String']['output'];
+  message: Scalars['String']['output'];
+};
+
 export type MedicationRequest = {
   __typename?: 'MedicationRequest';
   authoredOn: Maybe<Scalars['Date']['output']>;
@@ -175,6 +217,41 @@ export type MedicationRequestStatus =
   | 'cancelled'
   | 'completed'
   | 'stopped';
+
+export type Mutation = {
+  __typename?: 'Mutation';
+  /** A clinician adds a note to the record of a patient they may see. */
+  addClinicalNote: Maybe<AddClinicalNotePayload>;
+  /** A clinician records a diagnosis for a patient they may see. */
+  addCondition: Maybe<AddConditionPayload>;
+};
+
+
+export type MutationAddClinicalNoteArgs = {
+  input: AddClinicalNoteInput;
+};
+
+
+export type MutationAddConditionArgs = {
+  input: AddConditionInput;
+};
+
+/** Why a mutation did not happen. Nothing was written when ok is false. */
+export type MutationError = {
+  __typename?: 'MutationError';
+  code: MutationErrorCode;
+  /** Which input fields were wrong, and why. */
+  inputErrors: Array<InputError>;
+  message: Scalars['String']['output'];
+};
+
+export type MutationErrorCode =
+  /** The change conflicts with the current state (e.g. already a member, invoice already paid). */
+  | 'CONFLICT'
+  /** The input did not pass validation; see inputErrors. */
+  | 'INVALID_INPUT'
+  /** A record the input names does not exist or is outside your row scope. */
+  | 'NOT_FOUND';
 
 export type Observation = {
   __typename?: 'Observation';
@@ -385,10 +462,15 @@ export type FederationReferenceTypes = {
 
 /** Mapping between all available schema types and the resolvers types */
 export type ResolversTypes = {
-  AllergyCriticality: AllergyCriticality;
-  AllergyIntolerance: ResolverTypeWrapper<AllergyIntoleranceMapperModel>;
+  AddClinicalNoteInput: AddClinicalNoteInput;
   ID: ResolverTypeWrapper<Scalars['ID']['output']>;
   String: ResolverTypeWrapper<Scalars['String']['output']>;
+  AddClinicalNotePayload: ResolverTypeWrapper<Omit<AddClinicalNotePayload, 'note'> & { note?: Maybe<ResolversTypes['ClinicalNote']> }>;
+  Boolean: ResolverTypeWrapper<Scalars['Boolean']['output']>;
+  AddConditionInput: AddConditionInput;
+  AddConditionPayload: ResolverTypeWrapper<Omit<AddConditionPayload, 'condition'> & { condition?: Maybe<ResolversTypes['Condition']> }>;
+  AllergyCriticality: AllergyCriticality;
+  AllergyIntolerance: ResolverTypeWrapper<AllergyIntoleranceMapperModel>;
   AllergyIntoleranceConnection: ResolverTypeWrapper<Omit<AllergyIntoleranceConnection, 'edges'> & { edges: Array<ResolversTypes['AllergyIntoleranceEdge']> }>;
   AllergyIntoleranceEdge: ResolverTypeWrapper<Omit<AllergyIntoleranceEdge, 'node'> & { node: ResolversTypes['AllergyIntolerance'] }>;
   ClinicalNote: ResolverTypeWrapper<ClinicalNoteMapperModel>;
@@ -406,15 +488,18 @@ export type ResolversTypes = {
   EncounterConnection: ResolverTypeWrapper<Omit<EncounterConnection, 'edges'> & { edges: Array<ResolversTypes['EncounterEdge']> }>;
   EncounterEdge: ResolverTypeWrapper<Omit<EncounterEdge, 'node'> & { node: ResolversTypes['Encounter'] }>;
   EncounterStatus: EncounterStatus;
+  InputError: ResolverTypeWrapper<InputError>;
   MedicationRequest: ResolverTypeWrapper<MedicationRequestMapperModel>;
   MedicationRequestConnection: ResolverTypeWrapper<Omit<MedicationRequestConnection, 'edges'> & { edges: Array<ResolversTypes['MedicationRequestEdge']> }>;
   MedicationRequestEdge: ResolverTypeWrapper<Omit<MedicationRequestEdge, 'node'> & { node: ResolversTypes['MedicationRequest'] }>;
   MedicationRequestStatus: MedicationRequestStatus;
+  Mutation: ResolverTypeWrapper<Record<PropertyKey, never>>;
+  MutationError: ResolverTypeWrapper<MutationError>;
+  MutationErrorCode: MutationErrorCode;
   Observation: ResolverTypeWrapper<ObservationMapperModel>;
   ObservationConnection: ResolverTypeWrapper<Omit<ObservationConnection, 'edges'> & { edges: Array<ResolversTypes['ObservationEdge']> }>;
   ObservationEdge: ResolverTypeWrapper<Omit<ObservationEdge, 'node'> & { node: ResolversTypes['Observation'] }>;
   PageInfo: ResolverTypeWrapper<PageInfo>;
-  Boolean: ResolverTypeWrapper<Scalars['Boolean']['output']>;
   Patient: ResolverTypeWrapper<PatientReferenceMapperModel>;
   Int: ResolverTypeWrapper<Scalars['Int']['output']>;
   Period: ResolverTypeWrapper<Period>;
@@ -423,9 +508,14 @@ export type ResolversTypes = {
 
 /** Mapping between all available schema types and the resolvers parents */
 export type ResolversParentTypes = {
-  AllergyIntolerance: AllergyIntoleranceMapperModel;
+  AddClinicalNoteInput: AddClinicalNoteInput;
   ID: Scalars['ID']['output'];
   String: Scalars['String']['output'];
+  AddClinicalNotePayload: Omit<AddClinicalNotePayload, 'note'> & { note?: Maybe<ResolversParentTypes['ClinicalNote']> };
+  Boolean: Scalars['Boolean']['output'];
+  AddConditionInput: AddConditionInput;
+  AddConditionPayload: Omit<AddConditionPayload, 'condition'> & { condition?: Maybe<ResolversParentTypes['Condition']> };
+  AllergyIntolerance: AllergyIntoleranceMapperModel;
   AllergyIntoleranceConnection: Omit<AllergyIntoleranceConnection, 'edges'> & { edges: Array<ResolversParentTypes['AllergyIntoleranceEdge']> };
   AllergyIntoleranceEdge: Omit<AllergyIntoleranceEdge, 'node'> & { node: ResolversParentTypes['AllergyIntolerance'] };
   ClinicalNote: ClinicalNoteMapperModel;
@@ -440,18 +530,32 @@ export type ResolversParentTypes = {
   Encounter: EncounterMapperModel;
   EncounterConnection: Omit<EncounterConnection, 'edges'> & { edges: Array<ResolversParentTypes['EncounterEdge']> };
   EncounterEdge: Omit<EncounterEdge, 'node'> & { node: ResolversParentTypes['Encounter'] };
+  InputError: InputError;
   MedicationRequest: MedicationRequestMapperModel;
   MedicationRequestConnection: Omit<MedicationRequestConnection, 'edges'> & { edges: Array<ResolversParentTypes['MedicationRequestEdge']> };
   MedicationRequestEdge: Omit<MedicationRequestEdge, 'node'> & { node: ResolversParentTypes['MedicationRequest'] };
+  Mutation: Record<PropertyKey, never>;
+  MutationError: MutationError;
   Observation: ObservationMapperModel;
   ObservationConnection: Omit<ObservationConnection, 'edges'> & { edges: Array<ResolversParentTypes['ObservationEdge']> };
   ObservationEdge: Omit<ObservationEdge, 'node'> & { node: ResolversParentTypes['Observation'] };
   PageInfo: PageInfo;
-  Boolean: Scalars['Boolean']['output'];
   Patient: PatientReferenceMapperModel;
   Int: Scalars['Int']['output'];
   Period: Period;
   Practitioner: PractitionerReferenceMapperModel;
+};
+
+export type AddClinicalNotePayloadResolvers<ContextType = SubgraphContext, ParentType extends ResolversParentTypes['AddClinicalNotePayload'] = ResolversParentTypes['AddClinicalNotePayload']> = {
+  error?: Resolver<Maybe<ResolversTypes['MutationError']>, ParentType, ContextType>;
+  note?: Resolver<Maybe<ResolversTypes['ClinicalNote']>, ParentType, ContextType>;
+  ok?: Resolver<ResolversTypes['Boolean'], ParentType, ContextType>;
+};
+
+export type AddConditionPayloadResolvers<ContextType = SubgraphContext, ParentType extends ResolversParentTypes['AddConditionPayload'] = ResolversParentTypes['AddConditionPayload']> = {
+  condition?: Resolver<Maybe<ResolversTypes['Condition']>, ParentType, ContextType>;
+  error?: Resolver<Maybe<ResolversTypes['MutationError']>, ParentType, ContextType>;
+  ok?: Resolver<ResolversTypes['Boolean'], ParentType, ContextType>;
 };
 
 export type AllergyIntoleranceResolvers<ContextType = SubgraphContext, ParentType extends ResolversParentTypes['AllergyIntolerance'] = ResolversParentTypes['AllergyIntolerance'], FederationReferenceType extends FederationReferenceTypes['AllergyIntolerance'] = FederationReferenceTypes['AllergyIntolerance']> = {
@@ -551,6 +655,11 @@ export type EncounterEdgeResolvers<ContextType = SubgraphContext, ParentType ext
   node?: Resolver<ResolversTypes['Encounter'], ParentType, ContextType>;
 };
 
+export type InputErrorResolvers<ContextType = SubgraphContext, ParentType extends ResolversParentTypes['InputError'] = ResolversParentTypes['InputError']> = {
+  field?: Resolver<ResolversTypes['String'], ParentType, ContextType>;
+  message?: Resolver<ResolversTypes['String'], ParentType, ContextType>;
+};
+
 export type MedicationRequestResolvers<ContextType = SubgraphContext, ParentType extends ResolversParentTypes['MedicationRequest'] = ResolversParentTypes['MedicationRequest'], FederationReferenceType extends FederationReferenceTypes['MedicationRequest'] = FederationReferenceTypes['MedicationRequest']> = {
   __resolveReference?: ReferenceResolver<Maybe<ResolversTypes['MedicationRequest']> | FederationReferenceType, FederationReferenceType, ContextType>;
   authoredOn?: Resolver<Maybe<ResolversTypes['Date']>, ParentType, ContextType>;
@@ -570,6 +679,17 @@ export type MedicationRequestConnectionResolvers<ContextType = SubgraphContext, 
 export type MedicationRequestEdgeResolvers<ContextType = SubgraphContext, ParentType extends ResolversParentTypes['MedicationRequestEdge'] = ResolversParentTypes['MedicationRequestEdge']> = {
   cursor?: Resolver<ResolversTypes['String'], ParentType, ContextType>;
   node?: Resolver<ResolversTypes['MedicationRequest'], ParentType, ContextType>;
+};
+
+export type MutationResolvers<ContextType = SubgraphContext, ParentType extends ResolversParentTypes['Mutation'] = ResolversParentTypes['Mutation']> = {
+  addClinicalNote?: Resolver<Maybe<ResolversTypes['AddClinicalNotePayload']>, ParentType, ContextType, RequireFields<MutationAddClinicalNoteArgs, 'input'>>;
+  addCondition?: Resolver<Maybe<ResolversTypes['AddConditionPayload']>, ParentType, ContextType, RequireFields<MutationAddConditionArgs, 'input'>>;
+};
+
+export type MutationErrorResolvers<ContextType = SubgraphContext, ParentType extends ResolversParentTypes['MutationError'] = ResolversParentTypes['MutationError']> = {
+  code?: Resolver<ResolversTypes['MutationErrorCode'], ParentType, ContextType>;
+  inputErrors?: Resolver<Array<ResolversTypes['InputError']>, ParentType, ContextType>;
+  message?: Resolver<ResolversTypes['String'], ParentType, ContextType>;
 };
 
 export type ObservationResolvers<ContextType = SubgraphContext, ParentType extends ResolversParentTypes['Observation'] = ResolversParentTypes['Observation'], FederationReferenceType extends FederationReferenceTypes['Observation'] = FederationReferenceTypes['Observation']> = {
@@ -619,6 +739,8 @@ export type PractitionerResolvers<ContextType = SubgraphContext, ParentType exte
 };
 
 export type Resolvers<ContextType = SubgraphContext> = {
+  AddClinicalNotePayload?: AddClinicalNotePayloadResolvers<ContextType>;
+  AddConditionPayload?: AddConditionPayloadResolvers<ContextType>;
   AllergyIntolerance?: AllergyIntoleranceResolvers<ContextType>;
   AllergyIntoleranceConnection?: AllergyIntoleranceConnectionResolvers<ContextType>;
   AllergyIntoleranceEdge?: AllergyIntoleranceEdgeResolvers<ContextType>;
@@ -634,9 +756,12 @@ export type Resolvers<ContextType = SubgraphContext> = {
   Encounter?: EncounterResolvers<ContextType>;
   EncounterConnection?: EncounterConnectionResolvers<ContextType>;
   EncounterEdge?: EncounterEdgeResolvers<ContextType>;
+  InputError?: InputErrorResolvers<ContextType>;
   MedicationRequest?: MedicationRequestResolvers<ContextType>;
   MedicationRequestConnection?: MedicationRequestConnectionResolvers<ContextType>;
   MedicationRequestEdge?: MedicationRequestEdgeResolvers<ContextType>;
+  Mutation?: MutationResolvers<ContextType>;
+  MutationError?: MutationErrorResolvers<ContextType>;
   Observation?: ObservationResolvers<ContextType>;
   ObservationConnection?: ObservationConnectionResolvers<ContextType>;
   ObservationEdge?: ObservationEdgeResolvers<ContextType>;

@@ -21,6 +21,18 @@ export type Scalars = {
   _FieldSet: { input: unknown; output: unknown; }
 };
 
+export type AddCareTeamMemberInput = {
+  careTeamId: Scalars['ID']['input'];
+  practitionerId: Scalars['ID']['input'];
+};
+
+export type AddCareTeamMemberPayload = {
+  __typename?: 'AddCareTeamMemberPayload';
+  careTeam: Maybe<CareTeam>;
+  error: Maybe<MutationError>;
+  ok: Scalars['Boolean']['output'];
+};
+
 export type Address = {
   __typename?: 'Address';
   city: Maybe<Scalars['String']['output']>;
@@ -28,6 +40,15 @@ export type Address = {
   postalCode: Maybe<Scalars['String']['output']>;
   /** Two-letter US state code. */
   state: Maybe<Scalars['String']['output']>;
+};
+
+export type AddressInput = {
+  city: Scalars['String']['input'];
+  line: Array<Scalars['String']['input']>;
+  /** Five-digit ZIP, or ZIP+4. */
+  postalCode: Scalars['String']['input'];
+  /** Two-letter US state code. */
+  state: Scalars['String']['input'];
 };
 
 export type AdministrativeGender =
@@ -44,12 +65,87 @@ export type CareTeam = {
   name: Maybe<Scalars['String']['output']>;
 };
 
+export type EmergencyAccessGrant = {
+  __typename?: 'EmergencyAccessGrant';
+  expiresAt: Scalars['DateTime']['output'];
+  id: Scalars['ID']['output'];
+  patientId: Scalars['ID']['output'];
+};
+
 export type HumanName = {
   __typename?: 'HumanName';
   family: Scalars['String']['output'];
   given: Array<Scalars['String']['output']>;
   /** Given names then family name, as one line. */
   text: Scalars['String']['output'];
+};
+
+export type InputError = {
+  __typename?: 'InputError';
+  /** Path of the input field, e.g. input.address.postalCode. */
+  field: Scalars['String']['output'];
+  message: Scalars['String']['output'];
+};
+
+export type Mutation = {
+  __typename?: 'Mutation';
+  /** An administrator adds a practitioner of their organization to one of its care teams. */
+  addCareTeamMember: Maybe<AddCareTeamMemberPayload>;
+  /**
+   * Break the glass: a clinician opens time-boxed emergency access to a patient
+   * of their organization outside their care teams. Needs a reason; the grant
+   * expires by itself, and every read under it is marked as emergency access.
+   */
+  openEmergencyAccess: Maybe<OpenEmergencyAccessPayload>;
+  /** A patient updates the phone, email and address of their own record. */
+  updateMyContact: Maybe<UpdateContactPayload>;
+};
+
+
+export type MutationAddCareTeamMemberArgs = {
+  input: AddCareTeamMemberInput;
+};
+
+
+export type MutationOpenEmergencyAccessArgs = {
+  input: OpenEmergencyAccessInput;
+};
+
+
+export type MutationUpdateMyContactArgs = {
+  input: UpdateContactInput;
+};
+
+/** Why a mutation did not happen. Nothing was written when ok is false. */
+export type MutationError = {
+  __typename?: 'MutationError';
+  code: MutationErrorCode;
+  /** Which input fields were wrong, and why. */
+  inputErrors: Array<InputError>;
+  message: Scalars['String']['output'];
+};
+
+export type MutationErrorCode =
+  /** The change conflicts with the current state (e.g. already a member, invoice already paid). */
+  | 'CONFLICT'
+  /** The input did not pass validation; see inputErrors. */
+  | 'INVALID_INPUT'
+  /** A record the input names does not exist or is outside your row scope. */
+  | 'NOT_FOUND';
+
+export type OpenEmergencyAccessInput = {
+  /** How long the grant lasts, 1 to 240 minutes; 60 when omitted. */
+  minutes?: InputMaybe<Scalars['Int']['input']>;
+  patientId: Scalars['ID']['input'];
+  /** Why access is needed now; at least 20 characters. Recorded with the grant. */
+  reason: Scalars['String']['input'];
+};
+
+export type OpenEmergencyAccessPayload = {
+  __typename?: 'OpenEmergencyAccessPayload';
+  error: Maybe<MutationError>;
+  grant: Maybe<EmergencyAccessGrant>;
+  ok: Scalars['Boolean']['output'];
 };
 
 export type Organization = {
@@ -162,8 +258,24 @@ export type Role =
   | 'patient'
   | 'researcher';
 
+export type UpdateContactInput = {
+  address?: InputMaybe<AddressInput>;
+  email?: InputMaybe<Scalars['String']['input']>;
+  /** E.164 or US format, e.g. +1-617-555-0142. Omit to keep; empty string is refused. */
+  phone?: InputMaybe<Scalars['String']['input']>;
+};
+
+export type UpdateContactPayload = {
+  __typename?: 'UpdateContactPayload';
+  error: Maybe<MutationError>;
+  ok: Scalars['Boolean']['output'];
+  patient: Maybe<Patient>;
+};
+
 export type Viewer = {
   __typename?: 'Viewer';
+  /** Emergency access grants of the caller that are in force (break the glass). */
+  emergencyAccess: Array<EmergencyAccessGrant>;
   /** True when the token says multi-factor authentication was used (amr contains mfa). */
   mfa: Scalars['Boolean']['output'];
   organizationId: Maybe<Scalars['ID']['output']>;
@@ -281,18 +393,29 @@ export type FederationReferenceTypes = {
 
 /** Mapping between all available schema types and the resolvers types */
 export type ResolversTypes = {
+  AddCareTeamMemberInput: AddCareTeamMemberInput;
+  ID: ResolverTypeWrapper<Scalars['ID']['output']>;
+  AddCareTeamMemberPayload: ResolverTypeWrapper<Omit<AddCareTeamMemberPayload, 'careTeam'> & { careTeam?: Maybe<ResolversTypes['CareTeam']> }>;
+  Boolean: ResolverTypeWrapper<Scalars['Boolean']['output']>;
   Address: ResolverTypeWrapper<AddressMapperModel>;
   String: ResolverTypeWrapper<Scalars['String']['output']>;
+  AddressInput: AddressInput;
   AdministrativeGender: AdministrativeGender;
   CareTeam: ResolverTypeWrapper<CareTeamMapperModel>;
-  ID: ResolverTypeWrapper<Scalars['ID']['output']>;
   Date: ResolverTypeWrapper<Scalars['Date']['output']>;
   DateTime: ResolverTypeWrapper<Scalars['DateTime']['output']>;
+  EmergencyAccessGrant: ResolverTypeWrapper<EmergencyAccessGrant>;
   HumanName: ResolverTypeWrapper<HumanName>;
+  InputError: ResolverTypeWrapper<InputError>;
+  Mutation: ResolverTypeWrapper<Record<PropertyKey, never>>;
+  MutationError: ResolverTypeWrapper<MutationError>;
+  MutationErrorCode: MutationErrorCode;
+  OpenEmergencyAccessInput: OpenEmergencyAccessInput;
+  Int: ResolverTypeWrapper<Scalars['Int']['output']>;
+  OpenEmergencyAccessPayload: ResolverTypeWrapper<OpenEmergencyAccessPayload>;
   Organization: ResolverTypeWrapper<OrganizationMapperModel>;
   OrganizationType: OrganizationType;
   PageInfo: ResolverTypeWrapper<PageInfo>;
-  Boolean: ResolverTypeWrapper<Scalars['Boolean']['output']>;
   Patient: ResolverTypeWrapper<PatientMapperModel>;
   PatientConnection: ResolverTypeWrapper<Omit<PatientConnection, 'edges'> & { edges: Array<ResolversTypes['PatientEdge']> }>;
   PatientEdge: ResolverTypeWrapper<Omit<PatientEdge, 'node'> & { node: ResolversTypes['Patient'] }>;
@@ -300,31 +423,49 @@ export type ResolversTypes = {
   Practitioner: ResolverTypeWrapper<PractitionerMapperModel>;
   PractitionerQualification: PractitionerQualification;
   Query: ResolverTypeWrapper<Record<PropertyKey, never>>;
-  Int: ResolverTypeWrapper<Scalars['Int']['output']>;
   Role: Role;
+  UpdateContactInput: UpdateContactInput;
+  UpdateContactPayload: ResolverTypeWrapper<Omit<UpdateContactPayload, 'patient'> & { patient?: Maybe<ResolversTypes['Patient']> }>;
   Viewer: ResolverTypeWrapper<ViewerMapperModel>;
 };
 
 /** Mapping between all available schema types and the resolvers parents */
 export type ResolversParentTypes = {
+  AddCareTeamMemberInput: AddCareTeamMemberInput;
+  ID: Scalars['ID']['output'];
+  AddCareTeamMemberPayload: Omit<AddCareTeamMemberPayload, 'careTeam'> & { careTeam?: Maybe<ResolversParentTypes['CareTeam']> };
+  Boolean: Scalars['Boolean']['output'];
   Address: AddressMapperModel;
   String: Scalars['String']['output'];
+  AddressInput: AddressInput;
   CareTeam: CareTeamMapperModel;
-  ID: Scalars['ID']['output'];
   Date: Scalars['Date']['output'];
   DateTime: Scalars['DateTime']['output'];
+  EmergencyAccessGrant: EmergencyAccessGrant;
   HumanName: HumanName;
+  InputError: InputError;
+  Mutation: Record<PropertyKey, never>;
+  MutationError: MutationError;
+  OpenEmergencyAccessInput: OpenEmergencyAccessInput;
+  Int: Scalars['Int']['output'];
+  OpenEmergencyAccessPayload: OpenEmergencyAccessPayload;
   Organization: OrganizationMapperModel;
   PageInfo: PageInfo;
-  Boolean: Scalars['Boolean']['output'];
   Patient: PatientMapperModel;
   PatientConnection: Omit<PatientConnection, 'edges'> & { edges: Array<ResolversParentTypes['PatientEdge']> };
   PatientEdge: Omit<PatientEdge, 'node'> & { node: ResolversParentTypes['Patient'] };
   PatientFilter: PatientFilter;
   Practitioner: PractitionerMapperModel;
   Query: Record<PropertyKey, never>;
-  Int: Scalars['Int']['output'];
+  UpdateContactInput: UpdateContactInput;
+  UpdateContactPayload: Omit<UpdateContactPayload, 'patient'> & { patient?: Maybe<ResolversParentTypes['Patient']> };
   Viewer: ViewerMapperModel;
+};
+
+export type AddCareTeamMemberPayloadResolvers<ContextType = SubgraphContext, ParentType extends ResolversParentTypes['AddCareTeamMemberPayload'] = ResolversParentTypes['AddCareTeamMemberPayload']> = {
+  careTeam?: Resolver<Maybe<ResolversTypes['CareTeam']>, ParentType, ContextType>;
+  error?: Resolver<Maybe<ResolversTypes['MutationError']>, ParentType, ContextType>;
+  ok?: Resolver<ResolversTypes['Boolean'], ParentType, ContextType>;
 };
 
 export type AddressResolvers<ContextType = SubgraphContext, ParentType extends ResolversParentTypes['Address'] = ResolversParentTypes['Address']> = {
@@ -350,10 +491,39 @@ export interface DateTimeScalarConfig extends GraphQLScalarTypeConfig<ResolversT
   name: 'DateTime';
 }
 
+export type EmergencyAccessGrantResolvers<ContextType = SubgraphContext, ParentType extends ResolversParentTypes['EmergencyAccessGrant'] = ResolversParentTypes['EmergencyAccessGrant']> = {
+  expiresAt?: Resolver<ResolversTypes['DateTime'], ParentType, ContextType>;
+  id?: Resolver<ResolversTypes['ID'], ParentType, ContextType>;
+  patientId?: Resolver<ResolversTypes['ID'], ParentType, ContextType>;
+};
+
 export type HumanNameResolvers<ContextType = SubgraphContext, ParentType extends ResolversParentTypes['HumanName'] = ResolversParentTypes['HumanName']> = {
   family?: Resolver<ResolversTypes['String'], ParentType, ContextType>;
   given?: Resolver<Array<ResolversTypes['String']>, ParentType, ContextType>;
   text?: Resolver<ResolversTypes['String'], ParentType, ContextType>;
+};
+
+export type InputErrorResolvers<ContextType = SubgraphContext, ParentType extends ResolversParentTypes['InputError'] = ResolversParentTypes['InputError']> = {
+  field?: Resolver<ResolversTypes['String'], ParentType, ContextType>;
+  message?: Resolver<ResolversTypes['String'], ParentType, ContextType>;
+};
+
+export type MutationResolvers<ContextType = SubgraphContext, ParentType extends ResolversParentTypes['Mutation'] = ResolversParentTypes['Mutation']> = {
+  addCareTeamMember?: Resolver<Maybe<ResolversTypes['AddCareTeamMemberPayload']>, ParentType, ContextType, RequireFields<MutationAddCareTeamMemberArgs, 'input'>>;
+  openEmergencyAccess?: Resolver<Maybe<ResolversTypes['OpenEmergencyAccessPayload']>, ParentType, ContextType, RequireFields<MutationOpenEmergencyAccessArgs, 'input'>>;
+  updateMyContact?: Resolver<Maybe<ResolversTypes['UpdateContactPayload']>, ParentType, ContextType, RequireFields<MutationUpdateMyContactArgs, 'input'>>;
+};
+
+export type MutationErrorResolvers<ContextType = SubgraphContext, ParentType extends ResolversParentTypes['MutationError'] = ResolversParentTypes['MutationError']> = {
+  code?: Resolver<ResolversTypes['MutationErrorCode'], ParentType, ContextType>;
+  inputErrors?: Resolver<Array<ResolversTypes['InputError']>, ParentType, ContextType>;
+  message?: Resolver<ResolversTypes['String'], ParentType, ContextType>;
+};
+
+export type OpenEmergencyAccessPayloadResolvers<ContextType = SubgraphContext, ParentType extends ResolversParentTypes['OpenEmergencyAccessPayload'] = ResolversParentTypes['OpenEmergencyAccessPayload']> = {
+  error?: Resolver<Maybe<ResolversTypes['MutationError']>, ParentType, ContextType>;
+  grant?: Resolver<Maybe<ResolversTypes['EmergencyAccessGrant']>, ParentType, ContextType>;
+  ok?: Resolver<ResolversTypes['Boolean'], ParentType, ContextType>;
 };
 
 export type OrganizationResolvers<ContextType = SubgraphContext, ParentType extends ResolversParentTypes['Organization'] = ResolversParentTypes['Organization'], FederationReferenceType extends FederationReferenceTypes['Organization'] = FederationReferenceTypes['Organization']> = {
@@ -409,7 +579,14 @@ export type QueryResolvers<ContextType = SubgraphContext, ParentType extends Res
   viewer?: Resolver<ResolversTypes['Viewer'], ParentType, ContextType>;
 };
 
+export type UpdateContactPayloadResolvers<ContextType = SubgraphContext, ParentType extends ResolversParentTypes['UpdateContactPayload'] = ResolversParentTypes['UpdateContactPayload']> = {
+  error?: Resolver<Maybe<ResolversTypes['MutationError']>, ParentType, ContextType>;
+  ok?: Resolver<ResolversTypes['Boolean'], ParentType, ContextType>;
+  patient?: Resolver<Maybe<ResolversTypes['Patient']>, ParentType, ContextType>;
+};
+
 export type ViewerResolvers<ContextType = SubgraphContext, ParentType extends ResolversParentTypes['Viewer'] = ResolversParentTypes['Viewer']> = {
+  emergencyAccess?: Resolver<Array<ResolversTypes['EmergencyAccessGrant']>, ParentType, ContextType>;
   mfa?: Resolver<ResolversTypes['Boolean'], ParentType, ContextType>;
   organizationId?: Resolver<Maybe<ResolversTypes['ID']>, ParentType, ContextType>;
   patientId?: Resolver<Maybe<ResolversTypes['ID']>, ParentType, ContextType>;
@@ -420,11 +597,17 @@ export type ViewerResolvers<ContextType = SubgraphContext, ParentType extends Re
 };
 
 export type Resolvers<ContextType = SubgraphContext> = {
+  AddCareTeamMemberPayload?: AddCareTeamMemberPayloadResolvers<ContextType>;
   Address?: AddressResolvers<ContextType>;
   CareTeam?: CareTeamResolvers<ContextType>;
   Date?: GraphQLScalarType;
   DateTime?: GraphQLScalarType;
+  EmergencyAccessGrant?: EmergencyAccessGrantResolvers<ContextType>;
   HumanName?: HumanNameResolvers<ContextType>;
+  InputError?: InputErrorResolvers<ContextType>;
+  Mutation?: MutationResolvers<ContextType>;
+  MutationError?: MutationErrorResolvers<ContextType>;
+  OpenEmergencyAccessPayload?: OpenEmergencyAccessPayloadResolvers<ContextType>;
   Organization?: OrganizationResolvers<ContextType>;
   PageInfo?: PageInfoResolvers<ContextType>;
   Patient?: PatientResolvers<ContextType>;
@@ -432,6 +615,7 @@ export type Resolvers<ContextType = SubgraphContext> = {
   PatientEdge?: PatientEdgeResolvers<ContextType>;
   Practitioner?: PractitionerResolvers<ContextType>;
   Query?: QueryResolvers<ContextType>;
+  UpdateContactPayload?: UpdateContactPayloadResolvers<ContextType>;
   Viewer?: ViewerResolvers<ContextType>;
 };
 

@@ -1,0 +1,81 @@
+import { randomUUID } from 'node:crypto';
+import type { AddClinicalNoteInput, AddConditionInput, MutationResolvers } from './__generated__/resolvers-types.js';
+import { ClinicalNote, Condition, Encounter } from '../../db/entities.js';
+import type { SubgraphContext } from '../context.js';
+import { patientVisible } from '../loaders.js';
+import { failed, InputCheck, invalidInput, type Failure } from '../mutation-results.js';
+import { isUuid } from '../pagination.js';
+import { toIsoDate } from '../scalars.js';
+import { clinicalNoteById, conditionById } from './repository.js';
+
+/** LOINC document types a note may have. */
+export const NOTE_TYPES: Record<string, string> = {
+  '11506-3': 'Progress note',
+  '34117-2': 'History and physical note',
+  '18842-5': 'Discharge summary',
+  '11488-4': 'Consult note',
+};
+const MAX_NOTE_LENGTH = 20_000;
+const MAX_DISPLAY_LENGTH = 200;
+/** ICD-10-CM: a letter, two characters, optionally a dot and up to four more. */
+const ICD10_CM = /^[A-TV-Z][0-9][0-9AB](\.[0-9A-TV-Z]{1,4})?$/;
+
+/** The patient must be one the caller may see, and the encounter (if any) one of that patient's. */
+async function checkTarget(check: InputCheck, input: { patientId: string; encounterId?: string | null }, context: SubgraphContext): Promise<Failure | null> {
+  check.require(isUuid(input.patientId), 'input.patientId', 'Not an id.');
+  if (input.encounterId !== undefined && input.encounterId !== null) check.require(isUuid(input.encounterId), 'input.encounterId', 'Not an id.');
+  if (!check.ok) return invalidInput(check);
+  if (!(await context.loader(patientVisible).load(input.patientId))) return failed('NOT_FOUND', 'No such patient among those you may see.');
+  if (input.encounterId) {
+    const encounter = await context.em.findOne(Encounter, { id: input.encounterId, patient: input.patientId });
+    if (!encounter) return failed('NOT_FOUND', 'No such encounter for this patient.', [{ field: 'input.encounterId', message: 'Not an encounter of this patient.' }]);
+  }
+  return null;
+}
+
+async function addClinicalNote(input: AddClinicalNoteInput, context: SubgraphContext): Promise<Failure | { ok: true; error: null; note: ClinicalNote | null }> {
+  const check = new InputCheck()
+    .require(input.typeCode in NOTE_TYPES, 'input.typeCode', `Use one of ${Object.keys(NOTE_TYPES).join(', ')}.`)
+    .require(input.text.trim().length > 0 && input.text.length <= MAX_NOTE_LENGTH, 'input.text', `Write 1 to ${MAX_NOTE_LENGTH} characters.`);
+  const refused = await checkTarget(check, input, context);
+  if (refused) return refused;
+  const id = randomUUID();
+  await context.em.insert(ClinicalNote, {
+    id,
+    patient: input.patientId,
+    encounter: input.encounterId ?? null,
+    author: await context.access.practitionerId(),
+    typeCode: input.typeCode,
+    typeDisplay: NOTE_TYPES[input.typeCode] ?? input.typeCode,
+    text: input.text,
+    createdAt: new Date(),
+  });
+  return { ok: true, error: null, note: await context.loader(clinicalNoteById).load(id) };
+}
+
+async function addCondition(input: AddConditionInput, context: SubgraphContext): Promise<Failure | { ok: true; error: null; condition: Condition | null }> {
+  const today = toIsoDate(new Date());
+  const check = new InputCheck()
+    .require(ICD10_CM.test(input.code), 'input.code', 'Use an ICD-10-CM code such as E11.9.')
+    .require(input.display.trim().length > 0 && input.display.length <= MAX_DISPLAY_LENGTH, 'input.display', `Write 1 to ${MAX_DISPLAY_LENGTH} characters.`);
+  if (input.onsetDate) check.require(input.onsetDate <= today, 'input.onsetDate', 'Cannot be in the future.');
+  const refused = await checkTarget(check, input, context);
+  if (refused) return refused;
+  const id = randomUUID();
+  await context.em.insert(Condition, {
+    id,
+    patient: input.patientId,
+    encounter: input.encounterId ?? null,
+    code: input.code,
+    display: input.display.trim(),
+    clinicalStatus: input.clinicalStatus,
+    onsetDate: input.onsetDate ?? null,
+    recordedDate: today,
+  });
+  return { ok: true, error: null, condition: await context.loader(conditionById).load(id) };
+}
+
+export const mutations: MutationResolvers = {
+  addClinicalNote: (_parent, { input }, context) => addClinicalNote(input, context),
+  addCondition: (_parent, { input }, context) => addCondition(input, context),
+};

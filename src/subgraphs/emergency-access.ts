@@ -1,0 +1,69 @@
+import { randomUUID } from 'node:crypto';
+import type { EntityManager } from '@mikro-orm/sql';
+import type { Cache } from '../cache/index.js';
+import { EmergencyAccess } from '../db/entities.js';
+
+/**
+ * Break the glass. A grant in force lives in the cache under the caller's
+ * subject with a TTL, so it ends by itself; every grant is also a row of
+ * emergency_access, the durable record. A cache miss is filled from that
+ * table, so a restarted Redis loses no grant in force.
+ */
+export interface EmergencyGrant {
+  id: string;
+  patientId: string;
+  expiresAt: Date;
+}
+
+export const EMERGENCY_ACCESS_MINUTES = { default: 60, min: 1, max: 240 } as const;
+export const MINIMUM_REASON_LENGTH = 20;
+/** How long "no grants" is remembered before the table is asked again. */
+const EMPTY_GRANTS_TTL_SECONDS = 60;
+const KEY = 'emergency-access:';
+const MILLISECONDS_PER_SECOND = 1000;
+
+type StoredGrants = Record<string, { id: string; expiresAt: number }>;
+
+function toGrants(stored: StoredGrants, now: number): EmergencyGrant[] {
+  return Object.entries(stored)
+    .filter(([, grant]) => grant.expiresAt > now)
+    .map(([patientId, grant]) => ({ id: grant.id, patientId, expiresAt: new Date(grant.expiresAt) }));
+}
+
+async function store(cache: Cache, subject: string, grants: EmergencyGrant[]): Promise<void> {
+  const now = Date.now();
+  const live = grants.filter((grant) => grant.expiresAt.getTime() > now);
+  const stored: StoredGrants = Object.fromEntries(live.map((grant) => [grant.patientId, { id: grant.id, expiresAt: grant.expiresAt.getTime() }]));
+  const latest = Math.max(0, ...live.map((grant) => grant.expiresAt.getTime()));
+  const ttl = live.length > 0 ? Math.ceil((latest - now) / MILLISECONDS_PER_SECOND) : EMPTY_GRANTS_TTL_SECONDS;
+  await cache.set(`${KEY}${subject}`, JSON.stringify(stored), ttl);
+}
+
+/** The caller's grants in force now. */
+export async function activeEmergencyGrants(subject: string, em: EntityManager, cache: Cache): Promise<EmergencyGrant[]> {
+  const cached = await cache.get(`${KEY}${subject}`);
+  if (cached !== null) return toGrants(JSON.parse(cached) as StoredGrants, Date.now());
+  const rows = await em.find(EmergencyAccess, { subject, expiresAt: { $gt: new Date() } }, { orderBy: { expiresAt: 'asc' } });
+  const grants = rows.map((row) => ({ id: row.id, patientId: row.patient.id, expiresAt: row.expiresAt }));
+  await store(cache, subject, grants);
+  return grants;
+}
+
+/** Records a grant in the database and puts it in force in the cache. */
+export async function grantEmergencyAccess(
+  subject: string,
+  patientId: string,
+  reason: string,
+  minutes: number,
+  em: EntityManager,
+  cache: Cache,
+): Promise<EmergencyGrant> {
+  const grantedAt = new Date();
+  const expiresAt = new Date(grantedAt.getTime() + minutes * 60 * MILLISECONDS_PER_SECOND);
+  const id = randomUUID();
+  await em.insert(EmergencyAccess, { id, subject, patient: patientId, reason, grantedAt, expiresAt });
+  const current = await activeEmergencyGrants(subject, em, cache);
+  const grant = { id, patientId, expiresAt };
+  await store(cache, subject, [...current.filter((existing) => existing.patientId !== patientId), grant]);
+  return grant;
+}

@@ -1,0 +1,103 @@
+import type { MutationResolvers, UpdateContactInput, AddCareTeamMemberInput, OpenEmergencyAccessInput } from './__generated__/resolvers-types.js';
+import { CareTeam, CareTeamMember, Patient, Practitioner } from '../../db/entities.js';
+import { invalidateCareTeamMembership } from '../access.js';
+import { EMERGENCY_ACCESS_MINUTES, grantEmergencyAccess, MINIMUM_REASON_LENGTH } from '../emergency-access.js';
+import { failed, InputCheck, invalidInput, type Failure } from '../mutation-results.js';
+import { isUuid } from '../pagination.js';
+import { careTeamById, patientById } from './repository.js';
+import type { SubgraphContext } from '../context.js';
+
+const PHONE = /^\+?[0-9][0-9 ().-]{6,19}$/;
+const EMAIL = /^[^\s@]{1,64}@[^\s@]{1,255}\.[A-Za-z]{2,}$/;
+const ZIP = /^\d{5}(-\d{4})?$/;
+const MAX_ADDRESS_LINES = 3;
+const MAX_LINE_LENGTH = 120;
+const US_STATES = new Set(
+  'AL AK AZ AR CA CO CT DE DC FL GA HI ID IL IN IA KS KY LA ME MD MA MI MN MS MO MT NE NV NH NJ NM NY NC ND OH OK OR PA RI SC SD TN TX UT VT VA WA WV WI WY PR GU VI AS MP'.split(' '),
+);
+
+function checkContact(input: UpdateContactInput): InputCheck {
+  const check = new InputCheck();
+  check.require(input.phone !== undefined || input.email !== undefined || input.address !== undefined, 'input', 'Give at least one of phone, email, address.');
+  if (input.phone !== undefined && input.phone !== null) check.require(PHONE.test(input.phone), 'input.phone', 'Use digits with an optional leading +, e.g. +1-617-555-0142.');
+  if (input.email !== undefined && input.email !== null) check.require(EMAIL.test(input.email), 'input.email', 'Not an email address.');
+  const address = input.address;
+  if (address) {
+    check.require(address.line.length >= 1 && address.line.length <= MAX_ADDRESS_LINES, 'input.address.line', `Give 1 to ${MAX_ADDRESS_LINES} lines.`);
+    check.require(address.line.every((line) => line.trim().length > 0 && line.length <= MAX_LINE_LENGTH), 'input.address.line', `Each line must be 1 to ${MAX_LINE_LENGTH} characters.`);
+    check.require(address.city.trim().length > 0 && address.city.length <= MAX_LINE_LENGTH, 'input.address.city', 'A city is required.');
+    check.require(US_STATES.has(address.state), 'input.address.state', 'Use a two-letter US state code, e.g. MA.');
+    check.require(ZIP.test(address.postalCode), 'input.address.postalCode', 'Use a five-digit ZIP or ZIP+4.');
+  }
+  return check;
+}
+
+async function updateMyContact({ input }: { input: UpdateContactInput }, context: SubgraphContext): Promise<Failure | { ok: true; error: null; patient: Patient | null }> {
+  const patientId = context.principal.patientId;
+  if (!patientId) return failed('NOT_FOUND', 'Your token names no patient record.');
+  const check = checkContact(input);
+  if (!check.ok) return invalidInput(check);
+  const changes: Partial<Pick<Patient, 'phone' | 'email' | 'addressLines' | 'city' | 'state' | 'postalCode'>> = {};
+  if (input.phone) changes.phone = input.phone;
+  if (input.email) changes.email = input.email.toLowerCase();
+  if (input.address) {
+    Object.assign(changes, { addressLines: input.address.line, city: input.address.city, state: input.address.state, postalCode: input.address.postalCode });
+  }
+  const updated = await context.em.nativeUpdate(Patient, { id: patientId }, changes);
+  if (updated === 0) return failed('NOT_FOUND', 'Your patient record was not found.');
+  const patient = await context.em.fork().findOne(Patient, patientId);
+  return { ok: true, error: null, patient };
+}
+
+async function addCareTeamMember({ input }: { input: AddCareTeamMemberInput }, context: SubgraphContext): Promise<Failure | { ok: true; error: null; careTeam: CareTeam | null }> {
+  const check = new InputCheck()
+    .require(isUuid(input.careTeamId), 'input.careTeamId', 'Not an id.')
+    .require(isUuid(input.practitionerId), 'input.practitionerId', 'Not an id.');
+  if (!check.ok) return invalidInput(check);
+  const organizationId = context.principal.organizationId;
+  const [team, practitioner] = await Promise.all([
+    context.em.findOne(CareTeam, { id: input.careTeamId, organization: organizationId }),
+    context.em.findOne(Practitioner, { id: input.practitionerId, organization: organizationId }),
+  ]);
+  if (!team || !practitioner) return failed('NOT_FOUND', 'No such care team and practitioner in your organization.');
+  if (practitioner.qualification === 'billing_specialist') {
+    return failed('INVALID_INPUT', 'Only physicians and nurses join care teams.', [{ field: 'input.practitionerId', message: 'Not a clinical practitioner.' }]);
+  }
+  const existing = await context.em.count(CareTeamMember, { careTeam: team.id, practitioner: practitioner.id });
+  if (existing > 0) return failed('CONFLICT', 'The practitioner is already a member of this care team.');
+  await context.em.insert(CareTeamMember, { careTeam: team.id, practitioner: practitioner.id });
+  // The practitioner's next request sees the team's patients: drop the cached membership now.
+  await invalidateCareTeamMembership(context.em, context.cache, practitioner.id);
+  return { ok: true, error: null, careTeam: await context.loader(careTeamById).load(team.id) };
+}
+
+async function openEmergencyAccess(
+  { input }: { input: OpenEmergencyAccessInput },
+  context: SubgraphContext,
+): Promise<Failure | { ok: true; error: null; grant: { id: string; patientId: string; expiresAt: string } }> {
+  const minutes = input.minutes ?? EMERGENCY_ACCESS_MINUTES.default;
+  const check = new InputCheck()
+    .require(isUuid(input.patientId), 'input.patientId', 'Not an id.')
+    .require(input.reason.trim().length >= MINIMUM_REASON_LENGTH, 'input.reason', `Say why, in at least ${MINIMUM_REASON_LENGTH} characters.`)
+    .require(
+      Number.isInteger(minutes) && minutes >= EMERGENCY_ACCESS_MINUTES.min && minutes <= EMERGENCY_ACCESS_MINUTES.max,
+      'input.minutes',
+      `Between ${EMERGENCY_ACCESS_MINUTES.min} and ${EMERGENCY_ACCESS_MINUTES.max} minutes.`,
+    );
+  if (!check.ok) return invalidInput(check);
+  const organizationId = context.principal.organizationId;
+  const exists = organizationId ? await context.em.count(Patient, { id: input.patientId, managingOrganization: organizationId }) : 0;
+  if (exists === 0) return failed('NOT_FOUND', 'No such patient in your organization.');
+  if (await context.loader(patientById).load(input.patientId)) {
+    return failed('CONFLICT', 'You can already see this patient; no emergency access is needed.');
+  }
+  const grant = await grantEmergencyAccess(context.principal.subject, input.patientId, input.reason.trim(), minutes, context.em, context.cache);
+  context.logger.warn({ event: 'emergency-access-granted', subject: context.principal.subject, grantId: grant.id, minutes, requestId: context.requestId }, 'break-the-glass access opened');
+  return { ok: true, error: null, grant: { id: grant.id, patientId: grant.patientId, expiresAt: grant.expiresAt.toISOString() } };
+}
+
+export const mutations: MutationResolvers = {
+  updateMyContact: (_parent, args, context) => updateMyContact(args, context),
+  addCareTeamMember: (_parent, args, context) => addCareTeamMember(args, context),
+  openEmergencyAccess: async (_parent, args, context) => ({ grant: null, ...(await openEmergencyAccess(args, context)) }),
+};
