@@ -20,13 +20,13 @@ import {
   formatMs,
   markdownTable,
   percentile,
+  prepareWorkload,
   runInterleaved,
   startVariants,
   summarize,
   writeJson,
   type BenchStack,
   type DatabaseChoice,
-  type PreparedWorkload,
   type Sample,
   type VariantSpec,
   type Workload,
@@ -130,8 +130,6 @@ function dashboard(name: string, description: string, target: 'gateway' | 'patie
     async prepare(context) {
       const expected = Math.min(DASHBOARD_SIZE, context.organization.patients);
       return {
-        name,
-        description,
         url: (variant) => (target === 'gateway' ? variant.gatewayUrl : variant.subgraphUrls.patient),
         token: await billingToken(context),
         query: `query Dashboard { patients(first: ${DASHBOARD_SIZE}) { edges { node { ${DASHBOARD_FIELDS} } } } }`,
@@ -154,14 +152,12 @@ const CHART_LISTS = {
   coverages: 'id payer plan status period { start end }',
 } as const;
 
-export const WORKLOADS: Workload<Context>[] = [
+const WORKLOADS: Workload<Context>[] = [
   {
     name: 'partner-list',
     description: `billing: patients(first: 50), 8 fields, through the gateway`,
     async prepare(context) {
       return {
-        name: this.name,
-        description: this.description,
         url: (variant) => variant.gatewayUrl,
         token: await billingToken(context),
         query: `query PartnerList { patients(first: 50) { edges { node { ${LIST_FIELDS} } } } }`,
@@ -180,8 +176,6 @@ export const WORKLOADS: Workload<Context>[] = [
         .map(([field, selection]) => `${field}(first: 10) { edges { node { ${selection} } } }`)
         .join(' ');
       return {
-        name: this.name,
-        description: this.description,
         url: (variant) => variant.gatewayUrl,
         // The sample clinician is on the sample patient's care team.
         token: await stack.token('clinician'),
@@ -321,6 +315,8 @@ function report(meta: Meta, results: WorkloadResult[]): string {
 // ---------------------------------------------------------------------------
 
 const progress = (message: string) => console.error(`[bench] ${message}`);
+/** Set on SIGINT/SIGTERM: the handler stops the stack and exits; errors from requests cut off meanwhile are expected. */
+let interrupted = false;
 
 async function main(): Promise<void> {
   const argv = process.argv.slice(2);
@@ -330,26 +326,28 @@ async function main(): Promise<void> {
   if (options.database === 'pglite' && !process.env['DATABASE_URL']) {
     progress('using PGlite (set DATABASE_URL or pass --database postgres for the PostgreSQL figures)');
   }
-  const stack = await startVariants({
-    database: options.database,
-    postgresUrl,
-    redisUrl: process.env['REDIS_URL'] || undefined,
-    patients: options.patients,
-    variants: VARIANTS,
-    log: progress,
-  });
+  // Stop (drop the scratch database, remove the data folder) on Ctrl-C too, even during start.
+  let stopStack: (() => Promise<void>) | undefined;
   let stopping: Promise<void> | undefined;
-  const stop = () => (stopping ??= stack.stop());
+  const stop = () => (stopping ??= stopStack?.() ?? Promise.resolve());
   const onSignal = (signal: NodeJS.Signals) => {
+    interrupted = true;
     progress(`${signal}: stopping`);
-    stop().then(
-      () => process.exit(130),
-      () => process.exit(130),
-    );
+    const exit = () => process.exit(signal === 'SIGINT' ? 130 : 143);
+    stop().then(exit, exit);
   };
   process.once('SIGINT', onSignal);
   process.once('SIGTERM', onSignal);
   try {
+    const stack = await startVariants({
+      database: options.database,
+      postgresUrl,
+      redisUrl: process.env['REDIS_URL'] || undefined,
+      patients: options.patients,
+      variants: VARIANTS,
+      log: progress,
+      onStop: (stopFunction) => (stopStack = stopFunction),
+    });
     await checkVariantsDiffer(stack);
     const context = await buildContext(stack);
     const [version] = await stack.db.fork().execute<{ server_version: string }[]>('show server_version');
@@ -359,7 +357,7 @@ async function main(): Promise<void> {
         : `PGlite (embedded PostgreSQL ${version?.server_version ?? '?'}) in a temporary folder`;
     const results: WorkloadResult[] = [];
     for (const workload of WORKLOADS.filter((candidate) => !options.only || options.only.includes(candidate.name))) {
-      const prepared: PreparedWorkload = await workload.prepare(context);
+      const prepared = await prepareWorkload(workload, context);
       results.push(await runInterleaved(prepared, stack.variants, { rounds: options.rounds, warmup: options.warmup, log: progress }));
     }
     const meta: Meta = {
@@ -392,6 +390,7 @@ async function main(): Promise<void> {
 }
 
 main().catch((error: unknown) => {
+  if (interrupted) return;
   if (error instanceof UsageError) {
     console.error(`${error.message}\n${USAGE}`);
     process.exit(2);

@@ -119,6 +119,8 @@ export interface StackOptions {
   patients: number;
   variants: VariantSpec[];
   log?: (message: string) => void;
+  /** Receives the stop function before anything starts, so an interrupted start can still be cleaned up. */
+  onStop?: (stop: () => Promise<void>) => void;
 }
 
 /**
@@ -145,6 +147,7 @@ export async function startVariants(options: StackOptions): Promise<BenchStack> 
     cleanups.length = 0;
     if (errors.length > 0) throw new AggregateError(errors, 'the benchmark stack did not stop cleanly');
   };
+  options.onStop?.(stop);
   try {
     const dataDir = await mkdtemp(join(tmpdir(), 'phi-bench-'));
     cleanups.push(() => rm(dataDir, { recursive: true, force: true }));
@@ -329,10 +332,8 @@ export async function timedPost(url: string, token: string, query: string, varia
 // Workloads and the interleaved runner
 // ---------------------------------------------------------------------------
 
-/** A workload ready to send: the same operation and token for every variant, only the URL differs. */
-export interface PreparedWorkload {
-  name: string;
-  description: string;
+/** What to send for a workload: the same operation and token to every variant, only the URL differs. */
+export interface WorkloadRequest {
   url(variant: Variant): string;
   token: string;
   query: string;
@@ -345,10 +346,17 @@ export interface PreparedWorkload {
   notes?: string[];
 }
 
+/** A named operation; prepare() builds its request from the run's context (ids, tokens). */
 export interface Workload<C> {
   name: string;
   description: string;
-  prepare(context: C): Promise<PreparedWorkload>;
+  prepare(context: C): Promise<WorkloadRequest>;
+}
+
+export type PreparedWorkload = WorkloadRequest & { name: string; description: string };
+
+export async function prepareWorkload<C>(workload: Workload<C>, context: C): Promise<PreparedWorkload> {
+  return { ...(await workload.prepare(context)), name: workload.name, description: workload.description };
 }
 
 export interface Sample {

@@ -221,6 +221,11 @@ describe('break the glass', () => {
     expect(minutes).toBeLessThanOrEqual(30);
 
     expect((await read()).body.data?.patient?.id).toBe(patientId);
+    // Reads under the grant are marked; reads of the caller's own care-team patients are not.
+    const direct = await post<{ patient: { id: string } }>(stack.subgraphUrl('patient'), 'query($id: ID!) { patient(id: $id) { id } }', { token, variables: { id: patientId } });
+    expect(direct.body).toMatchObject({ extensions: { emergencyAccess: { grants: [grant.id] } } });
+    const own = await post(stack.subgraphUrl('patient'), 'query($id: ID!) { patient(id: $id) { id } }', { token, variables: { id: stack.principals.patient.patientId } });
+    expect((own.body as { extensions?: unknown }).extensions).toBeUndefined();
     const viewer = await post<{ viewer: { emergencyAccess: { id: string }[] } }>(stack.gatewayUrl, '{ viewer { emergencyAccess { id patientId expiresAt } } }', { token });
     expect(viewer.body.data?.viewer.emergencyAccess.map((each) => each.id)).toContain(grant.id);
 

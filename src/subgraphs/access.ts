@@ -31,6 +31,10 @@ export interface AccessControl {
   isEmergencyRead(patientId: string): Promise<boolean>;
   /** The practitioner behind the caller's account, if any. */
   practitionerId(): Promise<string | null>;
+  /** Notes patients whose rows this request loaded; those reached only by an emergency grant are marked. */
+  recordReads(patientIds: readonly string[]): Promise<void>;
+  /** Grants under which this request read something (break the glass): the mark the audit trail records. */
+  readonly emergencyReads: ReadonlyMap<string, string>;
 }
 
 /** How long a practitioner's care-team membership is cached; changes invalidate it at once. */
@@ -49,6 +53,15 @@ export function createAccessControl(principal: Principal, em: EntityManager, cac
   const emergencyGrants = () => (grants ??= distinctScopes.has('careTeam') ? activeEmergencyGrants(principal.subject, em, cache) : Promise.resolve([]));
   const reach: Reach = { careTeams, emergencyPatients: async () => (await emergencyGrants()).map((grant) => grant.patientId) };
   const patientFilter = () => (filter ??= buildPatientFilter(principal, [...distinctScopes], reach));
+  const emergencyReads = new Map<string, string>();
+  const recordReads = async (patientIds: readonly string[]): Promise<void> => {
+    if (!distinctScopes.has('careTeam')) return;
+    const granted = new Map((await emergencyGrants()).map((grant) => [grant.patientId, grant.id]));
+    for (const patientId of new Set(patientIds)) {
+      const grantId = granted.get(patientId);
+      if (grantId && !emergencyReads.has(patientId) && (await isEmergencyRead(patientId))) emergencyReads.set(patientId, grantId);
+    }
+  };
   const isEmergencyRead = async (patientId: string): Promise<boolean> => {
     if (!(await reach.emergencyPatients()).includes(patientId)) return false;
     const viaOtherScopes = await buildPatientFilter(principal, [...distinctScopes], { careTeams, emergencyPatients: () => Promise.resolve([]) });
@@ -65,6 +78,8 @@ export function createAccessControl(principal: Principal, em: EntityManager, cac
     emergencyGrants,
     isEmergencyRead,
     practitionerId,
+    recordReads,
+    emergencyReads,
   };
 }
 

@@ -23,11 +23,13 @@ export function createByIdLoader<T extends WithId>(
   em: EntityManager,
   entity: EntityClass<T>,
   scope?: () => Promise<FilterQuery<T>>,
+  onLoaded?: (rows: T[]) => Promise<void>,
 ): DataLoader<string, T | null> {
   return new DataLoader<string, T | null>(async (ids) => {
     const byIds = { id: { $in: [...ids] } } as unknown as FilterQuery<T>;
     const where = scope ? ({ $and: [byIds, await scope()] } as FilterQuery<T>) : byIds;
     const rows = await em.find(entity, where);
+    await onLoaded?.(rows);
     const byId = new Map(rows.map((row) => [row.id, row]));
     return ids.map((id) => byId.get(id) ?? null);
   });
@@ -35,7 +37,13 @@ export function createByIdLoader<T extends WithId>(
 
 /** A by-id loader of rows that belong to a patient, limited to the patients the caller may see. */
 export function patientOwnedById<T extends PatientOwned>(entity: EntityClass<T>): LoaderFactory<DataLoader<string, T | null>> {
-  return ({ em, access }) => createByIdLoader(em, entity, async () => ({ patient: await access.patientFilter() }) as FilterQuery<T>);
+  return ({ em, access }) =>
+    createByIdLoader(
+      em,
+      entity,
+      async () => ({ patient: await access.patientFilter() }) as FilterQuery<T>,
+      (rows) => access.recordReads(rows.map((row) => row.patient.id)),
+    );
 }
 
 /** Whether each patient id is inside the caller's row scope (one statement per batch). */
@@ -43,6 +51,7 @@ export const patientVisible: LoaderFactory<DataLoader<string, boolean>> = ({ em,
   new DataLoader<string, boolean>(async (ids) => {
     const rows = await em.find(Patient, { $and: [{ id: { $in: [...ids] } }, await access.patientFilter()] }, { fields: ['id'] });
     const visible = new Set(rows.map((row) => row.id));
+    await access.recordReads([...visible]);
     return ids.map((id) => visible.has(id));
   });
 

@@ -16,6 +16,7 @@ import type { Logger } from '../logger.js';
 import { createApp, errorHandler, healthRoutes, listen, locals, MAX_BODY_BYTES, requestId, requireToken } from '../http.js';
 import { GRAPHQL_PATH, schemaPath, type SubgraphName } from './catalog.js';
 import { createSubgraphContext, type SubgraphContext } from './context.js';
+import { emergencyAccessMarkPlugin } from './emergency-mark-plugin.js';
 import { resolvers as patientResolvers } from './patient/resolvers.js';
 import { resolvers as clinicalResolvers } from './clinical/resolvers.js';
 import { resolvers as billingResolvers } from './billing/resolvers.js';
@@ -76,7 +77,12 @@ export async function startSubgraph(
     hideSchemaDetailsFromClientErrors: true,
     logger: log,
     // No inline traces: timing data per field is not for callers.
-    plugins: [ApolloServerPluginDrainHttpServer({ httpServer }), ApolloServerPluginInlineTraceDisabled(), introspectionByRolePlugin<SubgraphContext>(() => schema)],
+    plugins: [
+      ApolloServerPluginDrainHttpServer({ httpServer }),
+      ApolloServerPluginInlineTraceDisabled(),
+      introspectionByRolePlugin<SubgraphContext>(() => schema),
+      emergencyAccessMarkPlugin(),
+    ],
   });
   await apollo.start();
 

@@ -8,7 +8,7 @@ import type { PatientFilter } from './__generated__/resolvers-types.js';
 
 /** Reads patients (within the caller's row scope), care teams, practitioners and organizations for one request. */
 export const patientById: LoaderFactory<DataLoader<string, Patient | null>> = ({ em, access }) =>
-  createByIdLoader(em, Patient, () => access.patientFilter());
+  createByIdLoader(em, Patient, () => access.patientFilter(), (rows) => access.recordReads(rows.map((row) => row.id)));
 export const careTeamById = directoryById(CareTeam);
 export const practitionerById = directoryById(Practitioner);
 export const organizationById = directoryById(Organization);
@@ -50,9 +50,12 @@ export async function listPatients(
   }
   const scoped: FilterQuery<Patient> = { $and: [where, await access.patientFilter()] };
   const rows = first === 0 ? [] : await em.find(Patient, scoped, { orderBy: { id: 'asc' }, limit: first + 1 });
+  await access.recordReads(rows.map((row) => row.id));
   return toConnection(rows, first, (patient) => encodeCursor([patient.id]));
 }
 
 export async function findPatientByMrn({ em, access }: LoaderScope, mrn: string): Promise<Patient | null> {
-  return em.findOne(Patient, { $and: [{ mrn }, await access.patientFilter()] });
+  const patient = await em.findOne(Patient, { $and: [{ mrn }, await access.patientFilter()] });
+  if (patient) await access.recordReads([patient.id]);
+  return patient;
 }
