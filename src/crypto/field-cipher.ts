@@ -1,0 +1,144 @@
+import { createCipheriv, createDecipheriv, randomBytes } from 'node:crypto';
+import { decodeEnvelope, encodeEnvelope, header, NONCE_BYTES } from './envelope.js';
+import { CryptoError } from './errors.js';
+import type { KeyManagementService } from './key-management.js';
+import { KEY_BYTES } from './key-ring.js';
+
+/**
+ * Field encryption: AES-256-GCM with a fresh random 96-bit nonce per value,
+ * under a data key (DEK) that is stored wrapped by a key-encryption key. The
+ * associated data binds each ciphertext to its table, column and row id, so
+ * a value copied to another row or column does not decrypt.
+ */
+
+/** Where data keys are kept (wrapped); the database implements it. */
+export interface DataKeyStore {
+  /** The data key new values are written with, if there is one for this KEK version. */
+  currentFor(kekVersion: number): Promise<StoredDataKey | null>;
+  byId(id: number): Promise<StoredDataKey | null>;
+  create(kekVersion: number, wrapped: Buffer): Promise<StoredDataKey>;
+}
+
+export interface StoredDataKey {
+  id: number;
+  kekVersion: number;
+  wrapped: Buffer;
+}
+
+/** What a ciphertext is bound to. */
+export interface FieldLocation {
+  table: string;
+  column: string;
+  rowId: string;
+}
+
+export interface DataKeyCacheOptions {
+  /** At most this many unwrapped data keys are kept in memory. */
+  maxKeys: number;
+  /** An unwrapped data key is dropped after this long. */
+  ttlMs: number;
+}
+
+export const DEFAULT_DATA_KEY_CACHE: DataKeyCacheOptions = { maxKeys: 64, ttlMs: 15 * 60 * 1000 };
+const ALGORITHM = 'aes-256-gcm';
+
+function associatedData(location: FieldLocation, head: Buffer): Buffer {
+  return Buffer.concat([head, Buffer.from(`\u0000${location.table}\u0000${location.column}\u0000${location.rowId}`, 'utf8')]);
+}
+
+interface CachedKey {
+  key: Buffer;
+  kekVersion: number;
+  expiresAt: number;
+}
+
+export class FieldCipher {
+  readonly #keys = new Map<number, CachedKey>();
+  #current: Promise<StoredDataKey> | undefined;
+  #currentVersion = 0;
+  /** Counts for tests and metrics: decryptions performed by this process. */
+  decryptions = 0;
+
+  constructor(
+    private readonly kms: KeyManagementService,
+    private readonly store: DataKeyStore,
+    private readonly cacheOptions: DataKeyCacheOptions = DEFAULT_DATA_KEY_CACHE,
+  ) {}
+
+  async encrypt(plaintext: string, location: FieldLocation): Promise<Buffer> {
+    const dataKey = await this.#currentDataKey();
+    const key = await this.#unwrapped(dataKey);
+    const nonce = randomBytes(NONCE_BYTES);
+    const cipher = createCipheriv(ALGORITHM, key, nonce);
+    cipher.setAAD(associatedData(location, header(dataKey.id)));
+    const ciphertext = Buffer.concat([cipher.update(plaintext, 'utf8'), cipher.final()]);
+    return encodeEnvelope({ dataKeyId: dataKey.id, nonce, ciphertext, tag: cipher.getAuthTag() });
+  }
+
+  async decrypt(stored: Buffer, location: FieldLocation): Promise<string> {
+    const envelope = decodeEnvelope(stored);
+    const dataKey = await this.store.byId(envelope.dataKeyId);
+    if (!dataKey) throw new CryptoError('KEY_UNKNOWN', `no data key ${envelope.dataKeyId}`);
+    const key = await this.#unwrapped(dataKey);
+    try {
+      const decipher = createDecipheriv(ALGORITHM, key, envelope.nonce);
+      decipher.setAAD(associatedData(location, header(envelope.dataKeyId)));
+      decipher.setAuthTag(envelope.tag);
+      const plaintext = Buffer.concat([decipher.update(envelope.ciphertext), decipher.final()]).toString('utf8');
+      this.decryptions += 1;
+      return plaintext;
+    } catch {
+      throw new CryptoError('DECRYPTION_FAILED', `${location.table}.${location.column} of one row did not authenticate`);
+    }
+  }
+
+  /** The KEK version a stored value is (indirectly) under; for re-encryption. */
+  async kekVersionOf(stored: Buffer): Promise<number> {
+    const dataKey = await this.store.byId(decodeEnvelope(stored).dataKeyId);
+    if (!dataKey) throw new CryptoError('KEY_UNKNOWN', 'unknown data key');
+    return dataKey.kekVersion;
+  }
+
+  currentKekVersion(): number {
+    return this.kms.currentVersion();
+  }
+
+  async #currentDataKey(): Promise<StoredDataKey> {
+    const version = this.kms.currentVersion();
+    if (!this.#current || this.#currentVersion !== version) {
+      this.#currentVersion = version;
+      this.#current = (async () => {
+        const existing = await this.store.currentFor(version);
+        if (existing) return existing;
+        const { kekVersion, wrapped } = await this.kms.wrapDataKey(randomBytes(KEY_BYTES));
+        return this.store.create(kekVersion, wrapped);
+      })();
+      this.#current.catch(() => (this.#current = undefined));
+    }
+    return this.#current;
+  }
+
+  async #unwrapped(dataKey: StoredDataKey): Promise<Buffer> {
+    const now = Date.now();
+    const cached = this.#keys.get(dataKey.id);
+    if (cached && cached.expiresAt > now) {
+      // Re-insert: the Map's order is the LRU order.
+      this.#keys.delete(dataKey.id);
+      this.#keys.set(dataKey.id, cached);
+      return cached.key;
+    }
+    const key = await this.kms.unwrapDataKey(dataKey.kekVersion, dataKey.wrapped);
+    this.#keys.set(dataKey.id, { key, kekVersion: dataKey.kekVersion, expiresAt: now + this.cacheOptions.ttlMs });
+    while (this.#keys.size > this.cacheOptions.maxKeys) {
+      const oldest = this.#keys.keys().next().value as number;
+      this.#keys.delete(oldest);
+    }
+    return key;
+  }
+
+  /** Forget unwrapped keys (after a key ring change). */
+  forgetKeys(): void {
+    this.#keys.clear();
+    this.#current = undefined;
+  }
+}

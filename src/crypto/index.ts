@@ -1,0 +1,16 @@
+export { CryptoError, type CryptoFailure } from './errors.js';
+export { FORMAT_VERSION, decodeEnvelope, encodeEnvelope, looksEncrypted } from './envelope.js';
+export {
+  DEVELOPMENT_KEY_RING_FILE,
+  KeyRing,
+  addKeyVersion,
+  generateKeyRingDocument,
+  keyRingSchema,
+  loadOrCreateDevelopmentKeyRing,
+  retireKeyVersions,
+  saveDevelopmentKeyRing,
+  type KeyRingDocument,
+} from './key-ring.js';
+export { LocalKeyManagement, type KeyManagementService } from './key-management.js';
+export { DEFAULT_DATA_KEY_CACHE, FieldCipher, type DataKeyCacheOptions, type DataKeyStore, type FieldLocation, type StoredDataKey } from './field-cipher.js';
+export { blindIndex, normalize } from './blind-index.js';

@@ -1,0 +1,125 @@
+import { randomBytes } from 'node:crypto';
+import { mkdir, readFile, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { z } from 'zod';
+
+/**
+ * Key-encryption keys (KEKs), versioned, plus the blind-index key. They come
+ * from the environment (PHI_KEY_RING, JSON) or, outside production, from a
+ * generated development key ring in the data folder, loudly named.
+ */
+export const KEY_BYTES = 32;
+export const DEVELOPMENT_KEY_RING_FILE = 'DEVELOPMENT-ONLY-key-ring.json';
+
+const base64Key = z
+  .string()
+  .refine((value) => Buffer.from(value, 'base64').length === KEY_BYTES, `each key must be ${KEY_BYTES} bytes, base64`);
+
+export const keyRingSchema = z
+  .object({
+    development: z.boolean().optional(),
+    current: z.number().int().positive(),
+    keys: z.record(z.string().regex(/^\d+$/, 'key versions are positive integers'), base64Key),
+    retired: z.array(z.number().int().positive()).default([]),
+    blindIndexKey: base64Key,
+  })
+  .superRefine((ring, context) => {
+    if (!ring.keys[String(ring.current)]) context.addIssue({ code: 'custom', message: `current version ${ring.current} has no key`, path: ['current'] });
+    if (ring.retired.includes(ring.current)) context.addIssue({ code: 'custom', message: 'the current version cannot be retired', path: ['retired'] });
+  });
+
+export type KeyRingDocument = z.infer<typeof keyRingSchema>;
+
+export interface KeyEncryptionKey {
+  version: number;
+  retired: boolean;
+}
+
+export class KeyRing {
+  readonly #keys: Map<number, Buffer>;
+  readonly #retired: Set<number>;
+  readonly #blindIndexKey: Buffer;
+
+  private constructor(
+    readonly currentVersion: number,
+    keys: Map<number, Buffer>,
+    retired: Set<number>,
+    blindIndexKey: Buffer,
+    readonly isDevelopment: boolean,
+  ) {
+    this.#keys = keys;
+    this.#retired = retired;
+    this.#blindIndexKey = blindIndexKey;
+  }
+
+  static fromDocument(document: unknown): KeyRing {
+    const parsed = keyRingSchema.safeParse(document);
+    if (!parsed.success) {
+      throw new Error(`Invalid key ring: ${parsed.error.issues.map((issue) => `${issue.path.join('.') || 'ring'}: ${issue.message}`).join('; ')}`);
+    }
+    const ring = parsed.data;
+    const keys = new Map(Object.entries(ring.keys).map(([version, key]) => [Number(version), Buffer.from(key, 'base64')]));
+    return new KeyRing(ring.current, keys, new Set(ring.retired), Buffer.from(ring.blindIndexKey, 'base64'), ring.development === true);
+  }
+
+  versions(): KeyEncryptionKey[] {
+    return [...this.#keys.keys()].sort((a, b) => a - b).map((version) => ({ version, retired: this.#retired.has(version) }));
+  }
+
+  /** Key bytes of a version; only crypto/ calls this. */
+  keyBytes(version: number): Buffer | undefined {
+    return this.#keys.get(version);
+  }
+
+  isRetired(version: number): boolean {
+    return this.#retired.has(version);
+  }
+
+  blindIndexKey(): Buffer {
+    return this.#blindIndexKey;
+  }
+}
+
+export function generateKeyRingDocument(development: boolean): KeyRingDocument {
+  return {
+    ...(development && { development: true }),
+    current: 1,
+    keys: { '1': randomBytes(KEY_BYTES).toString('base64') },
+    retired: [],
+    blindIndexKey: randomBytes(KEY_BYTES).toString('base64'),
+  };
+}
+
+/** A new current version; the old ones stay for decryption until retired. */
+export function addKeyVersion(document: KeyRingDocument): KeyRingDocument {
+  const next = Math.max(...Object.keys(document.keys).map(Number)) + 1;
+  return { ...document, current: next, keys: { ...document.keys, [String(next)]: randomBytes(KEY_BYTES).toString('base64') } };
+}
+
+export function retireKeyVersions(document: KeyRingDocument, versions: number[]): KeyRingDocument {
+  if (versions.includes(document.current)) throw new Error('the current key version cannot be retired; rotate first');
+  return { ...document, retired: [...new Set([...document.retired, ...versions])].sort((a, b) => a - b) };
+}
+
+/** Reads the development key ring, creating it on first use. */
+export async function loadOrCreateDevelopmentKeyRing(dataDir: string): Promise<KeyRingDocument> {
+  const path = join(dataDir, DEVELOPMENT_KEY_RING_FILE);
+  try {
+    return keyRingSchema.parse(JSON.parse(await readFile(path, 'utf8')));
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code !== 'ENOENT') throw error;
+  }
+  const document = generateKeyRingDocument(true);
+  await mkdir(dataDir, { recursive: true });
+  try {
+    await writeFile(path, `${JSON.stringify(document, null, 2)}\n`, { mode: 0o600, flag: 'wx' });
+    return document;
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error;
+    return keyRingSchema.parse(JSON.parse(await readFile(path, 'utf8')));
+  }
+}
+
+export async function saveDevelopmentKeyRing(dataDir: string, document: KeyRingDocument): Promise<void> {
+  await writeFile(join(dataDir, DEVELOPMENT_KEY_RING_FILE), `${JSON.stringify(document, null, 2)}\n`, { mode: 0o600 });
+}
