@@ -17,6 +17,7 @@ import {
   LOCAL_POSTGRES,
   edgesAt,
   environmentFacts,
+  loadAverage,
   formatMs,
   markdownTable,
   percentile,
@@ -233,6 +234,8 @@ interface Meta {
   node: string;
   cpu: string;
   cores: number;
+  /** 1-minute load average when the timed rounds began and ended. */
+  load: [number, number];
   database: string;
   sharing: string;
   cache: string;
@@ -294,7 +297,7 @@ function report(meta: Meta, results: WorkloadResult[]): string {
     `- command: \`${meta.command}\``,
     `- date: ${meta.date}`,
     `- node: ${meta.node}`,
-    `- cpu: ${meta.cpu} (${meta.cores} cores)`,
+    `- cpu: ${meta.cpu} (${meta.cores} cores); load average ${meta.load[0].toFixed(2)} at the first timed round, ${meta.load[1].toFixed(2)} at the last`,
     `- database: ${meta.database}`,
     `- variants: ${meta.sharing}; cache: ${meta.cache}`,
     `- data: ${meta.patients} synthetic patients; ${meta.warmup} warm-up + ${meta.rounds} timed rounds per workload, variants alternating first`,
@@ -356,6 +359,7 @@ async function main(): Promise<void> {
         ? `PostgreSQL ${version?.server_version ?? '?'} at ${new URL(postgresUrl).host} (scratch database, dropped at the end)`
         : `PGlite (embedded PostgreSQL ${version?.server_version ?? '?'}) in a temporary folder`;
     const results: WorkloadResult[] = [];
+    const loadBefore = loadAverage();
     for (const workload of WORKLOADS.filter((candidate) => !options.only || options.only.includes(candidate.name))) {
       const prepared = await prepareWorkload(workload, context);
       results.push(await runInterleaved(prepared, stack.variants, { rounds: options.rounds, warmup: options.warmup, log: progress }));
@@ -364,6 +368,7 @@ async function main(): Promise<void> {
       command: commandLine(argv),
       date: new Date().toISOString(),
       ...environmentFacts(),
+      load: [loadBefore, loadAverage()],
       database,
       sharing: stack.sharing,
       cache: stack.cacheKind,

@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { writeFile, mkdtemp, rm } from 'node:fs/promises';
-import { cpus, tmpdir } from 'node:os';
+import { cpus, loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import pg from 'pg';
@@ -494,6 +494,11 @@ export function summarize(samples: readonly Sample[]): VariantSummary {
 export function environmentFacts(): { node: string; cpu: string; cores: number } {
   const all = cpus();
   return { node: process.version, cpu: all[0]?.model.trim() ?? 'unknown', cores: all.length };
+}
+
+/** The 1-minute load average: other work on the machine competes with the benchmark. */
+export function loadAverage(): number {
+  return loadavg()[0] ?? Number.NaN;
 }
 
 export function markdownTable(header: readonly string[], rows: readonly (readonly string[])[], align?: readonly ('l' | 'r')[]): string {
