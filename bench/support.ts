@@ -268,12 +268,13 @@ function describeApi(name: string, api: Api, statements: { count: number }): Var
 /** Three subgraphs and a gateway on an existing API's database, cache and verifier; the gateway is last. */
 async function attachVariant(api: Api, logger: Logger, config: Config, spec: VariantSpec): Promise<RunningServer[]> {
   const db = api.db;
-  if (!db) throw new Error('the API has no database');
+  const sealer = api.sealer;
+  if (!db || !sealer) throw new Error('the API has no database');
   const servers: RunningServer[] = [];
   try {
     for (const name of SUBGRAPH_NAMES) {
       servers.push(
-        await startSubgraph(name, { db, cache: api.cache, verifier: api.verifier, logger, unprotectedForBenchmark: spec.unprotected }, config.subgraphs.host, 0),
+        await startSubgraph(name, { db, cache: api.cache, sealer, verifier: api.verifier, logger, unprotectedForBenchmark: spec.unprotected }, config.subgraphs.host, 0),
       );
     }
     const subgraphUrls = Object.fromEntries(SUBGRAPH_NAMES.map((name, index) => [name, servers[index]?.url ?? ''])) as Record<SubgraphName, string>;

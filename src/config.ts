@@ -38,6 +38,7 @@ const environmentSchema = z
       .string()
       .default('ES256')
       .transform((value) => value.split(',').map((item) => item.trim()).filter(Boolean)),
+    PHI_KEY_RING: z.string().optional(),
     LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
     SEED_PATIENTS: z.coerce.number().int().min(0).default(300),
   })
@@ -54,6 +55,11 @@ const environmentSchema = z
     }
     if (env.AUTH_ISSUER === 'phi-graph-dev') {
       refuse('production needs the real issuer in AUTH_ISSUER, not the development issuer', 'AUTH_ISSUER');
+    }
+    if (!env.PHI_KEY_RING) {
+      refuse('production needs the key ring in PHI_KEY_RING (the generated development key ring is refused)', 'PHI_KEY_RING');
+    } else if (/"development"\s*:\s*true/.test(env.PHI_KEY_RING)) {
+      refuse('PHI_KEY_RING is a development key ring; production refuses it', 'PHI_KEY_RING');
     }
     if (!env.DATABASE_URL) refuse('production needs DATABASE_URL (the embedded PGlite database is for development)', 'DATABASE_URL');
     if (!env.REDIS_URL) refuse('production needs REDIS_URL (the in-process cache is not shared between instances)', 'REDIS_URL');
@@ -89,6 +95,8 @@ export interface Config {
   /** Prefix of every key this deployment writes to Redis. */
   redisKeyPrefix: string;
   auth: AuthConfig;
+  /** The key ring as JSON from the environment; outside production, absent means the development key ring. */
+  keyRingJson: string | undefined;
   logLevel: Environment['LOG_LEVEL'];
   seedPatients: number;
 }
@@ -131,6 +139,7 @@ export function loadConfig(source: NodeJS.ProcessEnv = process.env): Config {
       publicKeyPem: env.AUTH_PUBLIC_KEY,
       allowDevelopmentKey: env.NODE_ENV !== 'production',
     },
+    keyRingJson: env.PHI_KEY_RING,
     logLevel: env.LOG_LEVEL,
     seedPatients: env.SEED_PATIENTS,
   };

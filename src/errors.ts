@@ -10,11 +10,19 @@ export const ErrorCode = {
   Unauthenticated: 'UNAUTHENTICATED',
   Forbidden: 'FORBIDDEN',
   Internal: 'INTERNAL_SERVER_ERROR',
+  /** A stored value failed authentication (tampered or moved), or its key is retired or unknown. */
+  DecryptionFailed: 'DECRYPTION_FAILED',
 } as const;
 export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode];
 
 /** Codes whose errors are meant for the client and pass through as they are. */
-export const CLIENT_ERROR_CODES: ReadonlySet<string> = new Set([ErrorCode.BadUserInput, ErrorCode.NotFound, ErrorCode.Forbidden, ErrorCode.Unauthenticated]);
+export const CLIENT_ERROR_CODES: ReadonlySet<string> = new Set([
+  ErrorCode.BadUserInput,
+  ErrorCode.NotFound,
+  ErrorCode.Forbidden,
+  ErrorCode.Unauthenticated,
+  ErrorCode.DecryptionFailed,
+]);
 
 /** Why a field was refused; the field's value is never included. */
 export type ForbiddenReason = 'ROLE_DENIED' | 'MFA_REQUIRED' | 'NOT_CLASSIFIED';
@@ -37,4 +45,11 @@ export function internalError(): GraphQLError {
 
 export function badUserInput(message: string, argument: string): GraphQLError {
   return new GraphQLError(message, { extensions: { code: ErrorCode.BadUserInput, argumentName: argument } });
+}
+
+/** A field whose stored value could not be decrypted: a code and the reason, never bytes or a value. */
+export function decryptionFailed(reason: string, coordinate: string): GraphQLError {
+  return new GraphQLError(`${coordinate} could not be decrypted (${reason}); the rest of the response is unaffected.`, {
+    extensions: { code: ErrorCode.DecryptionFailed, reason, field: coordinate },
+  });
 }

@@ -2,6 +2,7 @@ import type { Config } from './config.js';
 import { createTokenVerifier, type TokenVerifier } from './auth/index.js';
 import { openCache, revocationList, type Cache } from './cache/index.js';
 import { openDatabase, type Database } from './db/index.js';
+import { encryptPlaintextRows, openSealer, type Sealer } from './db/encryption.js';
 import { isDatabaseEmpty, seedDatabase, writeDevelopmentPrincipals } from './db/seed/index.js';
 import { startGateway } from './gateway/server.js';
 import type { Logger } from './logger.js';
@@ -22,6 +23,8 @@ export interface Api {
   db: Database | null;
   cache: Cache;
   verifier: TokenVerifier;
+  /** Field encryption of this process (null for a gateway alone). */
+  sealer: Sealer | null;
   seeded: number;
   stop(): Promise<void>;
 }
@@ -58,6 +61,7 @@ export async function startApi(config: Config, logger: Logger, options: StartOpt
   try {
     const verifier = await createTokenVerifier(config.auth, config.database.dataDir, revocationList(cache));
     let seeded = 0;
+    let sealer: Sealer | null = null;
     if (needsDatabase) {
       const db = await openDatabase({
         url: config.database.url,
@@ -66,16 +70,17 @@ export async function startApi(config: Config, logger: Logger, options: StartOpt
         log: (message) => logger.debug({ component: 'orm' }, message),
       });
       opened.db = db;
-      seeded = await prepareDatabase(db, config, logger, options.seedPatients ?? config.seedPatients);
+      sealer = await openSealer(db, { keyRingJson: config.keyRingJson, dataDir: config.database.dataDir, allowDevelopmentKeyRing: !config.isProduction });
+      seeded = await prepareDatabase(db, sealer, config, logger, options.seedPatients ?? config.seedPatients);
     }
     const subgraphs: Partial<Record<SubgraphName, RunningServer>> = {};
     const subgraphNames = mode.kind === 'all' ? SUBGRAPH_NAMES : mode.kind === 'subgraph' ? [mode.name] : [];
     for (const name of subgraphNames) {
       const db = opened.db;
-      if (!db) throw new Error('a subgraph needs the database');
+      if (!db || !sealer) throw new Error('a subgraph needs the database and the key ring');
       const server = await startSubgraph(
         name,
-        { db, cache, verifier, logger, unprotectedForBenchmark: options.unprotectedForBenchmark ?? false },
+        { db, cache, sealer, verifier, logger, unprotectedForBenchmark: options.unprotectedForBenchmark ?? false },
         config.subgraphs.host,
         config.subgraphs.ports[name],
       );
@@ -94,7 +99,7 @@ export async function startApi(config: Config, logger: Logger, options: StartOpt
       );
       started.push(gateway);
     }
-    return { gateway, subgraphs, db: opened.db, cache, verifier, seeded, stop: stopAll };
+    return { gateway, subgraphs, db: opened.db, cache, verifier, sealer, seeded, stop: stopAll };
   } catch (error) {
     await stopAll().catch(() => undefined);
     throw error;
@@ -110,7 +115,7 @@ function defaultUrl(config: Config, name: SubgraphName): string {
  * deliberate step (`npm run migrate`) and the API refuses to start while
  * any is pending. An empty development database is seeded once.
  */
-async function prepareDatabase(db: Database, config: Config, logger: Logger, seedPatients: number): Promise<number> {
+async function prepareDatabase(db: Database, sealer: Sealer, config: Config, logger: Logger, seedPatients: number): Promise<number> {
   if (config.isProduction) {
     const pending = await db.pendingMigrations();
     if (pending.length > 0) {
@@ -120,8 +125,11 @@ async function prepareDatabase(db: Database, config: Config, logger: Logger, see
   }
   const applied = await db.migrate();
   if (applied.length > 0) logger.debug({ migrations: applied }, 'database migrated');
+  // A database from before field encryption: encrypt its plaintext rows now (resumable, idempotent).
+  const encrypted = await encryptPlaintextRows(db, sealer);
+  if (encrypted > 0) logger.info({ rows: encrypted }, 'encrypted rows stored before field encryption');
   if (seedPatients === 0 || !(await isDatabaseEmpty(db))) return 0;
-  const summary = await seedDatabase(db, { patients: seedPatients });
+  const summary = await seedDatabase(db, { patients: seedPatients, sealer });
   await writeDevelopmentPrincipals(config.database.dataDir, summary.principals);
   logger.debug({ patients: summary.patients }, 'empty database seeded with synthetic data');
   return summary.patients;

@@ -3,6 +3,7 @@ import { getNamedType, type GraphQLSchema } from 'graphql';
 import { ROLES, type Role } from '../src/auth/index.js';
 import { ACCESS_POLICY, MASKERS, decideField } from '../src/policy/index.js';
 import { Coverage, Patient } from '../src/db/entities.js';
+import { toBuffer } from '../src/crypto/index.js';
 import { isList, printSelection, selectEverything, type SelectedField } from './support/operations.js';
 import { apiSchema } from './support/supergraph.js';
 import { post, startTestStack, type GraphQLResponse, type TestStack } from './support/stack.js';
@@ -49,16 +50,22 @@ async function tokenFor(role: Role, mfa = true): Promise<string> {
   return stack.token(role, { mfa, ...(organizationScoped && { organizationId: patientOrganization }) });
 }
 
-/** The stored value behind a masked field, read from the database. */
+/** The stored value behind a masked field, read from the database and decrypted. */
 async function storedValue(type: string, field: string, parent: Record<string, unknown>): Promise<unknown> {
   const em = stack.api.db!.fork();
+  const cipher = stack.api.sealer!.cipher;
+  const open = (bytes: Uint8Array | null | undefined, table: string, column: string, rowId: string) =>
+    bytes ? cipher.decrypt(toBuffer(bytes), { table, column, rowId }) : Promise.resolve(null);
   if (type === 'Patient' || type === 'Address') {
     const patient = await em.findOneOrFail(Patient, patientId);
-    if (field === 'ssn') return patient.ssn;
-    if (field === 'birthDate') return patient.birthDate;
-    if (field === 'postalCode') return patient.postalCode;
+    if (field === 'ssn') return open(patient.ssn, 'patient', 'ssn', patientId);
+    if (field === 'birthDate') return open(patient.birthDate, 'patient', 'birth_date', patientId);
+    if (field === 'postalCode') return open(patient.postalCode, 'patient', 'postal_code', patientId);
   }
-  if (type === 'Coverage' && field === 'memberId') return (await em.findOneOrFail(Coverage, parent['id'] as string)).memberId;
+  if (type === 'Coverage' && field === 'memberId') {
+    const id = parent['id'] as string;
+    return open((await em.findOneOrFail(Coverage, id)).memberId, 'coverage', 'member_id', id);
+  }
   throw new Error(`no stored value known for ${type}.${field}`);
 }
 

@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { ConfigError, loadConfig } from '../src/config.js';
+import { generateKeyRingDocument } from '../src/crypto/index.js';
 
 describe('configuration', () => {
   it('starts with no configuration at all on the embedded defaults', () => {
@@ -23,6 +24,20 @@ describe('configuration', () => {
     expect(problems).toContain('AUTH_ISSUER');
     expect(problems).toContain('DATABASE_URL');
     expect(problems).toContain('REDIS_URL');
+    expect(problems).toContain('PHI_KEY_RING');
+  });
+
+  it('refuses the development key ring in production', () => {
+    expect(() =>
+      loadConfig({
+        NODE_ENV: 'production',
+        AUTH_JWKS_URL: 'https://id.hospital.example/.well-known/jwks.json',
+        AUTH_ISSUER: 'https://id.hospital.example',
+        DATABASE_URL: 'postgres://api@db.internal/phi',
+        REDIS_URL: 'redis://cache.internal:6379',
+        PHI_KEY_RING: JSON.stringify(generateKeyRingDocument(true)),
+      }),
+    ).toThrow(/development key ring/);
   });
 
   it('never lets production use the development signing key', () => {
@@ -32,6 +47,7 @@ describe('configuration', () => {
       AUTH_ISSUER: 'https://id.hospital.example',
       DATABASE_URL: 'postgres://api@db.internal/phi',
       REDIS_URL: 'redis://cache.internal:6379',
+      PHI_KEY_RING: JSON.stringify(generateKeyRingDocument(false)),
     });
     expect(config.auth.allowDevelopmentKey).toBe(false);
   });

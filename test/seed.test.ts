@@ -3,10 +3,13 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { CryptoError, FORMAT_VERSION, generateKeyRingDocument, toBuffer } from '../src/crypto/index.js';
+import { ENCRYPTED_TABLES, blindIndexOf, openSealer, type Sealer } from '../src/db/encryption.js';
 import { openDatabase, type Database } from '../src/db/orm.js';
 import {
   DEFAULT_SEED,
   DEVELOPMENT_ROLES,
+  STORED_COLUMNS,
   SeedRefusedError,
   generateDirectory,
   generatePatient,
@@ -19,7 +22,9 @@ import {
 
 /**
  * The synthetic data seeder on PGlite: three fresh databases, two seeded
- * identically (with different batch sizes) and one with another seed.
+ * identically (with different batch sizes, under one key ring) and one with
+ * another seed (under its own development key ring). The PHI columns hold
+ * ciphertext, so checks on them decrypt with the database's sealer.
  */
 
 const PATIENTS = 40;
@@ -46,16 +51,42 @@ const TABLES = [
   'consent',
   'app_user',
 ] as const;
-/** Tables hashed to compare two seeded databases (ordered by primary key). */
-const DIGEST_TABLES = ['organization', 'practitioner', 'patient', 'encounter', 'condition', 'observation', 'clinical_note', 'claim', 'invoice', 'payment', 'consent', 'app_user'] as const;
+/** Tables hashed to compare two seeded databases (ordered by primary key, encrypted columns decrypted). */
+const DIGEST_TABLES = [
+  'organization', 'practitioner', 'patient', 'encounter', 'condition', 'observation', 'clinical_note', 'coverage', 'claim', 'invoice', 'payment', 'consent', 'app_user',
+] as const;
+/** The encrypted tables, each with its patient column (for rows of chosen patients). */
+const ENCRYPTED_TABLE_PATIENT: Readonly<Record<string, string>> = {
+  patient: 'id',
+  clinical_note: 'patient_id',
+  condition: 'patient_id',
+  observation: 'patient_id',
+  coverage: 'patient_id',
+  claim: 'patient_id',
+};
+/**
+ * Plaintexts at least this long are checked not to occur in their
+ * ciphertext: random bytes contain a given 5-byte sequence with odds of
+ * about 2^-40 per value, while 1- or 2-byte values (a digit, a state code)
+ * would occur by chance in some ciphertexts.
+ */
+const DISTINCTIVE_PLAINTEXT_BYTES = 5;
+/** Format version, data key id, nonce, then ciphertext as long as the plaintext, then the tag. */
+const ENVELOPE_OVERHEAD_BYTES = 1 + 4 + 12 + 16;
 /** A consent the partner and researcher row scopes honour, against the real clock (consent alias c). */
 const IN_FORCE_NOW = `c.status = 'active' and c.period_start <= now() and (c.period_end is null or c.period_end > now())`;
 
-interface SeededDatabase {
+interface FreshDatabase {
   db: Database;
   dataDir: string;
+  sealer: Sealer;
+}
+
+interface SeededDatabase extends FreshDatabase {
   summary: SeedSummary;
 }
+
+type DbRow = Record<string, unknown>;
 
 const opened: { db: Database; dataDir: string }[] = [];
 let primary: SeededDatabase;
@@ -63,12 +94,14 @@ let twin: SeededDatabase;
 let other: SeededDatabase;
 let otherWasEmptyBeforeSeeding: boolean;
 
-async function openFreshDatabase(): Promise<{ db: Database; dataDir: string }> {
+/** A migrated PGlite database; without `keyRingJson`, under a development key ring created in its data folder. */
+async function openFreshDatabase(keyRingJson?: string): Promise<FreshDatabase> {
   const dataDir = await mkdtemp(join(tmpdir(), 'phi-graph-seed-'));
   const db = await openDatabase({ url: undefined, dataDir });
   opened.push({ db, dataDir });
   await db.migrate();
-  return { db, dataDir };
+  const sealer = await openSealer(db, { keyRingJson, dataDir, allowDevelopmentKeyRing: true });
+  return { db, dataDir, sealer };
 }
 
 async function rows<T>(db: Database, sql: string, params: unknown[] = []): Promise<T[]> {
@@ -80,13 +113,60 @@ async function count(db: Database, sql: string, params: unknown[] = []): Promise
   return row?.n ?? Number.NaN;
 }
 
-async function digest(db: Database): Promise<string> {
+/** The plaintext of an encrypted column of a row read from the database (null stays null). */
+async function plain(database: FreshDatabase, table: string, column: string, row: DbRow): Promise<string | null> {
+  const stored = row[column];
+  if (stored === null) return null;
+  if (!(stored instanceof Uint8Array)) throw new Error(`${table}.${column} was not read as bytes`);
+  return database.sealer.cipher.decrypt(toBuffer(stored), { table, column, rowId: String(row['id']) });
+}
+
+/** Like `plain`, for a column that is never null. */
+async function plainText(database: FreshDatabase, table: string, column: string, row: DbRow): Promise<string> {
+  const value = await plain(database, table, column, row);
+  if (value === null) throw new Error(`${table}.${column} is null`);
+  return value;
+}
+
+/**
+ * Rows of a table ordered by id, every encrypted column decrypted and the
+ * blind-index columns left out (they depend on the key ring; tested apart).
+ */
+async function decryptedRows(database: FreshDatabase, table: string, where = '', params: unknown[] = []): Promise<DbRow[]> {
+  const stored = await rows<DbRow>(database.db, `select * from "${table}" ${where} order by id`, params);
+  const spec = ENCRYPTED_TABLES[table];
+  if (!spec) return stored;
+  const indexColumns = new Set(Object.keys(spec.blindIndexes).map((column) => `${column}_index`));
+  return Promise.all(
+    stored.map(async (row) => {
+      const decrypted: DbRow = {};
+      for (const [column, value] of Object.entries(row)) {
+        if (indexColumns.has(column)) continue;
+        decrypted[column] = spec.columns.includes(column) ? await plain(database, table, column, row) : value;
+      }
+      return decrypted;
+    }),
+  );
+}
+
+async function digest(database: FreshDatabase): Promise<string> {
   const hash = createHash('sha256');
   for (const table of DIGEST_TABLES) {
     hash.update(table);
-    hash.update(JSON.stringify(await rows(db, `select * from "${table}" order by id`)));
+    hash.update(JSON.stringify(await decryptedRows(database, table)));
   }
   return hash.digest('hex');
+}
+
+/** A value read or decrypted from the database that must be text. */
+function asText(value: unknown): string {
+  if (typeof value !== 'string') throw new Error(`expected text, got ${typeof value}`);
+  return value;
+}
+
+function hex(value: unknown): string {
+  if (!(value instanceof Uint8Array)) throw new Error('not bytes');
+  return toBuffer(value).toString('hex');
 }
 
 /** NPI check: Luhn over the 80840 prefix and all ten digits (written independently of the generator). */
@@ -102,13 +182,15 @@ function isLuhnValidNpi(npi: string): boolean {
 }
 
 beforeAll(async () => {
-  const first = await openFreshDatabase();
-  primary = { ...first, summary: await seedDatabase(first.db, { patients: PATIENTS, seed: SEED, batchSize: 16 }) };
-  const second = await openFreshDatabase();
-  twin = { ...second, summary: await seedDatabase(second.db, { patients: PATIENTS, seed: SEED }) };
+  // One key ring for the identical pair, so their blind indexes can be compared.
+  const sharedKeyRing = JSON.stringify(generateKeyRingDocument(true));
+  const first = await openFreshDatabase(sharedKeyRing);
+  primary = { ...first, summary: await seedDatabase(first.db, { patients: PATIENTS, seed: SEED, batchSize: 16, sealer: first.sealer }) };
+  const second = await openFreshDatabase(sharedKeyRing);
+  twin = { ...second, summary: await seedDatabase(second.db, { patients: PATIENTS, seed: SEED, sealer: second.sealer }) };
   const third = await openFreshDatabase();
   otherWasEmptyBeforeSeeding = await isDatabaseEmpty(third.db);
-  other = { ...third, summary: await seedDatabase(third.db, { patients: PATIENTS, seed: OTHER_SEED }) };
+  other = { ...third, summary: await seedDatabase(third.db, { patients: PATIENTS, seed: OTHER_SEED, sealer: third.sealer }) };
 }, 120_000);
 
 afterAll(async () => {
@@ -170,12 +252,16 @@ describe('seedDatabase', () => {
     expect(
       await count(db, 'select 1 from patient p join care_team t on t.id = p.care_team_id where t.organization_id <> p.managing_organization_id'),
     ).toBe(0);
-    expect(await count(db, `select 1 from patient where birth_date <= date '2026-01-01' - interval '90 years'`)).toBeGreaterThan(0);
-    expect(await count(db, `select 1 from patient where birth_date > date '2026-01-01' or birth_date < date '2026-01-01' - interval '101 years'`)).toBe(0);
+    const birthDates = (await decryptedRows(primary, 'patient')).flatMap((patient) => (patient['birth_date'] === null ? [] : [asText(patient['birth_date'])]));
+    expect(birthDates.length).toBeGreaterThan(0.8 * PATIENTS);
+    for (const birthDate of birthDates) expect(birthDate).toMatch(/^\d{4}-\d{2}-\d{2}$/);
+    // ISO dates compare as strings: 90 and 101 years before 2026-01-01.
+    expect(birthDates.filter((birthDate) => birthDate <= '1936-01-01').length).toBeGreaterThan(0);
+    expect(birthDates.filter((birthDate) => birthDate > '2026-01-01' || birthDate < '1925-01-01')).toEqual([]);
   });
 
-  it('is deterministic: the same seed gives identical data, another seed different data', async () => {
-    const [primaryDigest, twinDigest, otherDigest] = await Promise.all([digest(primary.db), digest(twin.db), digest(other.db)]);
+  it('is deterministic: the same seed gives identical (decrypted) data, another seed different data', async () => {
+    const [primaryDigest, twinDigest, otherDigest] = await Promise.all([digest(primary), digest(twin), digest(other)]);
     expect(twinDigest).toBe(primaryDigest);
     expect(otherDigest).not.toBe(primaryDigest);
     expect(twin.summary).toEqual(primary.summary);
@@ -183,10 +269,15 @@ describe('seedDatabase', () => {
   });
 
   it('writes unique, well-formed MRNs and obviously synthetic, unique SSNs', async () => {
-    const patients = await rows<{ mrn: string; ssn: string | null; phone: string | null; email: string | null; state: string | null; postal_code: string | null }>(
-      primary.db,
-      'select mrn, ssn, phone, email, state, postal_code from patient',
-    );
+    const patients = (await decryptedRows(primary, 'patient')) as {
+      mrn: string;
+      ssn: string | null;
+      phone: string | null;
+      email: string | null;
+      state: string | null;
+      postal_code: string | null;
+    }[];
+    expect(patients.length).toBe(PATIENTS);
     const mrns = patients.map((patient) => patient.mrn);
     expect(new Set(mrns).size).toBe(mrns.length);
     for (const mrn of mrns) expect(mrn).toMatch(/^MRN\d{8}$/);
@@ -212,12 +303,22 @@ describe('seedDatabase', () => {
 
   it("bills only the patient's own conditions, encounters and coverage", async () => {
     const { db } = primary;
-    expect(await count(db, 'select 1 from claim where cardinality(diagnosis_codes) = 0')).toBe(0);
-    const foreignCodes = await rows(
-      db,
-      `select c.id, d.code from claim c cross join lateral unnest(c.diagnosis_codes) as d(code)
-        where not exists (select 1 from condition k where k.patient_id = c.patient_id and k.code = d.code)`,
-    );
+    const conditionCodes = new Map<string, Set<string>>();
+    for (const condition of await decryptedRows(primary, 'condition')) {
+      const patientId = asText(condition['patient_id']);
+      conditionCodes.set(patientId, (conditionCodes.get(patientId) ?? new Set()).add(asText(condition['code'])));
+    }
+    const claims = await decryptedRows(primary, 'claim');
+    expect(claims.length).toBeGreaterThan(0);
+    const foreignCodes: { id: unknown; code: string }[] = [];
+    for (const claim of claims) {
+      const codes: unknown = JSON.parse(asText(claim['diagnosis_codes']));
+      expect(Array.isArray(codes), asText(claim['id'])).toBe(true);
+      expect((codes as unknown[]).length, asText(claim['id'])).toBeGreaterThan(0);
+      for (const code of codes as string[]) {
+        if (!conditionCodes.get(asText(claim['patient_id']))?.has(code)) foreignCodes.push({ id: claim['id'], code });
+      }
+    }
     expect(foreignCodes).toEqual([]);
     const crossPatientLinks = await rows(
       db,
@@ -260,8 +361,8 @@ describe('seedDatabase', () => {
   it('refuses to seed a database that already has patients', async () => {
     expect(otherWasEmptyBeforeSeeding).toBe(true);
     expect(await isDatabaseEmpty(primary.db)).toBe(false);
-    await expect(seedDatabase(primary.db, { patients: 5 })).rejects.toBeInstanceOf(SeedRefusedError);
-    await expect(seedDatabase(primary.db, { patients: 5 })).rejects.toThrow(/fresh database/);
+    await expect(seedDatabase(primary.db, { patients: 5, sealer: primary.sealer })).rejects.toBeInstanceOf(SeedRefusedError);
+    await expect(seedDatabase(primary.db, { patients: 5, sealer: primary.sealer })).rejects.toThrow(/fresh database/);
     expect(await count(primary.db, 'select 1 from patient')).toBe(PATIENTS);
     expect(await count(primary.db, 'select 1 from organization')).toBe(primary.summary.rows.organization);
   });
@@ -367,6 +468,166 @@ describe('seedDatabase', () => {
     );
     expect(team.map((patient) => patient.id)).toContain(summary.principals.patient.patientId);
     expect(team.filter((patient) => !patient.in_force).length).toBeGreaterThanOrEqual(1);
+  });
+});
+
+describe('field encryption of the seeded data', () => {
+  it('writes every column of the encrypted tables, with crypto_version 1 on every row', async () => {
+    for (const [table, spec] of Object.entries(ENCRYPTED_TABLES)) {
+      const columns: readonly string[] = STORED_COLUMNS[table as keyof typeof STORED_COLUMNS];
+      expect(columns, table).toEqual(expect.arrayContaining([...spec.columns, ...Object.keys(spec.blindIndexes).map((column) => `${column}_index`), 'crypto_version']));
+      expect(await count(primary.db, `select 1 from "${table}"`), table).toBeGreaterThan(0);
+      expect(await count(primary.db, `select 1 from "${table}" where crypto_version <> 1`), table).toBe(0);
+    }
+    expect(STORED_COLUMNS.patient).not.toContain('given_names');
+  });
+
+  it('stores exactly the generated plaintext: name and address lines as JSON, birth date as YYYY-MM-DD, diagnosis codes as a JSON array', async () => {
+    const directory = generateDirectory(SEED, PATIENTS);
+    const generated = Array.from({ length: PATIENTS }, (_, index) => generatePatient(directory, index));
+    const patients = new Map(generated.flatMap((rows) => rows.patient).map((patient) => [patient.id, patient]));
+    const storedPatients = await decryptedRows(primary, 'patient');
+    expect(storedPatients.length).toBe(patients.size);
+    for (const row of storedPatients) {
+      const patient = patients.get(asText(row['id']));
+      if (!patient) throw new Error(`patient ${asText(row['id'])} was not generated`);
+      expect(JSON.parse(asText(row['name']))).toEqual({ given: patient.given_names, family: patient.family_name });
+      expect(row['address_lines'] === null ? null : JSON.parse(asText(row['address_lines']))).toEqual(patient.address_lines);
+      const { mrn, birth_date, ssn, city, state, postal_code, phone, email } = patient;
+      expect({
+        mrn: row['mrn'],
+        birth_date: row['birth_date'],
+        ssn: row['ssn'],
+        city: row['city'],
+        state: row['state'],
+        postal_code: row['postal_code'],
+        phone: row['phone'],
+        email: row['email'],
+      }).toEqual({ mrn, birth_date, ssn, city, state, postal_code, phone, email });
+    }
+    for (const table of ['clinical_note', 'condition', 'observation', 'coverage'] as const) {
+      const expected = new Map(generated.flatMap((rows) => rows[table] as readonly Readonly<Record<string, unknown> & { id: string }>[]).map((row) => [row.id, row]));
+      const decrypted = await decryptedRows(primary, table);
+      expect(decrypted.length, table).toBe(expected.size);
+      for (const row of decrypted) {
+        const source = expected.get(asText(row['id']));
+        for (const column of ENCRYPTED_TABLES[table]?.columns ?? []) expect(row[column], `${table}.${column}`).toBe(source?.[column]);
+      }
+    }
+    const claims = new Map(generated.flatMap((rows) => rows.claim).map((claim) => [claim.id, claim]));
+    const storedClaims = await decryptedRows(primary, 'claim');
+    expect(storedClaims.length).toBe(claims.size);
+    for (const row of storedClaims) {
+      expect(JSON.parse(asText(row['diagnosis_codes']))).toEqual(claims.get(asText(row['id']))?.diagnosis_codes);
+    }
+  });
+
+  it('never stores a plaintext: every encrypted value of 20 patients is an envelope that does not contain its value', async () => {
+    const patientIds = (await rows<{ id: string }>(primary.db, 'select id from patient order by id limit 20')).map((row) => row.id);
+    expect(patientIds.length).toBe(20);
+    const checked = new Set<string>();
+    let values = 0;
+    for (const [table, spec] of Object.entries(ENCRYPTED_TABLES)) {
+      const patientColumn = ENCRYPTED_TABLE_PATIENT[table];
+      if (!patientColumn) throw new Error(`no patient column for ${table}`);
+      const stored = await rows<DbRow>(primary.db, `select * from "${table}" where "${patientColumn}" in (${patientIds.map(() => '?').join(', ')})`, patientIds);
+      expect(stored.length, table).toBeGreaterThan(0);
+      for (const row of stored) {
+        for (const column of spec.columns) {
+          const raw = row[column];
+          if (raw === null) continue;
+          if (!(raw instanceof Uint8Array)) throw new Error(`${table}.${column} was not read as bytes`);
+          const bytes = toBuffer(raw);
+          const plaintext = Buffer.from(await plainText(primary, table, column, row), 'utf8');
+          values += 1;
+          expect(bytes[0], `${table}.${column}`).toBe(FORMAT_VERSION);
+          expect(bytes.length, `${table}.${column}`).toBe(ENVELOPE_OVERHEAD_BYTES + plaintext.length);
+          expect(bytes.equals(plaintext), `${table}.${column}`).toBe(false);
+          if (plaintext.length >= DISTINCTIVE_PLAINTEXT_BYTES) {
+            expect(bytes.includes(plaintext), `${table}.${column} contains its plaintext`).toBe(false);
+            checked.add(`${table}.${column}`);
+          }
+        }
+      }
+    }
+    expect(values).toBeGreaterThan(20 * 10);
+    // Every column but the two-letter state had values long enough to look for.
+    const everyColumn = Object.entries(ENCRYPTED_TABLES).flatMap(([table, spec]) => spec.columns.map((column) => `${table}.${column}`));
+    expect([...checked].sort()).toEqual(everyColumn.filter((column) => column !== 'patient.state').sort());
+  });
+
+  it('encrypts the same value differently every time: in two seedings of the same data, and in two rows of one', async () => {
+    let compared = 0;
+    for (const [table, spec] of Object.entries(ENCRYPTED_TABLES)) {
+      const [first, second] = await Promise.all([primary, twin].map((database) => rows<DbRow>(database.db, `select * from "${table}" order by id`)));
+      expect(second?.map((row) => row['id']), table).toEqual(first?.map((row) => row['id']));
+      for (const [position, row] of (first ?? []).entries()) {
+        const twinRow = second?.[position] ?? {};
+        for (const column of spec.columns) {
+          if (row[column] === null) continue;
+          expect(await plain(twin, table, column, twinRow), `${table}.${column}`).toBe(await plain(primary, table, column, row));
+          expect(hex(twinRow[column]), `${table}.${column}`).not.toBe(hex(row[column]));
+          compared += 1;
+        }
+      }
+      // Within one database: no two ciphertexts alike, though plaintexts repeat (condition codes, states, ...).
+      const ciphertexts = (first ?? []).flatMap((row) => spec.columns.flatMap((column) => (row[column] === null ? [] : [hex(row[column])])));
+      expect(new Set(ciphertexts).size, table).toBe(ciphertexts.length);
+    }
+    expect(compared).toBeGreaterThan(PATIENTS * 10);
+    const codes = (await decryptedRows(primary, 'condition')).map((row) => asText(row['code']));
+    expect(new Set(codes).size).toBeLessThan(codes.length);
+  });
+
+  it('binds each ciphertext to its row and column', async () => {
+    const [first, second] = await rows<DbRow>(primary.db, 'select id, mrn, ssn from patient where ssn is not null order by id limit 2');
+    if (!first || !second) throw new Error('two patients with an SSN are needed');
+    expect(await plainText(primary, 'patient', 'mrn', first)).toMatch(/^MRN\d{8}$/);
+    await expect(plain(primary, 'patient', 'mrn', { ...first, id: second['id'] })).rejects.toBeInstanceOf(CryptoError);
+    await expect(plain(primary, 'patient', 'ssn', { ...first, ssn: first['mrn'] })).rejects.toBeInstanceOf(CryptoError);
+    await expect(plain(primary, 'coverage', 'mrn', first)).rejects.toBeInstanceOf(CryptoError);
+  });
+
+  it('writes blind indexes of the normalized values: unique MRN indexes, equal under one key ring, different under another', async () => {
+    const select = 'select id, mrn, mrn_index, ssn, ssn_index, email, email_index from patient order by id';
+    const [stored, twinStored] = await Promise.all([rows<DbRow>(primary.db, select), rows<DbRow>(twin.db, select)]);
+    const { ring } = primary.sealer;
+    const index = (purpose: 'mrn' | 'ssn' | 'email', value: string) => blindIndexOf(ring, purpose, value).toString('hex');
+    let ssns = 0;
+    let emails = 0;
+    for (const [position, row] of stored.entries()) {
+      const mrn = await plainText(primary, 'patient', 'mrn', row);
+      expect(toBuffer(row['mrn_index'] as Uint8Array).length).toBe(32);
+      expect(hex(row['mrn_index'])).toBe(index('mrn', mrn));
+      expect(hex(row['mrn_index'])).toBe(index('mrn', ` ${mrn.toLowerCase()} `));
+      expect(hex(row['mrn_index'])).not.toBe(blindIndexOf(other.sealer.ring, 'mrn', mrn).toString('hex'));
+      const ssn = await plain(primary, 'patient', 'ssn', row);
+      if (ssn === null) {
+        expect(row['ssn_index']).toBeNull();
+      } else {
+        ssns += 1;
+        expect(hex(row['ssn_index'])).toBe(index('ssn', ssn));
+        expect(hex(row['ssn_index'])).toBe(index('ssn', ssn.replaceAll('-', '')));
+      }
+      const email = await plain(primary, 'patient', 'email', row);
+      if (email === null) {
+        expect(row['email_index']).toBeNull();
+      } else {
+        emails += 1;
+        expect(hex(row['email_index'])).toBe(index('email', email));
+        expect(hex(row['email_index'])).toBe(index('email', email.toUpperCase()));
+      }
+      const twinRow = twinStored[position] ?? {};
+      expect(twinRow['id']).toBe(row['id']);
+      for (const column of ['mrn_index', 'ssn_index', 'email_index']) {
+        expect(twinRow[column] === null ? null : hex(twinRow[column]), column).toBe(row[column] === null ? null : hex(row[column]));
+      }
+    }
+    expect(ssns).toBeGreaterThan(0);
+    expect(emails).toBeGreaterThan(0);
+    expect(await count(primary.db, 'select distinct mrn_index from patient')).toBe(PATIENTS);
+    expect(await count(primary.db, 'select 1 from patient where mrn_index is null')).toBe(0);
+    expect(await count(primary.db, 'select distinct ssn_index from patient where ssn_index is not null')).toBe(ssns);
   });
 });
 

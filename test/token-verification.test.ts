@@ -6,6 +6,7 @@ import { exportSPKI, generateKeyPair, SignJWT, type CryptoKey } from 'jose';
 import { loadConfig } from '../src/config.js';
 import { createTokenVerifier, loadOrCreateDevelopmentKey, mintDevelopmentToken, AuthenticationError } from '../src/auth/index.js';
 import { MemoryCache, revocationList } from '../src/cache/index.js';
+import { generateKeyRingDocument } from '../src/crypto/index.js';
 
 let dataDir: string;
 const productionEnv = {
@@ -14,6 +15,7 @@ const productionEnv = {
   AUTH_AUDIENCE: 'phi-graph',
   DATABASE_URL: 'postgres://api@db.internal/phi',
   REDIS_URL: 'redis://cache.internal:6379',
+  PHI_KEY_RING: JSON.stringify(generateKeyRingDocument(false)),
 };
 
 beforeAll(async () => {

@@ -14,3 +14,4 @@ export {
 export { LocalKeyManagement, type KeyManagementService } from './key-management.js';
 export { DEFAULT_DATA_KEY_CACHE, FieldCipher, type DataKeyCacheOptions, type DataKeyStore, type FieldLocation, type StoredDataKey } from './field-cipher.js';
 export { blindIndex, normalize } from './blind-index.js';
+export { Sealed, toBuffer, unseal, type SealedPart } from './sealed.js';

@@ -61,18 +61,25 @@ export const PatientSchema = defineEntity({
   tableName: 'patient',
   properties: {
     id: p.uuid().primary(),
-    mrn: p.string().length(16).unique(),
-    givenNames: p.array(),
-    familyName: p.string(),
-    birthDate: p.date().nullable(),
+    // Encrypted columns (bytea, see db/encryption.ts): ciphertext once crypto_version is 1.
+    mrn: p.blob(),
+    mrnIndex: p.blob().nullable().unique(),
+    /** JSON {"given": [...], "family": "..."} */
+    name: p.blob(),
+    birthDate: p.blob().nullable(),
     gender: p.enum(['male', 'female', 'other', 'unknown'] as const),
-    ssn: p.string().length(11).nullable(),
-    addressLines: p.array().nullable(),
-    city: p.string().nullable(),
-    state: p.string().length(2).nullable(),
-    postalCode: p.string().length(10).nullable(),
-    phone: p.string().length(20).nullable(),
-    email: p.string().nullable(),
+    ssn: p.blob().nullable(),
+    ssnIndex: p.blob().nullable().index(),
+    /** JSON array of street lines */
+    addressLines: p.blob().nullable(),
+    city: p.blob().nullable(),
+    state: p.blob().nullable(),
+    postalCode: p.blob().nullable(),
+    phone: p.blob().nullable(),
+    email: p.blob().nullable(),
+    emailIndex: p.blob().nullable().index(),
+    /** 0: the encrypted columns still hold plaintext (a database from before encryption); 1: ciphertext. */
+    cryptoVersion: p.smallint().default(0),
     managingOrganization: () => p.manyToOne(Organization).index(),
     careTeam: () => p.manyToOne(CareTeam).nullable().index(),
     consents: () => p.oneToMany(Consent).mappedBy('patient'),
@@ -108,8 +115,9 @@ export const ConditionSchema = defineEntity({
     id: p.uuid().primary(),
     patient: () => p.manyToOne(Patient),
     encounter: () => p.manyToOne(Encounter).nullable(),
-    code: p.string(),
-    display: p.string(),
+    code: p.blob(),
+    display: p.blob(),
+    cryptoVersion: p.smallint().default(0),
     clinicalStatus: p.enum(['active', 'recurrence', 'inactive', 'resolved'] as const),
     onsetDate: p.date().nullable(),
     recordedDate: p.date(),
@@ -146,7 +154,8 @@ export const ObservationSchema = defineEntity({
     encounter: () => p.manyToOne(Encounter).nullable(),
     loincCode: p.string(),
     display: p.string(),
-    value: p.string(),
+    value: p.blob(),
+    cryptoVersion: p.smallint().default(0),
     unit: p.string(),
     effectiveAt: p.datetime(),
   },
@@ -182,7 +191,8 @@ export const ClinicalNoteSchema = defineEntity({
     author: () => p.manyToOne(Practitioner).nullable(),
     typeCode: p.string(),
     typeDisplay: p.string(),
-    text: p.text(),
+    text: p.blob(),
+    cryptoVersion: p.smallint().default(0),
     createdAt: p.datetime(),
   },
 });
@@ -197,7 +207,8 @@ export const CoverageSchema = defineEntity({
     id: p.uuid().primary(),
     patient: () => p.manyToOne(Patient),
     payer: p.string(),
-    memberId: p.string(),
+    memberId: p.blob(),
+    cryptoVersion: p.smallint().default(0),
     plan: p.string(),
     status: p.enum(['active', 'cancelled'] as const),
     periodStart: p.datetime(),
@@ -219,7 +230,9 @@ export const ClaimSchema = defineEntity({
     status: p.enum(['draft', 'submitted', 'accepted', 'denied', 'paid'] as const),
     totalCents: p.integer(),
     currency: p.string().length(3),
-    diagnosisCodes: p.array(),
+    /** JSON array of ICD-10-CM codes */
+    diagnosisCodes: p.blob(),
+    cryptoVersion: p.smallint().default(0),
     createdAt: p.datetime(),
   },
 });
@@ -303,6 +316,20 @@ export const EmergencyAccessSchema = defineEntity({
 export class EmergencyAccess extends EmergencyAccessSchema.class {}
 EmergencyAccessSchema.setClass(EmergencyAccess);
 
+/** Data keys, wrapped by a key-encryption key of the key ring (envelope encryption). */
+export const DataKeySchema = defineEntity({
+  name: 'DataKey',
+  tableName: 'data_key',
+  properties: {
+    id: p.integer().primary().autoincrement(),
+    kekVersion: p.integer().index(),
+    wrapped: p.blob(),
+    createdAt: p.datetime(),
+  },
+});
+export class DataKey extends DataKeySchema.class {}
+DataKeySchema.setClass(DataKey);
+
 /** Accounts that can sign in: one per practitioner and patient, plus staff and partner accounts. */
 export const AppUserSchema = defineEntity({
   name: 'AppUser',
@@ -337,5 +364,6 @@ export const ENTITIES = [
   Payment,
   Consent,
   EmergencyAccess,
+  DataKey,
   AppUser,
 ];

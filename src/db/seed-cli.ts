@@ -1,6 +1,7 @@
 import { performance } from 'node:perf_hooks';
 import { parseArgs } from 'node:util';
 import { loadConfig } from '../config.js';
+import { openSealer } from './encryption.js';
 import { openDatabase } from './orm.js';
 import {
   DEFAULT_BATCH_SIZE,
@@ -15,7 +16,9 @@ import {
 /**
  * `npm run seed -- [--patients N] [--seed S] [--batch-size B]`: migrates the
  * configured database (DATABASE_URL, or PGlite in DATA_DIR) and fills it with
- * synthetic patients. Refuses a database that already has data. Writes one
+ * synthetic patients, their PHI encrypted under the key ring (PHI_KEY_RING, or
+ * outside production the development key ring in DATA_DIR, created when
+ * absent). Refuses a database that already has data. Writes one
  * sample account per role to <DATA_DIR>/dev-principals.json for `npm run token`.
  */
 
@@ -77,8 +80,13 @@ try {
     try {
       const applied = await db.migrate();
       if (applied.length > 0) console.error(`Applied ${applied.length} migration(s): ${applied.join(', ')}`);
+      const sealer = await openSealer(db, {
+        keyRingJson: config.keyRingJson,
+        dataDir: config.database.dataDir,
+        allowDevelopmentKeyRing: !config.isProduction,
+      });
       const started = performance.now();
-      const summary = await seedDatabase(db, { ...options, onProgress: progressReporter() });
+      const summary = await seedDatabase(db, { ...options, sealer, onProgress: progressReporter() });
       const seconds = (performance.now() - started) / 1000;
       const principalsPath = await writeDevelopmentPrincipals(config.database.dataDir, summary.principals);
       console.log(describe(summary, seconds, principalsPath));

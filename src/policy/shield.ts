@@ -87,8 +87,23 @@ export function buildShieldRules(schema: GraphQLSchema): IRules {
   return rules;
 }
 
-/** Fields that some role masks: only these get the masking step. */
-function maskingMiddleware(schema: GraphQLSchema): IMiddlewareTypeMap<unknown, PolicyContext> {
+/** Opens a sealed (still encrypted) value for a field the rule allowed; supplied by the subgraphs. */
+export type Unseal = (value: unknown, context: PolicyContext) => Promise<unknown>;
+
+export const ENCRYPTED_DIRECTIVE = 'encrypted';
+
+export function isEncryptedField(schema: GraphQLSchema, type: string, field: string): boolean {
+  const definition = schema.getType(type);
+  if (!definition || !isObjectType(definition)) return false;
+  return definition.getFields()[field]?.astNode?.directives?.some((directive) => directive.name.value === ENCRYPTED_DIRECTIVE) ?? false;
+}
+
+/**
+ * The step after the rule allowed a field, on the fields that need it only:
+ * @encrypted fields are decrypted here (one field, nothing else), and fields
+ * some role masks are masked here, on the value just decrypted.
+ */
+function protectionMiddleware(schema: GraphQLSchema, unseal: Unseal): IMiddlewareTypeMap<unknown, PolicyContext> {
   const maskedCategories = new Set(
     Object.values(ACCESS_POLICY).flatMap((policy) =>
       Object.entries(policy.fields).flatMap(([category, decision]) => (decision.kind === 'mask' ? [category] : [])),
@@ -99,11 +114,15 @@ function maskingMiddleware(schema: GraphQLSchema): IMiddlewareTypeMap<unknown, P
     if (!isObjectType(type) || isIntrospectionType(type)) continue;
     for (const field of Object.keys(type.getFields())) {
       const category = categoryOf(type.name, field);
-      if (!category || !maskedCategories.has(category)) continue;
+      const encrypted = isEncryptedField(schema, type.name, field);
+      const masked = !!category && maskedCategories.has(category);
+      if (!encrypted && !masked) continue;
       const resolver: IMiddlewareFunction<unknown, PolicyContext> = async (resolve, parent, args, context, info: GraphQLResolveInfo) => {
-        const value: unknown = await resolve(parent, args, context, info);
+        let value: unknown = await resolve(parent, args, context, info);
+        if (encrypted) value = await unseal(value, context);
+        if (!masked || value === null || value === undefined) return value;
         const decision = await decisionForRow(type.name, field, parent, context);
-        return decision.decision.kind === 'mask' && value !== null && value !== undefined ? MASKERS[decision.decision.masker].apply(value) : value;
+        return decision.decision.kind === 'mask' ? MASKERS[decision.decision.masker].apply(value) : value;
       };
       (middleware[type.name] ??= {})[field] = resolver;
     }
@@ -111,13 +130,27 @@ function maskingMiddleware(schema: GraphQLSchema): IMiddlewareTypeMap<unknown, P
   return middleware;
 }
 
-/** The subgraph schema with the policy enforced: shield outside, masking inside, then the resolver. */
-export function applyPolicy(schema: GraphQLSchema): GraphQLSchema {
+/** The subgraph schema with the policy enforced: shield outside, then decryption and masking, then the resolver. */
+export function applyPolicy(schema: GraphQLSchema, unseal: Unseal): GraphQLSchema {
   const permissions = shield(buildShieldRules(schema), {
     fallbackRule: rule('policy:unclassified', { cache: 'no_cache' })(() => forbidden('NOT_CLASSIFIED', 'this field')),
     allowExternalErrors: false,
     debug: false,
     fallbackError,
   });
-  return applyMiddleware(schema, permissions, maskingMiddleware(schema));
+  return applyMiddleware(schema, permissions, protectionMiddleware(schema, unseal));
+}
+
+/** Benchmarks only: no rules at all; @encrypted fields are still opened so they can be served. */
+export function applyDecryptionOnly(schema: GraphQLSchema, unseal: Unseal): GraphQLSchema {
+  const middleware: Record<string, Record<string, IMiddlewareFunction<unknown, PolicyContext>>> = {};
+  for (const type of Object.values(schema.getTypeMap())) {
+    if (!isObjectType(type) || isIntrospectionType(type)) continue;
+    for (const field of Object.keys(type.getFields())) {
+      if (!isEncryptedField(schema, type.name, field)) continue;
+      (middleware[type.name] ??= {})[field] = async (resolve, parent, args, context, info: GraphQLResolveInfo) =>
+        unseal(await resolve(parent, args, context, info), context);
+    }
+  }
+  return applyMiddleware(schema, middleware);
 }

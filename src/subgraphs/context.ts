@@ -2,6 +2,7 @@ import type { EntityManager } from '@mikro-orm/sql';
 import type { Principal } from '../auth/index.js';
 import type { Cache } from '../cache/index.js';
 import type { Logger } from '../logger.js';
+import type { Sealer } from '../db/encryption.js';
 import { createAccessControl, type AccessControl } from './access.js';
 
 /**
@@ -20,6 +21,8 @@ export interface SubgraphContext {
   cache: Cache;
   /** This subgraph's logger; never give it PHI values. */
   logger: Logger;
+  /** Field encryption: the cipher (decrypts only in the policy step) and the blind-index key for writes. */
+  sealer: Sealer;
   /** Per-request memo: the same factory returns the same DataLoader for the whole request. */
   loader: <L>(factory: LoaderFactory<L>) => L;
 }
@@ -32,7 +35,14 @@ export interface LoaderScope {
 
 export type LoaderFactory<L> = (scope: LoaderScope) => L;
 
-export function createSubgraphContext(principal: Principal, requestId: string, em: EntityManager, cache: Cache, logger: Logger): SubgraphContext {
+export function createSubgraphContext(
+  principal: Principal,
+  requestId: string,
+  em: EntityManager,
+  cache: Cache,
+  logger: Logger,
+  sealer: Sealer,
+): SubgraphContext {
   const access = createAccessControl(principal, em, cache);
   const loaders = new Map<LoaderFactory<unknown>, unknown>();
   return {
@@ -42,6 +52,7 @@ export function createSubgraphContext(principal: Principal, requestId: string, e
     access,
     cache,
     logger,
+    sealer,
     loader: <L>(factory: LoaderFactory<L>): L => {
       let loader = loaders.get(factory) as L | undefined;
       if (loader === undefined) {

@@ -10,8 +10,11 @@ import express from 'express';
 import { parse, type GraphQLSchema } from 'graphql';
 import type { TokenVerifier } from '../auth/index.js';
 import type { Cache } from '../cache/index.js';
-import { applyPolicy, introspectionByRolePlugin } from '../policy/index.js';
+import { applyDecryptionOnly, applyPolicy, introspectionByRolePlugin, type Unseal } from '../policy/index.js';
+import { CryptoError, Sealed, unseal } from '../crypto/index.js';
+import { decryptionFailed } from '../errors.js';
 import type { Database } from '../db/index.js';
+import type { Sealer } from '../db/encryption.js';
 import type { Logger } from '../logger.js';
 import { createApp, errorHandler, healthRoutes, listen, locals, MAX_BODY_BYTES, requestId, requireToken } from '../http.js';
 import { GRAPHQL_PATH, schemaPath, type SubgraphName } from './catalog.js';
@@ -31,12 +34,26 @@ const RESOLVERS: Record<SubgraphName, unknown> = {
 export function buildSchema(name: SubgraphName, options: { enforcePolicy?: boolean } = {}): GraphQLSchema {
   const typeDefs = parse(readFileSync(schemaPath(name), 'utf8'));
   const schema = buildSubgraphSchema([{ typeDefs, resolvers: RESOLVERS[name] as GraphQLResolverMap<SubgraphContext> }]);
-  return options.enforcePolicy === false ? schema : applyPolicy(schema);
+  return options.enforcePolicy === false ? applyDecryptionOnly(schema, unsealField) : applyPolicy(schema, unsealField);
 }
+
+/** Decrypts a sealed field value with the request's cipher; a failure is a coded field error, never bytes. */
+const unsealField: Unseal = async (value, context) => {
+  if (!(value instanceof Sealed)) return value;
+  const sealedValue: Sealed = value;
+  try {
+    const opened: unknown = await unseal(sealedValue, (context as unknown as SubgraphContext).sealer.cipher);
+    return opened;
+  } catch (error) {
+    if (error instanceof CryptoError) throw decryptionFailed(error.failure, sealedValue.parts.map((part) => `${part.location.table}.${part.location.column}`).join('+'));
+    throw error;
+  }
+};
 
 export interface SubgraphDependencies {
   db: Database;
   cache: Cache;
+  sealer: Sealer;
   verifier: TokenVerifier;
   logger: Logger;
   /**
@@ -60,7 +77,7 @@ export interface RunningServer {
  */
 export async function startSubgraph(
   name: SubgraphName,
-  { db, cache, verifier, logger, unprotectedForBenchmark }: SubgraphDependencies,
+  { db, cache, sealer, verifier, logger, unprotectedForBenchmark }: SubgraphDependencies,
   host: string,
   port: number,
 ): Promise<RunningServer> {
@@ -95,7 +112,7 @@ export async function startSubgraph(
     expressMiddleware(apollo, {
       context: ({ res }) => {
         const { principal, requestId: id } = locals(res);
-        return Promise.resolve(createSubgraphContext(principal, id, db.fork(), cache, log));
+        return Promise.resolve(createSubgraphContext(principal, id, db.fork(), cache, log, sealer));
       },
     }),
   );

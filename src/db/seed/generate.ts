@@ -9,9 +9,12 @@
  * whole data set is reproducible byte for byte. Consents come from a second
  * per-patient stream, so they never shift the draws of the other tables.
  *
- * Rows use the database column names (snake_case) so they can be written with
- * multi-row INSERTs as they are. Dates are 'YYYY-MM-DD' strings; instants are
- * ISO 8601 UTC strings derived from SEED_EPOCH_MS, never from the clock.
+ * Rows use the database column names (snake_case) and plain domain values
+ * (arrays, names in parts); stored.ts turns them into their stored form (PHI
+ * columns as text or JSON, then encrypted) before they are written. Dates
+ * are 'YYYY-MM-DD' strings; instants are ISO 8601 UTC strings derived from
+ * SEED_EPOCH_MS, never from the clock. Encryption happens after generation,
+ * so the generated plaintext stays byte for byte reproducible.
  */
 import { ROLES, type Role } from '../../auth/index.js';
 import { Permutation, Random, at, seedWords, type Weighted } from './random.js';
@@ -231,31 +234,8 @@ export interface SeedRows {
 export type TableName = keyof SeedRows;
 export type SeedRow = SeedRows[TableName][number];
 
-/** Column lists for INSERT; the keys of SeedRows are in foreign-key order. */
-export const TABLE_COLUMNS: { readonly [T in TableName]: readonly (keyof SeedRows[T][number] & string)[] } = {
-  organization: ['id', 'name', 'type'],
-  practitioner: ['id', 'organization_id', 'given_names', 'family_name', 'npi', 'qualification'],
-  care_team: ['id', 'organization_id', 'name'],
-  care_team_member: ['care_team_id', 'practitioner_id'],
-  patient: [
-    'id', 'mrn', 'given_names', 'family_name', 'birth_date', 'gender', 'ssn', 'address_lines', 'city', 'state',
-    'postal_code', 'phone', 'email', 'managing_organization_id', 'care_team_id',
-  ],
-  encounter: ['id', 'patient_id', 'status', 'class', 'type_code', 'type_display', 'period_start', 'period_end', 'practitioner_id'],
-  condition: ['id', 'patient_id', 'encounter_id', 'code', 'display', 'clinical_status', 'onset_date', 'recorded_date'],
-  medication_request: ['id', 'patient_id', 'rxnorm_code', 'display', 'dosage_instruction', 'status', 'authored_on', 'requester_id'],
-  observation: ['id', 'patient_id', 'encounter_id', 'loinc_code', 'display', 'value', 'unit', 'effective_at'],
-  allergy_intolerance: ['id', 'patient_id', 'snomed_code', 'display', 'criticality', 'reaction', 'recorded_date'],
-  clinical_note: ['id', 'patient_id', 'encounter_id', 'author_id', 'type_code', 'type_display', 'text', 'created_at'],
-  coverage: ['id', 'patient_id', 'payer', 'member_id', 'plan', 'status', 'period_start', 'period_end'],
-  claim: ['id', 'patient_id', 'coverage_id', 'encounter_id', 'status', 'total_cents', 'currency', 'diagnosis_codes', 'created_at'],
-  invoice: ['id', 'patient_id', 'claim_id', 'status', 'total_cents', 'balance_cents', 'currency', 'issued_at'],
-  payment: ['id', 'patient_id', 'invoice_id', 'amount_cents', 'currency', 'method', 'received_at'],
-  consent: ['id', 'patient_id', 'organization_id', 'scope', 'status', 'period_start', 'period_end'],
-  app_user: ['id', 'subject', 'roles', 'organization_id', 'practitioner_id', 'patient_id'],
-};
-
-export const TABLE_NAMES = Object.keys(TABLE_COLUMNS) as TableName[];
+/** Every table, in foreign-key order (the order of SeedRows). Stored column lists: stored.ts. */
+export const TABLE_NAMES = Object.keys(emptyRows()) as TableName[];
 
 export function emptyRows(): SeedRows {
   return {

@@ -5,6 +5,10 @@
  * Patients are generated and written in batches, each batch in its own
  * transaction with multi-row INSERTs, so memory stays flat however many
  * patients are asked for and a failure never leaves half a batch behind.
+ * Every batch is sealed (PHI columns encrypted, see stored.ts and
+ * db/encryption.ts) before its transaction opens, so the transaction holds
+ * only the INSERTs; the first value sealed may create the database's data key
+ * (its own statement, outside the batch: a data key alone is harmless).
  * The shared directory (organizations, practitioners, care teams, staff
  * accounts) is written in the first batch's transaction; the consents the
  * sample patient still needs (known only once every patient is generated) in
@@ -14,11 +18,11 @@ import { mkdir, readFile, rename, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { EntityManager } from '@mikro-orm/sql';
 import { z } from 'zod';
+import type { Sealer } from '../encryption.js';
 import type { Database } from '../orm.js';
 import {
   DEFAULT_SEED,
   MAX_PATIENTS,
-  TABLE_COLUMNS,
   TABLE_NAMES,
   appendRows,
   betterHighlights,
@@ -31,9 +35,9 @@ import {
   type DevelopmentPrincipal,
   type DevelopmentPrincipals,
   type PatientHighlights,
-  type SeedRows,
   type TableName,
 } from './generate.js';
+import { STORED_COLUMNS, sealBatch, type StoredRow, type StoredRows } from './stored.js';
 
 export {
   DEFAULT_SEED,
@@ -47,10 +51,16 @@ export {
   type DevelopmentRole,
   type TableName,
 } from './generate.js';
+export { STORED_COLUMNS, plaintextClaim, plaintextPatient, toPlaintextRow, type PlaintextClaimRow, type PlaintextPatientRow } from './stored.js';
 
 export interface SeedOptions {
   patients: number;
-  /** Same seed and patient count give byte-identical data. Default DEFAULT_SEED (20261125). */
+  /** Encrypts the PHI columns (openSealer in db/encryption.ts). */
+  sealer: Sealer;
+  /**
+   * Same seed and patient count give identical data (identical plaintext: the
+   * ciphertext differs every time by design). Default DEFAULT_SEED (20261125).
+   */
   seed?: number;
   /** Patients per batch (and per transaction). Default DEFAULT_BATCH_SIZE. */
   batchSize?: number;
@@ -115,7 +125,7 @@ export async function seedDatabase(db: Database, options: SeedOptions): Promise<
       if (!sample) throw new Error('no patient was generated');
       appendRows(batch, { consent: sampleConsents(directory, sample) });
     }
-    await insertBatch(db, batch);
+    await insertBatch(db, await sealBatch(batch, options.sealer));
     for (const table of TABLE_NAMES) counts[table] += batch[table].length;
     options.onProgress?.(end, patients);
   }
@@ -149,40 +159,42 @@ async function refuseUnlessFresh(db: Database): Promise<void> {
   }
 }
 
-/** Writes every row of the batch in one transaction, table by table in foreign-key order. */
-async function insertBatch(db: Database, batch: SeedRows): Promise<void> {
+/** Writes every row of the (sealed) batch in one transaction, table by table in foreign-key order. */
+async function insertBatch(db: Database, batch: StoredRows): Promise<void> {
   await db.fork().transactional(async (em) => {
-    for (const table of TABLE_NAMES) await insertRows(em, table, TABLE_COLUMNS[table], batch[table]);
+    for (const table of TABLE_NAMES) await insertRows(em, table, STORED_COLUMNS[table], batch[table]);
   });
 }
 
-type SqlValue = string | number | null | readonly string[];
+/** What a column value can be: text[] columns take string arrays, bytea columns Buffers. */
+type SqlParameter = string | number | null | Buffer;
 
 /** Multi-row INSERTs of at most MAX_PARAMETERS_PER_STATEMENT values each. */
-async function insertRows(
-  em: EntityManager,
-  table: string,
-  columns: readonly string[],
-  rows: readonly Readonly<Record<string, SqlValue>>[],
-): Promise<void> {
+async function insertRows(em: EntityManager, table: string, columns: readonly string[], rows: readonly StoredRow[]): Promise<void> {
   if (rows.length === 0) return;
   const rowsPerStatement = Math.max(1, Math.floor(MAX_PARAMETERS_PER_STATEMENT / columns.length));
   const head = `insert into "${table}" (${columns.map((column) => `"${column}"`).join(', ')}) values `;
   const tuple = `(${columns.map(() => '?').join(', ')})`;
   for (let start = 0; start < rows.length; start += rowsPerStatement) {
     const chunk = rows.slice(start, start + rowsPerStatement);
-    const params = chunk.flatMap((row) => columns.map((column) => toSqlParameter(row[column])));
+    const params = chunk.flatMap((row) => columns.map((column) => toSqlParameter(table, column, row[column])));
     await em.execute(head + chunk.map(() => tuple).join(', '), params, 'run');
   }
 }
 
-function toSqlParameter(value: SqlValue | undefined): string | number | null {
-  if (value === undefined) throw new Error('a generated row is missing a column');
-  return isStringArray(value) ? toArrayLiteral(value) : value;
+/**
+ * Buffers (ciphertext, blind indexes) pass through untouched: MikroORM sends
+ * them as bytea literals on PGlite and PostgreSQL alike.
+ */
+function toSqlParameter(table: string, column: string, value: unknown): SqlParameter {
+  if (value === undefined) throw new Error(`a ${table} row to write has no ${column}`);
+  if (value === null || typeof value === 'string' || typeof value === 'number' || Buffer.isBuffer(value)) return value;
+  if (isStringArray(value)) return toArrayLiteral(value);
+  throw new Error(`${table}.${column}: a value of this kind cannot be written`);
 }
 
-function isStringArray(value: SqlValue): value is readonly string[] {
-  return Array.isArray(value);
+function isStringArray(value: unknown): value is readonly string[] {
+  return Array.isArray(value) && value.every((item) => typeof item === 'string');
 }
 
 /** A PostgreSQL array literal ({"a","b"}) for text[] columns; MikroORM inlines parameters as quoted strings. */

@@ -7,6 +7,7 @@ import { failed, InputCheck, invalidInput, type Failure } from '../mutation-resu
 import { isUuid } from '../pagination.js';
 import { toIsoDate } from '../scalars.js';
 import { clinicalNoteById, conditionById } from './repository.js';
+import { CRYPTO_VERSION_ENCRYPTED, sealRow } from '../../db/encryption.js';
 
 /** LOINC document types a note may have. */
 export const NOTE_TYPES: Record<string, string> = {
@@ -40,6 +41,7 @@ async function addClinicalNote(input: AddClinicalNoteInput, context: SubgraphCon
   const refused = await checkTarget(check, input, context);
   if (refused) return refused;
   const id = randomUUID();
+  const stored = await sealRow('clinical_note', { id, text: input.text }, context.sealer);
   await context.em.insert(ClinicalNote, {
     id,
     patient: input.patientId,
@@ -47,7 +49,8 @@ async function addClinicalNote(input: AddClinicalNoteInput, context: SubgraphCon
     author: await context.access.practitionerId(),
     typeCode: input.typeCode,
     typeDisplay: NOTE_TYPES[input.typeCode] ?? input.typeCode,
-    text: input.text,
+    text: stored['text'] as Buffer,
+    cryptoVersion: CRYPTO_VERSION_ENCRYPTED,
     createdAt: new Date(),
   });
   return { ok: true, error: null, note: await context.loader(clinicalNoteById).load(id) };
@@ -62,12 +65,14 @@ async function addCondition(input: AddConditionInput, context: SubgraphContext):
   const refused = await checkTarget(check, input, context);
   if (refused) return refused;
   const id = randomUUID();
+  const stored = await sealRow('condition', { id, code: input.code, display: input.display.trim() }, context.sealer);
   await context.em.insert(Condition, {
     id,
     patient: input.patientId,
     encounter: input.encounterId ?? null,
-    code: input.code,
-    display: input.display.trim(),
+    code: stored['code'] as Buffer,
+    display: stored['display'] as Buffer,
+    cryptoVersion: CRYPTO_VERSION_ENCRYPTED,
     clinicalStatus: input.clinicalStatus,
     onsetDate: input.onsetDate ?? null,
     recordedDate: today,

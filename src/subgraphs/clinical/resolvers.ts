@@ -4,6 +4,7 @@ import { DateScalar, DateTimeScalar, toIsoDate, toIsoDateTime } from '../scalars
 import { isUuid } from '../pagination.js';
 import { patientListResolver, patientVisible } from '../loaders.js';
 import { CodeSystem, encounterTypeSystem } from '../codes.js';
+import { sealed } from '../sealed-fields.js';
 import {
   allergyIntoleranceById,
   allergyIntolerancePages,
@@ -46,7 +47,8 @@ export const resolvers: Resolvers = {
   Condition: {
     __resolveReference: ({ id }, { loader }) => (isUuid(id) ? loader(conditionById).load(id) : null),
     patient: (row) => ({ id: row.patient.id }),
-    code: (row) => ({ system: CodeSystem.icd10cm, code: row.code, display: row.display }),
+    code: (row) =>
+      sealed('condition', row, { code: row.code, display: row.display }, ({ code, display }) => ({ system: CodeSystem.icd10cm, code: code ?? '', display: display ?? '' })),
     onsetDate: (row) => (row.onsetDate ? toIsoDate(row.onsetDate) : null),
     recordedDate: (row) => toIsoDate(row.recordedDate),
     encounter: (row, _args, { loader }) => (row.encounter ? loader(encounterById).load(row.encounter.id) : null),
@@ -62,6 +64,7 @@ export const resolvers: Resolvers = {
     __resolveReference: ({ id }, { loader }) => (isUuid(id) ? loader(observationById).load(id) : null),
     patient: (row) => ({ id: row.patient.id }),
     code: (row) => ({ system: CodeSystem.loinc, code: row.loincCode, display: row.display }),
+    value: (row) => sealed('observation', row, { value: row.value }, ({ value }) => value ?? ''),
     effectiveAt: (row) => toIsoDateTime(row.effectiveAt),
     encounter: (row, _args, { loader }) => (row.encounter ? loader(encounterById).load(row.encounter.id) : null),
   },
@@ -75,6 +78,7 @@ export const resolvers: Resolvers = {
     __resolveReference: ({ id }, { loader }) => (isUuid(id) ? loader(clinicalNoteById).load(id) : null),
     patient: (row) => ({ id: row.patient.id }),
     type: (row) => ({ system: CodeSystem.loinc, code: row.typeCode, display: row.typeDisplay }),
+    text: (row) => sealed('clinical_note', row, { text: row.text }, ({ text }) => text ?? ''),
     author: (row) => reference(row.author),
     encounter: (row, _args, { loader }) => (row.encounter ? loader(encounterById).load(row.encounter.id) : null),
     createdAt: (row) => toIsoDateTime(row.createdAt),

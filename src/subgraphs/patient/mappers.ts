@@ -12,11 +12,7 @@ export interface ViewerMapper {
   requestId: string;
 }
 
-/** An address keeps the id of its patient, so decisions that depend on the row can find it. */
+/** An address is read column by column from its patient's row, each decrypted only if its field is allowed. */
 export interface AddressMapper {
-  patientId: string;
-  line: string[];
-  city: string;
-  state: string;
-  postalCode: string;
+  patient: Patient;
 }

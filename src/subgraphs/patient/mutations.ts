@@ -1,6 +1,7 @@
 import type { MutationResolvers, UpdateContactInput, AddCareTeamMemberInput, OpenEmergencyAccessInput } from './__generated__/resolvers-types.js';
 import { CareTeam, CareTeamMember, Patient, Practitioner } from '../../db/entities.js';
 import { invalidateCareTeamMembership } from '../access.js';
+import { sealColumnsForUpdate } from '../../db/encryption.js';
 import { EMERGENCY_ACCESS_MINUTES, grantEmergencyAccess, MINIMUM_REASON_LENGTH } from '../emergency-access.js';
 import { failed, InputCheck, invalidInput, type Failure } from '../mutation-results.js';
 import { isUuid } from '../pagination.js';
@@ -37,14 +38,25 @@ async function updateMyContact({ input }: { input: UpdateContactInput }, context
   if (!patientId) return failed('NOT_FOUND', 'Your token names no patient record.');
   const check = checkContact(input);
   if (!check.ok) return invalidInput(check);
-  const changes: Partial<Pick<Patient, 'phone' | 'email' | 'addressLines' | 'city' | 'state' | 'postalCode'>> = {};
-  if (input.phone) changes.phone = input.phone;
-  if (input.email) changes.email = input.email.toLowerCase();
+  const changes: Record<string, string> = {};
+  if (input.phone) changes['phone'] = input.phone;
+  if (input.email) changes['email'] = input.email.toLowerCase();
   if (input.address) {
-    Object.assign(changes, { addressLines: input.address.line, city: input.address.city, state: input.address.state, postalCode: input.address.postalCode });
+    Object.assign(changes, {
+      address_lines: JSON.stringify(input.address.line),
+      city: input.address.city,
+      state: input.address.state,
+      postal_code: input.address.postalCode,
+    });
   }
-  const updated = await context.em.nativeUpdate(Patient, { id: patientId }, changes);
-  if (updated === 0) return failed('NOT_FOUND', 'Your patient record was not found.');
+  const written = await context.em.transactional(async (em) => {
+    const stored = await sealColumnsForUpdate(em, 'patient', patientId, changes, context.sealer);
+    if (!stored) return false;
+    const columns = Object.keys(stored);
+    await em.execute(`update "patient" set ${columns.map((column) => `"${column}" = ?`).join(', ')} where "id" = ?`, [...columns.map((column) => stored[column]), patientId], 'run');
+    return true;
+  });
+  if (!written) return failed('NOT_FOUND', 'Your patient record was not found.');
   const patient = await context.em.fork().findOne(Patient, patientId);
   return { ok: true, error: null, patient };
 }

@@ -1,4 +1,6 @@
 import type { FilterQuery } from '@mikro-orm/core';
+import type { KeyRing } from '../../crypto/index.js';
+import { blindIndexOf } from '../../db/encryption.js';
 import { CareTeam, CareTeamMember, Organization, Patient, Practitioner } from '../../db/entities.js';
 import { createByIdLoader, directoryById } from '../loaders.js';
 import type { LoaderFactory, LoaderScope } from '../context.js';
@@ -54,8 +56,14 @@ export async function listPatients(
   return toConnection(rows, first, (patient) => encodeCursor([patient.id]));
 }
 
-export async function findPatientByMrn({ em, access }: LoaderScope, mrn: string): Promise<Patient | null> {
-  const patient = await em.findOne(Patient, { $and: [{ mrn }, await access.patientFilter()] });
+/**
+ * Exact MRN lookup through the blind index: an indexed equality, nothing
+ * decrypted. Rows not yet encrypted (crypto_version 0, during the
+ * migration) are matched on their plaintext bytes.
+ */
+export async function findPatientByMrn({ em, access }: LoaderScope, ring: KeyRing, mrn: string): Promise<Patient | null> {
+  const byMrn: FilterQuery<Patient> = { $or: [{ mrnIndex: blindIndexOf(ring, 'mrn', mrn) }, { cryptoVersion: 0, mrn: Buffer.from(mrn.trim(), 'utf8') }] };
+  const patient = await em.findOne(Patient, { $and: [byMrn, await access.patientFilter()] });
   if (patient) await access.recordReads([patient.id]);
   return patient;
 }

@@ -3,7 +3,8 @@ import type { Resolvers } from './__generated__/resolvers-types.js';
 import { notFound } from '../../errors.js';
 import { mutations } from './mutations.js';
 import { ageAt } from '../../policy/index.js';
-import { DateScalar, DateTimeScalar, toIsoDate } from '../scalars.js';
+import { DateScalar, DateTimeScalar } from '../scalars.js';
+import { sealed } from '../sealed-fields.js';
 import { isUuid, pageSize, TOP_LEVEL_PAGE } from '../pagination.js';
 import {
   careTeamById,
@@ -36,6 +37,12 @@ function humanName(givenNames: readonly string[], familyName: string) {
   return { given: [...givenNames], family: familyName, text: [...givenNames, familyName].join(' ') };
 }
 
+/** The plaintext of patient.name: {"given": [...], "family": "..."}. */
+function nameFromJson(json: string) {
+  const { given, family } = JSON.parse(json) as { given: string[]; family: string };
+  return humanName(given, family);
+}
+
 export const resolvers: Resolvers = {
   Date: DateScalar,
   DateTime: DateTimeScalar,
@@ -45,8 +52,8 @@ export const resolvers: Resolvers = {
     patient: async (_parent, { id }, { loader }) => (isUuid(id) ? await loader(patientById).load(id) : null) ?? Promise.reject(notFound('Patient')),
     patients: (_parent, { first, after, filter }, { em, access }) =>
       listPatients({ em, access }, pageSize(first, TOP_LEVEL_PAGE), after, filter),
-    patientByMrn: async (_parent, { mrn }, { em, access }) =>
-      (await findPatientByMrn({ em, access }, mrn)) ?? Promise.reject(notFound('Patient')),
+    patientByMrn: async (_parent, { mrn }, { em, access, sealer }) =>
+      (await findPatientByMrn({ em, access }, sealer.ring, mrn)) ?? Promise.reject(notFound('Patient')),
   },
   Mutation: mutations,
   Viewer: {
@@ -62,21 +69,23 @@ export const resolvers: Resolvers = {
   },
   Patient: {
     __resolveReference: ({ id }, { loader }) => (isUuid(id) ? loader(patientById).load(id) : null),
-    name: (patient) => humanName(patient.givenNames, patient.familyName),
-    birthDate: (patient) => (patient.birthDate ? toIsoDate(patient.birthDate) : null),
-    ageGroup: (patient) => (patient.birthDate ? ageGroupOf(toIsoDate(patient.birthDate), new Date()) : null),
-    address: (patient) =>
-      patient.city && patient.state && patient.postalCode
-        ? {
-            patientId: patient.id,
-            line: [...(patient.addressLines ?? [])],
-            city: patient.city,
-            state: patient.state,
-            postalCode: patient.postalCode,
-          }
-        : null,
+    mrn: (patient) => sealed('patient', patient, { mrn: patient.mrn }, ({ mrn }) => mrn ?? ''),
+    name: (patient) => sealed('patient', patient, { name: patient.name }, ({ name }) => nameFromJson(name ?? '{}')),
+    birthDate: (patient) => sealed('patient', patient, { birth_date: patient.birthDate }, ({ birth_date: date }) => date ?? ''),
+    ageGroup: (patient) =>
+      sealed('patient', patient, { birth_date: patient.birthDate }, ({ birth_date: date }) => ageGroupOf(date ?? '', new Date())),
+    ssn: (patient) => sealed('patient', patient, { ssn: patient.ssn }, ({ ssn }) => ssn ?? ''),
+    phone: (patient) => sealed('patient', patient, { phone: patient.phone }, ({ phone }) => phone ?? ''),
+    email: (patient) => sealed('patient', patient, { email: patient.email }, ({ email }) => email ?? ''),
+    address: (patient) => (patient.city ? { patient } : null),
     careTeam: (patient, _args, { loader }) => (patient.careTeam ? loader(careTeamById).load(patient.careTeam.id) : null),
     managingOrganization: (patient, _args, { loader }) => loader(organizationById).load(patient.managingOrganization.id),
+  },
+  Address: {
+    line: ({ patient }) => sealed('patient', patient, { address_lines: patient.addressLines }, ({ address_lines: lines }) => JSON.parse(lines ?? '[]') as string[]),
+    city: ({ patient }) => sealed('patient', patient, { city: patient.city }, ({ city }) => city ?? ''),
+    state: ({ patient }) => sealed('patient', patient, { state: patient.state }, ({ state }) => state ?? ''),
+    postalCode: ({ patient }) => sealed('patient', patient, { postal_code: patient.postalCode }, ({ postal_code: zip }) => zip ?? ''),
   },
   CareTeam: {
     __resolveReference: ({ id }, { loader }) => (isUuid(id) ? loader(careTeamById).load(id) : null),

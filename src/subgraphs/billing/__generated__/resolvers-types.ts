@@ -418,6 +418,10 @@ export type ResolversParentTypes = {
   RecordPaymentPayload: Omit<RecordPaymentPayload, 'payment'> & { payment?: Maybe<ResolversParentTypes['Payment']> };
 };
 
+export type EncryptedDirectiveArgs = { };
+
+export type EncryptedDirectiveResolver<Result, Parent, ContextType = SubgraphContext, Args = EncryptedDirectiveArgs> = DirectiveResolverFn<Result, Parent, ContextType, Args>;
+
 export type ClaimResolvers<ContextType = SubgraphContext, ParentType extends ResolversParentTypes['Claim'] = ResolversParentTypes['Claim'], FederationReferenceType extends FederationReferenceTypes['Claim'] = FederationReferenceTypes['Claim']> = {
   __resolveReference?: ReferenceResolver<Maybe<ResolversTypes['Claim']> | FederationReferenceType, FederationReferenceType, ContextType>;
   coverage?: Resolver<Maybe<ResolversTypes['Coverage']>, ParentType, ContextType>;
@@ -580,3 +584,6 @@ export type Resolvers<ContextType = SubgraphContext> = {
   RecordPaymentPayload?: RecordPaymentPayloadResolvers<ContextType>;
 };
 
+export type DirectiveResolvers<ContextType = SubgraphContext> = {
+  encrypted?: EncryptedDirectiveResolver<any, any, ContextType>;
+};

@@ -546,6 +546,10 @@ export type ResolversParentTypes = {
   Practitioner: PractitionerReferenceMapperModel;
 };
 
+export type EncryptedDirectiveArgs = { };
+
+export type EncryptedDirectiveResolver<Result, Parent, ContextType = SubgraphContext, Args = EncryptedDirectiveArgs> = DirectiveResolverFn<Result, Parent, ContextType, Args>;
+
 export type AddClinicalNotePayloadResolvers<ContextType = SubgraphContext, ParentType extends ResolversParentTypes['AddClinicalNotePayload'] = ResolversParentTypes['AddClinicalNotePayload']> = {
   error?: Resolver<Maybe<ResolversTypes['MutationError']>, ParentType, ContextType>;
   note?: Resolver<Maybe<ResolversTypes['ClinicalNote']>, ParentType, ContextType>;
@@ -771,3 +775,6 @@ export type Resolvers<ContextType = SubgraphContext> = {
   Practitioner?: PractitionerResolvers<ContextType>;
 };
 
+export type DirectiveResolvers<ContextType = SubgraphContext> = {
+  encrypted?: EncryptedDirectiveResolver<any, any, ContextType>;
+};

@@ -462,6 +462,10 @@ export type ResolversParentTypes = {
   Viewer: ViewerMapperModel;
 };
 
+export type EncryptedDirectiveArgs = { };
+
+export type EncryptedDirectiveResolver<Result, Parent, ContextType = SubgraphContext, Args = EncryptedDirectiveArgs> = DirectiveResolverFn<Result, Parent, ContextType, Args>;
+
 export type AddCareTeamMemberPayloadResolvers<ContextType = SubgraphContext, ParentType extends ResolversParentTypes['AddCareTeamMemberPayload'] = ResolversParentTypes['AddCareTeamMemberPayload']> = {
   careTeam?: Resolver<Maybe<ResolversTypes['CareTeam']>, ParentType, ContextType>;
   error?: Resolver<Maybe<ResolversTypes['MutationError']>, ParentType, ContextType>;
@@ -619,3 +623,6 @@ export type Resolvers<ContextType = SubgraphContext> = {
   Viewer?: ViewerResolvers<ContextType>;
 };
 
+export type DirectiveResolvers<ContextType = SubgraphContext> = {
+  encrypted?: EncryptedDirectiveResolver<any, any, ContextType>;
+};
