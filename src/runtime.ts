@@ -70,8 +70,9 @@ export async function startApi(config: Config, logger: Logger, options: StartOpt
         log: (message) => logger.debug({ component: 'orm' }, message),
       });
       opened.db = db;
+      await migrateOrCheck(db, config, logger);
       sealer = await openSealer(db, { keyRingJson: config.keyRingJson, dataDir: config.database.dataDir, allowDevelopmentKeyRing: !config.isProduction });
-      seeded = await prepareDatabase(db, sealer, config, logger, options.seedPatients ?? config.seedPatients);
+      seeded = await prepareData(db, sealer, config, logger, options.seedPatients ?? config.seedPatients);
     }
     const subgraphs: Partial<Record<SubgraphName, RunningServer>> = {};
     const subgraphNames = mode.kind === 'all' ? SUBGRAPH_NAMES : mode.kind === 'subgraph' ? [mode.name] : [];
@@ -113,19 +114,27 @@ function defaultUrl(config: Config, name: SubgraphName): string {
 /**
  * Migrations run on start outside production; in production they are a
  * deliberate step (`npm run migrate`) and the API refuses to start while
- * any is pending. An empty development database is seeded once.
+ * any is pending.
  */
-async function prepareDatabase(db: Database, sealer: Sealer, config: Config, logger: Logger, seedPatients: number): Promise<number> {
+async function migrateOrCheck(db: Database, config: Config, logger: Logger): Promise<void> {
   if (config.isProduction) {
     const pending = await db.pendingMigrations();
     if (pending.length > 0) {
       throw new Error(`${pending.length} database migration(s) pending (${pending.join(', ')}): run "npm run migrate" first`);
     }
-    return 0;
+    return;
   }
   const applied = await db.migrate();
   if (applied.length > 0) logger.debug({ migrations: applied }, 'database migrated');
-  // A database from before field encryption: encrypt its plaintext rows now (resumable, idempotent).
+}
+
+/**
+ * Outside production: rows stored before field encryption are encrypted
+ * now (resumable, idempotent; production runs `npm run data:encrypt`), and
+ * an empty database is seeded once.
+ */
+async function prepareData(db: Database, sealer: Sealer, config: Config, logger: Logger, seedPatients: number): Promise<number> {
+  if (config.isProduction) return 0;
   const encrypted = await encryptPlaintextRows(db, sealer);
   if (encrypted > 0) logger.info({ rows: encrypted }, 'encrypted rows stored before field encryption');
   if (seedPatients === 0 || !(await isDatabaseEmpty(db))) return 0;

@@ -9,7 +9,7 @@ import {
   type KeyRingDocument,
 } from '../crypto/index.js';
 import { openDatabase } from '../db/index.js';
-import { countValuesUnderKeyVersion, encryptPlaintextRows, openSealer, reencryptOldRows } from '../db/encryption.js';
+import { countRowsUnderKeyVersion, encryptPlaintextRows, openSealer, reencryptOldRows } from '../db/encryption.js';
 
 /**
  * Key ring operations:
@@ -72,8 +72,8 @@ try {
     case 'retire': {
       const version = Number(values.version);
       if (!Number.isInteger(version) || version < 1) throw new Error('--version N is required');
-      const remaining = await withSealer((db) => countValuesUnderKeyVersion(db, version));
-      if (remaining > 0) throw new Error(`${remaining} values are still under key version ${version}: run npm run keys:reencrypt first`);
+      const remaining = await withSealer((db) => countRowsUnderKeyVersion(db, version));
+      if (remaining > 0) throw new Error(`${remaining} rows are still under key version ${version}: run npm run keys:reencrypt first`);
       await publish(retireKeyVersions(await currentDocument(), [version]), `Key version ${version} retired`);
       break;
     }

@@ -13,6 +13,8 @@ import { KEY_BYTES } from './key-ring.js';
 
 /** Where data keys are kept (wrapped); the database implements it. */
 export interface DataKeyStore {
+  /** Loads every data key at once (they are few and immutable), so later lookups need no round trip. */
+  preload?(): Promise<void>;
   /** The data key new values are written with, if there is one for this KEK version. */
   currentFor(kekVersion: number): Promise<StoredDataKey | null>;
   byId(id: number): Promise<StoredDataKey | null>;
@@ -101,6 +103,15 @@ export class FieldCipher {
 
   currentKekVersion(): number {
     return this.kms.currentVersion();
+  }
+
+  /**
+   * Makes sure the current data key exists and is unwrapped. Called at
+   * start: afterwards encryption needs no database round trip, so it can
+   * run inside a transaction (on a one-connection database too).
+   */
+  async prepare(): Promise<void> {
+    await this.#unwrapped(await this.#currentDataKey());
   }
 
   async #currentDataKey(): Promise<StoredDataKey> {

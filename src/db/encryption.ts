@@ -94,6 +94,11 @@ export class DatabaseDataKeyStore implements DataKeyStore {
 
   constructor(private readonly db: Database) {}
 
+  async preload(): Promise<void> {
+    const rows = await this.db.fork().execute<{ id: number; kek_version: number; wrapped: Uint8Array }[]>('select "id", "kek_version", "wrapped" from "data_key"');
+    for (const row of rows) this.#remember(row);
+  }
+
   async currentFor(kekVersion: number): Promise<StoredDataKey | null> {
     const [row] = await this.db
       .fork()
@@ -235,8 +240,8 @@ export async function reencryptOldRows(
   return total;
 }
 
-/** Values still under data keys of a key version (0 means it can be retired). */
-export async function countValuesUnderKeyVersion(db: Database, kekVersion: number): Promise<number> {
+/** Rows whose values are still under data keys of a key version (0 means it can be retired). */
+export async function countRowsUnderKeyVersion(db: Database, kekVersion: number): Promise<number> {
   const keys = await db.fork().execute<{ id: number }[]>('select "id" from "data_key" where "kek_version" = ?', [kekVersion]);
   if (keys.length === 0) return 0;
   const headers = keys.map((key) => dataKeyHeader(Number(key.id)));
@@ -285,7 +290,11 @@ export async function openSealer(
   }
   const ring = KeyRing.fromDocument(document);
   if (ring.isDevelopment && !options.allowDevelopmentKeyRing) throw new Error('The development key ring is refused in production');
-  return { ring, cipher: new FieldCipher(new LocalKeyManagement(ring), new DatabaseDataKeyStore(db)) };
+  const store = new DatabaseDataKeyStore(db);
+  await store.preload();
+  const cipher = new FieldCipher(new LocalKeyManagement(ring), store);
+  await cipher.prepare();
+  return { ring, cipher };
 }
 
 /**

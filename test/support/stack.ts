@@ -17,9 +17,12 @@ import { createScratchDatabase, resolveServices } from './services.js';
  * ephemeral loopback ports.
  */
 export interface TestStack {
-  api: Api;
+  /** The running API (replaced by restart). */
+  readonly api: Api;
   config: Config;
-  gatewayUrl: string;
+  readonly gatewayUrl: string;
+  /** Stops the API and starts it again on the same database, data folder and cache (e.g. after a key ring change). */
+  restart(): Promise<void>;
   subgraphUrl(name: SubgraphName): string;
   principals: DevelopmentPrincipals;
   /** SQL statements sent since the stack started (reset it to measure one request). */
@@ -58,20 +61,25 @@ export async function startTestStack(options: { patients?: number; env?: Record<
     ...options.env,
   });
   const statements = { count: 0 };
-  const api = await startApi(config, createLogger(config.logLevel), {
-    seedPatients: options.patients ?? TEST_PATIENTS,
-    onStatement: () => {
-      statements.count += 1;
-    },
-  });
+  const onStatement = () => {
+    statements.count += 1;
+  };
+  let api = await startApi(config, createLogger(config.logLevel), { seedPatients: options.patients ?? TEST_PATIENTS, onStatement });
   const principals = await readDevelopmentPrincipals(dataDir);
   if (!principals) throw new Error('the seeder wrote no development principals');
   if (!api.gateway) throw new Error('the gateway did not start');
-  const gatewayUrl = api.gateway.url;
   return {
-    api,
+    get api() {
+      return api;
+    },
     config,
-    gatewayUrl,
+    get gatewayUrl() {
+      return api.gateway?.url ?? '';
+    },
+    async restart() {
+      await api.stop();
+      api = await startApi(config, createLogger(config.logLevel), { seedPatients: 0, onStatement });
+    },
     subgraphUrl(name) {
       const server = api.subgraphs[name];
       if (!server) throw new Error(`subgraph ${name} is not running`);
