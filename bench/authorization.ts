@@ -10,25 +10,34 @@
  *
  * See bench/README.md for what each workload is and how to read the ratios.
  */
-import { relative } from 'node:path';
 import { parseArgs } from 'node:util';
 import { performance } from 'node:perf_hooks';
 import {
   LOCAL_POSTGRES,
+  UsageError,
+  commandLine,
+  describeDatabase,
   edgesAt,
   environmentFacts,
+  integer,
+  largestOrganization,
   loadAverage,
   formatMs,
   markdownTable,
+  metaLines,
   percentile,
   prepareWorkload,
+  progress,
+  roundRatios,
   runInterleaved,
+  runMain,
   startVariants,
   summarize,
+  workloadNames,
   writeJson,
   type BenchStack,
   type DatabaseChoice,
-  type Sample,
+  type Meta,
   type VariantSpec,
   type Workload,
   type WorkloadResult,
@@ -77,9 +86,10 @@ function parseOptions(argv: string[]): Options {
   }
   const database = values.database ?? (process.env['DATABASE_URL'] ? 'postgres' : 'pglite');
   if (database !== 'postgres' && database !== 'pglite') throw new UsageError(`--database must be pglite or postgres, got ${database}`);
-  const only = values.only?.split(',').map((name) => name.trim()).filter(Boolean);
-  const unknown = only?.filter((name) => !WORKLOADS.some((workload) => workload.name === name)) ?? [];
-  if (unknown.length > 0) throw new UsageError(`unknown workload(s) ${unknown.join(', ')}; known: ${WORKLOADS.map((w) => w.name).join(', ')}`);
+  const only = workloadNames(
+    values.only,
+    WORKLOADS.map((workload) => workload.name),
+  );
   return {
     patients: integer('patients', values.patients, 1),
     rounds: integer('rounds', values.rounds, 1),
@@ -88,14 +98,6 @@ function parseOptions(argv: string[]): Options {
     json: values.json,
     only,
   };
-}
-
-class UsageError extends Error {}
-
-function integer(name: string, text: string, minimum: number): number {
-  const value = Number(text);
-  if (!Number.isInteger(value) || value < minimum) throw new UsageError(`--${name} must be an integer >= ${minimum}, got ${text}`);
-  return value;
 }
 
 // ---------------------------------------------------------------------------
@@ -191,17 +193,7 @@ const WORKLOADS: Workload<Context>[] = [
 ];
 
 async function buildContext(stack: BenchStack): Promise<Context> {
-  const em = stack.db.fork();
-  const [largest] = await em.execute<{ id: string; name: string; patients: number }[]>(
-    `select o.id, o.name, count(*)::int as patients from patient p join organization o on o.id = p.managing_organization_id
-     group by o.id, o.name order by count(*) desc, o.id limit 1`,
-  );
-  if (!largest) throw new Error('the database has no patients');
-  const [account] = await em.execute<{ subject: string }[]>(
-    `select subject from app_user where organization_id = ? and 'billing' = any(roles) order by subject limit 1`,
-    [largest.id],
-  );
-  return { stack, organization: { ...largest, billingSubject: account?.subject } };
+  return { stack, organization: await largestOrganization(stack.db) };
 }
 
 /** The variants must really differ: a billing token reading clinical data is refused by the protected API only. */
@@ -227,38 +219,6 @@ async function checkVariantsDiffer(stack: BenchStack): Promise<void> {
 // ---------------------------------------------------------------------------
 // Report
 // ---------------------------------------------------------------------------
-
-interface Meta {
-  command: string;
-  date: string;
-  node: string;
-  cpu: string;
-  cores: number;
-  /** 1-minute load average when the timed rounds began and ended. */
-  load: [number, number];
-  database: string;
-  sharing: string;
-  cache: string;
-  patients: number;
-  rounds: number;
-  warmup: number;
-  seconds?: number;
-}
-
-function commandLine(argv: string[]): string {
-  const args = argv.map((arg) => (/^[\w@%+=:,./-]+$/.test(arg) ? arg : `'${arg.replaceAll("'", "'\\''")}'`)).join(' ');
-  if (process.env['npm_lifecycle_event'] === 'bench') return `npm run bench${args ? ` -- ${args}` : ''}`;
-  return `tsx ${relative(process.cwd(), process.argv[1] ?? 'bench/authorization.ts')}${args ? ` ${args}` : ''}`;
-}
-
-/** The ratio within each round (the two requests sent back to back), a measure of how settled the median ratio is. */
-function roundRatios(samples: readonly Sample[], baseline: readonly Sample[]): number[] {
-  const byRound = new Map(baseline.map((sample) => [sample.round, sample.ms]));
-  return samples.flatMap((sample) => {
-    const other = byRound.get(sample.round);
-    return other ? [sample.ms / other] : [];
-  });
-}
 
 function report(meta: Meta, results: WorkloadResult[]): string {
   const names = VARIANTS.map((variant) => variant.name);
@@ -294,13 +254,7 @@ function report(meta: Meta, results: WorkloadResult[]): string {
   const lines = [
     '# Field authorization benchmark',
     '',
-    `- command: \`${meta.command}\``,
-    `- date: ${meta.date}`,
-    `- node: ${meta.node}`,
-    `- cpu: ${meta.cpu} (${meta.cores} cores); load average ${meta.load[0].toFixed(2)} at the first timed round, ${meta.load[1].toFixed(2)} at the last`,
-    `- database: ${meta.database}`,
-    `- variants: ${meta.sharing}; cache: ${meta.cache}`,
-    `- data: ${meta.patients} synthetic patients; ${meta.warmup} warm-up + ${meta.rounds} timed rounds per workload, variants alternating first`,
+    ...metaLines(meta),
     '',
     markdownTable(header, rows, header.map((_, index) => (index === 0 ? 'l' : 'r'))),
     '',
@@ -317,11 +271,7 @@ function report(meta: Meta, results: WorkloadResult[]): string {
 // Main
 // ---------------------------------------------------------------------------
 
-const progress = (message: string) => console.error(`[bench] ${message}`);
-/** Set on SIGINT/SIGTERM: the handler stops the stack and exits; errors from requests cut off meanwhile are expected. */
-let interrupted = false;
-
-async function main(): Promise<void> {
+runMain(USAGE, async ({ onStop }) => {
   const argv = process.argv.slice(2);
   const options = parseOptions(argv);
   const began = performance.now();
@@ -329,77 +279,47 @@ async function main(): Promise<void> {
   if (options.database === 'pglite' && !process.env['DATABASE_URL']) {
     progress('using PGlite (set DATABASE_URL or pass --database postgres for the PostgreSQL figures)');
   }
-  // Stop (drop the scratch database, remove the data folder) on Ctrl-C too, even during start.
-  let stopStack: (() => Promise<void>) | undefined;
-  let stopping: Promise<void> | undefined;
-  const stop = () => (stopping ??= stopStack?.() ?? Promise.resolve());
-  const onSignal = (signal: NodeJS.Signals) => {
-    interrupted = true;
-    progress(`${signal}: stopping`);
-    const exit = () => process.exit(signal === 'SIGINT' ? 130 : 143);
-    stop().then(exit, exit);
+  const stack = await startVariants({
+    database: options.database,
+    postgresUrl,
+    redisUrl: process.env['REDIS_URL'] || undefined,
+    patients: options.patients,
+    variants: VARIANTS,
+    log: progress,
+    onStop,
+  });
+  await checkVariantsDiffer(stack);
+  const context = await buildContext(stack);
+  const database = await describeDatabase(stack, postgresUrl);
+  const results: WorkloadResult[] = [];
+  const loadBefore = loadAverage();
+  for (const workload of WORKLOADS.filter((candidate) => !options.only || options.only.includes(candidate.name))) {
+    const prepared = await prepareWorkload(workload, context);
+    results.push(await runInterleaved(prepared, stack.variants, { rounds: options.rounds, warmup: options.warmup, log: progress }));
+  }
+  const meta: Meta = {
+    command: commandLine(argv),
+    date: new Date().toISOString(),
+    ...environmentFacts(),
+    load: [loadBefore, loadAverage()],
+    database,
+    sharing: stack.sharing,
+    cache: stack.cacheKind,
+    patients: options.patients,
+    rounds: options.rounds,
+    warmup: options.warmup,
+    seconds: (performance.now() - began) / 1000,
   };
-  process.once('SIGINT', onSignal);
-  process.once('SIGTERM', onSignal);
-  try {
-    const stack = await startVariants({
-      database: options.database,
-      postgresUrl,
-      redisUrl: process.env['REDIS_URL'] || undefined,
-      patients: options.patients,
-      variants: VARIANTS,
-      log: progress,
-      onStop: (stopFunction) => (stopStack = stopFunction),
+  console.log(report(meta, results));
+  if (options.json) {
+    await writeJson(options.json, {
+      meta,
+      baseline: BASELINE,
+      workloads: results.map((result) => ({
+        ...result,
+        summary: Object.fromEntries(Object.entries(result.samples).map(([name, samples]) => [name, summarize(samples)])),
+      })),
     });
-    await checkVariantsDiffer(stack);
-    const context = await buildContext(stack);
-    const [version] = await stack.db.fork().execute<{ server_version: string }[]>('show server_version');
-    const database =
-      stack.database === 'postgres'
-        ? `PostgreSQL ${version?.server_version ?? '?'} at ${new URL(postgresUrl).host} (scratch database, dropped at the end)`
-        : `PGlite (embedded PostgreSQL ${version?.server_version ?? '?'}) in a temporary folder`;
-    const results: WorkloadResult[] = [];
-    const loadBefore = loadAverage();
-    for (const workload of WORKLOADS.filter((candidate) => !options.only || options.only.includes(candidate.name))) {
-      const prepared = await prepareWorkload(workload, context);
-      results.push(await runInterleaved(prepared, stack.variants, { rounds: options.rounds, warmup: options.warmup, log: progress }));
-    }
-    const meta: Meta = {
-      command: commandLine(argv),
-      date: new Date().toISOString(),
-      ...environmentFacts(),
-      load: [loadBefore, loadAverage()],
-      database,
-      sharing: stack.sharing,
-      cache: stack.cacheKind,
-      patients: options.patients,
-      rounds: options.rounds,
-      warmup: options.warmup,
-      seconds: (performance.now() - began) / 1000,
-    };
-    console.log(report(meta, results));
-    if (options.json) {
-      await writeJson(options.json, {
-        meta,
-        baseline: BASELINE,
-        workloads: results.map((result) => ({
-          ...result,
-          summary: Object.fromEntries(Object.entries(result.samples).map(([name, samples]) => [name, summarize(samples)])),
-        })),
-      });
-      progress(`raw results written to ${options.json}`);
-    }
-  } finally {
-    await stop();
+    progress(`raw results written to ${options.json}`);
   }
-}
-
-main().catch((error: unknown) => {
-  if (interrupted) return;
-  if (error instanceof UsageError) {
-    console.error(`${error.message}\n${USAGE}`);
-    process.exit(2);
-  }
-  console.error(error);
-  process.exit(1);
 });

@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
-import { writeFile, mkdtemp, rm } from 'node:fs/promises';
+import { cp, writeFile, mkdtemp, rm } from 'node:fs/promises';
 import { cpus, loadavg, tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { join, relative } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import pg from 'pg';
 import { loadConfig, type Config } from '../src/config.js';
@@ -14,6 +14,7 @@ import { startGateway } from '../src/gateway/server.js';
 import { startSubgraph, type RunningServer } from '../src/subgraphs/server.js';
 import { invalidateCareTeamMembership } from '../src/subgraphs/access.js';
 import { SUBGRAPH_NAMES, type SubgraphName } from '../src/subgraphs/catalog.js';
+import { DatabaseAuditStore } from '../src/audit/index.js';
 
 /**
  * Shared machinery of the benchmarks: a database (scratch PostgreSQL or
@@ -36,10 +37,30 @@ export interface ScratchDatabase {
   drop(): Promise<void>;
 }
 
-/** An empty database `phi_bench_<random>` on the server of `serverUrl`; drop() removes it. */
-export async function createScratchDatabase(serverUrl: string): Promise<ScratchDatabase> {
+/**
+ * An empty database `phi_bench_<random>` on the server of `serverUrl`, or,
+ * with `template`, a copy of that database (CREATE DATABASE ... TEMPLATE,
+ * a file-level copy: same rows, same bytes); drop() removes it.
+ *
+ * PostgreSQL refuses to copy a database anyone is connected to, so the
+ * template's own users must have disconnected; connections still lingering
+ * (a pool closing) are terminated. Only pass a scratch database of this run.
+ */
+export async function createScratchDatabase(serverUrl: string, template?: string): Promise<ScratchDatabase> {
   const name = `phi_bench_${randomBytes(6).toString('hex')}`;
-  await withClient(serverUrl, (client) => client.query(`create database "${name}"`));
+  await withClient(serverUrl, async (client) => {
+    if (!template) return client.query(`create database "${name}"`);
+    for (let attempt = 1; ; attempt++) {
+      await client.query('select pg_terminate_backend(pid) from pg_stat_activity where datname = $1 and pid <> pg_backend_pid()', [template]);
+      try {
+        return await client.query(`create database "${name}" template "${template}"`);
+      } catch (error) {
+        // 55006 object_in_use: "source database is being accessed by other users"
+        if (attempt >= 10 || (error as { code?: string }).code !== '55006') throw error;
+        await new Promise((resolve) => setTimeout(resolve, 200));
+      }
+    }
+  });
   const url = new URL(serverUrl);
   url.pathname = `/${name}`;
   let dropped = false;
@@ -68,7 +89,11 @@ async function withClient<T>(url: string, use: (client: pg.Client) => Promise<T>
 // The API in variants
 // ---------------------------------------------------------------------------
 
-/** One way of serving the API; all variants of a run serve the same database. */
+/**
+ * One way of serving the API. The variants of a run serve the same database
+ * (startVariants) or identical copies of one seeded database
+ * (startVariantsOnCopies).
+ */
 export interface Variant {
   name: string;
   gatewayUrl: string;
@@ -79,6 +104,12 @@ export interface Variant {
    * when variants share a counter (PGlite, see startVariants).
    */
   statements: { count: number };
+  /**
+   * Field values decrypted so far by the cipher serving this variant
+   * (FieldCipher.decryptions). Read like `statements`: the change across
+   * one request is that request's count, even when the counter is shared.
+   */
+  decryptions(): number;
 }
 
 export interface VariantSpec {
@@ -102,6 +133,13 @@ export interface BenchStack {
   stop(): Promise<void>;
 }
 
+/** Variants on copies of one database: each variant's own complete API, in the order of `variants`. */
+export interface CopiesStack extends BenchStack {
+  apis: Api[];
+  /** Where each variant's copy lives (database name or folder), in the order of `variants`. */
+  copies: string[];
+}
+
 export interface TokenOverrides {
   subject: string;
   roles: Role[];
@@ -123,6 +161,36 @@ export interface StackOptions {
   onStop?: (stop: () => Promise<void>) => void;
 }
 
+/** Cleanup steps run in reverse order; the stop function runs them all once, even when some fail. */
+function cleanupList(): { push: (cleanup: () => Promise<unknown>) => void; stop: () => Promise<void> } {
+  const cleanups: (() => Promise<unknown>)[] = [];
+  return {
+    push: (cleanup) => void cleanups.push(cleanup),
+    stop: async () => {
+      const errors: unknown[] = [];
+      for (const cleanup of cleanups.reverse()) await cleanup().catch((error: unknown) => errors.push(error));
+      cleanups.length = 0;
+      if (errors.length > 0) throw new AggregateError(errors, 'the benchmark stack did not stop cleanly');
+    },
+  };
+}
+
+/** The API's configuration for a benchmark: random ports, silent, no seeding unless asked, PGlite in `dataDir` unless a URL is given. */
+function benchConfig(dataDir: string, databaseUrl: string | undefined, redisUrl: string | undefined): Config {
+  return loadConfig({
+    NODE_ENV: 'test',
+    PORT: '0',
+    PATIENT_SUBGRAPH_PORT: '0',
+    CLINICAL_SUBGRAPH_PORT: '0',
+    BILLING_SUBGRAPH_PORT: '0',
+    DATA_DIR: dataDir,
+    LOG_LEVEL: 'silent',
+    SEED_PATIENTS: '0',
+    ...(databaseUrl && { DATABASE_URL: databaseUrl }),
+    ...(redisUrl && { REDIS_URL: redisUrl }),
+  });
+}
+
 /**
  * Starts every variant on one freshly seeded database.
  *
@@ -140,14 +208,8 @@ export async function startVariants(options: StackOptions): Promise<BenchStack> 
   const log = options.log ?? (() => undefined);
   const [first, ...others] = options.variants;
   if (!first) throw new Error('at least one variant is needed');
-  const cleanups: (() => Promise<unknown>)[] = [];
-  const stop = async () => {
-    const errors: unknown[] = [];
-    for (const cleanup of cleanups.reverse()) await cleanup().catch((error: unknown) => errors.push(error));
-    cleanups.length = 0;
-    if (errors.length > 0) throw new AggregateError(errors, 'the benchmark stack did not stop cleanly');
-  };
-  options.onStop?.(stop);
+  const cleanups = cleanupList();
+  options.onStop?.(cleanups.stop);
   try {
     const dataDir = await mkdtemp(join(tmpdir(), 'phi-bench-'));
     cleanups.push(() => rm(dataDir, { recursive: true, force: true }));
@@ -158,18 +220,7 @@ export async function startVariants(options: StackOptions): Promise<BenchStack> 
       databaseUrl = scratch.url;
       log(`scratch database ${scratch.name} on ${new URL(options.postgresUrl).host}`);
     }
-    const config = loadConfig({
-      NODE_ENV: 'test',
-      PORT: '0',
-      PATIENT_SUBGRAPH_PORT: '0',
-      CLINICAL_SUBGRAPH_PORT: '0',
-      BILLING_SUBGRAPH_PORT: '0',
-      DATA_DIR: dataDir,
-      LOG_LEVEL: 'silent',
-      SEED_PATIENTS: '0',
-      ...(databaseUrl && { DATABASE_URL: databaseUrl }),
-      ...(options.redisUrl && { REDIS_URL: options.redisUrl }),
-    });
+    const config = benchConfig(dataDir, databaseUrl, options.redisUrl);
     const logger = createLogger(config.logLevel);
 
     const started = performance.now();
@@ -182,8 +233,6 @@ export async function startVariants(options: StackOptions): Promise<BenchStack> 
     });
     cleanups.push(() => api.stop());
     log(`seeded ${api.seeded} patients in ${((performance.now() - started) / 1000).toFixed(1)} s`);
-    if (!api.db) throw new Error('the API started without a database');
-    const db = api.db;
     const variants: Variant[] = [describeApi(first.name, api, firstCounter)];
 
     for (const spec of others) {
@@ -204,54 +253,175 @@ export async function startVariants(options: StackOptions): Promise<BenchStack> 
         });
         const gateway = servers.at(-1);
         if (!gateway) throw new Error('no gateway was started');
+        const cipher = api.sealer?.cipher;
         variants.push({
           name: spec.name,
           gatewayUrl: gateway.url,
           subgraphUrls: Object.fromEntries(SUBGRAPH_NAMES.map((name, index) => [name, servers[index]?.url ?? ''])) as Record<SubgraphName, string>,
           statements: firstCounter,
+          decryptions: () => cipher?.decryptions ?? 0,
         });
       }
       log(`started the "${spec.name}" API`);
     }
 
-    const principals = await readDevelopmentPrincipals(dataDir);
-    if (!principals) throw new Error('the seeder wrote no development principals');
-    // A shared Redis may remember care-team memberships from an earlier data set for the same subject.
-    if (options.redisUrl) {
-      for (const role of ['clinician', 'nurse'] as const) {
-        const practitionerId = principals[role].practitionerId;
-        if (practitionerId) await invalidateCareTeamMembership(db.fork(), api.cache, practitionerId);
-      }
-    }
     return {
-      database: options.database,
+      ...(await commonStack(api, config, dataDir, options)),
       sharing:
         options.database === 'postgres'
           ? 'one complete API per variant (own pool), all running at once on one scratch database'
           : 'one PGlite handle; the first variant is a complete API, the others a gateway and subgraphs on its handle',
       variants,
-      config,
-      db,
-      principals,
       seeded: api.seeded,
-      cacheKind: options.redisUrl ? 'redis' : 'in-process',
-      token(role, overrides = {}) {
-        const sample = principals[role];
-        return mintDevelopmentToken(config.auth, dataDir, {
-          subject: overrides.subject ?? sample.subject,
-          roles: overrides.roles ?? [role],
-          organizationId: overrides.organizationId === undefined ? sample.organizationId : overrides.organizationId,
-          patientId: overrides.patientId === undefined ? sample.patientId : overrides.patientId,
-          mfa: overrides.mfa ?? true,
-          ttl: overrides.ttl ?? '1h',
-        });
-      },
-      stop,
+      stop: cleanups.stop,
     };
   } catch (error) {
-    await stop().catch(() => undefined);
+    await cleanups.stop().catch(() => undefined);
     throw error;
   }
+}
+
+/**
+ * Starts every variant on its own copy of one freshly seeded database, each
+ * a complete API (startApi) with its own pool or PGlite handle, its own
+ * statement counter and its own cipher (and so its own decryption counter),
+ * all running at once. The copies start identical, so a variant can then
+ * change its copy (e.g. store it differently) and still serve the same data.
+ *
+ * The database is seeded by an API started for that alone and stopped
+ * again, because a database can only be copied while nobody uses it:
+ *
+ * PostgreSQL: the seeded scratch database is the first variant's; every
+ * other variant gets `CREATE DATABASE ... TEMPLATE <seeded>`, a file-level
+ * copy, made before any variant connects. All share one data folder, so
+ * one development key ring (KEKs), signing key and list of principals; the
+ * data keys are rows of the copied database, so the copies share those too.
+ *
+ * PGlite: one data folder holds one database, so every other variant gets a
+ * copy of the whole seeded data folder (database, key ring, signing key,
+ * principals). Tokens minted with the first folder's key verify on all.
+ */
+export async function startVariantsOnCopies(options: StackOptions): Promise<CopiesStack> {
+  const log = options.log ?? (() => undefined);
+  if (options.variants.length === 0) throw new Error('at least one variant is needed');
+  const cleanups = cleanupList();
+  options.onStop?.(cleanups.stop);
+  try {
+    const dataDir = await mkdtemp(join(tmpdir(), 'phi-bench-'));
+    cleanups.push(() => rm(dataDir, { recursive: true, force: true }));
+    let seededDatabase: ScratchDatabase | undefined;
+    if (options.database === 'postgres') {
+      seededDatabase = await createScratchDatabase(options.postgresUrl);
+      const created = seededDatabase;
+      cleanups.push(() => created.drop());
+      log(`scratch database ${created.name} on ${new URL(options.postgresUrl).host}`);
+    }
+    const firstConfig = benchConfig(dataDir, seededDatabase?.url, options.redisUrl);
+    const logger = createLogger(firstConfig.logLevel);
+
+    const started = performance.now();
+    log(`seeding ${options.patients} patients`);
+    const seeder = await startApi(firstConfig, logger, { seedPatients: options.patients, mode: { kind: 'subgraph', name: 'patient' } });
+    let seederRunning = true;
+    const stopSeeder = async () => {
+      if (seederRunning) await seeder.stop();
+      seederRunning = false;
+    };
+    cleanups.push(stopSeeder);
+    const seeded = seeder.seeded;
+    await stopSeeder();
+    if (seeded === 0) throw new Error('the scratch database was not seeded');
+    log(`seeded ${seeded} patients in ${((performance.now() - started) / 1000).toFixed(1)} s`);
+
+    const configs: Config[] = [firstConfig];
+    const copies: string[] = [seededDatabase?.name ?? dataDir];
+    for (const spec of options.variants.slice(1)) {
+      if (seededDatabase) {
+        const copy = await createScratchDatabase(options.postgresUrl, seededDatabase.name);
+        cleanups.push(() => copy.drop());
+        configs.push(benchConfig(dataDir, copy.url, options.redisUrl));
+        copies.push(copy.name);
+      } else {
+        const copyDir = await mkdtemp(join(tmpdir(), 'phi-bench-'));
+        cleanups.push(() => rm(copyDir, { recursive: true, force: true }));
+        await cp(dataDir, copyDir, { recursive: true });
+        configs.push(benchConfig(copyDir, undefined, options.redisUrl));
+        copies.push(copyDir);
+      }
+      log(`copied the seeded database for "${spec.name}": ${copies.at(-1)}`);
+    }
+
+    const apis: Api[] = [];
+    const variants: Variant[] = [];
+    for (const [index, spec] of options.variants.entries()) {
+      const counter = { count: 0 };
+      const api = await startApi(configs[index] as Config, logger, {
+        seedPatients: options.patients,
+        unprotectedForBenchmark: spec.unprotected,
+        onStatement: () => (counter.count += 1),
+      });
+      cleanups.push(() => api.stop());
+      if (api.seeded !== 0) throw new Error(`the "${spec.name}" API found its copy empty and seeded it`);
+      apis.push(api);
+      variants.push(describeApi(spec.name, api, counter));
+      log(`started the "${spec.name}" API on ${copies[index]}`);
+    }
+
+    const first = apis[0] as Api;
+    return {
+      ...(await commonStack(first, firstConfig, dataDir, options)),
+      sharing:
+        options.database === 'postgres'
+          ? 'one complete API per variant (own pool), each on its own copy (CREATE DATABASE ... TEMPLATE) of one seeded scratch database, all running at once'
+          : 'one complete API per variant (own PGlite handle), each on its own copy of one seeded data folder, all running at once',
+      variants,
+      seeded,
+      apis,
+      copies,
+      stop: cleanups.stop,
+    };
+  } catch (error) {
+    await cleanups.stop().catch(() => undefined);
+    throw error;
+  }
+}
+
+/** What every stack has: the first API's database and configuration, the principals the seeder wrote, tokens. */
+async function commonStack(
+  api: Api,
+  config: Config,
+  dataDir: string,
+  options: StackOptions,
+): Promise<Pick<BenchStack, 'database' | 'config' | 'db' | 'principals' | 'cacheKind' | 'token'>> {
+  if (!api.db) throw new Error('the API started without a database');
+  const db = api.db;
+  const principals = await readDevelopmentPrincipals(dataDir);
+  if (!principals) throw new Error('the seeder wrote no development principals');
+  // A shared Redis may remember care-team memberships from an earlier data set for the same subject.
+  if (options.redisUrl) {
+    for (const role of ['clinician', 'nurse'] as const) {
+      const practitionerId = principals[role].practitionerId;
+      if (practitionerId) await invalidateCareTeamMembership(db.fork(), api.cache, practitionerId);
+    }
+  }
+  return {
+    database: options.database,
+    config,
+    db,
+    principals,
+    cacheKind: options.redisUrl ? 'redis' : 'in-process',
+    token(role, overrides = {}) {
+      const sample = principals[role];
+      return mintDevelopmentToken(config.auth, dataDir, {
+        subject: overrides.subject ?? sample.subject,
+        roles: overrides.roles ?? [role],
+        organizationId: overrides.organizationId === undefined ? sample.organizationId : overrides.organizationId,
+        patientId: overrides.patientId === undefined ? sample.patientId : overrides.patientId,
+        mfa: overrides.mfa ?? true,
+        ttl: overrides.ttl ?? '1h',
+      });
+    },
+  };
 }
 
 function describeApi(name: string, api: Api, statements: { count: number }): Variant {
@@ -262,7 +432,8 @@ function describeApi(name: string, api: Api, statements: { count: number }): Var
     if (!server) throw new Error(`subgraph ${subgraph} is not running`);
     subgraphUrls[subgraph] = server.url;
   }
-  return { name, gatewayUrl: api.gateway.url, subgraphUrls, statements };
+  const cipher = api.sealer?.cipher;
+  return { name, gatewayUrl: api.gateway.url, subgraphUrls, statements, decryptions: () => cipher?.decryptions ?? 0 };
 }
 
 /** Three subgraphs and a gateway on an existing API's database, cache and verifier; the gateway is last. */
@@ -274,7 +445,7 @@ async function attachVariant(api: Api, logger: Logger, config: Config, spec: Var
   try {
     for (const name of SUBGRAPH_NAMES) {
       servers.push(
-        await startSubgraph(name, { db, cache: api.cache, sealer, verifier: api.verifier, logger, unprotectedForBenchmark: spec.unprotected }, config.subgraphs.host, 0),
+        await startSubgraph(name, { db, cache: api.cache, sealer, auditStore: new DatabaseAuditStore(db), auditMetrics: api.auditMetrics, verifier: api.verifier, logger, unprotectedForBenchmark: spec.unprotected }, config.subgraphs.host, 0),
       );
     }
     const subgraphUrls = Object.fromEntries(SUBGRAPH_NAMES.map((name, index) => [name, servers[index]?.url ?? ''])) as Record<SubgraphName, string>;
@@ -313,6 +484,8 @@ export interface TimedResponse {
   status: number;
   bytes: number;
   body: GraphQLBody;
+  /** The body as received. */
+  text: string;
 }
 
 /** POSTs one operation as a client would and times it up to the last byte of the body (parsing excluded). */
@@ -326,7 +499,7 @@ export async function timedPost(url: string, token: string, query: string, varia
   });
   const text = await response.text();
   const ms = performance.now() - started;
-  return { ms, status: response.status, bytes: Buffer.byteLength(text), body: JSON.parse(text) as GraphQLBody };
+  return { ms, status: response.status, bytes: Buffer.byteLength(text), body: JSON.parse(text) as GraphQLBody, text };
 }
 
 // ---------------------------------------------------------------------------
@@ -345,6 +518,12 @@ export interface WorkloadRequest {
   allowedErrorCodes?: readonly string[];
   /** Extra facts for the report, e.g. which organization was queried. */
   notes?: string[];
+  /**
+   * Every variant must return exactly the same body (byte for byte) in
+   * every round, e.g. when the variants differ only in how the same data is
+   * stored. Checked on warm-up rounds too; a difference stops the run.
+   */
+  sameBody?: boolean;
 }
 
 /** A named operation; prepare() builds its request from the run's context (ids, tokens). */
@@ -366,6 +545,8 @@ export interface Sample {
   position: number;
   ms: number;
   statements: number;
+  /** Field values the variant's cipher decrypted for this request. */
+  decryptions: number;
   bytes: number;
   rows: number;
   /** Allowed errors (by code) in the response. */
@@ -396,20 +577,32 @@ export interface RunOptions {
 export async function runInterleaved(workload: PreparedWorkload, variants: readonly Variant[], options: RunOptions): Promise<WorkloadResult> {
   const samples: Record<string, Sample[]> = Object.fromEntries(variants.map((variant) => [variant.name, []]));
   let expectedRows: number | undefined;
+  let expectedBody: { variant: string; round: number; text: string; body: GraphQLBody } | undefined;
   const total = options.warmup + options.rounds;
   for (let index = 0; index < total; index++) {
     const round = index - options.warmup;
     const order = rotate(variants, index);
     for (const [position, variant] of order.entries()) {
       const before = variant.statements.count;
+      const decryptionsBefore = variant.decryptions();
       const response = await timedPost(workload.url(variant), workload.token, workload.query, workload.variables);
       const statements = variant.statements.count - before;
+      const decryptions = variant.decryptions() - decryptionsBefore;
       const { rows, allowedErrors } = check(workload, variant, response);
       if (expectedRows === undefined) expectedRows = rows;
       else if (rows !== expectedRows) {
         throw new Error(`${workload.name}: variant "${variant.name}" returned ${rows} rows, expected ${expectedRows} as before`);
       }
-      if (round >= 0) samples[variant.name]?.push({ round, position, ms: response.ms, statements, bytes: response.bytes, rows, allowedErrors });
+      if (workload.sameBody) {
+        if (!expectedBody) expectedBody = { variant: variant.name, round, text: response.text, body: response.body };
+        else if (response.text !== expectedBody.text) {
+          throw new Error(
+            `${workload.name}: variant "${variant.name}" (round ${round}) returned a different body from "${expectedBody.variant}" (round ${expectedBody.round}): ` +
+              describeDifference(expectedBody.body, response.body),
+          );
+        }
+      }
+      if (round >= 0) samples[variant.name]?.push({ round, position, ms: response.ms, statements, decryptions, bytes: response.bytes, rows, allowedErrors });
     }
   }
   options.log?.(`${workload.name}: ${options.rounds} rounds done`);
@@ -435,6 +628,35 @@ function check(workload: PreparedWorkload, variant: Variant, response: TimedResp
   const rows = workload.rows(data);
   if (rows === 0) throw new Error(`${where}: no rows came back; the workload measures nothing`);
   return { rows, allowedErrors: errors.length };
+}
+
+/**
+ * Where two JSON values first differ, for an error message: the path and
+ * both values there, shortened. Values are data of the benchmark's synthetic
+ * patients, never real PHI.
+ */
+export function describeDifference(expected: unknown, actual: unknown, path = '$'): string {
+  const difference = firstDifference(expected, actual, path);
+  if (!difference) return 'the same JSON value, serialized differently (key order or spacing)';
+  const show = (value: unknown) => {
+    const text = JSON.stringify(value) ?? 'undefined';
+    return text.length > 200 ? `${text.slice(0, 200)}...` : text;
+  };
+  return `at ${difference.path}: ${show(difference.expected)} vs ${show(difference.actual)}`;
+}
+
+function firstDifference(expected: unknown, actual: unknown, path: string): { path: string; expected: unknown; actual: unknown } | undefined {
+  if (Object.is(expected, actual)) return undefined;
+  const bothObjects = expected !== null && actual !== null && typeof expected === 'object' && typeof actual === 'object';
+  if (!bothObjects || Array.isArray(expected) !== Array.isArray(actual)) return { path, expected, actual };
+  const left = expected as Record<string, unknown>;
+  const right = actual as Record<string, unknown>;
+  const keys = [...new Set([...Object.keys(left), ...Object.keys(right)])];
+  for (const key of keys) {
+    const inner = firstDifference(left[key], right[key], Array.isArray(expected) ? `${path}[${key}]` : `${path}.${key}`);
+    if (inner) return inner;
+  }
+  return undefined;
 }
 
 /** Length of `edges` of the connection at `path` in a response's data (0 when absent). */
@@ -470,6 +692,9 @@ export interface VariantSummary {
   statements: number;
   statementsMin: number;
   statementsMax: number;
+  decryptions: number;
+  decryptionsMin: number;
+  decryptionsMax: number;
   bytes: number;
   rows: number;
   allowedErrors: number;
@@ -477,6 +702,7 @@ export interface VariantSummary {
 
 export function summarize(samples: readonly Sample[]): VariantSummary {
   const statements = samples.map((sample) => sample.statements);
+  const decryptions = samples.map((sample) => sample.decryptions);
   return {
     median: median(samples.map((sample) => sample.ms)),
     p90: percentile(
@@ -486,6 +712,9 @@ export function summarize(samples: readonly Sample[]): VariantSummary {
     statements: median(statements),
     statementsMin: Math.min(...statements),
     statementsMax: Math.max(...statements),
+    decryptions: median(decryptions),
+    decryptionsMin: Math.min(...decryptions),
+    decryptionsMax: Math.max(...decryptions),
     bytes: median(samples.map((sample) => sample.bytes)),
     rows: samples[0]?.rows ?? 0,
     allowedErrors: Math.max(0, ...samples.map((sample) => sample.allowedErrors)),
@@ -513,4 +742,142 @@ export function formatMs(ms: number): string {
 
 export async function writeJson(path: string, value: unknown): Promise<void> {
   await writeFile(path, `${JSON.stringify(value, null, 2)}\n`);
+}
+
+// ---------------------------------------------------------------------------
+// Command line, run facts and the main skeleton
+// ---------------------------------------------------------------------------
+
+/** A wrong option: reported with the usage, exit code 2. */
+export class UsageError extends Error {}
+
+export function integer(name: string, text: string, minimum: number): number {
+  const value = Number(text);
+  if (!Number.isInteger(value) || value < minimum) throw new UsageError(`--${name} must be an integer >= ${minimum}, got ${text}`);
+  return value;
+}
+
+/** The names in a `--only a,b` list, all of which must be known. */
+export function workloadNames(text: string | undefined, known: readonly string[]): string[] | undefined {
+  const only = text?.split(',').map((name) => name.trim()).filter(Boolean);
+  const unknown = only?.filter((name) => !known.includes(name)) ?? [];
+  if (unknown.length > 0) throw new UsageError(`unknown workload(s) ${unknown.join(', ')}; known: ${known.join(', ')}`);
+  return only;
+}
+
+/** The command as it was typed (npm script or tsx), for the report. */
+export function commandLine(argv: readonly string[]): string {
+  const args = argv.map((arg) => (/^[\w@%+=:,./-]+$/.test(arg) ? arg : `'${arg.replaceAll("'", "'\\''")}'`)).join(' ');
+  const script = process.env['npm_lifecycle_event'];
+  if (script) return `npm run ${script}${args ? ` -- ${args}` : ''}`;
+  return `tsx ${relative(process.cwd(), process.argv[1] ?? 'bench')}${args ? ` ${args}` : ''}`;
+}
+
+/** Progress messages go to stderr, so stdout holds the report alone. */
+export const progress = (message: string) => console.error(`[bench] ${message}`);
+
+/** What a report says about the run. */
+export interface Meta {
+  command: string;
+  date: string;
+  node: string;
+  cpu: string;
+  cores: number;
+  /** 1-minute load average when the timed rounds began and ended. */
+  load: [number, number];
+  database: string;
+  sharing: string;
+  cache: string;
+  patients: number;
+  rounds: number;
+  warmup: number;
+  seconds?: number;
+}
+
+/** The report's list of run facts. */
+export function metaLines(meta: Meta): string[] {
+  return [
+    `- command: \`${meta.command}\``,
+    `- date: ${meta.date}`,
+    `- node: ${meta.node}`,
+    `- cpu: ${meta.cpu} (${meta.cores} cores); load average ${meta.load[0].toFixed(2)} at the first timed round, ${meta.load[1].toFixed(2)} at the last`,
+    `- database: ${meta.database}`,
+    `- variants: ${meta.sharing}; cache: ${meta.cache}`,
+    `- data: ${meta.patients} synthetic patients; ${meta.warmup} warm-up + ${meta.rounds} timed rounds per workload, variants alternating first`,
+  ];
+}
+
+/** The database line of the report. */
+export async function describeDatabase(stack: BenchStack, postgresUrl: string): Promise<string> {
+  const [version] = await stack.db.fork().execute<{ server_version: string }[]>('show server_version');
+  const copies = 'copies' in stack ? 'scratch databases' : 'scratch database';
+  return stack.database === 'postgres'
+    ? `PostgreSQL ${version?.server_version ?? '?'} at ${new URL(postgresUrl).host} (${copies}, dropped at the end)`
+    : `PGlite (embedded PostgreSQL ${version?.server_version ?? '?'}) in ${'copies' in stack ? 'temporary folders' : 'a temporary folder'}`;
+}
+
+/** The ratio within each round (the two requests sent back to back), a measure of how settled the median ratio is. */
+export function roundRatios(samples: readonly Sample[], baseline: readonly Sample[]): number[] {
+  const byRound = new Map(baseline.map((sample) => [sample.round, sample.ms]));
+  return samples.flatMap((sample) => {
+    const other = byRound.get(sample.round);
+    return other ? [sample.ms / other] : [];
+  });
+}
+
+/** The organization holding the most patients, and a billing specialist account of it (for organization-wide billing lists). */
+export async function largestOrganization(db: Database): Promise<{ id: string; name: string; patients: number; billingSubject: string | undefined }> {
+  const em = db.fork();
+  const [largest] = await em.execute<{ id: string; name: string; patients: number }[]>(
+    `select o.id, o.name, count(*)::int as patients from patient p join organization o on o.id = p.managing_organization_id
+     group by o.id, o.name order by count(*) desc, o.id limit 1`,
+  );
+  if (!largest) throw new Error('the database has no patients');
+  const [account] = await em.execute<{ subject: string }[]>(
+    `select subject from app_user where organization_id = ? and 'billing' = any(roles) order by subject limit 1`,
+    [largest.id],
+  );
+  return { ...largest, billingSubject: account?.subject };
+}
+
+export interface MainControl {
+  /** Registers how to stop what was started (scratch databases, folders, servers): run at the end, after an error and on Ctrl-C. */
+  onStop: (stop: () => Promise<void>) => void;
+}
+
+/**
+ * Runs a benchmark's main function: stops what it started at the end, on
+ * an error and on SIGINT/SIGTERM (even during start), prints a UsageError
+ * with the usage (exit 2) and any other error (exit 1).
+ */
+export function runMain(usage: string, main: (control: MainControl) => Promise<void>): void {
+  /** Set on SIGINT/SIGTERM: the handler stops the stack and exits; errors from requests cut off meanwhile are expected. */
+  let interrupted = false;
+  let stopStack: (() => Promise<void>) | undefined;
+  let stopping: Promise<void> | undefined;
+  const stop = () => (stopping ??= stopStack?.() ?? Promise.resolve());
+  const onSignal = (signal: NodeJS.Signals) => {
+    interrupted = true;
+    progress(`${signal}: stopping`);
+    const exit = () => process.exit(signal === 'SIGINT' ? 130 : 143);
+    stop().then(exit, exit);
+  };
+  process.once('SIGINT', onSignal);
+  process.once('SIGTERM', onSignal);
+  const run = async () => {
+    try {
+      await main({ onStop: (stopFunction) => (stopStack = stopFunction) });
+    } finally {
+      await stop();
+    }
+  };
+  run().catch((error: unknown) => {
+    if (interrupted) return;
+    if (error instanceof UsageError) {
+      console.error(`${error.message}\n${usage}`);
+      process.exit(2);
+    }
+    console.error(error);
+    process.exit(1);
+  });
 }

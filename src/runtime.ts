@@ -3,6 +3,7 @@ import { createTokenVerifier, type TokenVerifier } from './auth/index.js';
 import { openCache, revocationList, type Cache } from './cache/index.js';
 import { openDatabase, type Database } from './db/index.js';
 import { encryptPlaintextRows, openSealer, type Sealer } from './db/encryption.js';
+import { DatabaseAuditStore, type AuditMetrics } from './audit/index.js';
 import { isDatabaseEmpty, seedDatabase, writeDevelopmentPrincipals } from './db/seed/index.js';
 import { startGateway } from './gateway/server.js';
 import type { Logger } from './logger.js';
@@ -25,6 +26,8 @@ export interface Api {
   verifier: TokenVerifier;
   /** Field encryption of this process (null for a gateway alone). */
   sealer: Sealer | null;
+  /** Audit batches written and failed by this process's subgraphs. */
+  auditMetrics: AuditMetrics;
   seeded: number;
   stop(): Promise<void>;
 }
@@ -46,6 +49,7 @@ export async function startApi(config: Config, logger: Logger, options: StartOpt
   }
   const needsDatabase = mode.kind !== 'gateway';
   const cache = await openCache(config.redisUrl, config.redisKeyPrefix);
+  const auditMetrics: AuditMetrics = { writes: 0, failures: 0 };
   const opened: { db: Database | null } = { db: null };
   const started: RunningServer[] = [];
   const stopAll = async () => {
@@ -75,13 +79,14 @@ export async function startApi(config: Config, logger: Logger, options: StartOpt
       seeded = await prepareData(db, sealer, config, logger, options.seedPatients ?? config.seedPatients);
     }
     const subgraphs: Partial<Record<SubgraphName, RunningServer>> = {};
+    const auditStore = opened.db ? new DatabaseAuditStore(opened.db) : null;
     const subgraphNames = mode.kind === 'all' ? SUBGRAPH_NAMES : mode.kind === 'subgraph' ? [mode.name] : [];
     for (const name of subgraphNames) {
       const db = opened.db;
-      if (!db || !sealer) throw new Error('a subgraph needs the database and the key ring');
+      if (!db || !sealer || !auditStore) throw new Error('a subgraph needs the database and the key ring');
       const server = await startSubgraph(
         name,
-        { db, cache, sealer, verifier, logger, unprotectedForBenchmark: options.unprotectedForBenchmark ?? false },
+        { db, cache, sealer, auditStore, auditMetrics, verifier, logger, unprotectedForBenchmark: options.unprotectedForBenchmark ?? false },
         config.subgraphs.host,
         config.subgraphs.ports[name],
       );
@@ -100,7 +105,7 @@ export async function startApi(config: Config, logger: Logger, options: StartOpt
       );
       started.push(gateway);
     }
-    return { gateway, subgraphs, db: opened.db, cache, verifier, sealer, seeded, stop: stopAll };
+    return { gateway, subgraphs, db: opened.db, cache, verifier, sealer, auditMetrics, seeded, stop: stopAll };
   } catch (error) {
     await stopAll().catch(() => undefined);
     throw error;

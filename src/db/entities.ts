@@ -330,6 +330,82 @@ export const DataKeySchema = defineEntity({
 export class DataKey extends DataKeySchema.class {}
 DataKeySchema.setClass(DataKey);
 
+/**
+ * The audit trail: one row per (request, subgraph, patient, entity) with the
+ * fields read or refused and their outcomes; never a value. Rows are
+ * appended in batches (one per request), each batch hash-chained to the one
+ * before (audit_batch); triggers refuse updates, and deletes of rows that are
+ * not past retention.
+ */
+export const AuditEventSchema = defineEntity({
+  name: 'AuditEvent',
+  tableName: 'audit_event',
+  indexes: [
+    { properties: ['patientId', 'recordedAt'] },
+    { properties: ['subject', 'recordedAt'] },
+    { properties: ['recordedAt'] },
+  ],
+  properties: {
+    id: p.bigint('number').primary().autoincrement(),
+    batchSequence: p.bigint('number').index(),
+    recordedAt: p.datetime(),
+    requestId: p.string(),
+    subgraph: p.string(),
+    subject: p.string(),
+    roles: p.array(),
+    organizationId: p.uuid().nullable(),
+    clientName: p.string().nullable(),
+    clientVersion: p.string().nullable(),
+    ip: p.string().nullable(),
+    operationName: p.string().nullable(),
+    operationHash: p.string(),
+    patientId: p.uuid().nullable(),
+    entityType: p.string(),
+    entityId: p.string().nullable(),
+    action: p.enum(['read', 'create', 'update', 'delete'] as const),
+    /** [{ field, outcome: allowed | masked | denied, reason? }] */
+    fields: p.json<{ field: string; outcome: 'allowed' | 'masked' | 'denied'; reason?: string }[]>(),
+    emergency: p.boolean(),
+    emergencyGrantId: p.uuid().nullable(),
+  },
+});
+export class AuditEvent extends AuditEventSchema.class {}
+AuditEventSchema.setClass(AuditEvent);
+
+export const AuditBatchSchema = defineEntity({
+  name: 'AuditBatch',
+  tableName: 'audit_batch',
+  properties: {
+    sequence: p.bigint('number').primary().autoincrement(false),
+    recordedAt: p.datetime(),
+    eventCount: p.integer(),
+    /** SHA-256 of the batch's events in their canonical form. */
+    payloadDigest: p.blob(),
+    previousHash: p.blob(),
+    /** sha256(previous_hash || payload_digest) */
+    hash: p.blob(),
+  },
+});
+export class AuditBatch extends AuditBatchSchema.class {}
+AuditBatchSchema.setClass(AuditBatch);
+
+/** The head of the hash chain (one row), or a checkpoint a purge left. */
+export const AuditChainSchema = defineEntity({
+  name: 'AuditChain',
+  tableName: 'audit_chain',
+  properties: {
+    id: p.smallint().primary().autoincrement(false),
+    sequence: p.bigint('number'),
+    hash: p.blob(),
+    /** The first batch kept after the last purge (verification starts there). */
+    checkpointSequence: p.bigint('number'),
+    checkpointPreviousHash: p.blob(),
+    retentionDays: p.integer(),
+  },
+});
+export class AuditChain extends AuditChainSchema.class {}
+AuditChainSchema.setClass(AuditChain);
+
 /** Accounts that can sign in: one per practitioner and patient, plus staff and partner accounts. */
 export const AppUserSchema = defineEntity({
   name: 'AppUser',
@@ -365,5 +441,8 @@ export const ENTITIES = [
   Consent,
   EmergencyAccess,
   DataKey,
+  AuditEvent,
+  AuditBatch,
+  AuditChain,
   AppUser,
 ];

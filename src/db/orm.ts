@@ -44,6 +44,8 @@ export async function openDatabase(options: DatabaseOptions): Promise<Database> 
     extensions: [Migrator],
     migrations: { migrationsList: MIGRATIONS, transactional: true, allOrNothing: true, snapshot: false },
     allowGlobalContext: false,
+    // The audit trail's append-only triggers are hand-written in its migration, not entity metadata.
+    schemaGenerator: { ignoreTriggers: true, ignoreRoutines: true },
     debug: false,
     colors: false,
     logger: (message: string) => options.log?.(message),

@@ -1,7 +1,9 @@
 import { readFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import { ApolloGateway, RemoteGraphQLDataSource, type GraphQLDataSourceProcessOptions } from '@apollo/gateway';
-import { ApolloServer } from '@apollo/server';
+import { ApolloServer, type ApolloServerPlugin } from '@apollo/server';
+import { GraphQLError } from 'graphql';
+import { AUDIT_UNAVAILABLE, FORWARDED_OPERATION_HASH, FORWARDED_OPERATION_NAME, operationHash } from '../audit/index.js';
 import { introspectionByRolePlugin } from '../policy/index.js';
 import { ApolloServerPluginDrainHttpServer } from '@apollo/server/plugin/drainHttpServer';
 import { expressMiddleware } from '@as-integrations/express5';
@@ -14,22 +16,70 @@ import type { RunningServer } from '../subgraphs/server.js';
 import { SUPERGRAPH_PATH } from './compose.js';
 import { loadApiSchema } from './api-schema.js';
 
+const MAX_FORWARDED_HEADER = 200;
+/** The name of the first operation of a document, when the request does not name one. */
+const OPERATION_NAME = /^\s*(query|mutation|subscription)\s+([_A-Za-z][_0-9A-Za-z]*)/;
+
 /** What the gateway knows about one client request. */
 export interface GatewayContext {
   principal: Principal;
   requestId: string;
   /** The caller's own Authorization header, forwarded unchanged to every subgraph. */
   authorization: string;
+  /** Facts the subgraphs' audit records need about the client and its operation (never the operation's variables). */
+  forwarded: Record<string, string>;
 }
 
-/** Forwards the caller's token and the request id, so each subgraph authenticates the caller itself. */
+/**
+ * Forwards the caller's token and the request id, so each subgraph
+ * authenticates the caller itself, plus the facts its audit records need.
+ */
 class ForwardingDataSource extends RemoteGraphQLDataSource<GatewayContext> {
   override willSendRequest({ request, context }: GraphQLDataSourceProcessOptions<GatewayContext>): void {
     const caller = context as Partial<GatewayContext>;
     if (!caller.authorization || !caller.requestId) return; // the gateway's own health checks carry no caller
     request.http?.headers.set('authorization', caller.authorization);
     request.http?.headers.set(REQUEST_ID_HEADER, caller.requestId);
+    for (const [name, value] of Object.entries(caller.forwarded ?? {})) request.http?.headers.set(name, value);
   }
+
+  /** A subgraph that could not write its audit trail withheld its data: say so with the same code. */
+  override async errorFromResponse(response: Parameters<RemoteGraphQLDataSource['errorFromResponse']>[0]): Promise<GraphQLError> {
+    if (response.status === 503) {
+      const body = (await response.clone().json().catch(() => null)) as { errors?: { extensions?: { code?: string } }[] } | null;
+      if (body?.errors?.some((error) => error.extensions?.code === AUDIT_UNAVAILABLE)) {
+        return new GraphQLError('The audit trail is unavailable, so no data is returned. Retry later; quote the request id.', {
+          extensions: { code: AUDIT_UNAVAILABLE },
+        });
+      }
+    }
+    return super.errorFromResponse(response);
+  }
+}
+
+/** Fail closed across subgraphs: if any subgraph withheld its data for want of an audit, nothing is returned. */
+function auditFailClosedPlugin(): ApolloServerPlugin<GatewayContext> {
+  return {
+    requestDidStart() {
+      return Promise.resolve({
+        willSendResponse({ response, contextValue }) {
+          if (response.body.kind !== 'single') return Promise.resolve();
+          const errors = response.body.singleResult.errors ?? [];
+          if (!errors.some((error) => error.extensions?.['code'] === AUDIT_UNAVAILABLE)) return Promise.resolve();
+          response.http.status = 503;
+          response.body.singleResult = {
+            data: null,
+            errors: [
+              new GraphQLError('The audit trail is unavailable, so no data is returned. Retry later; quote the request id.', {
+                extensions: { code: AUDIT_UNAVAILABLE, requestId: contextValue.requestId },
+              }).toJSON(),
+            ],
+          };
+          return Promise.resolve();
+        },
+      });
+    },
+  };
 }
 
 export interface GatewayDependencies {
@@ -70,7 +120,7 @@ export async function startGateway(deps: GatewayDependencies, host: string, port
     stopOnTerminationSignals: false,
     hideSchemaDetailsFromClientErrors: true,
     logger: log,
-    plugins: [ApolloServerPluginDrainHttpServer({ httpServer }), introspectionByRolePlugin<GatewayContext>(() => apiSchema)],
+    plugins: [ApolloServerPluginDrainHttpServer({ httpServer }), introspectionByRolePlugin<GatewayContext>(() => apiSchema), auditFailClosedPlugin()],
   });
   await apollo.start();
 
@@ -83,7 +133,16 @@ export async function startGateway(deps: GatewayDependencies, host: string, port
     expressMiddleware(apollo, {
       context: ({ req, res }) => {
         const { principal, requestId: id } = locals(res);
-        return Promise.resolve({ principal, requestId: id, authorization: req.header('authorization') ?? '' });
+        const body = (req.body ?? {}) as { query?: unknown; operationName?: unknown };
+        const forwarded: Record<string, string> = { 'x-forwarded-for': req.ip ?? '' };
+        for (const name of ['apollographql-client-name', 'apollographql-client-version']) {
+          const value = req.header(name);
+          if (value) forwarded[name] = value.slice(0, MAX_FORWARDED_HEADER);
+        }
+        if (typeof body.query === 'string') forwarded[FORWARDED_OPERATION_HASH] = operationHash(body.query);
+        const named = typeof body.operationName === 'string' ? body.operationName : typeof body.query === 'string' ? OPERATION_NAME.exec(body.query)?.[2] : undefined;
+        if (named) forwarded[FORWARDED_OPERATION_NAME] = named.slice(0, MAX_FORWARDED_HEADER);
+        return Promise.resolve({ principal, requestId: id, authorization: req.header('authorization') ?? '', forwarded });
       },
     }),
   );

@@ -17,6 +17,8 @@ import { MASKERS } from './maskers.js';
 
 /** What the rules need from a request's context. */
 export interface PolicyContext {
+  /** Told of every field decision made (the audit trail records the PHI ones). */
+  auditField?: (type: string, field: string, parent: unknown, args: Record<string, unknown>, decision: FieldDecision, refusal: GraphQLError | null) => void;
   access: {
     principal: Principal;
     decisions: DecisionTable;
@@ -59,11 +61,14 @@ function verdict(decision: FieldDecision, principal: Principal): true | GraphQLE
 
 function fieldRule(type: string, field: string) {
   // no_cache: the answer may depend on the row (several roles), and the table lookup is cheaper than shield's cache.
-  return rule(`policy:${type}.${field}`, { cache: 'no_cache' })((parent: unknown, _args: unknown, context: PolicyContext) => {
+  return rule(`policy:${type}.${field}`, { cache: 'no_cache' })((parent: unknown, args: Record<string, unknown>, context: PolicyContext) => {
+    const decide = (decision: FieldDecision) => {
+      const result = verdict(decision, context.access.principal);
+      context.auditField?.(type, field, parent, args, decision, result === true ? null : result);
+      return result;
+    };
     const decision = decisionForRow(type, field, parent, context);
-    return decision instanceof Promise
-      ? decision.then((resolved) => verdict(resolved, context.access.principal))
-      : verdict(decision, context.access.principal);
+    return decision instanceof Promise ? decision.then(decide) : decide(decision);
   });
 }
 

@@ -3,6 +3,7 @@ import type { Principal } from '../auth/index.js';
 import type { Cache } from '../cache/index.js';
 import type { Logger } from '../logger.js';
 import type { Sealer } from '../db/encryption.js';
+import { AuditCollector, auditFieldAccess } from '../audit/index.js';
 import { createAccessControl, type AccessControl } from './access.js';
 
 /**
@@ -25,6 +26,12 @@ export interface SubgraphContext {
   sealer: Sealer;
   /** Per-request memo: the same factory returns the same DataLoader for the whole request. */
   loader: <L>(factory: LoaderFactory<L>) => L;
+  /** This request's audit records; written once by the audit plugin. */
+  audit: AuditCollector;
+  /** Told of every field decision; records the PHI ones in `audit`. */
+  auditField: ReturnType<typeof auditFieldAccess>;
+  /** The caller's address (through the gateway: the client's, forwarded). */
+  clientIp: string | null;
 }
 
 /** What a loader needs: the unit of work and the caller's row scope. */
@@ -42,8 +49,10 @@ export function createSubgraphContext(
   cache: Cache,
   logger: Logger,
   sealer: Sealer,
+  clientIp: string | null,
 ): SubgraphContext {
   const access = createAccessControl(principal, em, cache);
+  const audit = new AuditCollector();
   const loaders = new Map<LoaderFactory<unknown>, unknown>();
   return {
     principal,
@@ -53,6 +62,9 @@ export function createSubgraphContext(
     cache,
     logger,
     sealer,
+    audit,
+    auditField: auditFieldAccess(audit, principal),
+    clientIp,
     loader: <L>(factory: LoaderFactory<L>): L => {
       let loader = loaders.get(factory) as L | undefined;
       if (loader === undefined) {

@@ -20,6 +20,7 @@ import { createApp, errorHandler, healthRoutes, listen, locals, MAX_BODY_BYTES, 
 import { GRAPHQL_PATH, schemaPath, type SubgraphName } from './catalog.js';
 import { createSubgraphContext, type SubgraphContext } from './context.js';
 import { emergencyAccessMarkPlugin } from './emergency-mark-plugin.js';
+import { auditPlugin, type AuditMetrics, type AuditStore } from '../audit/index.js';
 import { resolvers as patientResolvers } from './patient/resolvers.js';
 import { resolvers as clinicalResolvers } from './clinical/resolvers.js';
 import { resolvers as billingResolvers } from './billing/resolvers.js';
@@ -54,6 +55,8 @@ export interface SubgraphDependencies {
   db: Database;
   cache: Cache;
   sealer: Sealer;
+  auditStore: AuditStore;
+  auditMetrics: AuditMetrics;
   verifier: TokenVerifier;
   logger: Logger;
   /**
@@ -77,7 +80,7 @@ export interface RunningServer {
  */
 export async function startSubgraph(
   name: SubgraphName,
-  { db, cache, sealer, verifier, logger, unprotectedForBenchmark }: SubgraphDependencies,
+  { db, cache, sealer, auditStore, auditMetrics, verifier, logger, unprotectedForBenchmark }: SubgraphDependencies,
   host: string,
   port: number,
 ): Promise<RunningServer> {
@@ -99,6 +102,7 @@ export async function startSubgraph(
       ApolloServerPluginInlineTraceDisabled(),
       introspectionByRolePlugin<SubgraphContext>(() => schema),
       emergencyAccessMarkPlugin(),
+      auditPlugin<SubgraphContext>(name, auditStore, auditMetrics),
     ],
   });
   await apollo.start();
@@ -110,9 +114,9 @@ export async function startSubgraph(
     requireToken(verifier, log),
     express.json({ limit: MAX_BODY_BYTES }),
     expressMiddleware(apollo, {
-      context: ({ res }) => {
+      context: ({ req, res }) => {
         const { principal, requestId: id } = locals(res);
-        return Promise.resolve(createSubgraphContext(principal, id, db.fork(), cache, log, sealer));
+        return Promise.resolve(createSubgraphContext(principal, id, db.fork(), cache, log, sealer, req.ip ?? null));
       },
     }),
   );

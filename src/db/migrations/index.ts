@@ -2,6 +2,7 @@ import { Migration20261125000000Foundation } from './Migration20261125000000Foun
 import { Migration20261125120000Consent } from './Migration20261125120000Consent.js';
 import { Migration20261125130000EmergencyAccess } from './Migration20261125130000EmergencyAccess.js';
 import { Migration20261125140000FieldEncryption } from './Migration20261125140000FieldEncryption.js';
+import { Migration20261125150000AuditTrail } from './Migration20261125150000AuditTrail.js';
 
 /**
  * Every migration, in order. Listed explicitly (not discovered from the
@@ -13,4 +14,5 @@ export const MIGRATIONS = [
   { name: 'Migration20261125120000Consent', class: Migration20261125120000Consent },
   { name: 'Migration20261125130000EmergencyAccess', class: Migration20261125130000EmergencyAccess },
   { name: 'Migration20261125140000FieldEncryption', class: Migration20261125140000FieldEncryption },
+  { name: 'Migration20261125150000AuditTrail', class: Migration20261125150000AuditTrail },
 ];

@@ -1,0 +1,589 @@
+/**
+ * What field-level encryption costs: the same operations, on the same data,
+ * sent to the protected API serving a database whose PHI columns hold
+ * AES-256-GCM ciphertext ("encrypted", crypto_version 1) and to an identical
+ * API serving an identical copy of that database whose PHI columns hold the
+ * UTF-8 plaintext ("plaintext", crypto_version 0, as rows stored before
+ * encryption are served), interleaved request by request in one run. Also
+ * prices one decryption alone, in a tight loop.
+ *
+ *   npm run bench:encryption -- [--patients 3000] [--rounds 20] [--warmup 3]
+ *                               [--database pglite|postgres] [--json results.json]
+ *                               [--only dashboard-1000,chart] [--values 10000] [--runs 5]
+ *
+ * See bench/README.md for how the two databases are made and how to read the figures.
+ */
+import { parseArgs } from 'node:util';
+import { performance } from 'node:perf_hooks';
+import { Sealed, toBuffer, unseal, type FieldCipher, type FieldLocation } from '../src/crypto/index.js';
+import { CRYPTO_VERSION_ENCRYPTED, ENCRYPTED_TABLES } from '../src/db/encryption.js';
+import type { Database } from '../src/db/index.js';
+import {
+  LOCAL_POSTGRES,
+  UsageError,
+  commandLine,
+  describeDatabase,
+  edgesAt,
+  environmentFacts,
+  formatMs,
+  integer,
+  largestOrganization,
+  loadAverage,
+  markdownTable,
+  median,
+  metaLines,
+  percentile,
+  prepareWorkload,
+  progress,
+  roundRatios,
+  runInterleaved,
+  runMain,
+  startVariantsOnCopies,
+  summarize,
+  workloadNames,
+  writeJson,
+  type CopiesStack,
+  type DatabaseChoice,
+  type Meta,
+  type VariantSpec,
+  type Workload,
+  type WorkloadResult,
+} from './support.js';
+
+/** Both variants are the protected API (field rules, masking, decryption step); only the stored form differs. */
+const ENCRYPTED = 'encrypted';
+const PLAINTEXT = 'plaintext';
+const VARIANTS: VariantSpec[] = [
+  { name: ENCRYPTED, unprotected: false },
+  { name: PLAINTEXT, unprotected: false },
+];
+/** Ratios are variant / BASELINE. */
+const BASELINE = PLAINTEXT;
+
+// ---------------------------------------------------------------------------
+// Options
+// ---------------------------------------------------------------------------
+
+interface Options {
+  patients: number;
+  rounds: number;
+  warmup: number;
+  database: DatabaseChoice;
+  json: string | undefined;
+  only: string[] | undefined;
+  /** Values decrypted per run of the per-value measurement. */
+  values: number;
+  /** Runs of the per-value measurement (the median is reported). */
+  runs: number;
+  /** Rows per batch when the plaintext copy is written. */
+  batch: number;
+}
+
+const USAGE =
+  'usage: npm run bench:encryption -- [--patients N] [--rounds N] [--warmup N] [--database pglite|postgres] [--json PATH] [--only NAME,...] [--values N] [--runs N] [--batch N]';
+
+function parseOptions(argv: string[]): Options {
+  const { values } = parseArgs({
+    args: argv,
+    strict: true,
+    allowPositionals: false,
+    options: {
+      patients: { type: 'string', default: '3000' },
+      rounds: { type: 'string', default: '20' },
+      warmup: { type: 'string', default: '3' },
+      database: { type: 'string' },
+      json: { type: 'string' },
+      only: { type: 'string' },
+      values: { type: 'string', default: '10000' },
+      runs: { type: 'string', default: '5' },
+      batch: { type: 'string', default: '500' },
+      help: { type: 'boolean', short: 'h', default: false },
+    },
+  });
+  if (values.help) {
+    console.log(USAGE);
+    process.exit(0);
+  }
+  const database = values.database ?? (process.env['DATABASE_URL'] ? 'postgres' : 'pglite');
+  if (database !== 'postgres' && database !== 'pglite') throw new UsageError(`--database must be pglite or postgres, got ${database}`);
+  return {
+    patients: integer('patients', values.patients, 1),
+    rounds: integer('rounds', values.rounds, 1),
+    warmup: integer('warmup', values.warmup, 0),
+    database,
+    json: values.json,
+    only: workloadNames(
+      values.only,
+      WORKLOADS.map((workload) => workload.name),
+    ),
+    values: integer('values', values.values, 1),
+    runs: integer('runs', values.runs, 1),
+    // 500 rows of patient (11 parameters each) stay far below the parameter limits of both drivers.
+    batch: Math.min(integer('batch', values.batch, 1), 2000),
+  };
+}
+
+// ---------------------------------------------------------------------------
+// The plaintext copy
+// ---------------------------------------------------------------------------
+
+type Row = Record<string, unknown>;
+
+/**
+ * Turns a database into its pre-encryption form, as the API would find a
+ * database written before field encryption: for every table in
+ * ENCRYPTED_TABLES, each encrypted column is decrypted with the cipher of
+ * the API serving that database and written back as its UTF-8 bytes, with
+ * crypto_version 0. Blind-index columns stay (the read paths measured here
+ * do not use them). Keyset batches, one UPDATE ... FROM (VALUES ...) each.
+ *
+ * Run it after that API started: at start, outside production, the API
+ * encrypts every crypto_version 0 row it finds (encryptPlaintextRows), and
+ * only then.
+ */
+async function storeAsPlaintext(db: Database, cipher: FieldCipher, batchSize: number, log: (message: string) => void): Promise<Record<string, number>> {
+  const converted: Record<string, number> = {};
+  for (const [table, spec] of Object.entries(ENCRYPTED_TABLES)) {
+    const columns = spec.columns;
+    const started = performance.now();
+    let last: string | undefined;
+    let done = 0;
+    for (;;) {
+      const rows = await db
+        .fork()
+        .execute<Row[]>(
+          `select "id", ${columns.map((column) => `"${column}"`).join(', ')}, "crypto_version" from "${table}"${last ? ' where "id" > ?' : ''} order by "id" limit ?`,
+          last ? [last, batchSize] : [batchSize],
+        );
+      if (rows.length === 0) break;
+      const parameters: unknown[] = [];
+      for (const row of rows) {
+        const rowId = String(row['id']);
+        if (Number(row['crypto_version']) !== CRYPTO_VERSION_ENCRYPTED) {
+          throw new Error(`${table} row ${rowId} has crypto_version ${String(row['crypto_version'])}; the seeded copy should hold ciphertext only`);
+        }
+        parameters.push(rowId);
+        for (const column of columns) {
+          const stored = row[column] as Uint8Array | null;
+          parameters.push(stored === null ? null : Buffer.from(await cipher.decrypt(toBuffer(stored), { table, column, rowId }), 'utf8'));
+        }
+      }
+      const tuple = `(?::uuid, ${columns.map(() => '?::bytea').join(', ')})`;
+      await db.fork().execute(
+        `update "${table}" as t set ${columns.map((column) => `"${column}" = v."${column}"`).join(', ')}, "crypto_version" = 0
+         from (values ${rows.map(() => tuple).join(', ')}) as v("id", ${columns.map((column) => `"${column}"`).join(', ')})
+         where t."id" = v."id"`,
+        parameters,
+        'run',
+      );
+      done += rows.length;
+      last = String(rows.at(-1)?.['id']);
+      if (rows.length < batchSize) break;
+    }
+    converted[table] = done;
+    log(`plaintext copy: ${table}: ${done} rows in ${((performance.now() - started) / 1000).toFixed(1)} s`);
+  }
+  return converted;
+}
+
+/** Rows of the encrypted tables by crypto_version: the encrypted copy must hold 1 only, the plaintext copy 0 only. */
+async function cryptoVersions(db: Database): Promise<Record<string, Record<string, number>>> {
+  const result: Record<string, Record<string, number>> = {};
+  for (const table of Object.keys(ENCRYPTED_TABLES)) {
+    const rows = await db.fork().execute<{ version: number; rows: number }[]>(
+      `select "crypto_version"::int as "version", count(*)::int as "rows" from "${table}" group by 1 order by 1`,
+    );
+    result[table] = Object.fromEntries(rows.map((row) => [String(row.version), Number(row.rows)]));
+  }
+  return result;
+}
+
+function expectOnly(versions: Record<string, Record<string, number>>, version: number, variant: string): void {
+  for (const [table, counts] of Object.entries(versions)) {
+    const other = Object.entries(counts).filter(([key, rows]) => key !== String(version) && rows > 0);
+    if (other.length > 0 || !counts[String(version)]) {
+      throw new Error(`the ${variant} copy's ${table} should hold crypto_version ${version} rows only, has ${JSON.stringify(counts)}`);
+    }
+  }
+}
+
+/**
+ * VACUUM FULL + ANALYZE of the encrypted tables of a copy: the plaintext
+ * copy has just had every row of them rewritten (dead tuples, new row
+ * versions placed anywhere), so both copies are compacted and analyzed
+ * alike, and differ only in what the columns hold.
+ */
+async function compact(db: Database): Promise<void> {
+  for (const table of Object.keys(ENCRYPTED_TABLES)) await db.fork().execute(`vacuum (full, analyze) "${table}"`, [], 'run');
+}
+
+/** Bytes of the encrypted tables (heap, TOAST and indexes) of a copy. */
+async function tableBytes(db: Database): Promise<number> {
+  const tables = Object.keys(ENCRYPTED_TABLES);
+  const [row] = await db
+    .fork()
+    .execute<{ bytes: string }[]>(`select sum(pg_total_relation_size(c.oid))::bigint::text as "bytes" from pg_class c where c.relname in (${tables.map(() => '?').join(', ')}) and c.relkind = 'r'`, tables);
+  return Number(row?.bytes ?? 0);
+}
+
+// ---------------------------------------------------------------------------
+// Workloads
+// ---------------------------------------------------------------------------
+
+interface Context {
+  stack: CopiesStack;
+  organization: Awaited<ReturnType<typeof largestOrganization>>;
+}
+
+const DASHBOARD_SIZE = 1000;
+/**
+ * Nine patient fields (the authorization benchmark's dashboard without
+ * managingOrganization), seven of them @encrypted: mrn, name, birthDate, ssn
+ * (masked for billing, after decryption), address (city, state and
+ * postalCode, three encrypted columns), phone, email. Up to nine
+ * decryptions a row; fewer where a column is null.
+ */
+const DASHBOARD_FIELDS = 'id mrn name { given family } birthDate gender ssn address { city state postalCode } phone email';
+/** Eight patient fields, six of them @encrypted (up to eight decryptions a row). */
+const LIST_FIELDS = 'id mrn name { given family } birthDate gender address { city state postalCode } phone email';
+/** Per list of the chart: an @encrypted field of each encrypted clinical and billing table. */
+const CHART_LISTS = {
+  clinicalNotes: 'id type { display } text createdAt',
+  conditions: 'id code { code display } clinicalStatus onsetDate',
+  observations: 'id code { code display } value unit effectiveAt',
+  coverages: 'id payer memberId status',
+  claims: 'id status diagnosisCodes',
+} as const;
+
+async function billingToken(context: Context): Promise<string> {
+  const { stack, organization } = context;
+  return stack.token('billing', {
+    organizationId: organization.id,
+    ...(organization.billingSubject && { subject: organization.billingSubject }),
+  });
+}
+
+const WORKLOADS: Workload<Context>[] = [
+  {
+    name: 'dashboard-1000',
+    description: `billing: patients(first: ${DASHBOARD_SIZE}), 9 fields, 7 of them encrypted (up to 9 encrypted columns a row; SSN masked after decryption), through the gateway`,
+    async prepare(context) {
+      const expected = Math.min(DASHBOARD_SIZE, context.organization.patients);
+      return {
+        url: (variant) => variant.gatewayUrl,
+        token: await billingToken(context),
+        query: `query Dashboard { patients(first: ${DASHBOARD_SIZE}) { edges { node { ${DASHBOARD_FIELDS} } } } }`,
+        rows: (data) => edgesAt(data, 'patients'),
+        sameBody: true,
+        notes: [
+          `billing token of ${context.organization.name} (${context.organization.patients} patients): ${expected} rows per response` +
+            (expected < DASHBOARD_SIZE ? ` (fewer than ${DASHBOARD_SIZE}: raise --patients for a full page)` : ''),
+        ],
+      };
+    },
+  },
+  {
+    name: 'partner-list',
+    description: 'billing: patients(first: 50), 8 fields, 6 of them encrypted (up to 8 encrypted columns a row), through the gateway',
+    async prepare(context) {
+      return {
+        url: (variant) => variant.gatewayUrl,
+        token: await billingToken(context),
+        query: `query PartnerList { patients(first: 50) { edges { node { ${LIST_FIELDS} } } } }`,
+        rows: (data) => edgesAt(data, 'patients'),
+        sameBody: true,
+      };
+    },
+  },
+  {
+    name: 'chart',
+    description:
+      'patient: their own record with clinicalNotes text, conditions code, observations value, coverages memberId, claims diagnosisCodes (first 10 of each), through the gateway',
+    async prepare({ stack }) {
+      const patientId = stack.principals.patient.patientId;
+      if (!patientId) throw new Error('the development principals name no sample patient');
+      const lists = Object.entries(CHART_LISTS)
+        .map(([field, selection]) => `${field}(first: 10) { edges { node { ${selection} } } }`)
+        .join(' ');
+      return {
+        url: (variant) => variant.gatewayUrl,
+        // The patient role is the one role allowed every one of these fields (clinicians do not see diagnosis codes of claims, billing no clinical content).
+        token: await stack.token('patient'),
+        query: `query Chart($id: ID!) { patient(id: $id) { id name { given family } ${lists} } }`,
+        variables: { id: patientId },
+        rows: (data) => (data['patient'] ? 1 + Object.keys(CHART_LISTS).reduce((sum, field) => sum + edgesAt(data, 'patient', field), 0) : 0),
+        sameBody: true,
+        notes: ['sample patient, own token (the one role allowed all five encrypted fields), first 10 of each list'],
+      };
+    },
+  },
+];
+
+/** The variants must really differ: the encrypted one decrypts, the plaintext one never does. */
+function checkDecryptions(result: WorkloadResult): void {
+  const encrypted = summarize(result.samples[ENCRYPTED] ?? []);
+  const plaintext = summarize(result.samples[PLAINTEXT] ?? []);
+  if (encrypted.decryptionsMin === 0) throw new Error(`${result.name}: the encrypted API decrypted nothing for some request; it is not serving ciphertext`);
+  if (plaintext.decryptionsMax !== 0) throw new Error(`${result.name}: the plaintext API decrypted ${plaintext.decryptionsMax} values for a request; its copy is not plaintext`);
+}
+
+// ---------------------------------------------------------------------------
+// One decryption alone
+// ---------------------------------------------------------------------------
+
+interface PerValueResult {
+  name: string;
+  description: string;
+  /** Microseconds per value, one per run. */
+  runs: number[];
+}
+
+interface StoredValue {
+  stored: Buffer;
+  location: FieldLocation;
+  plaintext: Buffer;
+}
+
+/**
+ * `count` stored values of the patient table (the columns the dashboard
+ * reads), their ciphertext from the encrypted copy and their bytes from the
+ * plaintext copy, repeated when there are fewer.
+ */
+async function sampleValues(encrypted: Database, plaintext: Database, count: number): Promise<StoredValue[]> {
+  const columns = ENCRYPTED_TABLES['patient']?.columns ?? [];
+  const limit = Math.ceil(count / columns.length) * 2;
+  const query = `select "id", ${columns.map((column) => `"${column}"`).join(', ')} from "patient" order by "id" limit ?`;
+  const [sealedRows, plainRows] = await Promise.all([encrypted.fork().execute<Row[]>(query, [limit]), plaintext.fork().execute<Row[]>(query, [limit])]);
+  const distinct: StoredValue[] = [];
+  for (const [index, row] of sealedRows.entries()) {
+    const plain = plainRows[index];
+    if (!plain || plain['id'] !== row['id']) throw new Error('the two copies do not hold the same patients in the same order');
+    for (const column of columns) {
+      const stored = row[column] as Uint8Array | null;
+      const bytes = plain[column] as Uint8Array | null;
+      if (stored === null || bytes === null) continue;
+      distinct.push({ stored: toBuffer(stored), location: { table: 'patient', column, rowId: String(row['id']) }, plaintext: toBuffer(bytes) });
+    }
+  }
+  if (distinct.length === 0) throw new Error('no patient values to decrypt');
+  return Array.from({ length: count }, (_, index) => distinct[index % distinct.length] as StoredValue);
+}
+
+/**
+ * Microseconds per value, median of `runs` runs over the same values after
+ * one untimed run: FieldCipher.decrypt awaited value by value (the AES-GCM
+ * work with its data-key lookup), then the API's per-field step `unseal`
+ * for an encrypted and for a plaintext (crypto_version 0) field.
+ */
+async function perValueCost(cipher: FieldCipher, values: readonly StoredValue[], runs: number): Promise<PerValueResult[]> {
+  const sealedOf = (value: StoredValue, encrypted: boolean) =>
+    new Sealed([{ stored: encrypted ? value.stored : value.plaintext, location: value.location, encrypted }], (plaintexts) => plaintexts[0]);
+  // Built beforehand, so the loops time the step alone.
+  const encryptedFields = values.map((value) => sealedOf(value, true));
+  const plaintextFields = values.map((value) => sealedOf(value, false));
+  const paths: { name: string; description: string; run: () => Promise<number> }[] = [
+    {
+      name: 'cipher.decrypt',
+      description: 'FieldCipher.decrypt of one stored value, awaited one after the other (AES-256-GCM, data key cached)',
+      run: async () => {
+        let length = 0;
+        for (const value of values) length += (await cipher.decrypt(value.stored, value.location)).length;
+        return length;
+      },
+    },
+    {
+      name: 'unseal encrypted',
+      description: 'unseal() of a one-column encrypted field, the step the API runs per @encrypted field (crypto_version 1)',
+      run: async () => {
+        let length = 0;
+        for (const field of encryptedFields) length += ((await unseal(field, cipher)) ?? '').length;
+        return length;
+      },
+    },
+    {
+      name: 'unseal plaintext',
+      description: 'unseal() of the same field stored as plaintext (crypto_version 0): UTF-8 decoding only',
+      run: async () => {
+        let length = 0;
+        for (const field of plaintextFields) length += ((await unseal(field, cipher)) ?? '').length;
+        return length;
+      },
+    },
+  ];
+  const results: PerValueResult[] = [];
+  for (const path of paths) {
+    const expected = await path.run();
+    const times: number[] = [];
+    for (let run = 0; run < runs; run++) {
+      const started = performance.now();
+      const length = await path.run();
+      times.push(((performance.now() - started) * 1000) / values.length);
+      if (length !== expected) throw new Error(`${path.name}: the values changed between runs`);
+    }
+    results.push({ name: path.name, description: path.description, runs: times });
+  }
+  return results;
+}
+
+// ---------------------------------------------------------------------------
+// Report
+// ---------------------------------------------------------------------------
+
+interface Facts {
+  converted: Record<string, number>;
+  conversionSeconds: number;
+  bytes: Record<string, number>;
+  values: number;
+  valueBytes: number;
+}
+
+function countCell(median: number, min: number, max: number): string {
+  return min === max ? String(median) : `${median} (${min}-${max})`;
+}
+
+function report(meta: Meta, facts: Facts, results: WorkloadResult[], perValue: PerValueResult[]): string {
+  const names = VARIANTS.map((variant) => variant.name);
+  const header = [
+    'workload',
+    'rows',
+    ...names.flatMap((name) => [`${name} median ms`, `${name} p90 ms`]),
+    `ratio ${ENCRYPTED}/${BASELINE}`,
+    'round ratios p25-p75',
+    `+ms ${ENCRYPTED}`,
+    `decryptions/request (${names.join(' / ')})`,
+    'µs per decryption (+ms / decryptions)',
+    `SQL/request (${names.join(' / ')})`,
+    'KiB/response',
+  ];
+  const rows = results.map((result) => {
+    const summaries = names.map((name) => summarize(result.samples[name] ?? []));
+    const encrypted = summarize(result.samples[ENCRYPTED] ?? []);
+    const baseline = summarize(result.samples[BASELINE] ?? []);
+    const ratios = roundRatios(result.samples[ENCRYPTED] ?? [], result.samples[BASELINE] ?? []);
+    const extra = encrypted.median - baseline.median;
+    return [
+      result.name,
+      String(summaries[0]?.rows ?? 0),
+      ...summaries.flatMap((summary) => [formatMs(summary.median), formatMs(summary.p90)]),
+      `${(encrypted.median / baseline.median).toFixed(2)}x`,
+      `${percentile(ratios, 25).toFixed(2)}-${percentile(ratios, 75).toFixed(2)}`,
+      formatMs(extra),
+      summaries.map((summary) => countCell(summary.decryptions, summary.decryptionsMin, summary.decryptionsMax)).join(' / '),
+      // Meaningless when a few decryptions drown in the noise of the round.
+      encrypted.decryptions >= 100 && extra > 0 ? ((extra * 1000) / encrypted.decryptions).toFixed(1) : '-',
+      summaries.map((summary) => countCell(summary.statements, summary.statementsMin, summary.statementsMax)).join(' / '),
+      (encrypted.bytes / 1024).toFixed(1),
+    ];
+  });
+  const perValueRows = perValue.map((path) => [
+    `\`${path.name}\``,
+    median(path.runs).toFixed(2),
+    `${Math.min(...path.runs).toFixed(2)}-${Math.max(...path.runs).toFixed(2)}`,
+    path.description,
+  ]);
+  const mib = (bytes: number | undefined) => (bytes === undefined ? '?' : `${(bytes / 1024 / 1024).toFixed(1)} MiB`);
+  const lines = [
+    '# Field encryption benchmark',
+    '',
+    ...metaLines(meta),
+    `- plaintext copy: ${Object.entries(facts.converted)
+      .map(([table, count]) => `${table} ${count}`)
+      .join(', ')} rows decrypted and stored as plaintext in ${facts.conversionSeconds.toFixed(1)} s; both copies then VACUUM FULL + ANALYZE; ` +
+      `encrypted tables ${mib(facts.bytes[ENCRYPTED])} (${ENCRYPTED}) vs ${mib(facts.bytes[PLAINTEXT])} (${PLAINTEXT})`,
+    '',
+    markdownTable(header, rows, header.map((_, index) => (index === 0 ? 'l' : 'r'))),
+    '',
+    'Workloads:',
+    ...results.map((result) => `- \`${result.name}\`: ${result.description}${result.notes.length > 0 ? `; ${result.notes.join('; ')}` : ''}`),
+    '',
+    'Both variants returned byte-identical bodies in every round (checked). The plaintext API decrypted nothing; the encrypted one decrypted every @encrypted field it served.',
+    '',
+    `One value at a time (${facts.values} patient values of ${(facts.valueBytes / facts.values).toFixed(0)} stored bytes on average, in the encrypted API's process, after the timed rounds; median of ${perValue[0]?.runs.length ?? 0} runs):`,
+    '',
+    markdownTable(['path', 'µs per value', 'runs min-max', 'what'], perValueRows, ['l', 'r', 'r', 'l']),
+    '',
+    'Latency is wall clock around fetch and reading the body. Ratios compare medians of the same run; compare ratios across runs, not milliseconds.',
+  ];
+  if (meta.seconds !== undefined) lines.push('', `Run time: ${meta.seconds.toFixed(0)} s.`);
+  return lines.join('\n');
+}
+
+// ---------------------------------------------------------------------------
+// Main
+// ---------------------------------------------------------------------------
+
+runMain(USAGE, async ({ onStop }) => {
+  const argv = process.argv.slice(2);
+  const options = parseOptions(argv);
+  const began = performance.now();
+  const postgresUrl = process.env['DATABASE_URL'] || LOCAL_POSTGRES;
+  if (options.database === 'pglite' && !process.env['DATABASE_URL']) {
+    progress('using PGlite (set DATABASE_URL or pass --database postgres for the PostgreSQL figures)');
+  }
+  const stack = await startVariantsOnCopies({
+    database: options.database,
+    postgresUrl,
+    redisUrl: process.env['REDIS_URL'] || undefined,
+    patients: options.patients,
+    variants: VARIANTS,
+    log: progress,
+    onStop,
+  });
+  const [encryptedApi, plaintextApi] = stack.apis;
+  if (!encryptedApi?.db || !encryptedApi.sealer || !plaintextApi?.db || !plaintextApi.sealer) throw new Error('both APIs need a database and a cipher');
+
+  // The plaintext API is running, so it will not encrypt these rows again (it does so at start only).
+  const converting = performance.now();
+  const converted = await storeAsPlaintext(plaintextApi.db, plaintextApi.sealer.cipher, options.batch, progress);
+  const conversionSeconds = (performance.now() - converting) / 1000;
+  for (const api of [encryptedApi, plaintextApi]) await compact(api.db as Database);
+  expectOnly(await cryptoVersions(encryptedApi.db), CRYPTO_VERSION_ENCRYPTED, ENCRYPTED);
+  expectOnly(await cryptoVersions(plaintextApi.db), 0, PLAINTEXT);
+  const bytes = { [ENCRYPTED]: await tableBytes(encryptedApi.db), [PLAINTEXT]: await tableBytes(plaintextApi.db) };
+  progress('both copies compacted; the encrypted copy holds ciphertext only, the plaintext copy plaintext only');
+
+  const context: Context = { stack, organization: await largestOrganization(stack.db) };
+  const database = await describeDatabase(stack, postgresUrl);
+  const results: WorkloadResult[] = [];
+  const loadBefore = loadAverage();
+  for (const workload of WORKLOADS.filter((candidate) => !options.only || options.only.includes(candidate.name))) {
+    const prepared = await prepareWorkload(workload, context);
+    const result = await runInterleaved(prepared, stack.variants, { rounds: options.rounds, warmup: options.warmup, log: progress });
+    checkDecryptions(result);
+    results.push(result);
+  }
+  const loadAfter = loadAverage();
+
+  progress(`decrypting ${options.values} values ${options.runs} times`);
+  const values = await sampleValues(encryptedApi.db, plaintextApi.db, options.values);
+  const perValue = await perValueCost(encryptedApi.sealer.cipher, values, options.runs);
+
+  const meta: Meta = {
+    command: commandLine(argv),
+    date: new Date().toISOString(),
+    ...environmentFacts(),
+    load: [loadBefore, loadAfter],
+    database,
+    sharing: stack.sharing,
+    cache: stack.cacheKind,
+    patients: options.patients,
+    rounds: options.rounds,
+    warmup: options.warmup,
+    seconds: (performance.now() - began) / 1000,
+  };
+  const facts: Facts = { converted, conversionSeconds, bytes, values: values.length, valueBytes: values.reduce((sum, value) => sum + value.stored.length, 0) };
+  console.log(report(meta, facts, results, perValue));
+  if (options.json) {
+    await writeJson(options.json, {
+      meta,
+      baseline: BASELINE,
+      facts,
+      workloads: results.map((result) => ({
+        ...result,
+        summary: Object.fromEntries(Object.entries(result.samples).map(([name, samples]) => [name, summarize(samples)])),
+      })),
+      perValue: perValue.map((path) => ({ ...path, medianMicroseconds: median(path.runs) })),
+    });
+    progress(`raw results written to ${options.json}`);
+  }
+});

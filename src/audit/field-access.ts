@@ -1,0 +1,63 @@
+import type { GraphQLError } from 'graphql';
+import type { Principal } from '../auth/index.js';
+import type { FieldDecision } from '../policy/index.js';
+import type { AuditCollector, FieldAccess } from './collector.js';
+import type { AuditAction } from './events.js';
+
+/**
+ * Turns a field decision into audit records: which patient and which
+ * entity the field belongs to, and for mutations what is being changed (by
+ * field name, never by value). Non-PHI fields are not recorded.
+ */
+interface Target {
+  patientId: string | null;
+  entityType: string;
+  entityId: string | null;
+  action: AuditAction;
+  /** For mutations: the names of the input fields being written. */
+  fields?: string[];
+}
+
+type Input = Record<string, unknown>;
+
+const MUTATIONS: Record<string, (input: Input, principal: Principal) => Target> = {
+  updateMyContact: (input, principal) => ({ patientId: principal.patientId, entityType: 'Patient', entityId: principal.patientId, action: 'update', fields: Object.keys(input) }),
+  addClinicalNote: (input) => ({ patientId: stringOf(input['patientId']), entityType: 'ClinicalNote', entityId: null, action: 'create', fields: Object.keys(input) }),
+  addCondition: (input) => ({ patientId: stringOf(input['patientId']), entityType: 'Condition', entityId: null, action: 'create', fields: Object.keys(input) }),
+  recordPayment: (input) => ({ patientId: null, entityType: 'Invoice', entityId: stringOf(input['invoiceId']), action: 'update', fields: Object.keys(input) }),
+  addCareTeamMember: (input) => ({ patientId: null, entityType: 'CareTeam', entityId: stringOf(input['careTeamId']), action: 'update', fields: ['members'] }),
+  openEmergencyAccess: (input) => ({ patientId: stringOf(input['patientId']), entityType: 'EmergencyAccess', entityId: null, action: 'create', fields: ['reason', 'minutes'] }),
+};
+
+function stringOf(value: unknown): string | null {
+  return typeof value === 'string' ? value : null;
+}
+
+function targetOf(type: string, field: string, parent: unknown, args: Input, principal: Principal): Target {
+  if (type === 'Mutation') {
+    const describe = MUTATIONS[field];
+    const input = (args['input'] ?? {}) as Input;
+    return describe ? describe(input, principal) : { patientId: null, entityType: 'Mutation', entityId: null, action: 'update' };
+  }
+  const row = (parent ?? {}) as { id?: unknown; patient?: { id?: unknown } };
+  if (type === 'Patient') return { patientId: stringOf(row.id), entityType: 'Patient', entityId: stringOf(row.id), action: 'read' };
+  const patientId = stringOf(row.patient?.id);
+  if (type === 'Address') return { patientId, entityType: 'Patient', entityId: patientId, action: 'read' };
+  return { patientId, entityType: type, entityId: stringOf(row.id), action: 'read' };
+}
+
+export function auditFieldAccess(collector: AuditCollector, principal: Principal) {
+  return (type: string, field: string, parent: unknown, args: Input, decision: FieldDecision, refusal: GraphQLError | null): void => {
+    if (!decision.phi) return;
+    const target = targetOf(type, field, parent, args, principal);
+    const outcome: FieldAccess['outcome'] = refusal ? 'denied' : decision.decision.kind === 'mask' ? 'masked' : 'allowed';
+    const stated = refusal?.extensions['reason'];
+    const reason = refusal ? (typeof stated === 'string' ? stated : 'ROLE_DENIED') : undefined;
+    const base = { patientId: target.patientId, entityType: target.entityType, entityId: target.entityId, action: target.action, outcome, ...(reason && { reason }) };
+    if (target.fields && target.fields.length > 0) {
+      for (const name of target.fields) collector.record({ ...base, field: `${type}.${field}:${name}` });
+    } else {
+      collector.record({ ...base, field: `${type}.${field}` });
+    }
+  };
+}

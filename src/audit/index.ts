@@ -1,0 +1,6 @@
+export { AuditCollector, type FieldAccess } from './collector.js';
+export { chainHash, operationHash, payloadDigest, type AuditAction, type AuditEventRecord, type FieldOutcome, type FieldRecord, type RequestFacts } from './events.js';
+export { DatabaseAuditStore, type AuditStore } from './store.js';
+export { verifyAuditChain, type ChainProblem, type ChainReport } from './verify.js';
+export { auditFieldAccess } from './field-access.js';
+export { AUDIT_UNAVAILABLE, FORWARDED_OPERATION_HASH, FORWARDED_OPERATION_NAME, auditPlugin, type AuditMetrics, type AuditedContext } from './plugin.js';

@@ -1,0 +1,83 @@
+import { HeaderMap, type ApolloServerPlugin } from '@apollo/server';
+import { GraphQLError } from 'graphql';
+import type { Principal } from '../auth/index.js';
+import type { Logger } from '../logger.js';
+import type { AuditCollector } from './collector.js';
+import { operationHash, type RequestFacts } from './events.js';
+import type { AuditStore } from './store.js';
+
+/**
+ * Owns each request's audit collector: at willSendResponse the request's
+ * reads and refusals are written as one batch, and the response waits. If
+ * the write fails, the response leaves without any data (fail closed):
+ * HTTP 503 and AUDIT_UNAVAILABLE, the failure logged and counted.
+ */
+export interface AuditedContext {
+  principal: Principal;
+  requestId: string;
+  audit: AuditCollector;
+  clientIp: string | null;
+  logger: Logger;
+  access: { readonly emergencyReads: ReadonlyMap<string, string> };
+}
+
+export const AUDIT_UNAVAILABLE = 'AUDIT_UNAVAILABLE';
+/** Headers the gateway forwards so subgraph records name the client's operation, not the gateway's fetch. */
+export const FORWARDED_OPERATION_NAME = 'x-client-operation-name';
+export const FORWARDED_OPERATION_HASH = 'x-client-operation-hash';
+const CLIENT_NAME = 'apollographql-client-name';
+const CLIENT_VERSION = 'apollographql-client-version';
+const MAX_HEADER_LENGTH = 200;
+
+export interface AuditMetrics {
+  writes: number;
+  failures: number;
+}
+
+function header(headers: { get(name: string): string | undefined } | undefined, name: string): string | null {
+  const value = headers?.get(name);
+  return value ? value.slice(0, MAX_HEADER_LENGTH) : null;
+}
+
+export function auditPlugin<TContext extends AuditedContext>(subgraph: string, store: AuditStore, metrics: AuditMetrics): ApolloServerPlugin<TContext> {
+  return {
+    requestDidStart() {
+      return Promise.resolve({
+        async willSendResponse({ contextValue, request, response, source, operationName }) {
+          const { audit, principal } = contextValue;
+          if (audit.size === 0) return;
+          const headers = request.http?.headers;
+          const facts: RequestFacts = {
+            requestId: contextValue.requestId,
+            subgraph,
+            subject: principal.subject,
+            roles: [...principal.roles],
+            organizationId: principal.organizationId,
+            clientName: header(headers, CLIENT_NAME),
+            clientVersion: header(headers, CLIENT_VERSION),
+            ip: contextValue.clientIp,
+            operationName: header(headers, FORWARDED_OPERATION_NAME) ?? operationName ?? null,
+            operationHash: header(headers, FORWARDED_OPERATION_HASH) ?? operationHash(source ?? ''),
+          };
+          try {
+            await store.append(audit.events(facts, new Date(), contextValue.access.emergencyReads));
+            metrics.writes += 1;
+          } catch (error) {
+            metrics.failures += 1;
+            const code = (error as { code?: unknown }).code;
+            contextValue.logger.error(
+              { event: 'audit-write-failed', requestId: contextValue.requestId, failures: metrics.failures, err: { name: (error as Error).name, code: typeof code === 'string' ? code : undefined } },
+              'audit write failed: response withheld',
+            );
+            response.http.status = 503;
+            response.http.headers = new HeaderMap([['retry-after', '5']]);
+            const withheld = new GraphQLError('The audit trail is unavailable, so no data is returned. Retry later; quote the request id.', {
+              extensions: { code: AUDIT_UNAVAILABLE, requestId: contextValue.requestId },
+            }).toJSON();
+            response.body = { kind: 'single', singleResult: { data: null, errors: [withheld] } };
+          }
+        },
+      });
+    },
+  };
+}

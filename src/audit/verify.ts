@@ -1,0 +1,106 @@
+import { toBuffer } from '../crypto/index.js';
+import type { Database } from '../db/index.js';
+import { chainHash, payloadDigest, type AuditEventRecord } from './events.js';
+
+/**
+ * Walks the hash chain from the last checkpoint to the head, recomputing
+ * every batch's digest from its stored events: an edited, deleted, added or
+ * reordered row breaks it, and the report says which batch.
+ */
+export interface ChainProblem {
+  sequence: number;
+  problem: string;
+}
+
+export interface ChainReport {
+  ok: boolean;
+  batches: number;
+  events: number;
+  problems: ChainProblem[];
+}
+
+const PAGE = 500;
+
+interface BatchRow {
+  sequence: string | number;
+  event_count: number;
+  payload_digest: Uint8Array;
+  previous_hash: Uint8Array;
+  hash: Uint8Array;
+}
+
+type EventRow = Record<string, unknown>;
+
+function toEvent(row: EventRow): AuditEventRecord {
+  const text = (key: string) => {
+    const value = row[key];
+    return typeof value === 'string' || typeof value === 'number' ? String(value) : null;
+  };
+  return {
+    recordedAt: new Date(row['recorded_at'] as string | Date).toISOString(),
+    requestId: String(row['request_id']),
+    subgraph: String(row['subgraph']),
+    subject: String(row['subject']),
+    roles: row['roles'] as string[],
+    organizationId: text('organization_id'),
+    clientName: text('client_name'),
+    clientVersion: text('client_version'),
+    ip: text('ip'),
+    operationName: text('operation_name'),
+    operationHash: String(row['operation_hash']),
+    patientId: text('patient_id'),
+    entityType: String(row['entity_type']),
+    entityId: text('entity_id'),
+    action: row['action'] as AuditEventRecord['action'],
+    fields: (typeof row['fields'] === 'string' ? JSON.parse(row['fields']) : row['fields']) as AuditEventRecord['fields'],
+    emergency: Boolean(row['emergency']),
+    emergencyGrantId: text('emergency_grant_id'),
+  };
+}
+
+export async function verifyAuditChain(db: Database): Promise<ChainReport> {
+  const em = db.fork();
+  const [head] = await em.execute<{ sequence: string; hash: Uint8Array; checkpoint_sequence: string; checkpoint_previous_hash: Uint8Array }[]>(
+    'select "sequence", "hash", "checkpoint_sequence", "checkpoint_previous_hash" from "audit_chain" where "id" = 1',
+  );
+  if (!head) return { ok: false, batches: 0, events: 0, problems: [{ sequence: 0, problem: 'the chain head is missing' }] };
+  const problems: ChainProblem[] = [];
+  let expectedSequence = Number(head.checkpoint_sequence);
+  let previous = toBuffer(head.checkpoint_previous_hash);
+  let batches = 0;
+  let events = 0;
+  for (;;) {
+    const page = await em.execute<BatchRow[]>(
+      'select "sequence", "event_count", "payload_digest", "previous_hash", "hash" from "audit_batch" where "sequence" >= ? order by "sequence" limit ?',
+      [expectedSequence, PAGE],
+    );
+    if (page.length === 0) break;
+    const first = Number(page[0]?.sequence);
+    const last = Number(page[page.length - 1]?.sequence);
+    const rows = await em.execute<EventRow[]>('select * from "audit_event" where "batch_sequence" between ? and ?', [first, last]);
+    const byBatch = new Map<number, AuditEventRecord[]>();
+    for (const row of rows) {
+      const sequence = Number(row['batch_sequence']);
+      byBatch.set(sequence, [...(byBatch.get(sequence) ?? []), toEvent(row)]);
+    }
+    for (const batch of page) {
+      const sequence = Number(batch.sequence);
+      if (sequence !== expectedSequence) problems.push({ sequence: expectedSequence, problem: `batches ${expectedSequence} to ${sequence - 1} are missing` });
+      const stored = byBatch.get(sequence) ?? [];
+      if (!toBuffer(batch.previous_hash).equals(previous)) problems.push({ sequence, problem: 'does not follow the batch before it (deleted, inserted or reordered batches)' });
+      if (stored.length !== batch.event_count) problems.push({ sequence, problem: `holds ${stored.length} events, ${batch.event_count} were written (rows deleted or added)` });
+      const digest = payloadDigest(stored);
+      if (!digest.equals(toBuffer(batch.payload_digest))) problems.push({ sequence, problem: 'its events differ from what was written (rows edited, deleted or added)' });
+      const hash = chainHash(toBuffer(batch.previous_hash), toBuffer(batch.payload_digest));
+      if (!hash.equals(toBuffer(batch.hash))) problems.push({ sequence, problem: 'its hash does not match its contents' });
+      previous = toBuffer(batch.hash);
+      expectedSequence = sequence + 1;
+      batches += 1;
+      events += stored.length;
+    }
+  }
+  if (expectedSequence - 1 !== Number(head.sequence) || !previous.equals(toBuffer(head.hash))) {
+    problems.push({ sequence: Number(head.sequence), problem: 'the chain head does not match the last batch (batches removed from the end?)' });
+  }
+  return { ok: problems.length === 0, batches, events, problems };
+}
