@@ -1,6 +1,7 @@
 import { resolve } from 'node:path';
 import { z } from 'zod';
 import { SUBGRAPH_NAMES, type SubgraphName, DEFAULT_SUBGRAPH_PORTS } from './subgraphs/catalog.js';
+import { DEFAULT_AUDIT_RETENTION_DAYS } from './db/migrations/Migration20261125150000AuditTrail.js';
 
 /**
  * The environment, parsed once at start. Every problem is collected and
@@ -39,6 +40,7 @@ const environmentSchema = z
       .default('ES256')
       .transform((value) => value.split(',').map((item) => item.trim()).filter(Boolean)),
     PHI_KEY_RING: z.string().optional(),
+    AUDIT_RETENTION_DAYS: z.coerce.number().int().min(1).default(DEFAULT_AUDIT_RETENTION_DAYS),
     LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
     SEED_PATIENTS: z.coerce.number().int().min(0).default(300),
   })
@@ -97,6 +99,8 @@ export interface Config {
   auth: AuthConfig;
   /** The key ring as JSON from the environment; outside production, absent means the development key ring. */
   keyRingJson: string | undefined;
+  /** Audit rows are kept at least this long; it can be raised, never lowered below what the database holds. */
+  auditRetentionDays: number;
   logLevel: Environment['LOG_LEVEL'];
   seedPatients: number;
 }
@@ -140,6 +144,7 @@ export function loadConfig(source: NodeJS.ProcessEnv = process.env): Config {
       allowDevelopmentKey: env.NODE_ENV !== 'production',
     },
     keyRingJson: env.PHI_KEY_RING,
+    auditRetentionDays: env.AUDIT_RETENTION_DAYS,
     logLevel: env.LOG_LEVEL,
     seedPatients: env.SEED_PATIENTS,
   };

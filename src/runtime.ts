@@ -3,7 +3,7 @@ import { createTokenVerifier, type TokenVerifier } from './auth/index.js';
 import { openCache, revocationList, type Cache } from './cache/index.js';
 import { openDatabase, type Database } from './db/index.js';
 import { encryptPlaintextRows, openSealer, type Sealer } from './db/encryption.js';
-import { DatabaseAuditStore, type AuditMetrics } from './audit/index.js';
+import { DatabaseAuditStore, ensureAuditRetention, type AuditMetrics } from './audit/index.js';
 import { isDatabaseEmpty, seedDatabase, writeDevelopmentPrincipals } from './db/seed/index.js';
 import { startGateway } from './gateway/server.js';
 import type { Logger } from './logger.js';
@@ -75,6 +75,10 @@ export async function startApi(config: Config, logger: Logger, options: StartOpt
       });
       opened.db = db;
       await migrateOrCheck(db, config, logger);
+      const retention = await ensureAuditRetention(db, config.auditRetentionDays);
+      if (retention.retentionDays > config.auditRetentionDays) {
+        logger.warn({ configured: config.auditRetentionDays, kept: retention.retentionDays }, 'audit retention cannot be shortened; keeping the longer one');
+      }
       sealer = await openSealer(db, { keyRingJson: config.keyRingJson, dataDir: config.database.dataDir, allowDevelopmentKeyRing: !config.isProduction });
       seeded = await prepareData(db, sealer, config, logger, options.seedPatients ?? config.seedPatients);
     }

@@ -4,3 +4,4 @@ export { DatabaseAuditStore, type AuditStore } from './store.js';
 export { verifyAuditChain, type ChainProblem, type ChainReport } from './verify.js';
 export { auditFieldAccess } from './field-access.js';
 export { AUDIT_UNAVAILABLE, FORWARDED_OPERATION_HASH, FORWARDED_OPERATION_NAME, auditPlugin, type AuditMetrics, type AuditedContext } from './plugin.js';
+export { ensureAuditRetention, purgeExpiredAudit, type PurgeResult } from './retention.js';
