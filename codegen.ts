@@ -43,6 +43,8 @@ function mappersFor(name: (typeof subgraphs)[number]): Record<string, string> {
         Organization: `${file}#OrganizationMapper`,
         Viewer: `${file}#ViewerMapper`,
         Address: `${file}#AddressMapper`,
+        AuditEvent: `${file}#AuditEventMapper`,
+        Disclosure: `${file}#DisclosureMapper`,
       };
     case 'clinical':
       return {

@@ -131,6 +131,7 @@ export const ACCESS_POLICY: Record<Role, RolePolicy> = {
       memberId: allow,
       ...billingRecord,
       writeContact: allow,
+      disclosures: allow,
     },
   },
   researcher: {
@@ -169,7 +170,7 @@ export const ACCESS_POLICY: Record<Role, RolePolicy> = {
     description: 'Reviews access: identifies records (MRN, name, organization), reads no clinical or billing content.',
     patients: 'organization',
     directory: 'all',
-    fields: { ...records, directory: allow, mrn: allow, name: allow, managingOrganization: allow },
+    fields: { ...records, directory: allow, mrn: allow, name: allow, managingOrganization: allow, auditLog: allow },
   },
   admin: {
     description: 'Administers care teams and practitioners: identifies records, reads no clinical or billing content.',

@@ -38,6 +38,8 @@ export const CATEGORIES = {
   diagnosisCodes: { phi: true, description: 'Diagnosis codes billed on claims' },
   invoice: { phi: true, description: 'Invoices: totals, balances, dates' },
   payment: { phi: true, description: 'Payments: amounts, methods, dates' },
+  auditLog: { phi: true, description: 'The audit trail: who read or was refused which field of which patient' },
+  disclosures: { phi: true, description: 'Accounting of disclosures of one\'s own record' },
   writeContact: { phi: true, description: 'Change phone, email and address of one\'s own record' },
   writeCareTeam: { phi: true, description: 'Add practitioners to care teams (changes who sees which patients)' },
   emergencyAccess: { phi: true, description: 'Break the glass: open time-boxed access to a patient outside one\'s care teams' },

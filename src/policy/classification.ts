@@ -6,7 +6,22 @@ import type { Category } from './categories.js';
  * field is readable only after someone classifies it.
  */
 export const CLASSIFICATION: Record<string, Record<string, Category>> = {
-  Query: { viewer: 'self', patient: 'patientLookup', patients: 'patientLookup', patientByMrn: 'patientLookup' },
+  Query: {
+    viewer: 'self',
+    patient: 'patientLookup',
+    patients: 'patientLookup',
+    patientByMrn: 'patientLookup',
+    auditEvents: 'auditLog',
+    myDisclosures: 'disclosures',
+  },
+  // Audit records and disclosures: decided at the query field that leads to them.
+  AuditEvent: Object.fromEntries(
+    ['id', 'recordedAt', 'requestId', 'subgraph', 'subject', 'roles', 'organizationId', 'clientName', 'clientVersion', 'ip', 'operationName', 'operationHash', 'patientId', 'entityType', 'entityId', 'action', 'fields', 'emergency', 'emergencyGrantId'].map(
+      (field) => [field, 'structure'],
+    ),
+  ),
+  AuditedField: { field: 'structure', outcome: 'structure', reason: 'structure' },
+  Disclosure: { recordedAt: 'structure', roles: 'structure', organization: 'structure', dataKinds: 'structure', action: 'structure', emergency: 'structure' },
   Mutation: {
     updateMyContact: 'writeContact',
     addCareTeamMember: 'writeCareTeam',
@@ -135,6 +150,8 @@ export const CLASSIFICATION: Record<string, Record<string, Category>> = {
   Money: { cents: 'structure', currency: 'structure', decimal: 'structure' },
   PageInfo: { hasNextPage: 'structure', endCursor: 'structure' },
   ...connection('Patient'),
+  ...connection('AuditEvent'),
+  ...connection('Disclosure'),
   ...connection('Encounter'),
   ...connection('Condition'),
   ...connection('MedicationRequest'),

@@ -16,3 +16,5 @@ export interface ViewerMapper {
 export interface AddressMapper {
   patient: Patient;
 }
+
+export type { AuditEventRow as AuditEventMapper, DisclosureModel as DisclosureMapper } from './audit-queries.js';

@@ -2,6 +2,7 @@ import type { Practitioner } from '../../db/entities.js';
 import type { Resolvers } from './__generated__/resolvers-types.js';
 import { notFound } from '../../errors.js';
 import { mutations } from './mutations.js';
+import { listAuditEvents, listDisclosures } from './audit-queries.js';
 import { ageAt } from '../../policy/index.js';
 import { DateScalar, DateTimeScalar } from '../scalars.js';
 import { sealed } from '../sealed-fields.js';
@@ -52,6 +53,8 @@ export const resolvers: Resolvers = {
     patient: async (_parent, { id }, { loader }) => (isUuid(id) ? await loader(patientById).load(id) : null) ?? Promise.reject(notFound('Patient')),
     patients: (_parent, { first, after, filter }, { em, access }) =>
       listPatients({ em, access }, pageSize(first, TOP_LEVEL_PAGE), after, filter),
+    auditEvents: (_parent, { filter, first, after }, { em, principal }) => listAuditEvents(em, principal, filter, first, after),
+    myDisclosures: (_parent, { first, after }, { em, principal }) => listDisclosures(em, principal, first, after),
     patientByMrn: async (_parent, { mrn }, { em, access, sealer }) =>
       (await findPatientByMrn({ em, access }, sealer.ring, mrn)) ?? Promise.reject(notFound('Patient')),
   },
