@@ -445,7 +445,7 @@ async function attachVariant(api: Api, logger: Logger, config: Config, spec: Var
   try {
     for (const name of SUBGRAPH_NAMES) {
       servers.push(
-        await startSubgraph(name, { db, cache: api.cache, sealer, auditStore: new DatabaseAuditStore(db), auditMetrics: api.auditMetrics, verifier: api.verifier, logger, unprotectedForBenchmark: spec.unprotected }, config.subgraphs.host, 0),
+        await startSubgraph(name, { db, cache: api.cache, sealer, auditStore: new DatabaseAuditStore(db), auditMetrics: api.auditMetrics, alertThresholds: config.alertThresholds, verifier: api.verifier, logger, unprotectedForBenchmark: spec.unprotected }, config.subgraphs.host, 0),
       );
     }
     const subgraphUrls = Object.fromEntries(SUBGRAPH_NAMES.map((name, index) => [name, servers[index]?.url ?? ''])) as Record<SubgraphName, string>;

@@ -2,6 +2,7 @@ import { resolve } from 'node:path';
 import { z } from 'zod';
 import { SUBGRAPH_NAMES, type SubgraphName, DEFAULT_SUBGRAPH_PORTS } from './subgraphs/catalog.js';
 import { DEFAULT_AUDIT_RETENTION_DAYS } from './db/migrations/Migration20261125150000AuditTrail.js';
+import { DEFAULT_ALERT_THRESHOLDS, type AlertThresholds } from './audit/alerts.js';
 
 /**
  * The environment, parsed once at start. Every problem is collected and
@@ -40,6 +41,9 @@ const environmentSchema = z
       .default('ES256')
       .transform((value) => value.split(',').map((item) => item.trim()).filter(Boolean)),
     PHI_KEY_RING: z.string().optional(),
+    ALERT_DISTINCT_PATIENTS_PER_HOUR: z.coerce.number().int().min(1).default(DEFAULT_ALERT_THRESHOLDS.distinctPatientsPerHour),
+    ALERT_DENIED_FIELDS_PER_HOUR: z.coerce.number().int().min(1).default(DEFAULT_ALERT_THRESHOLDS.deniedFieldsPerHour),
+    ALERT_SSN_READS_PER_HOUR: z.coerce.number().int().min(1).default(DEFAULT_ALERT_THRESHOLDS.ssnReadsPerHour),
     AUDIT_RETENTION_DAYS: z.coerce.number().int().min(1).default(DEFAULT_AUDIT_RETENTION_DAYS),
     LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
     SEED_PATIENTS: z.coerce.number().int().min(0).default(300),
@@ -101,6 +105,8 @@ export interface Config {
   keyRingJson: string | undefined;
   /** Audit rows are kept at least this long; it can be raised, never lowered below what the database holds. */
   auditRetentionDays: number;
+  /** Per-principal access counters that raise an alert when crossed. */
+  alertThresholds: AlertThresholds;
   logLevel: Environment['LOG_LEVEL'];
   seedPatients: number;
 }
@@ -145,6 +151,11 @@ export function loadConfig(source: NodeJS.ProcessEnv = process.env): Config {
     },
     keyRingJson: env.PHI_KEY_RING,
     auditRetentionDays: env.AUDIT_RETENTION_DAYS,
+    alertThresholds: {
+      distinctPatientsPerHour: env.ALERT_DISTINCT_PATIENTS_PER_HOUR,
+      deniedFieldsPerHour: env.ALERT_DENIED_FIELDS_PER_HOUR,
+      ssnReadsPerHour: env.ALERT_SSN_READS_PER_HOUR,
+    },
     logLevel: env.LOG_LEVEL,
     seedPatients: env.SEED_PATIENTS,
   };

@@ -3,5 +3,6 @@ export { chainHash, operationHash, payloadDigest, type AuditAction, type AuditEv
 export { DatabaseAuditStore, type AuditStore } from './store.js';
 export { verifyAuditChain, type ChainProblem, type ChainReport } from './verify.js';
 export { auditFieldAccess } from './field-access.js';
-export { AUDIT_UNAVAILABLE, FORWARDED_OPERATION_HASH, FORWARDED_OPERATION_NAME, auditPlugin, type AuditMetrics, type AuditedContext } from './plugin.js';
+export { AUDIT_UNAVAILABLE, FORWARDED_OPERATION_HASH, FORWARDED_OPERATION_NAME, auditPlugin, type AuditMetrics, type AuditWatch, type AuditedContext } from './plugin.js';
 export { ensureAuditRetention, purgeExpiredAudit, type PurgeResult } from './retention.js';
+export { DEFAULT_ALERT_THRESHOLDS, alertEvent, logAlerts, watchAccess, type Alert, type AlertKind, type AlertThresholds } from './alerts.js';

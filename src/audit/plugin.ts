@@ -3,7 +3,9 @@ import { GraphQLError } from 'graphql';
 import type { Principal } from '../auth/index.js';
 import type { Logger } from '../logger.js';
 import type { AuditCollector } from './collector.js';
-import { operationHash, type RequestFacts } from './events.js';
+import { operationHash, type AuditEventRecord, type RequestFacts } from './events.js';
+import { alertEvent, logAlerts, watchAccess, type AlertThresholds } from './alerts.js';
+import type { Cache } from '../cache/index.js';
 import type { AuditStore } from './store.js';
 
 /**
@@ -39,7 +41,17 @@ function header(headers: { get(name: string): string | undefined } | undefined, 
   return value ? value.slice(0, MAX_HEADER_LENGTH) : null;
 }
 
-export function auditPlugin<TContext extends AuditedContext>(subgraph: string, store: AuditStore, metrics: AuditMetrics): ApolloServerPlugin<TContext> {
+export interface AuditWatch {
+  cache: Cache;
+  thresholds: AlertThresholds;
+}
+
+export function auditPlugin<TContext extends AuditedContext>(
+  subgraph: string,
+  store: AuditStore,
+  metrics: AuditMetrics,
+  watch: AuditWatch,
+): ApolloServerPlugin<TContext> {
   return {
     requestDidStart() {
       return Promise.resolve({
@@ -59,8 +71,10 @@ export function auditPlugin<TContext extends AuditedContext>(subgraph: string, s
             operationName: header(headers, FORWARDED_OPERATION_NAME) ?? operationName ?? null,
             operationHash: header(headers, FORWARDED_OPERATION_HASH) ?? operationHash(source ?? ''),
           };
+          const recordedAt = new Date();
+          const events = audit.events(facts, recordedAt, contextValue.access.emergencyReads);
           try {
-            await store.append(audit.events(facts, new Date(), contextValue.access.emergencyReads));
+            await store.append(events);
             metrics.writes += 1;
           } catch (error) {
             metrics.failures += 1;
@@ -75,9 +89,23 @@ export function auditPlugin<TContext extends AuditedContext>(subgraph: string, s
               extensions: { code: AUDIT_UNAVAILABLE, requestId: contextValue.requestId },
             }).toJSON();
             response.body = { kind: 'single', singleResult: { data: null, errors: [withheld] } };
+            return;
           }
+          await raiseAlerts(events, facts, recordedAt, store, watch, contextValue.logger);
         },
       });
     },
   };
+}
+
+/** Counts this request's access and records any alert it raises; a failure here is logged, the access is already on record. */
+async function raiseAlerts(events: AuditEventRecord[], facts: RequestFacts, recordedAt: Date, store: AuditStore, watch: AuditWatch, logger: Logger): Promise<void> {
+  try {
+    const alerts = await watchAccess(watch.cache, events, watch.thresholds, recordedAt);
+    if (alerts.length === 0) return;
+    logAlerts(logger, alerts, facts);
+    await store.append(alerts.map((alert) => alertEvent(alert, facts, recordedAt)));
+  } catch (error) {
+    logger.error({ event: 'access-alert-failed', requestId: facts.requestId, err: { name: (error as Error).name } }, 'access alerts could not be recorded');
+  }
 }

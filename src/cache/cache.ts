@@ -9,8 +9,10 @@ export interface Cache {
   /** Stores a value; with ttlSeconds it expires by itself. */
   set(key: string, value: string, ttlSeconds?: number): Promise<void>;
   delete(key: string): Promise<void>;
-  /** Increments a counter, starting its expiry window on first increment. */
-  increment(key: string, ttlSeconds: number): Promise<number>;
+  /** Increments a counter (by 1 or `by`), starting its expiry window on first increment. */
+  increment(key: string, ttlSeconds: number, by?: number): Promise<number>;
+  /** Adds members to a set (the window starts on first add) and returns the set's size. */
+  addToSet(key: string, members: readonly string[], ttlSeconds: number): Promise<number>;
   ping(): Promise<boolean>;
   close(): Promise<void>;
 }

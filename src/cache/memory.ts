@@ -26,14 +26,22 @@ export class MemoryCache implements Cache {
     return Promise.resolve();
   }
 
-  increment(key: string, ttlSeconds: number): Promise<number> {
+  increment(key: string, ttlSeconds: number, by = 1): Promise<number> {
     const entry = this.#live(key);
-    const next = (entry ? Number(entry.value) : 0) + 1;
+    const next = (entry ? Number(entry.value) : 0) + by;
     this.#entries.set(key, {
       value: String(next),
       expiresAt: entry?.expiresAt ?? Date.now() + ttlSeconds * MILLISECONDS_PER_SECOND,
     });
     return Promise.resolve(next);
+  }
+
+  addToSet(key: string, members: readonly string[], ttlSeconds: number): Promise<number> {
+    const entry = this.#live(key);
+    const set = new Set<string>(entry ? (JSON.parse(entry.value) as string[]) : []);
+    for (const member of members) set.add(member);
+    this.#entries.set(key, { value: JSON.stringify([...set]), expiresAt: entry?.expiresAt ?? Date.now() + ttlSeconds * MILLISECONDS_PER_SECOND });
+    return Promise.resolve(set.size);
   }
 
   ping(): Promise<boolean> {

@@ -46,9 +46,15 @@ export class RedisCache implements Cache {
     await this.#client.del(key);
   }
 
-  async increment(key: string, ttlSeconds: number): Promise<number> {
-    const [[, count]] = (await this.#client.multi().incr(key).expire(key, ttlSeconds, 'NX').exec()) as [[Error | null, number]];
+  async increment(key: string, ttlSeconds: number, by = 1): Promise<number> {
+    const [[, count]] = (await this.#client.multi().incrby(key, by).expire(key, ttlSeconds, 'NX').exec()) as [[Error | null, number]];
     return count;
+  }
+
+  async addToSet(key: string, members: readonly string[], ttlSeconds: number): Promise<number> {
+    if (members.length === 0) return this.#client.scard(key);
+    const results = (await this.#client.multi().sadd(key, ...members).expire(key, ttlSeconds, 'NX').scard(key).exec()) as [Error | null, number][];
+    return results[2]?.[1] ?? 0;
   }
 
   async ping(): Promise<boolean> {

@@ -20,7 +20,7 @@ import { createApp, errorHandler, healthRoutes, listen, locals, MAX_BODY_BYTES, 
 import { GRAPHQL_PATH, schemaPath, type SubgraphName } from './catalog.js';
 import { createSubgraphContext, type SubgraphContext } from './context.js';
 import { emergencyAccessMarkPlugin } from './emergency-mark-plugin.js';
-import { auditPlugin, type AuditMetrics, type AuditStore } from '../audit/index.js';
+import { auditPlugin, type AlertThresholds, type AuditMetrics, type AuditStore } from '../audit/index.js';
 import { resolvers as patientResolvers } from './patient/resolvers.js';
 import { resolvers as clinicalResolvers } from './clinical/resolvers.js';
 import { resolvers as billingResolvers } from './billing/resolvers.js';
@@ -57,6 +57,7 @@ export interface SubgraphDependencies {
   sealer: Sealer;
   auditStore: AuditStore;
   auditMetrics: AuditMetrics;
+  alertThresholds: AlertThresholds;
   verifier: TokenVerifier;
   logger: Logger;
   /**
@@ -80,7 +81,7 @@ export interface RunningServer {
  */
 export async function startSubgraph(
   name: SubgraphName,
-  { db, cache, sealer, auditStore, auditMetrics, verifier, logger, unprotectedForBenchmark }: SubgraphDependencies,
+  { db, cache, sealer, auditStore, auditMetrics, alertThresholds, verifier, logger, unprotectedForBenchmark }: SubgraphDependencies,
   host: string,
   port: number,
 ): Promise<RunningServer> {
@@ -102,7 +103,7 @@ export async function startSubgraph(
       ApolloServerPluginInlineTraceDisabled(),
       introspectionByRolePlugin<SubgraphContext>(() => schema),
       emergencyAccessMarkPlugin(),
-      auditPlugin<SubgraphContext>(name, auditStore, auditMetrics),
+      auditPlugin<SubgraphContext>(name, auditStore, auditMetrics, { cache, thresholds: alertThresholds }),
     ],
   });
   await apollo.start();
