@@ -40,12 +40,14 @@ export interface StartOptions {
   seedPatients?: number;
   /** Benchmarks only: subgraphs without field rules, to measure their cost. Refused in production. */
   unprotectedForBenchmark?: boolean;
+  /** Benchmarks only: subgraphs that write no audit trail, to measure its cost. Refused in production. */
+  unauditedForBenchmark?: boolean;
 }
 
 export async function startApi(config: Config, logger: Logger, options: StartOptions = {}): Promise<Api> {
   const mode = options.mode ?? { kind: 'all' };
-  if (options.unprotectedForBenchmark && config.isProduction) {
-    throw new Error('unprotectedForBenchmark is a benchmark setting and is refused when NODE_ENV=production');
+  if ((options.unprotectedForBenchmark || options.unauditedForBenchmark) && config.isProduction) {
+    throw new Error('unprotectedForBenchmark and unauditedForBenchmark are benchmark settings, refused when NODE_ENV=production');
   }
   const needsDatabase = mode.kind !== 'gateway';
   const cache = await openCache(config.redisUrl, config.redisKeyPrefix);
@@ -90,7 +92,7 @@ export async function startApi(config: Config, logger: Logger, options: StartOpt
       if (!db || !sealer || !auditStore) throw new Error('a subgraph needs the database and the key ring');
       const server = await startSubgraph(
         name,
-        { db, cache, sealer, auditStore, auditMetrics, alertThresholds: config.alertThresholds, verifier, logger, unprotectedForBenchmark: options.unprotectedForBenchmark ?? false },
+        { db, cache, sealer, auditStore, auditMetrics, alertThresholds: config.alertThresholds, verifier, logger, unprotectedForBenchmark: options.unprotectedForBenchmark ?? false, unauditedForBenchmark: options.unauditedForBenchmark ?? false },
         config.subgraphs.host,
         config.subgraphs.ports[name],
       );

@@ -65,6 +65,8 @@ export interface SubgraphDependencies {
    * scopes still apply. Refused when NODE_ENV=production (see runtime.ts).
    */
   unprotectedForBenchmark?: boolean;
+  /** Benchmarks only: serve without writing the audit trail, to price it. Refused when NODE_ENV=production. */
+  unauditedForBenchmark?: boolean;
 }
 
 export interface RunningServer {
@@ -81,7 +83,7 @@ export interface RunningServer {
  */
 export async function startSubgraph(
   name: SubgraphName,
-  { db, cache, sealer, auditStore, auditMetrics, alertThresholds, verifier, logger, unprotectedForBenchmark }: SubgraphDependencies,
+  { db, cache, sealer, auditStore, auditMetrics, alertThresholds, verifier, logger, unprotectedForBenchmark, unauditedForBenchmark }: SubgraphDependencies,
   host: string,
   port: number,
 ): Promise<RunningServer> {
@@ -103,7 +105,7 @@ export async function startSubgraph(
       ApolloServerPluginInlineTraceDisabled(),
       introspectionByRolePlugin<SubgraphContext>(() => schema),
       emergencyAccessMarkPlugin(),
-      auditPlugin<SubgraphContext>(name, auditStore, auditMetrics, { cache, thresholds: alertThresholds }),
+      ...(unauditedForBenchmark ? [] : [auditPlugin<SubgraphContext>(name, auditStore, auditMetrics, { cache, thresholds: alertThresholds })]),
     ],
   });
   await apollo.start();
