@@ -1,16 +1,115 @@
+import { once } from 'node:events';
+import { createWriteStream } from 'node:fs';
+import { rename, rm } from 'node:fs/promises';
+import type { Writable } from 'node:stream';
 import { parseArgs } from 'node:util';
 import { loadConfig } from '../config.js';
-import { openDatabase } from '../db/index.js';
-import { verifyAuditChain } from '../audit/index.js';
+import { openDatabase, type Database } from '../db/index.js';
+import { AUDIT_EXPORT_FORMATS, exportAuditLines, verifyAuditChain, type AuditExportFormat } from '../audit/index.js';
 
 /**
  * npm run audit:verify   walks the audit hash chain and reports any edited, deleted or reordered row (exit 1).
+ * npm run audit:export -- --from <ISO> --to <ISO> [--format ndjson|fhir] [--out file]
+ *                        writes every audit event recorded in [from, to) as NDJSON (events, or FHIR R4
+ *                        AuditEvent resources), streamed page by page; to stdout, or to the file (written
+ *                        as <file>.partial and renamed once complete). A summary goes to stderr.
  */
-const { positionals } = parseArgs({ allowPositionals: true, strict: true });
-const [command] = positionals;
-const config = loadConfig();
+const USAGE = 'usage: audit.ts verify | audit.ts export --from <ISO 8601> --to <ISO 8601> [--format ndjson|fhir] [--out file]';
+
+class UsageError extends Error {}
+
+function parseCommandLine() {
+  try {
+    return parseArgs({
+      allowPositionals: true,
+      strict: true,
+      options: {
+        from: { type: 'string' },
+        to: { type: 'string' },
+        format: { type: 'string' },
+        out: { type: 'string' },
+      },
+    });
+  } catch (error) {
+    throw new UsageError(`${(error as Error).message}\n${USAGE}`);
+  }
+}
+
+type ExportArguments = ReturnType<typeof parseCommandLine>['values'];
+
+/** A date, or a date and time with its zone (a time without a zone would depend on this machine's). */
+const ISO_INSTANT = /^\d{4}-\d{2}-\d{2}(T\d{2}:\d{2}(:\d{2}(\.\d{1,9})?)?(Z|[+-]\d{2}:\d{2}))?$/;
+
+function instant(name: string, value: string | undefined): Date {
+  if (value === undefined) throw new UsageError(`--${name} is required\n${USAGE}`);
+  const date = new Date(value);
+  if (!ISO_INSTANT.test(value) || Number.isNaN(date.getTime())) {
+    throw new UsageError(`--${name} must be an ISO 8601 date (2026-11-01) or date and time with a zone (2026-11-01T00:00:00Z), not "${value}"`);
+  }
+  return date;
+}
+
+function exportFormat(value: string | undefined): AuditExportFormat {
+  const format = value ?? 'ndjson';
+  if (!(AUDIT_EXPORT_FORMATS as readonly string[]).includes(format)) throw new UsageError(`--format must be one of ${AUDIT_EXPORT_FORMATS.join(', ')}`);
+  return format as AuditExportFormat;
+}
+
+/** Writes every line, waiting whenever the destination asks to (a slow pipe or disk never makes lines pile up in memory). */
+async function writeLines(lines: AsyncIterable<string>, stream: Writable): Promise<number> {
+  let count = 0;
+  const failure: { error: Error | null } = { error: null };
+  const onError = (error: Error) => {
+    failure.error = error;
+  };
+  stream.on('error', onError);
+  try {
+    for await (const line of lines) {
+      if (failure.error) throw failure.error;
+      count += 1;
+      if (!stream.write(line)) await once(stream, 'drain');
+    }
+    if (failure.error) throw failure.error;
+  } finally {
+    stream.off('error', onError);
+  }
+  return count;
+}
+
+async function exportCommand(db: Database, values: ExportArguments): Promise<void> {
+  const from = instant('from', values.from);
+  const to = instant('to', values.to);
+  if (from.getTime() >= to.getTime()) throw new UsageError('--from must be before --to');
+  const format = exportFormat(values.format);
+  const lines = exportAuditLines(db, { from, to }, format);
+  let count: number;
+  if (values.out) {
+    const partial = `${values.out}.partial`;
+    const file = createWriteStream(partial, { flags: 'w', mode: 0o600 });
+    try {
+      await once(file, 'open');
+      count = await writeLines(lines, file);
+      file.end();
+      await once(file, 'close');
+      await rename(partial, values.out);
+    } catch (error) {
+      file.destroy();
+      await rm(partial, { force: true });
+      throw error;
+    }
+  } else {
+    count = await writeLines(lines, process.stdout);
+  }
+  console.error(`Exported ${count} audit events recorded in [${from.toISOString()}, ${to.toISOString()}) as ${format}${values.out ? ` to ${values.out}` : ''}.`);
+}
 
 try {
+  const { positionals, values } = parseCommandLine();
+  const [command] = positionals;
+  if (positionals.length > 1) throw new UsageError(USAGE);
+  if (command === 'verify' && Object.keys(values).length > 0) throw new UsageError(USAGE);
+  if (command !== 'verify' && command !== 'export') throw new UsageError(USAGE);
+  const config = loadConfig();
   const db = await openDatabase({ url: config.database.url, dataDir: config.database.dataDir });
   try {
     switch (command) {
@@ -25,9 +124,9 @@ try {
         }
         break;
       }
-      case undefined:
-      default:
-        throw new Error('usage: audit.ts verify');
+      case 'export':
+        await exportCommand(db, values);
+        break;
     }
   } finally {
     await db.close();

@@ -46,7 +46,13 @@ const unsealField: Unseal = async (value, context) => {
     const opened: unknown = await unseal(sealedValue, (context as unknown as SubgraphContext).sealer.cipher);
     return opened;
   } catch (error) {
-    if (error instanceof CryptoError) throw decryptionFailed(error.failure, sealedValue.parts.map((part) => `${part.location.table}.${part.location.column}`).join('+'));
+    if (error instanceof CryptoError) {
+      const coordinate = sealedValue.parts.map((part) => `${part.location.table}.${part.location.column}`).join('+');
+      const { logger, requestId } = context as unknown as SubgraphContext;
+      // Tampering, a moved value or a retired key: operators need to see it (no value, no bytes).
+      logger.warn({ event: 'decryption-failed', field: coordinate, reason: error.failure, requestId }, 'a stored value failed to decrypt');
+      throw decryptionFailed(error.failure, coordinate);
+    }
     throw error;
   }
 };
