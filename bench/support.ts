@@ -14,7 +14,7 @@ import { startGateway } from '../src/gateway/server.js';
 import { startSubgraph, type RunningServer } from '../src/subgraphs/server.js';
 import { invalidateCareTeamMembership } from '../src/subgraphs/access.js';
 import { SUBGRAPH_NAMES, type SubgraphName } from '../src/subgraphs/catalog.js';
-import { DatabaseAuditStore } from '../src/audit/index.js';
+import { DatabaseAuditStore, type AuditMetrics } from '../src/audit/index.js';
 
 /**
  * Shared machinery of the benchmarks: a database (scratch PostgreSQL or
@@ -110,12 +110,19 @@ export interface Variant {
    * one request is that request's count, even when the counter is shared.
    */
   decryptions(): number;
+  /**
+   * Audit batches written (and failed) by this variant's audit plugins so
+   * far. A variant started without the audit trail never counts any.
+   */
+  auditMetrics: AuditMetrics;
 }
 
 export interface VariantSpec {
   name: string;
   /** Serve the subgraphs without the graphql-shield field rules (row scopes still apply). */
   unprotected: boolean;
+  /** Serve the subgraphs without the audit plugin (no audit rows are written; the per-field collection still runs). */
+  unaudited?: boolean;
 }
 
 export interface BenchStack {
@@ -229,6 +236,7 @@ export async function startVariants(options: StackOptions): Promise<BenchStack> 
     const api = await startApi(config, logger, {
       seedPatients: options.patients,
       unprotectedForBenchmark: first.unprotected,
+      unauditedForBenchmark: first.unaudited ?? false,
       onStatement: () => (firstCounter.count += 1),
     });
     cleanups.push(() => api.stop());
@@ -241,13 +249,15 @@ export async function startVariants(options: StackOptions): Promise<BenchStack> 
         const other = await startApi(config, logger, {
           seedPatients: options.patients,
           unprotectedForBenchmark: spec.unprotected,
+          unauditedForBenchmark: spec.unaudited ?? false,
           onStatement: () => (counter.count += 1),
         });
         cleanups.push(() => other.stop());
         if (other.seeded !== 0) throw new Error(`the "${spec.name}" API seeded the database again`);
         variants.push(describeApi(spec.name, other, counter));
       } else {
-        const servers = await attachVariant(api, logger, config, spec);
+        const auditMetrics: AuditMetrics = { writes: 0, failures: 0 };
+        const servers = await attachVariant(api, logger, config, spec, auditMetrics);
         cleanups.push(async () => {
           for (const server of servers.reverse()) await server.stop();
         });
@@ -260,6 +270,7 @@ export async function startVariants(options: StackOptions): Promise<BenchStack> 
           subgraphUrls: Object.fromEntries(SUBGRAPH_NAMES.map((name, index) => [name, servers[index]?.url ?? ''])) as Record<SubgraphName, string>,
           statements: firstCounter,
           decryptions: () => cipher?.decryptions ?? 0,
+          auditMetrics,
         });
       }
       log(`started the "${spec.name}" API`);
@@ -358,6 +369,7 @@ export async function startVariantsOnCopies(options: StackOptions): Promise<Copi
       const api = await startApi(configs[index] as Config, logger, {
         seedPatients: options.patients,
         unprotectedForBenchmark: spec.unprotected,
+        unauditedForBenchmark: spec.unaudited ?? false,
         onStatement: () => (counter.count += 1),
       });
       cleanups.push(() => api.stop());
@@ -433,11 +445,11 @@ function describeApi(name: string, api: Api, statements: { count: number }): Var
     subgraphUrls[subgraph] = server.url;
   }
   const cipher = api.sealer?.cipher;
-  return { name, gatewayUrl: api.gateway.url, subgraphUrls, statements, decryptions: () => cipher?.decryptions ?? 0 };
+  return { name, gatewayUrl: api.gateway.url, subgraphUrls, statements, decryptions: () => cipher?.decryptions ?? 0, auditMetrics: api.auditMetrics };
 }
 
-/** Three subgraphs and a gateway on an existing API's database, cache and verifier; the gateway is last. */
-async function attachVariant(api: Api, logger: Logger, config: Config, spec: VariantSpec): Promise<RunningServer[]> {
+/** Three subgraphs and a gateway on an existing API's database, cache and verifier, counting audit writes in `auditMetrics`; the gateway is last. */
+async function attachVariant(api: Api, logger: Logger, config: Config, spec: VariantSpec, auditMetrics: AuditMetrics): Promise<RunningServer[]> {
   const db = api.db;
   const sealer = api.sealer;
   if (!db || !sealer) throw new Error('the API has no database');
@@ -445,7 +457,7 @@ async function attachVariant(api: Api, logger: Logger, config: Config, spec: Var
   try {
     for (const name of SUBGRAPH_NAMES) {
       servers.push(
-        await startSubgraph(name, { db, cache: api.cache, sealer, auditStore: new DatabaseAuditStore(db), auditMetrics: api.auditMetrics, alertThresholds: config.alertThresholds, verifier: api.verifier, logger, unprotectedForBenchmark: spec.unprotected }, config.subgraphs.host, 0),
+        await startSubgraph(name, { db, cache: api.cache, sealer, auditStore: new DatabaseAuditStore(db), auditMetrics, alertThresholds: config.alertThresholds, verifier: api.verifier, logger, unprotectedForBenchmark: spec.unprotected, unauditedForBenchmark: spec.unaudited ?? false }, config.subgraphs.host, 0),
       );
     }
     const subgraphUrls = Object.fromEntries(SUBGRAPH_NAMES.map((name, index) => [name, servers[index]?.url ?? ''])) as Record<SubgraphName, string>;
@@ -565,6 +577,8 @@ export interface RunOptions {
   rounds: number;
   warmup: number;
   log?: (message: string) => void;
+  /** Runs once, after the warm-up rounds and before the first timed request (e.g. to take counts that the timed rounds change). */
+  beforeTimedRounds?: () => Promise<void>;
 }
 
 /**
@@ -581,6 +595,7 @@ export async function runInterleaved(workload: PreparedWorkload, variants: reado
   const total = options.warmup + options.rounds;
   for (let index = 0; index < total; index++) {
     const round = index - options.warmup;
+    if (round === 0) await options.beforeTimedRounds?.();
     const order = rotate(variants, index);
     for (const [position, variant] of order.entries()) {
       const before = variant.statements.count;
