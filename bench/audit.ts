@@ -14,42 +14,28 @@
  *
  * See bench/README.md for what each workload is and how to read the figures.
  */
-import { parseArgs } from 'node:util';
 import { performance } from 'node:perf_hooks';
 import { verifyAuditChain, type ChainReport } from '../src/audit/index.js';
 import type { Database } from '../src/db/index.js';
 import {
-  LOCAL_POSTGRES,
-  UsageError,
-  commandLine,
   describeDatabase,
-  edgesAt,
-  environmentFacts,
-  formatMs,
-  integer,
-  largestOrganization,
-  loadAverage,
-  markdownTable,
-  metaLines,
-  percentile,
-  prepareWorkload,
+  parseBenchOptions,
   progress,
-  roundRatios,
-  runInterleaved,
   runMain,
+  runMeta,
+  runWorkloads,
+  startRun,
   startVariants,
-  summarize,
   timedPost,
-  workloadNames,
-  writeJson,
   type BenchStack,
-  type DatabaseChoice,
   type Meta,
   type Variant,
   type VariantSpec,
   type Workload,
   type WorkloadResult,
 } from './support.js';
+import { comparisonTable, reportText, responseKibColumn, statementsColumn, writeResultsJson, type Column } from './report.js';
+import { CLINICIAN_CHART_LISTS, DASHBOARD_SIZE, billingToken, buildContext, chart, dashboard, partnerList, type Context } from './workloads.js';
 
 /** Both variants are the fully protected API (field rules, masking, decryption step); only the audit plugin differs. */
 const AUDITED = 'audited';
@@ -61,140 +47,32 @@ const VARIANTS: VariantSpec[] = [
 /** Ratios are variant / BASELINE. */
 const BASELINE = UNAUDITED;
 
-// ---------------------------------------------------------------------------
-// Options
-// ---------------------------------------------------------------------------
-
-interface Options {
-  patients: number;
-  rounds: number;
-  warmup: number;
-  database: DatabaseChoice;
-  json: string | undefined;
-  only: string[] | undefined;
-}
-
 const USAGE = 'usage: npm run bench:audit -- [--patients N] [--rounds N] [--warmup N] [--database pglite|postgres] [--json PATH] [--only NAME,...]';
-
-function parseOptions(argv: string[]): Options {
-  const { values } = parseArgs({
-    args: argv,
-    strict: true,
-    allowPositionals: false,
-    options: {
-      patients: { type: 'string', default: '3000' },
-      rounds: { type: 'string', default: '20' },
-      warmup: { type: 'string', default: '3' },
-      database: { type: 'string' },
-      json: { type: 'string' },
-      only: { type: 'string' },
-      help: { type: 'boolean', short: 'h', default: false },
-    },
-  });
-  if (values.help) {
-    console.log(USAGE);
-    process.exit(0);
-  }
-  const database = values.database ?? (process.env['DATABASE_URL'] ? 'postgres' : 'pglite');
-  if (database !== 'postgres' && database !== 'pglite') throw new UsageError(`--database must be pglite or postgres, got ${database}`);
-  return {
-    patients: integer('patients', values.patients, 1),
-    rounds: integer('rounds', values.rounds, 1),
-    warmup: integer('warmup', values.warmup, 0),
-    database,
-    json: values.json,
-    only: workloadNames(
-      values.only,
-      WORKLOADS.map((workload) => workload.name),
-    ),
-  };
-}
 
 // ---------------------------------------------------------------------------
 // Workloads
 // ---------------------------------------------------------------------------
 
-interface Context {
-  stack: BenchStack;
-  organization: Awaited<ReturnType<typeof largestOrganization>>;
-}
-
-const DASHBOARD_SIZE = 1000;
 /** Ten patient fields (as in the encryption benchmark's dashboard-1000); the SSN is masked for billing. */
 const DASHBOARD_FIELDS = 'id mrn name { given family } birthDate gender ssn address { city state postalCode } phone email';
-/** Eight patient fields a billing list shows. */
-const LIST_FIELDS = 'id mrn name { given family } birthDate gender address { city state postalCode } phone email';
-/** The authorization benchmark's chart: six lists from the clinical and billing subgraphs. */
-const CHART_LISTS = {
-  encounters: 'id status class period { start end }',
-  conditions: 'id clinicalStatus code { code display } onsetDate',
-  medicationRequests: 'id status medication { code display } authoredOn',
-  observations: 'id code { code display } value unit effectiveAt',
-  clinicalNotes: 'id type { display } createdAt',
-  coverages: 'id payer plan status period { start end }',
-} as const;
-
-async function billingToken(context: Context): Promise<string> {
-  const { stack, organization } = context;
-  return stack.token('billing', {
-    organizationId: organization.id,
-    ...(organization.billingSubject && { subject: organization.billingSubject }),
-  });
-}
 
 const WORKLOADS: Workload<Context>[] = [
-  {
+  dashboard({
     name: 'dashboard-1000',
     description: `billing: patients(first: ${DASHBOARD_SIZE}), 10 fields (SSN masked), through the gateway`,
-    async prepare(context) {
-      const expected = Math.min(DASHBOARD_SIZE, context.organization.patients);
-      return {
-        url: (variant) => variant.gatewayUrl,
-        token: await billingToken(context),
-        query: `query Dashboard { patients(first: ${DASHBOARD_SIZE}) { edges { node { ${DASHBOARD_FIELDS} } } } }`,
-        rows: (data) => edgesAt(data, 'patients'),
-        sameBody: true,
-        notes: [
-          `billing token of ${context.organization.name} (${context.organization.patients} patients): ${expected} rows per response` +
-            (expected < DASHBOARD_SIZE ? ` (fewer than ${DASHBOARD_SIZE}: raise --patients for a full page)` : ''),
-        ],
-      };
-    },
-  },
-  {
-    name: 'partner-list',
-    description: 'billing: patients(first: 50), 8 fields, through the gateway',
-    async prepare(context) {
-      return {
-        url: (variant) => variant.gatewayUrl,
-        token: await billingToken(context),
-        query: `query PartnerList { patients(first: 50) { edges { node { ${LIST_FIELDS} } } } }`,
-        rows: (data) => edgesAt(data, 'patients'),
-        sameBody: true,
-      };
-    },
-  },
-  {
-    name: 'chart',
+    fields: DASHBOARD_FIELDS,
+    sameBody: true,
+  }),
+  partnerList({ description: 'billing: patients(first: 50), 8 fields, through the gateway', sameBody: true }),
+  // The authorization benchmark's chart: six lists from the clinical and billing subgraphs.
+  chart({
     description: 'clinician: one patient with six lists (first 10 of each) from all three subgraphs, through the gateway',
-    async prepare({ stack }) {
-      const patientId = stack.principals.patient.patientId;
-      if (!patientId) throw new Error('the development principals name no sample patient');
-      const lists = Object.entries(CHART_LISTS)
-        .map(([field, selection]) => `${field}(first: 10) { edges { node { ${selection} } } }`)
-        .join(' ');
-      return {
-        url: (variant) => variant.gatewayUrl,
-        // The sample clinician is on the sample patient's care team.
-        token: await stack.token('clinician'),
-        query: `query Chart($id: ID!) { patient(id: $id) { id name { given family } ${lists} } }`,
-        variables: { id: patientId },
-        rows: (data) => (data['patient'] ? 1 + Object.keys(CHART_LISTS).reduce((sum, field) => sum + edgesAt(data, 'patient', field), 0) : 0),
-        sameBody: true,
-        notes: ["sample clinician, sample patient (on that clinician's care team)"],
-      };
-    },
-  },
+    lists: CLINICIAN_CHART_LISTS,
+    // The sample clinician is on the sample patient's care team.
+    role: 'clinician',
+    sameBody: true,
+    notes: ["sample clinician, sample patient (on that clinician's care team)"],
+  }),
 ];
 
 // ---------------------------------------------------------------------------
@@ -310,72 +188,41 @@ function perRequest(count: number, requests: number): string {
   return Number.isInteger(value) ? String(value) : value.toFixed(2);
 }
 
-function countCell(median: number, min: number, max: number): string {
-  return min === max ? String(median) : `${median} (${min}-${max})`;
-}
-
 function report(meta: Meta, facts: Facts, results: WorkloadResult[], audit: Record<string, AuditWritten>): string {
   const names = VARIANTS.map((variant) => variant.name);
-  const header = [
-    'workload',
-    'rows',
-    ...names.flatMap((name) => [`${name} median ms`, `${name} p90 ms`]),
-    `ratio ${AUDITED}/${BASELINE}`,
-    'round ratios p25-p75',
-    `+ms ${AUDITED}`,
-    `SQL/request (${names.join(' / ')})`,
-    'audit events/request',
-    'audit batches/request',
-    'KiB/response',
-  ];
-  const rows = results.map((result) => {
-    const summaries = names.map((name) => summarize(result.samples[name] ?? []));
-    const audited = summarize(result.samples[AUDITED] ?? []);
-    const baseline = summarize(result.samples[BASELINE] ?? []);
-    const ratios = roundRatios(result.samples[AUDITED] ?? [], result.samples[BASELINE] ?? []);
-    const rowsWritten = audit[result.name];
-    return [
-      result.name,
-      String(summaries[0]?.rows ?? 0),
-      ...summaries.flatMap((summary) => [formatMs(summary.median), formatMs(summary.p90)]),
-      `${(audited.median / baseline.median).toFixed(2)}x`,
-      `${percentile(ratios, 25).toFixed(2)}-${percentile(ratios, 75).toFixed(2)}`,
-      formatMs(audited.median - baseline.median),
-      summaries.map((summary) => countCell(summary.statements, summary.statementsMin, summary.statementsMax)).join(' / '),
-      rowsWritten ? perRequest(rowsWritten.events, rowsWritten.requests) : '-',
-      rowsWritten ? perRequest(rowsWritten.batches, rowsWritten.requests) : '-',
-      (audited.bytes / 1024).toFixed(1),
-    ];
+  const auditColumn = (header: string, count: (rowsWritten: AuditWritten) => number): Column => ({
+    header,
+    cell: ({ result }) => {
+      const rowsWritten = audit[result.name];
+      return rowsWritten ? perRequest(count(rowsWritten), rowsWritten.requests) : '-';
+    },
   });
   const alerts = results.flatMap((result) => {
     const rowsWritten = audit[result.name];
     return rowsWritten && rowsWritten.alertBatches > 0 ? [`${result.name}: ${rowsWritten.alertBatches} access-alert batch(es) among them`] : [];
   });
   const { chain } = facts;
-  const lines = [
-    '# Audit trail benchmark',
-    '',
-    ...metaLines(meta),
-    '',
-    markdownTable(header, rows, header.map((_, index) => (index === 0 ? 'l' : 'r'))),
-    '',
-    'Workloads:',
-    ...results.map((result) => `- \`${result.name}\`: ${result.description}${result.notes.length > 0 ? `; ${result.notes.join('; ')}` : ''}`),
-    '',
-    'Both variants returned byte-identical bodies in every round, warm-up included (checked). ' +
-      'Audit events and batches per request: rows added to `audit_event` / `audit_batch` during the timed rounds, divided by the requests sent to the audited variant; ' +
-      'the unaudited variant wrote none (checked), and every new batch was written by the audited variant' +
-      (alerts.length > 0 ? ` (${alerts.join('; ')})` : '') +
-      '.',
-    '',
-    `Audit chain at the end: ${chain.ok ? 'intact' : 'BROKEN'}, ${chain.batches} batches, ${chain.events} events, verified in ${facts.verifySeconds.toFixed(1)} s. ` +
-      `Audit tables: ${(facts.auditBytes / 1024 / 1024).toFixed(1)} MiB` +
-      (facts.auditEvents > 0 ? ` (${Math.round(facts.auditBytes / facts.auditEvents)} bytes per event, indexes included).` : '.'),
-    '',
-    'Latency is wall clock around fetch and reading the body. Ratios compare medians of the same run; compare ratios across runs, not milliseconds.',
-  ];
-  if (meta.seconds !== undefined) lines.push('', `Run time: ${meta.seconds.toFixed(0)} s.`);
-  return lines.join('\n');
+  return reportText({
+    title: 'Audit trail benchmark',
+    meta,
+    table: comparisonTable(results, names, BASELINE, [
+      statementsColumn(names),
+      auditColumn('audit events/request', (rowsWritten) => rowsWritten.events),
+      auditColumn('audit batches/request', (rowsWritten) => rowsWritten.batches),
+      responseKibColumn(AUDITED),
+    ]),
+    results,
+    sections: [
+      'Both variants returned byte-identical bodies in every round, warm-up included (checked). ' +
+        'Audit events and batches per request: rows added to `audit_event` / `audit_batch` during the timed rounds, divided by the requests sent to the audited variant; ' +
+        'the unaudited variant wrote none (checked), and every new batch was written by the audited variant' +
+        (alerts.length > 0 ? ` (${alerts.join('; ')})` : '') +
+        '.',
+      `Audit chain at the end: ${chain.ok ? 'intact' : 'BROKEN'}, ${chain.batches} batches, ${chain.events} events, verified in ${facts.verifySeconds.toFixed(1)} s. ` +
+        `Audit tables: ${(facts.auditBytes / 1024 / 1024).toFixed(1)} MiB` +
+        (facts.auditEvents > 0 ? ` (${Math.round(facts.auditBytes / facts.auditEvents)} bytes per event, indexes included).` : '.'),
+    ],
+  });
 }
 
 // ---------------------------------------------------------------------------
@@ -384,45 +231,32 @@ function report(meta: Meta, facts: Facts, results: WorkloadResult[], audit: Reco
 
 runMain(USAGE, async ({ onStop }) => {
   const argv = process.argv.slice(2);
-  const options = parseOptions(argv);
-  const began = performance.now();
-  const postgresUrl = process.env['DATABASE_URL'] || LOCAL_POSTGRES;
-  if (options.database === 'pglite' && !process.env['DATABASE_URL']) {
-    progress('using PGlite (set DATABASE_URL or pass --database postgres for the PostgreSQL figures)');
-  }
-  const stack = await startVariants({
-    database: options.database,
-    postgresUrl,
-    redisUrl: process.env['REDIS_URL'] || undefined,
-    patients: options.patients,
-    variants: VARIANTS,
-    log: progress,
-    onStop,
+  const options = parseBenchOptions(argv, {
+    usage: USAGE,
+    patients: '3000',
+    rounds: '20',
+    workloads: WORKLOADS.map((workload) => workload.name),
   });
-  const context: Context = { stack, organization: await largestOrganization(stack.db) };
+  const run = await startRun(argv, options, VARIANTS, onStop, startVariants);
+  const { stack } = run;
+  const context = await buildContext(stack);
   await checkVariantsDiffer(stack, context);
-  const database = await describeDatabase(stack, postgresUrl);
+  const database = await describeDatabase(stack, run.postgresUrl);
 
-  const results: WorkloadResult[] = [];
   const audit: Record<string, AuditWritten> = {};
-  const loadBefore = loadAverage();
-  for (const workload of WORKLOADS.filter((candidate) => !options.only || options.only.includes(candidate.name))) {
-    const prepared = await prepareWorkload(workload, context);
-    let before: AuditCounts | undefined;
-    const result = await runInterleaved(prepared, stack.variants, {
-      rounds: options.rounds,
-      warmup: options.warmup,
-      log: progress,
-      beforeTimedRounds: async () => {
-        before = await auditCounts(stack.db, stack.variants);
-      },
-    });
-    if (!before) throw new Error(`${workload.name}: the audit rows were not counted before the timed rounds`);
-    const requests = result.samples[AUDITED]?.length ?? 0;
-    audit[workload.name] = written(workload.name, before, await auditCounts(stack.db, stack.variants), requests);
-    results.push(result);
-  }
-  const loadAfter = loadAverage();
+  /** The audit rows when the current workload's timed rounds began. */
+  let before: AuditCounts | undefined;
+  const { results, load } = await runWorkloads(WORKLOADS, context, stack.variants, options, {
+    beforeTimedRounds: async () => {
+      before = await auditCounts(stack.db, stack.variants);
+    },
+    afterWorkload: async (result) => {
+      if (!before) throw new Error(`${result.name}: the audit rows were not counted before the timed rounds`);
+      const requests = result.samples[AUDITED]?.length ?? 0;
+      audit[result.name] = written(result.name, before, await auditCounts(stack.db, stack.variants), requests);
+      before = undefined;
+    },
+  });
 
   progress('verifying the audit chain');
   const verifying = performance.now();
@@ -431,33 +265,9 @@ runMain(USAGE, async ({ onStop }) => {
   const finalCounts = await auditCounts(stack.db, stack.variants);
   const facts: Facts = { chain, verifySeconds, auditBytes: await auditBytes(stack.db), auditEvents: finalCounts.events };
 
-  const meta: Meta = {
-    command: commandLine(argv),
-    date: new Date().toISOString(),
-    ...environmentFacts(),
-    load: [loadBefore, loadAfter],
-    database,
-    sharing: stack.sharing,
-    cache: stack.cacheKind,
-    patients: options.patients,
-    rounds: options.rounds,
-    warmup: options.warmup,
-    seconds: (performance.now() - began) / 1000,
-  };
+  const meta = runMeta(run, database, load);
   console.log(report(meta, facts, results, audit));
-  if (options.json) {
-    await writeJson(options.json, {
-      meta,
-      baseline: BASELINE,
-      facts,
-      workloads: results.map((result) => ({
-        ...result,
-        audit: audit[result.name],
-        summary: Object.fromEntries(Object.entries(result.samples).map(([name, samples]) => [name, summarize(samples)])),
-      })),
-    });
-    progress(`raw results written to ${options.json}`);
-  }
+  await writeResultsJson(options.json, { meta, baseline: BASELINE, facts, results, perWorkload: (result) => ({ audit: audit[result.name] }) });
   if (!chain.ok || chain.events !== finalCounts.events || chain.batches !== finalCounts.batches) {
     const shown = chain.problems.slice(0, 5).map((problem) => `batch ${problem.sequence}: ${problem.problem}`);
     throw new Error(

@@ -13,42 +13,31 @@
  *
  * See bench/README.md for how the two databases are made and how to read the figures.
  */
-import { parseArgs } from 'node:util';
 import { performance } from 'node:perf_hooks';
 import { Sealed, toBuffer, unseal, type FieldCipher, type FieldLocation } from '../src/crypto/index.js';
 import { CRYPTO_VERSION_ENCRYPTED, ENCRYPTED_TABLES } from '../src/db/encryption.js';
 import type { Database } from '../src/db/index.js';
 import {
-  LOCAL_POSTGRES,
-  UsageError,
-  commandLine,
   describeDatabase,
-  edgesAt,
-  environmentFacts,
-  formatMs,
   integer,
-  largestOrganization,
-  loadAverage,
   markdownTable,
   median,
-  metaLines,
-  percentile,
-  prepareWorkload,
+  parseBenchOptions,
   progress,
-  roundRatios,
-  runInterleaved,
   runMain,
+  runMeta,
+  runWorkloads,
+  startRun,
   startVariantsOnCopies,
   summarize,
-  workloadNames,
-  writeJson,
-  type CopiesStack,
-  type DatabaseChoice,
+  type BenchOptions,
   type Meta,
   type VariantSpec,
   type Workload,
   type WorkloadResult,
 } from './support.js';
+import { comparisonTable, countCell, reportText, responseKibColumn, statementsColumn, writeResultsJson, type Column } from './report.js';
+import { DASHBOARD_SIZE, buildContext, chart, dashboard, partnerList, type Context } from './workloads.js';
 
 /** Both variants are the protected API (field rules, masking, decryption step); only the stored form differs. */
 const ENCRYPTED = 'encrypted';
@@ -64,13 +53,7 @@ const BASELINE = PLAINTEXT;
 // Options
 // ---------------------------------------------------------------------------
 
-interface Options {
-  patients: number;
-  rounds: number;
-  warmup: number;
-  database: DatabaseChoice;
-  json: string | undefined;
-  only: string[] | undefined;
+interface Options extends BenchOptions {
   /** Values decrypted per run of the per-value measurement. */
   values: number;
   /** Runs of the per-value measurement (the median is reported). */
@@ -83,43 +66,19 @@ const USAGE =
   'usage: npm run bench:encryption -- [--patients N] [--rounds N] [--warmup N] [--database pglite|postgres] [--json PATH] [--only NAME,...] [--values N] [--runs N] [--batch N]';
 
 function parseOptions(argv: string[]): Options {
-  const { values } = parseArgs({
-    args: argv,
-    strict: true,
-    allowPositionals: false,
-    options: {
-      patients: { type: 'string', default: '3000' },
-      rounds: { type: 'string', default: '20' },
-      warmup: { type: 'string', default: '3' },
-      database: { type: 'string' },
-      json: { type: 'string' },
-      only: { type: 'string' },
-      values: { type: 'string', default: '10000' },
-      runs: { type: 'string', default: '5' },
-      batch: { type: 'string', default: '500' },
-      help: { type: 'boolean', short: 'h', default: false },
-    },
+  const { extra, ...options } = parseBenchOptions(argv, {
+    usage: USAGE,
+    patients: '3000',
+    rounds: '20',
+    workloads: WORKLOADS.map((workload) => workload.name),
+    extra: { values: '10000', runs: '5', batch: '500' },
   });
-  if (values.help) {
-    console.log(USAGE);
-    process.exit(0);
-  }
-  const database = values.database ?? (process.env['DATABASE_URL'] ? 'postgres' : 'pglite');
-  if (database !== 'postgres' && database !== 'pglite') throw new UsageError(`--database must be pglite or postgres, got ${database}`);
   return {
-    patients: integer('patients', values.patients, 1),
-    rounds: integer('rounds', values.rounds, 1),
-    warmup: integer('warmup', values.warmup, 0),
-    database,
-    json: values.json,
-    only: workloadNames(
-      values.only,
-      WORKLOADS.map((workload) => workload.name),
-    ),
-    values: integer('values', values.values, 1),
-    runs: integer('runs', values.runs, 1),
+    ...options,
+    values: integer('values', extra.values, 1),
+    runs: integer('runs', extra.runs, 1),
     // 500 rows of patient (11 parameters each) stay far below the parameter limits of both drivers.
-    batch: Math.min(integer('batch', values.batch, 1), 2000),
+    batch: Math.min(integer('batch', extra.batch, 1), 2000),
   };
 }
 
@@ -230,12 +189,6 @@ async function tableBytes(db: Database): Promise<number> {
 // Workloads
 // ---------------------------------------------------------------------------
 
-interface Context {
-  stack: CopiesStack;
-  organization: Awaited<ReturnType<typeof largestOrganization>>;
-}
-
-const DASHBOARD_SIZE = 1000;
 /**
  * Nine patient fields (the authorization benchmark's dashboard without
  * managingOrganization), seven of them @encrypted: mrn, name, birthDate, ssn
@@ -244,8 +197,6 @@ const DASHBOARD_SIZE = 1000;
  * decryptions a row; fewer where a column is null.
  */
 const DASHBOARD_FIELDS = 'id mrn name { given family } birthDate gender ssn address { city state postalCode } phone email';
-/** Eight patient fields, six of them @encrypted (up to eight decryptions a row). */
-const LIST_FIELDS = 'id mrn name { given family } birthDate gender address { city state postalCode } phone email';
 /** Per list of the chart: an @encrypted field of each encrypted clinical and billing table. */
 const CHART_LISTS = {
   clinicalNotes: 'id type { display } text createdAt',
@@ -255,68 +206,27 @@ const CHART_LISTS = {
   claims: 'id status diagnosisCodes',
 } as const;
 
-async function billingToken(context: Context): Promise<string> {
-  const { stack, organization } = context;
-  return stack.token('billing', {
-    organizationId: organization.id,
-    ...(organization.billingSubject && { subject: organization.billingSubject }),
-  });
-}
-
 const WORKLOADS: Workload<Context>[] = [
-  {
+  dashboard({
     name: 'dashboard-1000',
     description: `billing: patients(first: ${DASHBOARD_SIZE}), 9 fields, 7 of them encrypted (up to 9 encrypted columns a row; SSN masked after decryption), through the gateway`,
-    async prepare(context) {
-      const expected = Math.min(DASHBOARD_SIZE, context.organization.patients);
-      return {
-        url: (variant) => variant.gatewayUrl,
-        token: await billingToken(context),
-        query: `query Dashboard { patients(first: ${DASHBOARD_SIZE}) { edges { node { ${DASHBOARD_FIELDS} } } } }`,
-        rows: (data) => edgesAt(data, 'patients'),
-        sameBody: true,
-        notes: [
-          `billing token of ${context.organization.name} (${context.organization.patients} patients): ${expected} rows per response` +
-            (expected < DASHBOARD_SIZE ? ` (fewer than ${DASHBOARD_SIZE}: raise --patients for a full page)` : ''),
-        ],
-      };
-    },
-  },
-  {
-    name: 'partner-list',
+    fields: DASHBOARD_FIELDS,
+    sameBody: true,
+  }),
+  // The list's eight patient fields hold six @encrypted ones (up to eight decryptions a row).
+  partnerList({
     description: 'billing: patients(first: 50), 8 fields, 6 of them encrypted (up to 8 encrypted columns a row), through the gateway',
-    async prepare(context) {
-      return {
-        url: (variant) => variant.gatewayUrl,
-        token: await billingToken(context),
-        query: `query PartnerList { patients(first: 50) { edges { node { ${LIST_FIELDS} } } } }`,
-        rows: (data) => edgesAt(data, 'patients'),
-        sameBody: true,
-      };
-    },
-  },
-  {
-    name: 'chart',
+    sameBody: true,
+  }),
+  chart({
     description:
       'patient: their own record with clinicalNotes text, conditions code, observations value, coverages memberId, claims diagnosisCodes (first 10 of each), through the gateway',
-    async prepare({ stack }) {
-      const patientId = stack.principals.patient.patientId;
-      if (!patientId) throw new Error('the development principals name no sample patient');
-      const lists = Object.entries(CHART_LISTS)
-        .map(([field, selection]) => `${field}(first: 10) { edges { node { ${selection} } } }`)
-        .join(' ');
-      return {
-        url: (variant) => variant.gatewayUrl,
-        // The patient role is the one role allowed every one of these fields (clinicians do not see diagnosis codes of claims, billing no clinical content).
-        token: await stack.token('patient'),
-        query: `query Chart($id: ID!) { patient(id: $id) { id name { given family } ${lists} } }`,
-        variables: { id: patientId },
-        rows: (data) => (data['patient'] ? 1 + Object.keys(CHART_LISTS).reduce((sum, field) => sum + edgesAt(data, 'patient', field), 0) : 0),
-        sameBody: true,
-        notes: ['sample patient, own token (the one role allowed all five encrypted fields), first 10 of each list'],
-      };
-    },
-  },
+    lists: CHART_LISTS,
+    // The patient role is the one role allowed every one of these fields (clinicians do not see diagnosis codes of claims, billing no clinical content).
+    role: 'patient',
+    sameBody: true,
+    notes: ['sample patient, own token (the one role allowed all five encrypted fields), first 10 of each list'],
+  }),
 ];
 
 /** The variants must really differ: the encrypted one decrypts, the plaintext one never does. */
@@ -437,44 +347,21 @@ interface Facts {
   valueBytes: number;
 }
 
-function countCell(median: number, min: number, max: number): string {
-  return min === max ? String(median) : `${median} (${min}-${max})`;
-}
-
 function report(meta: Meta, facts: Facts, results: WorkloadResult[], perValue: PerValueResult[]): string {
   const names = VARIANTS.map((variant) => variant.name);
-  const header = [
-    'workload',
-    'rows',
-    ...names.flatMap((name) => [`${name} median ms`, `${name} p90 ms`]),
-    `ratio ${ENCRYPTED}/${BASELINE}`,
-    'round ratios p25-p75',
-    `+ms ${ENCRYPTED}`,
-    `decryptions/request (${names.join(' / ')})`,
-    'µs per decryption (+ms / decryptions)',
-    `SQL/request (${names.join(' / ')})`,
-    'KiB/response',
-  ];
-  const rows = results.map((result) => {
-    const summaries = names.map((name) => summarize(result.samples[name] ?? []));
-    const encrypted = summarize(result.samples[ENCRYPTED] ?? []);
-    const baseline = summarize(result.samples[BASELINE] ?? []);
-    const ratios = roundRatios(result.samples[ENCRYPTED] ?? [], result.samples[BASELINE] ?? []);
-    const extra = encrypted.median - baseline.median;
-    return [
-      result.name,
-      String(summaries[0]?.rows ?? 0),
-      ...summaries.flatMap((summary) => [formatMs(summary.median), formatMs(summary.p90)]),
-      `${(encrypted.median / baseline.median).toFixed(2)}x`,
-      `${percentile(ratios, 25).toFixed(2)}-${percentile(ratios, 75).toFixed(2)}`,
-      formatMs(extra),
-      summaries.map((summary) => countCell(summary.decryptions, summary.decryptionsMin, summary.decryptionsMax)).join(' / '),
+  const decryptionsColumn: Column = {
+    header: `decryptions/request (${names.join(' / ')})`,
+    cell: ({ summaries }) => summaries.map((summary) => countCell(summary.decryptions, summary.decryptionsMin, summary.decryptionsMax)).join(' / '),
+  };
+  const perDecryptionColumn: Column = {
+    header: 'µs per decryption (+ms / decryptions)',
+    cell: ({ of }) => {
+      const encrypted = of(ENCRYPTED);
+      const extra = encrypted.median - of(BASELINE).median;
       // Meaningless when a few decryptions drown in the noise of the round.
-      encrypted.decryptions >= 100 && extra > 0 ? ((extra * 1000) / encrypted.decryptions).toFixed(1) : '-',
-      summaries.map((summary) => countCell(summary.statements, summary.statementsMin, summary.statementsMax)).join(' / '),
-      (encrypted.bytes / 1024).toFixed(1),
-    ];
-  });
+      return encrypted.decryptions >= 100 && extra > 0 ? ((extra * 1000) / encrypted.decryptions).toFixed(1) : '-';
+    },
+  };
   const perValueRows = perValue.map((path) => [
     `\`${path.name}\``,
     median(path.runs).toFixed(2),
@@ -482,30 +369,26 @@ function report(meta: Meta, facts: Facts, results: WorkloadResult[], perValue: P
     path.description,
   ]);
   const mib = (bytes: number | undefined) => (bytes === undefined ? '?' : `${(bytes / 1024 / 1024).toFixed(1)} MiB`);
-  const lines = [
-    '# Field encryption benchmark',
-    '',
-    ...metaLines(meta),
-    `- plaintext copy: ${Object.entries(facts.converted)
-      .map(([table, count]) => `${table} ${count}`)
-      .join(', ')} rows decrypted and stored as plaintext in ${facts.conversionSeconds.toFixed(1)} s; both copies then VACUUM FULL + ANALYZE; ` +
-      `encrypted tables ${mib(facts.bytes[ENCRYPTED])} (${ENCRYPTED}) vs ${mib(facts.bytes[PLAINTEXT])} (${PLAINTEXT})`,
-    '',
-    markdownTable(header, rows, header.map((_, index) => (index === 0 ? 'l' : 'r'))),
-    '',
-    'Workloads:',
-    ...results.map((result) => `- \`${result.name}\`: ${result.description}${result.notes.length > 0 ? `; ${result.notes.join('; ')}` : ''}`),
-    '',
-    'Both variants returned byte-identical bodies in every round (checked). The plaintext API decrypted nothing; the encrypted one decrypted every @encrypted field it served.',
-    '',
-    `One value at a time (${facts.values} patient values of ${(facts.valueBytes / facts.values).toFixed(0)} stored bytes on average, in the encrypted API's process, after the timed rounds; median of ${perValue[0]?.runs.length ?? 0} runs):`,
-    '',
-    markdownTable(['path', 'µs per value', 'runs min-max', 'what'], perValueRows, ['l', 'r', 'r', 'l']),
-    '',
-    'Latency is wall clock around fetch and reading the body. Ratios compare medians of the same run; compare ratios across runs, not milliseconds.',
-  ];
-  if (meta.seconds !== undefined) lines.push('', `Run time: ${meta.seconds.toFixed(0)} s.`);
-  return lines.join('\n');
+  return reportText({
+    title: 'Field encryption benchmark',
+    meta,
+    facts: [
+      `- plaintext copy: ${Object.entries(facts.converted)
+        .map(([table, count]) => `${table} ${count}`)
+        .join(', ')} rows decrypted and stored as plaintext in ${facts.conversionSeconds.toFixed(1)} s; both copies then VACUUM FULL + ANALYZE; ` +
+        `encrypted tables ${mib(facts.bytes[ENCRYPTED])} (${ENCRYPTED}) vs ${mib(facts.bytes[PLAINTEXT])} (${PLAINTEXT})`,
+    ],
+    table: comparisonTable(results, names, BASELINE, [decryptionsColumn, perDecryptionColumn, statementsColumn(names), responseKibColumn(ENCRYPTED)]),
+    results,
+    sections: [
+      'Both variants returned byte-identical bodies in every round (checked). The plaintext API decrypted nothing; the encrypted one decrypted every @encrypted field it served.',
+      [
+        `One value at a time (${facts.values} patient values of ${(facts.valueBytes / facts.values).toFixed(0)} stored bytes on average, in the encrypted API's process, after the timed rounds; median of ${perValue[0]?.runs.length ?? 0} runs):`,
+        '',
+        markdownTable(['path', 'µs per value', 'runs min-max', 'what'], perValueRows, ['l', 'r', 'r', 'l']),
+      ].join('\n'),
+    ],
+  });
 }
 
 // ---------------------------------------------------------------------------
@@ -515,20 +398,8 @@ function report(meta: Meta, facts: Facts, results: WorkloadResult[], perValue: P
 runMain(USAGE, async ({ onStop }) => {
   const argv = process.argv.slice(2);
   const options = parseOptions(argv);
-  const began = performance.now();
-  const postgresUrl = process.env['DATABASE_URL'] || LOCAL_POSTGRES;
-  if (options.database === 'pglite' && !process.env['DATABASE_URL']) {
-    progress('using PGlite (set DATABASE_URL or pass --database postgres for the PostgreSQL figures)');
-  }
-  const stack = await startVariantsOnCopies({
-    database: options.database,
-    postgresUrl,
-    redisUrl: process.env['REDIS_URL'] || undefined,
-    patients: options.patients,
-    variants: VARIANTS,
-    log: progress,
-    onStop,
-  });
+  const run = await startRun(argv, options, VARIANTS, onStop, startVariantsOnCopies);
+  const { stack } = run;
   const [encryptedApi, plaintextApi] = stack.apis;
   if (!encryptedApi?.db || !encryptedApi.sealer || !plaintextApi?.db || !plaintextApi.sealer) throw new Error('both APIs need a database and a cipher');
 
@@ -542,48 +413,22 @@ runMain(USAGE, async ({ onStop }) => {
   const bytes = { [ENCRYPTED]: await tableBytes(encryptedApi.db), [PLAINTEXT]: await tableBytes(plaintextApi.db) };
   progress('both copies compacted; the encrypted copy holds ciphertext only, the plaintext copy plaintext only');
 
-  const context: Context = { stack, organization: await largestOrganization(stack.db) };
-  const database = await describeDatabase(stack, postgresUrl);
-  const results: WorkloadResult[] = [];
-  const loadBefore = loadAverage();
-  for (const workload of WORKLOADS.filter((candidate) => !options.only || options.only.includes(candidate.name))) {
-    const prepared = await prepareWorkload(workload, context);
-    const result = await runInterleaved(prepared, stack.variants, { rounds: options.rounds, warmup: options.warmup, log: progress });
-    checkDecryptions(result);
-    results.push(result);
-  }
-  const loadAfter = loadAverage();
+  const context = await buildContext(stack);
+  const database = await describeDatabase(stack, run.postgresUrl);
+  const { results, load } = await runWorkloads(WORKLOADS, context, stack.variants, options, { afterWorkload: checkDecryptions });
 
   progress(`decrypting ${options.values} values ${options.runs} times`);
   const values = await sampleValues(encryptedApi.db, plaintextApi.db, options.values);
   const perValue = await perValueCost(encryptedApi.sealer.cipher, values, options.runs);
 
-  const meta: Meta = {
-    command: commandLine(argv),
-    date: new Date().toISOString(),
-    ...environmentFacts(),
-    load: [loadBefore, loadAfter],
-    database,
-    sharing: stack.sharing,
-    cache: stack.cacheKind,
-    patients: options.patients,
-    rounds: options.rounds,
-    warmup: options.warmup,
-    seconds: (performance.now() - began) / 1000,
-  };
+  const meta = runMeta(run, database, load);
   const facts: Facts = { converted, conversionSeconds, bytes, values: values.length, valueBytes: values.reduce((sum, value) => sum + value.stored.length, 0) };
   console.log(report(meta, facts, results, perValue));
-  if (options.json) {
-    await writeJson(options.json, {
-      meta,
-      baseline: BASELINE,
-      facts,
-      workloads: results.map((result) => ({
-        ...result,
-        summary: Object.fromEntries(Object.entries(result.samples).map(([name, samples]) => [name, summarize(samples)])),
-      })),
-      perValue: perValue.map((path) => ({ ...path, medianMicroseconds: median(path.runs) })),
-    });
-    progress(`raw results written to ${options.json}`);
-  }
+  await writeResultsJson(options.json, {
+    meta,
+    baseline: BASELINE,
+    facts,
+    results,
+    extra: { perValue: perValue.map((path) => ({ ...path, medianMicroseconds: median(path.runs) })) },
+  });
 });

@@ -3,6 +3,7 @@ import { cp, writeFile, mkdtemp, rm } from 'node:fs/promises';
 import { cpus, loadavg, tmpdir } from 'node:os';
 import { join, relative } from 'node:path';
 import { performance } from 'node:perf_hooks';
+import { parseArgs, type ParseArgsConfig } from 'node:util';
 import pg from 'pg';
 import { loadConfig, type Config } from '../src/config.js';
 import { createLogger, type Logger } from '../src/logger.js';
@@ -19,8 +20,10 @@ import { DatabaseAuditStore, type AuditMetrics } from '../src/audit/index.js';
 /**
  * Shared machinery of the benchmarks: a database (scratch PostgreSQL or
  * PGlite), the API in several variants on that one database, tokens, timed
- * requests, an interleaved runner, statistics and the Markdown report.
- * Nothing here knows a particular workload; bench/authorization.ts does.
+ * requests, an interleaved runner, statistics, Markdown helpers, options
+ * and the run's skeleton. Nothing here knows a particular workload:
+ * bench/workloads.ts holds the ones the benchmarks share, each benchmark its
+ * own; bench/report.ts lays out the reports and the JSON.
  */
 
 // ---------------------------------------------------------------------------
@@ -772,6 +775,67 @@ export function integer(name: string, text: string, minimum: number): number {
   return value;
 }
 
+/** The options every benchmark takes. */
+export interface BenchOptions {
+  patients: number;
+  rounds: number;
+  warmup: number;
+  database: DatabaseChoice;
+  json: string | undefined;
+  only: string[] | undefined;
+}
+
+export interface OptionsSpec<K extends string> {
+  usage: string;
+  /** Defaults of --patients and --rounds (--warmup defaults to 3). */
+  patients: string;
+  rounds: string;
+  /** The workload names --only accepts. */
+  workloads: readonly string[];
+  /** The benchmark's own options, all strings, with their defaults; returned unparsed in `extra`. */
+  extra?: Record<K, string>;
+}
+
+/**
+ * Parses the options every benchmark takes (--patients, --rounds, --warmup,
+ * --database, --json, --only) and the benchmark's own string options; prints
+ * the usage and exits on --help. The database defaults to PostgreSQL when
+ * DATABASE_URL is set, else PGlite.
+ */
+export function parseBenchOptions<K extends string = never>(argv: string[], spec: OptionsSpec<K>): BenchOptions & { extra: Record<K, string> } {
+  const extraNames = Object.keys(spec.extra ?? {}) as K[];
+  const options: NonNullable<ParseArgsConfig['options']> = {
+    patients: { type: 'string', default: spec.patients },
+    rounds: { type: 'string', default: spec.rounds },
+    warmup: { type: 'string', default: '3' },
+    database: { type: 'string' },
+    json: { type: 'string' },
+    only: { type: 'string' },
+    ...Object.fromEntries(extraNames.map((name) => [name, { type: 'string', default: spec.extra?.[name] }])),
+    help: { type: 'boolean', short: 'h', default: false },
+  };
+  const { values } = parseArgs({ args: argv, strict: true, allowPositionals: false, options });
+  const text = (name: string) => {
+    const value = values[name];
+    return typeof value === 'string' ? value : undefined;
+  };
+  if (values['help']) {
+    console.log(spec.usage);
+    process.exit(0);
+  }
+  const database = text('database') ?? (process.env['DATABASE_URL'] ? 'postgres' : 'pglite');
+  if (database !== 'postgres' && database !== 'pglite') throw new UsageError(`--database must be pglite or postgres, got ${database}`);
+  return {
+    patients: integer('patients', text('patients') ?? spec.patients, 1),
+    rounds: integer('rounds', text('rounds') ?? spec.rounds, 1),
+    warmup: integer('warmup', text('warmup') ?? '3', 0),
+    database,
+    json: text('json'),
+    only: workloadNames(text('only'), spec.workloads),
+    extra: Object.fromEntries(extraNames.map((name) => [name, text(name) ?? ''])) as Record<K, string>,
+  };
+}
+
 /** The names in a `--only a,b` list, all of which must be known. */
 export function workloadNames(text: string | undefined, known: readonly string[]): string[] | undefined {
   const only = text?.split(',').map((name) => name.trim()).filter(Boolean);
@@ -822,6 +886,98 @@ export function metaLines(meta: Meta): string[] {
   ];
 }
 
+/** A benchmark's stack, started, with what the run facts need. */
+export interface StartedRun<S extends BenchStack> {
+  argv: readonly string[];
+  options: BenchOptions;
+  /** performance.now() when the run began. */
+  began: number;
+  /** The PostgreSQL server: DATABASE_URL, or else the local one. */
+  postgresUrl: string;
+  stack: S;
+}
+
+/**
+ * Starts a benchmark's variants with `start` (startVariants or
+ * startVariantsOnCopies) as its options say, on DATABASE_URL's server (or
+ * the local one) and with Redis when REDIS_URL is set.
+ */
+export async function startRun<S extends BenchStack>(
+  argv: readonly string[],
+  options: BenchOptions,
+  variants: VariantSpec[],
+  onStop: MainControl['onStop'],
+  start: (stackOptions: StackOptions) => Promise<S>,
+): Promise<StartedRun<S>> {
+  const began = performance.now();
+  const postgresUrl = process.env['DATABASE_URL'] || LOCAL_POSTGRES;
+  if (options.database === 'pglite' && !process.env['DATABASE_URL']) {
+    progress('using PGlite (set DATABASE_URL or pass --database postgres for the PostgreSQL figures)');
+  }
+  const stack = await start({
+    database: options.database,
+    postgresUrl,
+    redisUrl: process.env['REDIS_URL'] || undefined,
+    patients: options.patients,
+    variants,
+    log: progress,
+    onStop,
+  });
+  return { argv, options, began, postgresUrl, stack };
+}
+
+export interface WorkloadHooks {
+  /** Runs once per workload, after its warm-up rounds and before its first timed request. */
+  beforeTimedRounds?: () => Promise<void>;
+  /** Runs once per workload, after its timed rounds (checks, counts). */
+  afterWorkload?: (result: WorkloadResult) => void | Promise<void>;
+}
+
+/**
+ * Runs the workloads --only selects, one after the other, interleaved on
+ * the variants, with the load average when the first timed round began and
+ * the last ended.
+ */
+export async function runWorkloads<C>(
+  workloads: readonly Workload<C>[],
+  context: C,
+  variants: readonly Variant[],
+  options: BenchOptions,
+  hooks: WorkloadHooks = {},
+): Promise<{ results: WorkloadResult[]; load: [number, number] }> {
+  const results: WorkloadResult[] = [];
+  const loadBefore = loadAverage();
+  for (const workload of workloads.filter((candidate) => !options.only || options.only.includes(candidate.name))) {
+    const prepared = await prepareWorkload(workload, context);
+    const result = await runInterleaved(prepared, variants, {
+      rounds: options.rounds,
+      warmup: options.warmup,
+      log: progress,
+      beforeTimedRounds: hooks.beforeTimedRounds,
+    });
+    await hooks.afterWorkload?.(result);
+    results.push(result);
+  }
+  return { results, load: [loadBefore, loadAverage()] };
+}
+
+/** The run facts of a report, taken when it is written. */
+export function runMeta(run: StartedRun<BenchStack>, database: string, load: [number, number]): Meta {
+  return {
+    command: commandLine(run.argv),
+    date: new Date().toISOString(),
+    ...environmentFacts(),
+    load,
+    database,
+    sharing: run.stack.sharing,
+    cache: run.stack.cacheKind,
+    patients: run.options.patients,
+    rounds: run.options.rounds,
+    warmup: run.options.warmup,
+    seconds: (performance.now() - run.began) / 1000,
+  };
+}
+
 /** The database line of the report. */
 export async function describeDatabase(stack: BenchStack, postgresUrl: string): Promise<string> {
   const [version] = await stack.db.fork().execute<{ server_version: string }[]>('show server_version');
@@ -840,8 +996,16 @@ export function roundRatios(samples: readonly Sample[], baseline: readonly Sampl
   });
 }
 
+/** An organization with its number of patients, and a billing specialist account of it. */
+export interface Organization {
+  id: string;
+  name: string;
+  patients: number;
+  billingSubject: string | undefined;
+}
+
 /** The organization holding the most patients, and a billing specialist account of it (for organization-wide billing lists). */
-export async function largestOrganization(db: Database): Promise<{ id: string; name: string; patients: number; billingSubject: string | undefined }> {
+export async function largestOrganization(db: Database): Promise<Organization> {
   const em = db.fork();
   const [largest] = await em.execute<{ id: string; name: string; patients: number }[]>(
     `select o.id, o.name, count(*)::int as patients from patient p join organization o on o.id = p.managing_organization_id
