@@ -1,4 +1,5 @@
 import { GraphQLError } from 'graphql';
+import { DriverException } from '@mikro-orm/core';
 
 /**
  * Error codes a client can see, in one place. Messages say what was wrong
@@ -52,4 +53,16 @@ export function decryptionFailed(reason: string, coordinate: string): GraphQLErr
   return new GraphQLError(`${coordinate} could not be decrypted (${reason}); the rest of the response is unaffected.`, {
     extensions: { code: ErrorCode.DecryptionFailed, reason, field: coordinate },
   });
+}
+
+/**
+ * What a command-line tool may print about a failure. A database driver's
+ * message can quote the statement and the values it choked on, so for
+ * those only the kind of failure and its SQLSTATE are shown.
+ */
+export function describeError(error: unknown): string {
+  if (error instanceof DriverException) {
+    return `database error ${error.name}${error.code ? ` (SQLSTATE ${error.code})` : ''}; details are withheld because they can quote stored values`;
+  }
+  return error instanceof Error ? error.message : String(error);
 }

@@ -3,6 +3,7 @@ import { ConfigError, loadConfig, type Config } from './config.js';
 import { createLogger } from './logger.js';
 import { startApi, type Api, type Mode } from './runtime.js';
 import { isSubgraphName, SUBGRAPH_NAMES } from './subgraphs/catalog.js';
+import { describeError } from './errors.js';
 
 /**
  * The entry point. `npm start` serves the gateway and the three subgraphs
@@ -55,7 +56,7 @@ let api: Api;
 try {
   api = await startApi(config, logger, { mode: parseMode() });
 } catch (error) {
-  console.error(`phi-graph could not start: ${(error as Error).message}`);
+  console.error(`phi-graph could not start: ${describeError(error)}`);
   process.exit(1);
 }
 printBanner(api, config);

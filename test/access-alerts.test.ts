@@ -1,5 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { post, startTestStack, type TestStack } from './support/stack.js';
+import { patientOutsideCareTeams } from './support/fixtures.js';
 
 let stack: TestStack;
 
@@ -37,11 +38,7 @@ describe('access alerts', () => {
 
   it('always raise one for break-the-glass access', async () => {
     const token = await stack.token('clinician');
-    const [outside] = await stack.api.db!.fork().execute<{ id: string }[]>(
-      `select p.id from patient p where p.managing_organization_id = ? and (p.care_team_id is null or p.care_team_id not in
-        (select m.care_team_id from care_team_member m join app_user u on u.practitioner_id = m.practitioner_id where u.subject = ?)) order by p.id limit 1`,
-      [stack.principals.clinician.organizationId, stack.principals.clinician.subject],
-    );
+    const outside = { id: await patientOutsideCareTeams(stack.api.db!, stack.principals.clinician) };
     await post(stack.gatewayUrl, 'mutation($id: ID!) { openEmergencyAccess(input: { patientId: $id, reason: "Patient arrived unconscious, history needed" }) { ok } }', {
       token,
       variables: { id: outside?.id },

@@ -7,6 +7,7 @@ import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { exportAuditEvents, exportAuditLines, type ExportedAuditEvent, type FhirAuditEvent } from '../src/audit/index.js';
 import { post, startTestStack, type TestStack } from './support/stack.js';
+import { patientOutsideCareTeams } from './support/fixtures.js';
 
 const run = promisify(execFile);
 let stack: TestStack;
@@ -49,10 +50,6 @@ interface EventRow {
   ip: string | null;
 }
 
-async function sql<T>(text: string, params: unknown[] = []): Promise<T[]> {
-  return stack.api.db!.fork().execute<T[]>(text, params);
-}
-
 const fieldsOf = (row: EventRow): StoredField[] => (typeof row.fields === 'string' ? (JSON.parse(row.fields) as StoredField[]) : row.fields);
 
 async function collect<T>(source: AsyncIterable<T>): Promise<T[]> {
@@ -84,12 +81,8 @@ beforeAll(async () => {
   });
   expect(denied.body.errors?.[0]?.extensions?.['reason']).toBe('MFA_REQUIRED');
 
-  const [outside] = await sql<{ id: string }>(
-    `select p.id from patient p where p.managing_organization_id = ? and (p.care_team_id is null or p.care_team_id not in
-      (select m.care_team_id from care_team_member m join app_user u on u.practitioner_id = m.practitioner_id where u.subject = ?)) order by p.id limit 1`,
-    [stack.principals.clinician.organizationId, stack.principals.clinician.subject],
-  );
-  outsidePatient = outside!.id;
+  const outside = { id: await patientOutsideCareTeams(stack.api.db!, stack.principals.clinician) };
+  outsidePatient = outside.id;
   const token = await stack.token('clinician');
   const opened = await post<{ openEmergencyAccess: { grant: { id: string } } }>(
     stack.gatewayUrl,
@@ -113,7 +106,7 @@ afterAll(async () => {
 });
 
 async function ourRows(): Promise<EventRow[]> {
-  return sql<EventRow>('select * from audit_event where request_id like ? order by id', [`${PREFIX}-%`]);
+  return stack.sql<EventRow>('select * from audit_event where request_id like ? order by id', [`${PREFIX}-%`]);
 }
 
 /** FHIR JSON has no nulls, empty strings, empty arrays or empty objects; codings have a system and a code. */
@@ -160,7 +153,7 @@ describe('audit export', () => {
   it('exports every event of the range exactly once, as stored, across pages', async () => {
     const rows = await ourRows();
     for (const requestId of Object.values(REQUEST)) expect(rows.some((row) => row.request_id === requestId), requestId).toBe(true);
-    const inRange = await sql<{ id: string | number }>('select id from audit_event where recorded_at >= ? and recorded_at < ? order by id', [from, to]);
+    const inRange = await stack.sql<{ id: string | number }>('select id from audit_event where recorded_at >= ? and recorded_at < ? order by id', [from, to]);
 
     // A page of 2 rows: the keyset paging is exercised many times over.
     const exported = await collect(exportAuditEvents(stack.api.db!, { from, to, pageSize: 2 }));

@@ -1,5 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { DatabaseAuditStore, ensureAuditRetention, purgeExpiredAudit, verifyAuditChain, type AuditEventRecord } from '../src/audit/index.js';
+import { DatabaseAuditStore, ensureAuditRetention, purgeExpiredAudit, verifyAuditChain } from '../src/audit/index.js';
+import { testAuditEvent } from './support/fixtures.js';
 import { post, startTestStack, type TestStack } from './support/stack.js';
 
 let stack: TestStack;
@@ -13,31 +14,16 @@ afterAll(async () => {
   await stack?.stop();
 });
 
-function oldEvent(requestId: string): AuditEventRecord {
-  return {
+function oldEvent(requestId: string) {
+  return testAuditEvent(requestId, {
     recordedAt: new Date(Date.now() - SEVEN_YEARS_MS).toISOString(),
-    requestId,
     subgraph: 'patient',
     subject: 'retired-user',
     roles: ['clinician'],
-    organizationId: null,
-    clientName: null,
-    clientVersion: null,
-    ip: null,
-    operationName: null,
     operationHash: 'old',
-    patientId: null,
     entityType: 'Patient',
-    entityId: null,
-    action: 'read',
     fields: [{ field: 'Patient.name', outcome: 'allowed' }],
-    emergency: false,
-    emergencyGrantId: null,
-  };
-}
-
-async function sql<T>(text: string, params: unknown[] = []): Promise<T[]> {
-  return stack.api.db!.fork().execute<T[]>(text, params);
+  });
 }
 
 describe('audit retention', () => {
@@ -45,7 +31,7 @@ describe('audit retention', () => {
     const store = new DatabaseAuditStore(stack.api.db!);
     for (const id of ['old-1', 'old-2', 'old-3']) await store.append([oldEvent(id), oldEvent(`${id}-b`)]);
     await post(stack.gatewayUrl, '{ patients(first: 3) { edges { node { mrn } } } }', { token: await stack.token('billing') });
-    const [recent] = await sql<{ sequence: string }>('select max(sequence) as sequence from audit_batch');
+    const [recent] = await stack.sql<{ sequence: string }>('select max(sequence) as sequence from audit_batch');
     expect((await verifyAuditChain(stack.api.db!)).ok).toBe(true);
 
     const purged = await purgeExpiredAudit(stack.api.db!);
@@ -53,15 +39,15 @@ describe('audit retention', () => {
     const report = await verifyAuditChain(stack.api.db!);
     expect(report.problems).toEqual([]);
     expect(report.batches).toBe(Number(recent?.sequence) - 3);
-    expect(await sql("select 1 from audit_event where request_id like 'old-%'")).toEqual([]);
+    expect(await stack.sql("select 1 from audit_event where request_id like 'old-%'")).toEqual([]);
 
-    await expect(sql('delete from audit_batch where sequence = ?', [recent?.sequence])).rejects.toThrow(/retention/);
+    await expect(stack.sql('delete from audit_batch where sequence = ?', [recent?.sequence])).rejects.toThrow(/retention/);
     expect((await purgeExpiredAudit(stack.api.db!)).batches).toBe(0);
   });
 
   it('can be made longer, never shorter', async () => {
     expect(await ensureAuditRetention(stack.api.db!, 3000)).toEqual({ retentionDays: 3000, raised: true });
     expect(await ensureAuditRetention(stack.api.db!, 10)).toEqual({ retentionDays: 3000, raised: false });
-    await expect(sql('update audit_chain set retention_days = 10 where id = 1')).rejects.toThrow(/retention only grows/);
+    await expect(stack.sql('update audit_chain set retention_days = 10 where id = 1')).rejects.toThrow(/retention only grows/);
   });
 });

@@ -2,9 +2,10 @@ import { execFile } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { DatabaseAuditStore, verifyAuditChain, type AuditEventRecord } from '../src/audit/index.js';
+import { DatabaseAuditStore, verifyAuditChain } from '../src/audit/index.js';
 import { toBuffer } from '../src/crypto/index.js';
 import { post, startTestStack, type TestStack } from './support/stack.js';
+import { patientOutsideCareTeams, testAuditEvent } from './support/fixtures.js';
 
 const run = promisify(execFile);
 let stack: TestStack;
@@ -16,10 +17,6 @@ beforeAll(async () => {
 afterAll(async () => {
   await stack?.stop();
 });
-
-async function sql<T>(text: string, params: unknown[] = []): Promise<T[]> {
-  return stack.api.db!.fork().execute<T[]>(text, params);
-}
 
 interface EventRow {
   patient_id: string | null;
@@ -49,7 +46,7 @@ describe('the audit trail', () => {
     const patients = response.body.data?.patients.edges.map((edge) => edge.node) ?? [];
     expect(patients).toHaveLength(5);
 
-    const rows = await sql<EventRow>('select * from audit_event where request_id = ?', [requestId]);
+    const rows = await stack.sql<EventRow>('select * from audit_event where request_id = ?', [requestId]);
     for (const patient of patients) {
       const events = rows.filter((row) => row.patient_id === patient.id && row.entity_type === 'Patient');
       const outcomes = new Map(events.flatMap(fieldsOf).map((field) => [field.field, `${field.outcome}${field.reason ? `:${field.reason}` : ''}`]));
@@ -78,17 +75,13 @@ describe('the audit trail', () => {
     const token = await stack.token('patient');
     const requestId = `audit-mutation-${Date.now()}`;
     await post(stack.gatewayUrl, 'mutation { updateMyContact(input: { phone: "+1-617-555-0111" }) { ok } }', { token, headers: { 'x-request-id': requestId } });
-    const [row] = await sql<EventRow>("select * from audit_event where request_id = ? and action = 'update'", [requestId]);
+    const [row] = await stack.sql<EventRow>("select * from audit_event where request_id = ? and action = 'update'", [requestId]);
     expect(row?.patient_id).toBe(stack.principals.patient.patientId);
     expect(fieldsOf(row!).map((field) => field.field)).toEqual(['Mutation.updateMyContact:phone']);
     expect(JSON.stringify(row)).not.toContain('555-0111');
 
     const clinician = await stack.token('clinician');
-    const [outside] = await sql<{ id: string }>(
-      `select p.id from patient p where p.managing_organization_id = ? and (p.care_team_id is null or p.care_team_id not in
-        (select m.care_team_id from care_team_member m join app_user u on u.practitioner_id = m.practitioner_id where u.subject = ?)) order by p.id limit 1`,
-      [stack.principals.clinician.organizationId, stack.principals.clinician.subject],
-    );
+    const outside = { id: await patientOutsideCareTeams(stack.api.db!, stack.principals.clinician) };
     const opened = await post<{ openEmergencyAccess: { grant: { id: string } } }>(
       stack.gatewayUrl,
       'mutation($id: ID!) { openEmergencyAccess(input: { patientId: $id, reason: "Unresponsive in the emergency department" }) { grant { id } } }',
@@ -97,13 +90,13 @@ describe('the audit trail', () => {
     const grantId = opened.body.data?.openEmergencyAccess.grant.id;
     const readId = `audit-emergency-${Date.now()}`;
     await post(stack.gatewayUrl, 'query($id: ID!) { patient(id: $id) { name { text } } }', { token: clinician, variables: { id: outside?.id }, headers: { 'x-request-id': readId } });
-    const [read] = await sql<{ emergency: boolean; emergency_grant_id: string }>('select emergency, emergency_grant_id from audit_event where request_id = ? and patient_id = ?', [readId, outside?.id]);
+    const [read] = await stack.sql<{ emergency: boolean; emergency_grant_id: string }>('select emergency, emergency_grant_id from audit_event where request_id = ? and patient_id = ?', [readId, outside?.id]);
     expect(read).toEqual({ emergency: true, emergency_grant_id: grantId });
   });
 
   it('fails closed: when the audit cannot be written, no data leaves (503, AUDIT_UNAVAILABLE), and it resumes after', async () => {
-    await sql(`create or replace function phi_graph_test_break_audit() returns trigger language plpgsql as $$ begin raise exception 'audit store down'; end $$`);
-    await sql('create trigger phi_graph_test_break_audit before insert on audit_event for each statement execute function phi_graph_test_break_audit()');
+    await stack.sql(`create or replace function phi_graph_test_break_audit() returns trigger language plpgsql as $$ begin raise exception 'audit store down'; end $$`);
+    await stack.sql('create trigger phi_graph_test_break_audit before insert on audit_event for each statement execute function phi_graph_test_break_audit()');
     const failuresBefore = stack.api.auditMetrics.failures;
     try {
       const token = await stack.token('clinician');
@@ -117,7 +110,7 @@ describe('the audit trail', () => {
       expect(JSON.stringify(direct.body)).not.toMatch(/MRN\d/);
       expect(stack.api.auditMetrics.failures).toBeGreaterThan(failuresBefore);
     } finally {
-      await sql('drop trigger phi_graph_test_break_audit on audit_event');
+      await stack.sql('drop trigger phi_graph_test_break_audit on audit_event');
     }
     const again = await post(stack.gatewayUrl, '{ patients(first: 1) { edges { node { mrn } } } }', { token: await stack.token('billing') });
     expect(again.status).toBe(200);
@@ -126,7 +119,7 @@ describe('the audit trail', () => {
   it('is append-only in the database itself, for every role', async () => {
     const refused = async (statement: string) => {
       try {
-        await sql(statement);
+        await stack.sql(statement);
         return false;
       } catch (error) {
         return /append-only|only moves forward|cannot be/.test((error as Error).message);
@@ -141,41 +134,18 @@ describe('the audit trail', () => {
   });
 });
 
-function testEvent(requestId: string): AuditEventRecord {
-  return {
-    recordedAt: new Date().toISOString(),
-    requestId,
-    subgraph: 'test',
-    subject: 'writer',
-    roles: ['auditor'],
-    organizationId: null,
-    clientName: null,
-    clientVersion: null,
-    ip: null,
-    operationName: null,
-    operationHash: 'x',
-    patientId: null,
-    entityType: 'Test',
-    entityId: null,
-    action: 'read',
-    fields: [{ field: 'Test.field', outcome: 'allowed' }],
-    emergency: false,
-    emergencyGrantId: null,
-  };
-}
-
 describe('the hash chain', () => {
   it('stays one valid chain under concurrent writers', async () => {
     const store = new DatabaseAuditStore(stack.api.db!);
-    const [before] = await sql<{ sequence: string }>('select sequence from audit_chain where id = 1');
-    const writes: Promise<unknown>[] = Array.from({ length: 20 }, (_, index) => store.append([testEvent(`concurrent-${index}`)]));
+    const [before] = await stack.sql<{ sequence: string }>('select sequence from audit_chain where id = 1');
+    const writes: Promise<unknown>[] = Array.from({ length: 20 }, (_, index) => store.append([testAuditEvent(`concurrent-${index}`)]));
     const url = stack.config.database.url;
     if (url) {
       // Other processes too, on the same database.
       for (const label of ['writer-a', 'writer-b']) writes.push(run('node_modules/.bin/tsx', ['test/support/append-audit.ts', url, '10', label]));
     }
     await Promise.all(writes);
-    const [after] = await sql<{ sequence: string }>('select sequence from audit_chain where id = 1');
+    const [after] = await stack.sql<{ sequence: string }>('select sequence from audit_chain where id = 1');
     expect(Number(after?.sequence) - Number(before?.sequence)).toBe(url ? 40 : 20);
     const report = await verifyAuditChain(stack.api.db!);
     expect(report.problems).toEqual([]);
@@ -184,27 +154,27 @@ describe('the hash chain', () => {
 
   it('reports an edited, a deleted and a reordered row, each by its batch', async () => {
     const store = new DatabaseAuditStore(stack.api.db!);
-    const edited = await store.append([testEvent('edited')]);
-    const deleted = await store.append([testEvent('deleted'), testEvent('deleted-2')]);
-    const swappedA = await store.append([testEvent('swap-a')]);
-    const swappedB = await store.append([testEvent('swap-b')]);
+    const edited = await store.append([testAuditEvent('edited')]);
+    const deleted = await store.append([testAuditEvent('deleted'), testAuditEvent('deleted-2')]);
+    const swappedA = await store.append([testAuditEvent('swap-a')]);
+    const swappedB = await store.append([testAuditEvent('swap-b')]);
     expect((await verifyAuditChain(stack.api.db!)).ok).toBe(true);
     // Someone with the owner's rights switches the triggers off and tampers.
-    await sql('alter table audit_event disable trigger user');
-    await sql('alter table audit_batch disable trigger user');
+    await stack.sql('alter table audit_event disable trigger user');
+    await stack.sql('alter table audit_batch disable trigger user');
     try {
-      await sql("update audit_event set subject = 'innocent' where batch_sequence = ?", [edited]);
-      await sql("delete from audit_event where request_id = 'deleted-2'");
-      const [a] = await sql<{ previous_hash: Uint8Array; hash: Uint8Array; payload_digest: Uint8Array }>('select * from audit_batch where sequence = ?', [swappedA]);
-      const [b] = await sql<{ previous_hash: Uint8Array; hash: Uint8Array; payload_digest: Uint8Array }>('select * from audit_batch where sequence = ?', [swappedB]);
-      await sql('update audit_event set batch_sequence = -1 where batch_sequence = ?', [swappedA]);
-      await sql('update audit_event set batch_sequence = ? where batch_sequence = ?', [swappedA, swappedB]);
-      await sql('update audit_event set batch_sequence = ? where batch_sequence = -1', [swappedB]);
-      await sql('update audit_batch set payload_digest = ?, hash = ? where sequence = ?', [toBuffer(b!.payload_digest), toBuffer(b!.hash), swappedA]);
-      await sql('update audit_batch set payload_digest = ?, hash = ? where sequence = ?', [toBuffer(a!.payload_digest), toBuffer(a!.hash), swappedB]);
+      await stack.sql("update audit_event set subject = 'innocent' where batch_sequence = ?", [edited]);
+      await stack.sql("delete from audit_event where request_id = 'deleted-2'");
+      const [a] = await stack.sql<{ previous_hash: Uint8Array; hash: Uint8Array; payload_digest: Uint8Array }>('select * from audit_batch where sequence = ?', [swappedA]);
+      const [b] = await stack.sql<{ previous_hash: Uint8Array; hash: Uint8Array; payload_digest: Uint8Array }>('select * from audit_batch where sequence = ?', [swappedB]);
+      await stack.sql('update audit_event set batch_sequence = -1 where batch_sequence = ?', [swappedA]);
+      await stack.sql('update audit_event set batch_sequence = ? where batch_sequence = ?', [swappedA, swappedB]);
+      await stack.sql('update audit_event set batch_sequence = ? where batch_sequence = -1', [swappedB]);
+      await stack.sql('update audit_batch set payload_digest = ?, hash = ? where sequence = ?', [toBuffer(b!.payload_digest), toBuffer(b!.hash), swappedA]);
+      await stack.sql('update audit_batch set payload_digest = ?, hash = ? where sequence = ?', [toBuffer(a!.payload_digest), toBuffer(a!.hash), swappedB]);
     } finally {
-      await sql('alter table audit_event enable trigger user');
-      await sql('alter table audit_batch enable trigger user');
+      await stack.sql('alter table audit_event enable trigger user');
+      await stack.sql('alter table audit_batch enable trigger user');
     }
     const report = await verifyAuditChain(stack.api.db!);
     expect(report.ok).toBe(false);

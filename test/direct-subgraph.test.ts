@@ -30,13 +30,9 @@ const ENTITIES: { type: string; subgraph: SubgraphName; table: string; field: st
   { type: 'Patient', subgraph: 'billing', table: 'patient', field: 'claims { edges { node { id } } }' },
 ];
 
-async function sql<T>(text: string, params: unknown[] = []): Promise<T[]> {
-  return stack.api.db!.fork().execute<T[]>(text, params);
-}
-
 async function rowOf(table: string, patientId: string): Promise<string> {
   const column = table === 'patient' ? 'id' : 'patient_id';
-  const [row] = await sql<{ id: string }>(`select id from "${table}" where "${column}" = ? order by id limit 1`, [patientId]);
+  const [row] = await stack.sql<{ id: string }>(`select id from "${table}" where "${column}" = ? order by id limit 1`, [patientId]);
   if (!row) throw new Error(`no ${table} row for the patient`);
   return row.id;
 }
@@ -54,7 +50,7 @@ beforeAll(async () => {
   stack = await startTestStack({ patients: 60 });
   inScopePatient = stack.principals.patient.patientId ?? '';
   // A patient of the same organization outside the sample clinician's care teams.
-  const [outside] = await sql<{ id: string }>(
+  const [outside] = await stack.sql<{ id: string }>(
     `select p.id from patient p where p.managing_organization_id = ? and (p.care_team_id is null or p.care_team_id not in
        (select m.care_team_id from care_team_member m join app_user u on u.practitioner_id = m.practitioner_id where u.subject = ?))
      and exists (select 1 from encounter e where e.patient_id = p.id) and exists (select 1 from claim c where c.patient_id = p.id)
@@ -98,7 +94,7 @@ describe('an _entities query sent straight to a subgraph', () => {
   });
 
   it('shows no directory rows to an integrator', async () => {
-    const [practitioner] = await sql<{ id: string }>('select id from practitioner limit 1');
+    const [practitioner] = await stack.sql<{ id: string }>('select id from practitioner limit 1');
     const result = await entity('integrator', 'patient', 'Practitioner', practitioner?.id ?? '', 'npi');
     expect(result.value).toBeNull();
   });
@@ -123,7 +119,7 @@ describe('row scopes on the patient subgraph', () => {
   }
 
   const consented = (scope: string, organization: string | null) =>
-    sql<{ id: string }>(
+    stack.sql<{ id: string }>(
       `select p.id from patient p where exists (select 1 from consent c where c.patient_id = p.id and c.scope = ? and c.status = 'active'
          and ${organization ? 'c.organization_id = ?' : 'c.organization_id is null'} and c.period_start <= now() and (c.period_end is null or c.period_end > now())) order by p.id`,
       organization ? [scope, organization] : [scope],
@@ -140,7 +136,7 @@ describe('row scopes on the patient subgraph', () => {
   });
 
   it('lists a clinician exactly the patients of their care teams', async () => {
-    const expected = await sql<{ id: string }>(
+    const expected = await stack.sql<{ id: string }>(
       `select p.id from patient p join care_team_member m on m.care_team_id = p.care_team_id join app_user u on u.practitioner_id = m.practitioner_id
        where u.subject = ? order by p.id`,
       [stack.principals.clinician.subject],

@@ -19,10 +19,6 @@ afterAll(async () => {
   await stack?.stop();
 });
 
-async function sql<T>(text: string, params: unknown[] = []): Promise<T[]> {
-  return stack.api.db!.fork().execute<T[]>(text, params);
-}
-
 const cipher = () => stack.api.sealer!.cipher;
 
 describe('what is encrypted', () => {
@@ -60,7 +56,7 @@ describe('at rest', () => {
   it('shows no plaintext in any encrypted column of any row, read straight from the database', async () => {
     let checked = 0;
     for (const [table, spec] of Object.entries(ENCRYPTED_TABLES)) {
-      const rows = await sql<Record<string, unknown>>(`select * from "${table}"`);
+      const rows = await stack.sql<Record<string, unknown>>(`select * from "${table}"`);
       expect(rows.length, table).toBeGreaterThan(0);
       for (const row of rows) {
         expect(Number(row['crypto_version']), table).toBe(1);
@@ -79,7 +75,7 @@ describe('at rest', () => {
   });
 
   it('gives the same value different ciphertexts', async () => {
-    const rows = await sql<{ id: string; state: Uint8Array }>('select id, state from patient where state is not null');
+    const rows = await stack.sql<{ id: string; state: Uint8Array }>('select id, state from patient where state is not null');
     const byState = new Map<string, Buffer[]>();
     for (const row of rows) {
       const state = await cipher().decrypt(toBuffer(row.state), { table: 'patient', column: 'state', rowId: row.id });
@@ -120,7 +116,7 @@ describe('decryption', () => {
   });
 
   it('finds a patient by MRN through the blind index', async () => {
-    const [row] = await sql<{ id: string; mrn: Uint8Array }>('select id, mrn from patient where id = ?', [stack.principals.patient.patientId]);
+    const [row] = await stack.sql<{ id: string; mrn: Uint8Array }>('select id, mrn from patient where id = ?', [stack.principals.patient.patientId]);
     const mrn = await cipher().decrypt(toBuffer(row!.mrn), { table: 'patient', column: 'mrn', rowId: row!.id });
     const response = await post<{ patientByMrn: { id: string; mrn: string } }>(stack.gatewayUrl, 'query($mrn: String!) { patientByMrn(mrn: $mrn) { id mrn } }', {
       token: await stack.token('clinician'),
@@ -140,8 +136,8 @@ describe('a tampered or moved ciphertext', () => {
   }
 
   it('fails that field with DECRYPTION_FAILED and no value, and the rest comes back', async () => {
-    const [victim] = await sql<{ id: string }>('select id from patient where ssn is not null order by id limit 1');
-    await sql(`update patient set ssn = set_byte(ssn, 20, get_byte(ssn, 20) # 1) where id = ?`, [victim!.id]);
+    const [victim] = await stack.sql<{ id: string }>('select id from patient where ssn is not null order by id limit 1');
+    await stack.sql(`update patient set ssn = set_byte(ssn, 20, get_byte(ssn, 20) # 1) where id = ?`, [victim!.id]);
     const response = await chart(victim!.id);
     expect(response.body.data?.patient.ssn).toBeNull();
     expect(response.body.data?.patient.gender).toBeTruthy();
@@ -151,8 +147,8 @@ describe('a tampered or moved ciphertext', () => {
   });
 
   it('fails when two rows swap their ciphertexts', async () => {
-    const [a, b] = await sql<{ id: string }>('select id from patient order by id desc limit 2');
-    await sql('update patient set name = (select name from patient where id = ?) where id = ?', [b!.id, a!.id]);
+    const [a, b] = await stack.sql<{ id: string }>('select id from patient order by id desc limit 2');
+    await stack.sql('update patient set name = (select name from patient where id = ?) where id = ?', [b!.id, a!.id]);
     const response = await chart(a!.id);
     expect(response.body.data?.patient.name).toBeNull();
     expect(response.body.errors?.[0]?.extensions?.['code']).toBe('DECRYPTION_FAILED');

@@ -15,6 +15,7 @@ import { printSelection, selectEverything } from './support/operations.js';
 import { apiSchema } from './support/supergraph.js';
 import { createScratchDatabase, resolveServices } from './support/services.js';
 import { post } from './support/stack.js';
+import { patientOutsideCareTeams, sqlOn } from './support/fixtures.js';
 
 /**
  * Logs never carry PHI or credentials. One API whose logger writes
@@ -68,9 +69,7 @@ async function token(role: Role, overrides: TokenOptions = {}): Promise<string> 
   return minted;
 }
 
-async function sql<T>(text: string, params: unknown[] = []): Promise<T[]> {
-  return api.db!.fork().execute<T[]>(text, params);
-}
+const sql = <T>(text: string, params: unknown[] = []): Promise<T[]> => sqlOn(api.db!)<T>(text, params);
 
 interface PatientRow {
   id: string;
@@ -168,17 +167,6 @@ afterAll(async () => {
 const schema = apiSchema();
 const EVERYTHING = printSelection(schema, 'Patient', selectEverything(schema, 'Patient'));
 
-/** A patient of the clinician's organization that none of the clinician's care teams treats. */
-async function patientOutsideCareTeams(): Promise<string> {
-  const [row] = await sql<{ id: string }>(
-    `select p.id from patient p where p.managing_organization_id = ? and (p.care_team_id is null or p.care_team_id not in
-      (select m.care_team_id from care_team_member m join app_user u on u.practitioner_id = m.practitioner_id where u.subject = ?)) order by p.id limit 1`,
-    [principals.clinician.organizationId, principals.clinician.subject],
-  );
-  if (!row) throw new Error('no patient outside the care teams');
-  return row.id;
-}
-
 async function exercise(names: Map<string, { given: string[]; family: string }>): Promise<void> {
   const patientId = principals.patient.patientId ?? '';
   const own = names.get(patientId) ?? { given: ['Nobody'], family: 'Known' };
@@ -264,7 +252,7 @@ async function exercise(names: Map<string, { given: string[]; family: string }>)
   await post(gatewayUrl, `query($id: ID!) { patient(id: $id) { clinicalNotes(first: 5) { edges { node { text } } } phone } }`, { token: clinician, variables: { id: patientId } });
 
   // Break the glass, and a read under it.
-  const outside = await patientOutsideCareTeams();
+  const outside = await patientOutsideCareTeams(api.db!, principals.clinician);
   const opened = await post<{ openEmergencyAccess: { ok: boolean } }>(
     gatewayUrl,
     'mutation($id: ID!, $reason: String!) { openEmergencyAccess(input: { patientId: $id, reason: $reason }) { ok grant { id } } }',

@@ -1,4 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { patientOutsideCareTeams } from './support/fixtures.js';
 import { post, startTestStack, type TestStack } from './support/stack.js';
 
 let stack: TestStack;
@@ -10,10 +11,6 @@ beforeAll(async () => {
 afterAll(async () => {
   await stack?.stop();
 });
-
-async function sql<T>(text: string, params: unknown[] = []): Promise<T[]> {
-  return stack.api.db!.fork().execute<T[]>(text, params);
-}
 
 interface Payload {
   ok: boolean;
@@ -33,17 +30,6 @@ async function mutate(name: string, input: Record<string, unknown>, token: strin
   return { payload: response.body.data?.[name] ?? null, errors: response.body.errors ?? [], status: response.status };
 }
 
-/** A patient of the clinician's organization that none of the clinician's care teams treats. */
-async function patientOutsideCareTeams(): Promise<string> {
-  const [row] = await sql<{ id: string }>(
-    `select p.id from patient p where p.managing_organization_id = ? and (p.care_team_id is null or p.care_team_id not in
-      (select m.care_team_id from care_team_member m join app_user u on u.practitioner_id = m.practitioner_id where u.subject = ?)) order by p.id limit 1`,
-    [stack.principals.clinician.organizationId, stack.principals.clinician.subject],
-  );
-  if (!row) throw new Error('no patient outside the care teams');
-  return row.id;
-}
-
 describe('updateMyContact', () => {
   const input = { phone: '+1-617-555-0199', email: 'New.Address@Example.test', address: { line: ['1 Main St', 'Apt 2'], city: 'Boston', state: 'MA', postalCode: '02118' } };
 
@@ -55,12 +41,12 @@ describe('updateMyContact', () => {
   });
 
   it('refuses invalid input field by field and writes nothing', async () => {
-    const [before] = await sql<{ phone: Uint8Array }>('select phone from patient where id = ?', [stack.principals.patient.patientId]);
+    const [before] = await stack.sql<{ phone: Uint8Array }>('select phone from patient where id = ?', [stack.principals.patient.patientId]);
     const { payload } = await mutate('updateMyContact', { phone: '+1-617-555-0100', email: 'not-an-email', address: { line: [], city: 'Boston', state: 'ZZ', postalCode: '2118' } }, await stack.token('patient'));
     expect(payload?.ok).toBe(false);
     expect(payload?.error?.code).toBe('INVALID_INPUT');
     expect(payload?.error?.inputErrors.map((problem) => problem.field).sort()).toEqual(['input.address.line', 'input.address.postalCode', 'input.address.state', 'input.email']);
-    const [after] = await sql<{ phone: Uint8Array }>('select phone from patient where id = ?', [stack.principals.patient.patientId]);
+    const [after] = await stack.sql<{ phone: Uint8Array }>('select phone from patient where id = ?', [stack.principals.patient.patientId]);
     expect(Buffer.from(after?.phone ?? []).equals(Buffer.from(before?.phone ?? []))).toBe(true);
   });
 
@@ -94,11 +80,11 @@ describe('addClinicalNote and addCondition', () => {
   });
 
   it('answer NOT_FOUND for a patient outside the care teams, and write nothing', async () => {
-    const patientId = await patientOutsideCareTeams();
-    const [before] = await sql<{ count: string }>('select count(*) as count from clinical_note where patient_id = ?', [patientId]);
+    const patientId = await patientOutsideCareTeams(stack.api.db!, stack.principals.clinician);
+    const [before] = await stack.sql<{ count: string }>('select count(*) as count from clinical_note where patient_id = ?', [patientId]);
     const { payload } = await mutate('addClinicalNote', { patientId, typeCode: '11506-3', text: 'x' }, await stack.token('clinician'));
     expect(payload?.error?.code).toBe('NOT_FOUND');
-    const [after] = await sql<{ count: string }>('select count(*) as count from clinical_note where patient_id = ?', [patientId]);
+    const [after] = await stack.sql<{ count: string }>('select count(*) as count from clinical_note where patient_id = ?', [patientId]);
     expect(after?.count).toBe(before?.count);
   });
 
@@ -107,7 +93,7 @@ describe('addClinicalNote and addCondition', () => {
     const patientId = stack.principals.patient.patientId;
     const badCode = await mutate('addCondition', { patientId, code: 'diabetes', display: 'x', clinicalStatus: 'active', onsetDate: '2999-01-01' }, token);
     expect(badCode.payload?.error?.inputErrors.map((problem) => problem.field).sort()).toEqual(['input.code', 'input.onsetDate']);
-    const [foreign] = await sql<{ id: string }>('select id from encounter where patient_id <> ? limit 1', [patientId]);
+    const [foreign] = await stack.sql<{ id: string }>('select id from encounter where patient_id <> ? limit 1', [patientId]);
     const wrongEncounter = await mutate('addClinicalNote', { patientId, encounterId: foreign?.id, typeCode: '11506-3', text: 'x' }, token);
     expect(wrongEncounter.payload?.error?.code).toBe('NOT_FOUND');
     const badType = await mutate('addClinicalNote', { patientId, typeCode: '99999-9', text: '' }, token);
@@ -125,7 +111,7 @@ describe('addClinicalNote and addCondition', () => {
 
 describe('recordPayment', () => {
   async function openInvoice(minimumCents: number): Promise<{ id: string; balance: number }> {
-    const [row] = await sql<{ id: string; balance_cents: number }>(
+    const [row] = await stack.sql<{ id: string; balance_cents: number }>(
       `select i.id, i.balance_cents from invoice i join patient p on p.id = i.patient_id where p.managing_organization_id = ?
        and i.status in ('issued', 'partially_paid') and i.balance_cents >= ? order by i.id limit 1`,
       [stack.principals.billing.organizationId, minimumCents],
@@ -143,10 +129,10 @@ describe('recordPayment', () => {
 
   it('refuses more than the balance and writes nothing', async () => {
     const invoice = await openInvoice(1);
-    const [before] = await sql<{ count: string }>('select count(*) as count from payment where invoice_id = ?', [invoice.id]);
+    const [before] = await stack.sql<{ count: string }>('select count(*) as count from payment where invoice_id = ?', [invoice.id]);
     const { payload } = await mutate('recordPayment', { invoiceId: invoice.id, amountCents: invoice.balance + 1, method: 'ach' }, await stack.token('billing'));
     expect(payload?.error?.code).toBe('INVALID_INPUT');
-    const [after] = await sql<{ count: string }>('select count(*) as count from payment where invoice_id = ?', [invoice.id]);
+    const [after] = await stack.sql<{ count: string }>('select count(*) as count from payment where invoice_id = ?', [invoice.id]);
     expect(after?.count).toBe(before?.count);
   });
 
@@ -156,7 +142,7 @@ describe('recordPayment', () => {
     const results = await Promise.all([1, 2, 3].map(() => mutate('recordPayment', { invoiceId: invoice.id, amountCents: invoice.balance, method: 'check' }, token)));
     expect(results.filter((result) => result.payload?.ok)).toHaveLength(1);
     for (const result of results.filter((each) => !each.payload?.ok)) expect(['CONFLICT', 'INVALID_INPUT']).toContain(result.payload?.error?.code);
-    const [row] = await sql<{ balance_cents: number; status: string }>('select balance_cents, status from invoice where id = ?', [invoice.id]);
+    const [row] = await stack.sql<{ balance_cents: number; status: string }>('select balance_cents, status from invoice where id = ?', [invoice.id]);
     expect(Number(row?.balance_cents)).toBe(0);
     expect(row?.status).toBe('paid');
   });
@@ -170,10 +156,10 @@ describe('recordPayment', () => {
 
 describe('addCareTeamMember', () => {
   it('lets an admin add a clinician to a care team, who sees its patients on the very next request', async () => {
-    const [team] = await sql<{ care_team_id: string; patient_id: string; organization_id: string }>(
+    const [team] = await stack.sql<{ care_team_id: string; patient_id: string; organization_id: string }>(
       `select p.care_team_id, p.id as patient_id, p.managing_organization_id as organization_id from patient p where p.care_team_id is not null order by p.id limit 1`,
     );
-    const [outsider] = await sql<{ practitioner_id: string; subject: string }>(
+    const [outsider] = await stack.sql<{ practitioner_id: string; subject: string }>(
       `select pr.id as practitioner_id, u.subject from practitioner pr join app_user u on u.practitioner_id = pr.id
        where pr.organization_id = ? and pr.qualification = 'physician'
        and pr.id not in (select practitioner_id from care_team_member where care_team_id = ?) order by pr.id limit 1`,
@@ -192,8 +178,8 @@ describe('addCareTeamMember', () => {
   });
 
   it('answers NOT_FOUND for a care team of another organization, and is refused to clinicians', async () => {
-    const [foreign] = await sql<{ id: string }>('select id from care_team where organization_id <> ? limit 1', [stack.principals.admin.organizationId]);
-    const [practitioner] = await sql<{ id: string }>("select id from practitioner where organization_id = ? and qualification = 'nurse' limit 1", [stack.principals.admin.organizationId]);
+    const [foreign] = await stack.sql<{ id: string }>('select id from care_team where organization_id <> ? limit 1', [stack.principals.admin.organizationId]);
+    const [practitioner] = await stack.sql<{ id: string }>("select id from practitioner where organization_id = ? and qualification = 'nurse' limit 1", [stack.principals.admin.organizationId]);
     const { payload } = await mutate('addCareTeamMember', { careTeamId: foreign?.id, practitionerId: practitioner?.id }, await stack.token('admin'));
     expect(payload?.error?.code).toBe('NOT_FOUND');
     const { errors } = await mutate('addCareTeamMember', { careTeamId: foreign?.id, practitionerId: practitioner?.id }, await stack.token('clinician'));
@@ -204,7 +190,7 @@ describe('addCareTeamMember', () => {
 describe('break the glass', () => {
   it('opens time-boxed access to a patient outside the care teams, with a reason, on the record', async () => {
     const token = await stack.token('clinician');
-    const patientId = await patientOutsideCareTeams();
+    const patientId = await patientOutsideCareTeams(stack.api.db!, stack.principals.clinician);
     const read = () => post<{ patient: { id: string; name: { text: string } } | null }>(stack.gatewayUrl, 'query($id: ID!) { patient(id: $id) { id name { text } } }', { token, variables: { id: patientId } });
     expect((await read()).body.data?.patient).toBeNull();
 
@@ -229,7 +215,7 @@ describe('break the glass', () => {
     const viewer = await post<{ viewer: { emergencyAccess: { id: string }[] } }>(stack.gatewayUrl, '{ viewer { emergencyAccess { id patientId expiresAt } } }', { token });
     expect(viewer.body.data?.viewer.emergencyAccess.map((each) => each.id)).toContain(grant.id);
 
-    const [record] = await sql<{ subject: string; reason: string }>('select subject, reason from emergency_access where id = ?', [grant.id]);
+    const [record] = await stack.sql<{ subject: string; reason: string }>('select subject, reason from emergency_access where id = ?', [grant.id]);
     expect(record).toEqual({ subject: stack.principals.clinician.subject, reason });
     if (stack.api.cache.kind === 'redis') {
       const ttl = await ttlOf(`${stack.config.redisKeyPrefix}emergency-access:${stack.principals.clinician.subject}`);
@@ -240,10 +226,10 @@ describe('break the glass', () => {
 
   it('ends with its expiry: a grant past its time reaches nothing', async () => {
     const token = await stack.token('clinician', { subject: stack.principals.nurse.subject });
-    const [patient] = await sql<{ id: string }>('select id from patient where managing_organization_id = ? order by id desc limit 1', [stack.principals.clinician.organizationId]);
+    const [patient] = await stack.sql<{ id: string }>('select id from patient where managing_organization_id = ? order by id desc limit 1', [stack.principals.clinician.organizationId]);
     await stack.api.cache.set(`emergency-access:${stack.principals.nurse.subject}`, JSON.stringify({ [patient?.id ?? '']: { id: 'expired', expiresAt: Date.now() - 1000 } }), 60);
     const read = await post<{ patient: unknown }>(stack.gatewayUrl, 'query($id: ID!) { patient(id: $id) { id } }', { token, variables: { id: patient?.id } });
-    const inCareTeam = await sql<{ n: string }>(
+    const inCareTeam = await stack.sql<{ n: string }>(
       'select count(*) as n from patient p join care_team_member m on m.care_team_id = p.care_team_id join app_user u on u.practitioner_id = m.practitioner_id where u.subject = ? and p.id = ?',
       [stack.principals.nurse.subject, patient?.id],
     );
@@ -251,7 +237,7 @@ describe('break the glass', () => {
   });
 
   it('answers NOT_FOUND for a patient of another organization, and is refused to nurses', async () => {
-    const [foreign] = await sql<{ id: string }>('select id from patient where managing_organization_id <> ? limit 1', [stack.principals.clinician.organizationId]);
+    const [foreign] = await stack.sql<{ id: string }>('select id from patient where managing_organization_id <> ? limit 1', [stack.principals.clinician.organizationId]);
     const reason = 'Transferred patient arriving by ambulance now';
     const opened = await mutate('openEmergencyAccess', { patientId: foreign?.id, reason }, await stack.token('clinician'));
     expect(opened.payload?.error?.code).toBe('NOT_FOUND');

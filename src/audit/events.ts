@@ -39,6 +39,75 @@ export interface AuditEventRecord extends RequestFacts {
   emergencyGrantId: string | null;
 }
 
+/** An event as stored: its row id and batch, then the event itself. */
+export interface StoredAuditEvent extends AuditEventRecord {
+  id: number;
+  batchSequence: number;
+}
+
+type Row = Record<string, unknown>;
+
+const ACTIONS: ReadonlySet<string> = new Set<AuditAction>(['read', 'create', 'update', 'delete']);
+
+function nullableText(row: Row, key: string): string | null {
+  const value = row[key];
+  if (value === null || value === undefined) return null;
+  if (typeof value === 'string') return value;
+  if (typeof value === 'number' || typeof value === 'bigint') return value.toString();
+  throw new Error(`audit_event row ${String(row['id'])} has a non-text ${key}`);
+}
+
+function requiredText(row: Row, key: string): string {
+  const value = nullableText(row, key);
+  if (value === null) throw new Error(`audit_event row ${String(row['id'])} has no ${key}`);
+  return value;
+}
+
+function rolesOf(value: unknown): string[] {
+  if (Array.isArray(value)) return value.map((role) => String(role));
+  // A driver that does not parse text[] hands back the literal, e.g. {billing,auditor}.
+  if (typeof value === 'string') return value.replace(/^\{|\}$/g, '').split(',').filter(Boolean).map((role) => role.replace(/^"|"$/g, ''));
+  return [];
+}
+
+function fieldsOf(value: unknown): FieldRecord[] {
+  const parsed: unknown = typeof value === 'string' ? JSON.parse(value) : value;
+  if (!Array.isArray(parsed)) return [];
+  return parsed.map((item) => {
+    const field = item as FieldRecord;
+    return { field: String(field.field), outcome: field.outcome, ...(typeof field.reason === 'string' && { reason: field.reason }) };
+  });
+}
+
+/** One audit_event row (snake_case, as any driver returns it) as a stored event. */
+export function auditEventFromRow(row: Row): StoredAuditEvent {
+  const recorded = row['recorded_at'];
+  const action = requiredText(row, 'action');
+  if (!ACTIONS.has(action)) throw new Error(`audit_event row ${String(row['id'])} has an unknown action`);
+  return {
+    id: Number(row['id']),
+    batchSequence: Number(row['batch_sequence']),
+    recordedAt: (recorded instanceof Date ? recorded : new Date(requiredText(row, 'recorded_at'))).toISOString(),
+    requestId: requiredText(row, 'request_id'),
+    subgraph: requiredText(row, 'subgraph'),
+    subject: requiredText(row, 'subject'),
+    roles: rolesOf(row['roles']),
+    organizationId: nullableText(row, 'organization_id'),
+    clientName: nullableText(row, 'client_name'),
+    clientVersion: nullableText(row, 'client_version'),
+    ip: nullableText(row, 'ip'),
+    operationName: nullableText(row, 'operation_name'),
+    operationHash: requiredText(row, 'operation_hash'),
+    patientId: nullableText(row, 'patient_id'),
+    entityType: requiredText(row, 'entity_type'),
+    entityId: nullableText(row, 'entity_id'),
+    action: action as AuditAction,
+    fields: fieldsOf(row['fields']),
+    emergency: row['emergency'] === true || row['emergency'] === 't',
+    emergencyGrantId: nullableText(row, 'emergency_grant_id'),
+  };
+}
+
 /** The canonical form hashed into the chain: fixed order, no optional keys. */
 function canonical(event: AuditEventRecord): string {
   return JSON.stringify([

@@ -1,5 +1,5 @@
 import type { Database } from '../db/index.js';
-import type { AuditAction, AuditEventRecord, FieldRecord } from './events.js';
+import { auditEventFromRow, type AuditAction, type FieldRecord, type StoredAuditEvent } from './events.js';
 
 /**
  * Export of the audit trail for an accounting of disclosures (HIPAA
@@ -23,11 +23,8 @@ import type { AuditAction, AuditEventRecord, FieldRecord } from './events.js';
 export type AuditExportFormat = 'ndjson' | 'fhir';
 export const AUDIT_EXPORT_FORMATS: readonly AuditExportFormat[] = ['ndjson', 'fhir'];
 
-/** An event as stored: its row id and batch, then the event itself. */
-export interface ExportedAuditEvent extends AuditEventRecord {
-  id: number;
-  batchSequence: number;
-}
+/** An exported event is the event as stored. */
+export type ExportedAuditEvent = StoredAuditEvent;
 
 export interface AuditExportRange {
   /** Inclusive. */
@@ -41,73 +38,10 @@ export interface AuditExportRange {
 export const DEFAULT_EXPORT_PAGE_SIZE = 1_000;
 const MAX_EXPORT_PAGE_SIZE = 10_000;
 
-type Row = Record<string, unknown>;
-
 const COLUMNS = [
   'id', 'batch_sequence', 'recorded_at', 'request_id', 'subgraph', 'subject', 'roles', 'organization_id', 'client_name', 'client_version', 'ip',
   'operation_name', 'operation_hash', 'patient_id', 'entity_type', 'entity_id', 'action', 'fields', 'emergency', 'emergency_grant_id',
 ].map((column) => `"${column}"`).join(', ');
-
-const ACTIONS: ReadonlySet<string> = new Set<AuditAction>(['read', 'create', 'update', 'delete']);
-
-function nullableText(row: Row, key: string): string | null {
-  const value = row[key];
-  if (value === null || value === undefined) return null;
-  if (typeof value === 'string') return value;
-  if (typeof value === 'number' || typeof value === 'bigint') return value.toString();
-  throw new Error(`audit_event row ${String(row['id'])} has a non-text ${key}`);
-}
-
-function requiredText(row: Row, key: string): string {
-  const value = nullableText(row, key);
-  if (value === null) throw new Error(`audit_event row ${String(row['id'])} has no ${key}`);
-  return value;
-}
-
-function rolesOf(value: unknown): string[] {
-  if (Array.isArray(value)) return value.map((role) => String(role));
-  // A driver that does not parse text[] hands back the literal, e.g. {billing,auditor}.
-  if (typeof value === 'string') return value.replace(/^\{|\}$/g, '').split(',').filter(Boolean).map((role) => role.replace(/^"|"$/g, ''));
-  return [];
-}
-
-function fieldsOf(value: unknown): FieldRecord[] {
-  const parsed: unknown = typeof value === 'string' ? JSON.parse(value) : value;
-  if (!Array.isArray(parsed)) return [];
-  return parsed.map((item) => {
-    const field = item as FieldRecord;
-    return { field: String(field.field), outcome: field.outcome, ...(typeof field.reason === 'string' && { reason: field.reason }) };
-  });
-}
-
-/** One audit_event row (snake_case, as any driver returns it) as an exported event. */
-export function auditEventFromRow(row: Row): ExportedAuditEvent {
-  const recorded = row['recorded_at'];
-  const action = requiredText(row, 'action');
-  if (!ACTIONS.has(action)) throw new Error(`audit_event row ${String(row['id'])} has an unknown action`);
-  return {
-    id: Number(row['id']),
-    batchSequence: Number(row['batch_sequence']),
-    recordedAt: (recorded instanceof Date ? recorded : new Date(requiredText(row, 'recorded_at'))).toISOString(),
-    requestId: requiredText(row, 'request_id'),
-    subgraph: requiredText(row, 'subgraph'),
-    subject: requiredText(row, 'subject'),
-    roles: rolesOf(row['roles']),
-    organizationId: nullableText(row, 'organization_id'),
-    clientName: nullableText(row, 'client_name'),
-    clientVersion: nullableText(row, 'client_version'),
-    ip: nullableText(row, 'ip'),
-    operationName: nullableText(row, 'operation_name'),
-    operationHash: requiredText(row, 'operation_hash'),
-    patientId: nullableText(row, 'patient_id'),
-    entityType: requiredText(row, 'entity_type'),
-    entityId: nullableText(row, 'entity_id'),
-    action: action as AuditAction,
-    fields: fieldsOf(row['fields']),
-    emergency: row['emergency'] === true || row['emergency'] === 't',
-    emergencyGrantId: nullableText(row, 'emergency_grant_id'),
-  };
-}
 
 /**
  * Every event with recorded_at in [from, to), in id order, one page per
@@ -132,15 +66,16 @@ export async function* exportAuditEvents(db: Database, range: AuditExportRange):
   let after = (BigInt(bounds.first) - 1n).toString();
   const last = BigInt(bounds.last).toString();
   for (;;) {
-    const page = await em.execute<Row[]>(
+    const page = await em.execute<Record<string, unknown>[]>(
       `select ${COLUMNS} from "audit_event"
         where "id" > ?::bigint and "id" <= ?::bigint and "recorded_at" >= ?::timestamptz and "recorded_at" < ?::timestamptz
         order by "id" limit ?`,
       [after, last, fromIso, toIso, pageSize],
     );
-    for (const row of page) yield auditEventFromRow(row);
+    const events = page.map(auditEventFromRow);
+    yield* events;
     if (page.length < pageSize) return;
-    after = requiredText(page[page.length - 1] as Row, 'id');
+    after = String(events[events.length - 1]?.id);
   }
 }
 

@@ -1,6 +1,6 @@
 import { toBuffer } from '../crypto/index.js';
 import type { Database } from '../db/index.js';
-import { chainHash, payloadDigest, type AuditEventRecord } from './events.js';
+import { auditEventFromRow, chainHash, payloadDigest, type AuditEventRecord } from './events.js';
 
 /**
  * Walks the hash chain from the last checkpoint to the head, recomputing
@@ -29,35 +29,6 @@ interface BatchRow {
   hash: Uint8Array;
 }
 
-type EventRow = Record<string, unknown>;
-
-function toEvent(row: EventRow): AuditEventRecord {
-  const text = (key: string) => {
-    const value = row[key];
-    return typeof value === 'string' || typeof value === 'number' ? String(value) : null;
-  };
-  return {
-    recordedAt: new Date(row['recorded_at'] as string | Date).toISOString(),
-    requestId: String(row['request_id']),
-    subgraph: String(row['subgraph']),
-    subject: String(row['subject']),
-    roles: row['roles'] as string[],
-    organizationId: text('organization_id'),
-    clientName: text('client_name'),
-    clientVersion: text('client_version'),
-    ip: text('ip'),
-    operationName: text('operation_name'),
-    operationHash: String(row['operation_hash']),
-    patientId: text('patient_id'),
-    entityType: String(row['entity_type']),
-    entityId: text('entity_id'),
-    action: row['action'] as AuditEventRecord['action'],
-    fields: (typeof row['fields'] === 'string' ? JSON.parse(row['fields']) : row['fields']) as AuditEventRecord['fields'],
-    emergency: Boolean(row['emergency']),
-    emergencyGrantId: text('emergency_grant_id'),
-  };
-}
-
 export async function verifyAuditChain(db: Database): Promise<ChainReport> {
   const em = db.fork();
   const [head] = await em.execute<{ sequence: string; hash: Uint8Array; checkpoint_sequence: string; checkpoint_previous_hash: Uint8Array }[]>(
@@ -77,11 +48,11 @@ export async function verifyAuditChain(db: Database): Promise<ChainReport> {
     if (page.length === 0) break;
     const first = Number(page[0]?.sequence);
     const last = Number(page[page.length - 1]?.sequence);
-    const rows = await em.execute<EventRow[]>('select * from "audit_event" where "batch_sequence" between ? and ?', [first, last]);
+    const rows = await em.execute<Record<string, unknown>[]>('select * from "audit_event" where "batch_sequence" between ? and ?', [first, last]);
     const byBatch = new Map<number, AuditEventRecord[]>();
     for (const row of rows) {
-      const sequence = Number(row['batch_sequence']);
-      byBatch.set(sequence, [...(byBatch.get(sequence) ?? []), toEvent(row)]);
+      const event = auditEventFromRow(row);
+      byBatch.set(event.batchSequence, [...(byBatch.get(event.batchSequence) ?? []), event]);
     }
     for (const batch of page) {
       const sequence = Number(batch.sequence);

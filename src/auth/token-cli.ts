@@ -3,6 +3,7 @@ import { loadConfig } from '../config.js';
 import { readDevelopmentPrincipals } from '../db/seed/index.js';
 import { isRole, ROLES } from './principal.js';
 import { mintDevelopmentToken } from './mint.js';
+import { describeError } from '../errors.js';
 
 /**
  * `npm run -s token -- --role <role> [--sub ID] [--org ID] [--patient ID] [--no-mfa] [--ttl 15m]`
@@ -56,5 +57,5 @@ try {
   });
   process.stdout.write(`${token}\n`);
 } catch (error) {
-  fail(`token: ${(error as Error).message}\n${USAGE}`);
+  fail(`token: ${describeError(error)}\n${USAGE}`);
 }

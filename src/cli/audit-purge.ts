@@ -1,6 +1,7 @@
 import { loadConfig } from '../config.js';
 import { openDatabase } from '../db/index.js';
 import { purgeExpiredAudit } from '../audit/index.js';
+import { describeError } from '../errors.js';
 
 /** `npm run audit:purge`: removes audit batches past retention and moves the chain checkpoint. */
 try {
@@ -13,6 +14,6 @@ try {
     await db.close();
   }
 } catch (error) {
-  console.error(`audit:purge: ${(error as Error).message}`);
+  console.error(`audit:purge: ${describeError(error)}`);
   process.exit(1);
 }

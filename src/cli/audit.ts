@@ -6,6 +6,7 @@ import { parseArgs } from 'node:util';
 import { loadConfig } from '../config.js';
 import { openDatabase, type Database } from '../db/index.js';
 import { AUDIT_EXPORT_FORMATS, exportAuditLines, verifyAuditChain, type AuditExportFormat } from '../audit/index.js';
+import { describeError } from '../errors.js';
 
 /**
  * npm run audit:verify   walks the audit hash chain and reports any edited, deleted or reordered row (exit 1).
@@ -132,6 +133,6 @@ try {
     await db.close();
   }
 } catch (error) {
-  console.error(`audit: ${(error as Error).message}`);
+  console.error(`audit: ${describeError(error)}`);
   process.exit(2);
 }

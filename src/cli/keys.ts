@@ -10,6 +10,7 @@ import {
 } from '../crypto/index.js';
 import { openDatabase } from '../db/index.js';
 import { countRowsUnderKeyVersion, encryptPlaintextRows, openSealer, reencryptOldRows } from '../db/encryption.js';
+import { describeError } from '../errors.js';
 
 /**
  * Key ring operations:
@@ -87,6 +88,6 @@ try {
       throw new Error('usage: keys.ts rotate | reencrypt | retire --version N | encrypt-existing');
   }
 } catch (error) {
-  console.error(`keys: ${(error as Error).message}`);
+  console.error(`keys: ${describeError(error)}`);
   process.exit(1);
 }

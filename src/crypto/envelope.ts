@@ -48,8 +48,3 @@ export function decodeEnvelope(bytes: Buffer): Envelope {
     tag: bytes.subarray(bytes.length - TAG_BYTES),
   };
 }
-
-/** Is this a value in the encrypted format (for the plaintext-to-ciphertext migration)? */
-export function looksEncrypted(bytes: Buffer | null | undefined): boolean {
-  return !!bytes && bytes.length >= MINIMUM_BYTES && bytes.readUInt8(0) === FORMAT_VERSION;
-}

@@ -146,10 +146,4 @@ export class FieldCipher {
     }
     return key;
   }
-
-  /** Forget unwrapped keys (after a key ring change). */
-  forgetKeys(): void {
-    this.#keys.clear();
-    this.#current = undefined;
-  }
 }

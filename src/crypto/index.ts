@@ -1,5 +1,5 @@
 export { CryptoError, type CryptoFailure } from './errors.js';
-export { FORMAT_VERSION, decodeEnvelope, encodeEnvelope, looksEncrypted } from './envelope.js';
+export { FORMAT_VERSION, decodeEnvelope, encodeEnvelope, header as envelopeHeader } from './envelope.js';
 export {
   DEVELOPMENT_KEY_RING_FILE,
   KeyRing,

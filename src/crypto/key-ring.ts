@@ -30,11 +30,6 @@ export const keyRingSchema = z
 
 export type KeyRingDocument = z.infer<typeof keyRingSchema>;
 
-export interface KeyEncryptionKey {
-  version: number;
-  retired: boolean;
-}
-
 export class KeyRing {
   readonly #keys: Map<number, Buffer>;
   readonly #retired: Set<number>;
@@ -60,10 +55,6 @@ export class KeyRing {
     const ring = parsed.data;
     const keys = new Map(Object.entries(ring.keys).map(([version, key]) => [Number(version), Buffer.from(key, 'base64')]));
     return new KeyRing(ring.current, keys, new Set(ring.retired), Buffer.from(ring.blindIndexKey, 'base64'), ring.development === true);
-  }
-
-  versions(): KeyEncryptionKey[] {
-    return [...this.#keys.keys()].sort((a, b) => a - b).map((version) => ({ version, retired: this.#retired.has(version) }));
   }
 
   /** Key bytes of a version; only crypto/ calls this. */

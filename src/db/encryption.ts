@@ -4,8 +4,8 @@ import {
   KeyRing,
   LocalKeyManagement,
   blindIndex,
+  envelopeHeader,
   loadOrCreateDevelopmentKeyRing,
-  looksEncrypted,
   toBuffer,
   type DataKeyStore,
   type StoredDataKey,
@@ -217,7 +217,7 @@ export async function reencryptOldRows(
   const current = sealer.cipher.currentKekVersion();
   const old = await db.fork().execute<{ id: number }[]>('select "id" from "data_key" where "kek_version" <> ?', [current]);
   if (old.length === 0) return 0;
-  const headers = old.map((key) => dataKeyHeader(Number(key.id)));
+  const headers = old.map((key) => envelopeHeader(Number(key.id)));
   let total = 0;
   for (const [table, spec] of Object.entries(ENCRYPTED_TABLES)) {
     const where = `"crypto_version" = 1 and substring("${spec.marker}" from 1 for 5) in (${headers.map(() => '?').join(', ')})`;
@@ -244,7 +244,7 @@ export async function reencryptOldRows(
 export async function countRowsUnderKeyVersion(db: Database, kekVersion: number): Promise<number> {
   const keys = await db.fork().execute<{ id: number }[]>('select "id" from "data_key" where "kek_version" = ?', [kekVersion]);
   if (keys.length === 0) return 0;
-  const headers = keys.map((key) => dataKeyHeader(Number(key.id)));
+  const headers = keys.map((key) => envelopeHeader(Number(key.id)));
   let total = 0;
   for (const [table, spec] of Object.entries(ENCRYPTED_TABLES)) {
     const [row] = await db
@@ -258,14 +258,6 @@ export async function countRowsUnderKeyVersion(db: Database, kekVersion: number)
   return total;
 }
 
-function dataKeyHeader(dataKeyId: number): Buffer {
-  const bytes = Buffer.alloc(5);
-  bytes.writeUInt8(1, 0);
-  bytes.writeUInt32BE(dataKeyId, 1);
-  return bytes;
-}
-
-export { looksEncrypted };
 
 /**
  * The key ring, the local key management and the field cipher for a

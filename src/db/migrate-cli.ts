@@ -1,5 +1,6 @@
 import { loadConfig } from '../config.js';
 import { openDatabase } from './orm.js';
+import { describeError } from '../errors.js';
 
 /** `npm run migrate`: applies pending migrations (the production path; start does it in development). */
 try {
@@ -12,6 +13,6 @@ try {
     await db.close();
   }
 } catch (error) {
-  console.error(`Migration failed: ${(error as Error).message}`);
+  console.error(`Migration failed: ${describeError(error)}`);
   process.exit(1);
 }

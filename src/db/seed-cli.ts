@@ -3,6 +3,7 @@ import { parseArgs } from 'node:util';
 import { loadConfig } from '../config.js';
 import { openSealer } from './encryption.js';
 import { openDatabase } from './orm.js';
+import { describeError } from '../errors.js';
 import {
   DEFAULT_BATCH_SIZE,
   DEFAULT_SEED,
@@ -95,7 +96,7 @@ try {
     }
   }
 } catch (error) {
-  const message = error instanceof Error ? error.message : String(error);
+  const message = describeError(error);
   if (error instanceof UsageError || (error instanceof Error && 'code' in error && String(error.code).startsWith('ERR_PARSE_ARGS'))) {
     console.error(`seed: ${message}\n${USAGE}`);
     exitCode = EXIT_USAGE;

@@ -1,5 +1,5 @@
 import type { Role } from '../auth/index.js';
-import { ACCESS_POLICY, deny, type Decision, type PatientScope } from './access-policy.js';
+import { ACCESS_POLICY, deny, type Decision } from './access-policy.js';
 import { isPhi, type Category } from './categories.js';
 import { categoryOf } from './classification.js';
 import type { MaskerName } from './maskers.js';
@@ -85,8 +85,4 @@ export function decisionTable(roles: readonly Role[]): DecisionTable {
     tables.set(key, table);
   }
   return table;
-}
-
-export function patientScopeOf(role: Role): PatientScope {
-  return ACCESS_POLICY[role].patients;
 }

@@ -9,6 +9,7 @@ import { readDevelopmentPrincipals, type DevelopmentPrincipals } from '../../src
 import { startApi, type Api } from '../../src/runtime.js';
 import type { SubgraphName } from '../../src/subgraphs/catalog.js';
 import { createScratchDatabase, resolveServices } from './services.js';
+import { sqlOn } from './fixtures.js';
 
 /**
  * A whole API for one test file: a fresh database (PostgreSQL when
@@ -21,6 +22,8 @@ export interface TestStack {
   readonly api: Api;
   config: Config;
   readonly gatewayUrl: string;
+  /** One SQL statement on the test database. */
+  sql<T>(text: string, params?: unknown[]): Promise<T[]>;
   /** Stops the API and starts it again on the same database, data folder and cache (e.g. after a key ring change). */
   restart(): Promise<void>;
   subgraphUrl(name: SubgraphName): string;
@@ -75,6 +78,10 @@ export async function startTestStack(options: { patients?: number; env?: Record<
     config,
     get gatewayUrl() {
       return api.gateway?.url ?? '';
+    },
+    sql<T>(text: string, params: unknown[] = []) {
+      if (!api.db) throw new Error('the stack has no database');
+      return sqlOn(api.db)<T>(text, params);
     },
     async restart() {
       await api.stop();

@@ -1,6 +1,7 @@
 import type { EntityManager } from '@mikro-orm/sql';
 import type { Principal } from '../../auth/index.js';
 import { categoryOf } from '../../policy/index.js';
+import { auditEventFromRow, type StoredAuditEvent } from '../../audit/index.js';
 import { decodeCursor, encodeCursor, pageSize, toConnection, type Connection } from '../pagination.js';
 import type { AuditEventFilter } from './__generated__/resolvers-types.js';
 
@@ -12,27 +13,8 @@ import type { AuditEventFilter } from './__generated__/resolvers-types.js';
  */
 export const AUDIT_PAGE = { defaultSize: 50, maxSize: 500 } as const;
 
-export interface AuditEventRow {
-  id: string;
-  recordedAt: string;
-  requestId: string;
-  subgraph: string;
-  subject: string;
-  roles: string[];
-  organizationId: string | null;
-  clientName: string | null;
-  clientVersion: string | null;
-  ip: string | null;
-  operationName: string | null;
-  operationHash: string;
-  patientId: string | null;
-  entityType: string;
-  entityId: string | null;
-  action: 'read' | 'create' | 'update' | 'delete';
-  fields: { field: string; outcome: 'allowed' | 'masked' | 'denied'; reason?: string | null }[];
-  emergency: boolean;
-  emergencyGrantId: string | null;
-}
+/** What an AuditEvent of the API is: the event as stored. */
+export type AuditEventRow = StoredAuditEvent;
 
 export interface DisclosureModel {
   recordedAt: string;
@@ -44,31 +26,6 @@ export interface DisclosureModel {
 }
 
 type Raw = Record<string, unknown>;
-
-function toRow(raw: Raw): AuditEventRow {
-  const text = (key: string) => (typeof raw[key] === 'string' ? (raw[key]) : null);
-  return {
-    id: String(raw['id']),
-    recordedAt: new Date(raw['recorded_at'] as string | Date).toISOString(),
-    requestId: String(raw['request_id']),
-    subgraph: String(raw['subgraph']),
-    subject: String(raw['subject']),
-    roles: raw['roles'] as string[],
-    organizationId: text('organization_id'),
-    clientName: text('client_name'),
-    clientVersion: text('client_version'),
-    ip: text('ip'),
-    operationName: text('operation_name'),
-    operationHash: String(raw['operation_hash']),
-    patientId: text('patient_id'),
-    entityType: String(raw['entity_type']),
-    entityId: text('entity_id'),
-    action: raw['action'] as AuditEventRow['action'],
-    fields: (typeof raw['fields'] === 'string' ? JSON.parse(raw['fields']) : raw['fields']) as AuditEventRow['fields'],
-    emergency: Boolean(raw['emergency']),
-    emergencyGrantId: text('emergency_grant_id'),
-  };
-}
 
 const ID_CURSOR_PARTS = 1;
 
@@ -102,7 +59,7 @@ export async function listAuditEvents(
   if (filter?.to) add('"recorded_at" < ?::timestamptz', filter.to);
   if (filter?.emergency !== undefined && filter.emergency !== null) add('"emergency" = ?', filter.emergency);
   const rows = size === 0 ? [] : await em.execute<Raw[]>(`select * from "audit_event" where ${where.join(' and ')} order by "id" desc limit ?`, [...params, size + 1]);
-  return toConnection(rows.map(toRow), size, (row) => encodeCursor([row.id]));
+  return toConnection(rows.map(auditEventFromRow), size, (row) => encodeCursor([String(row.id)]));
 }
 
 /** Kinds of data, by the access policy's categories: "name", "ssn", "clinicalNote"... never ids. */
@@ -133,9 +90,9 @@ export async function listDisclosures(
     [principal.patientId, principal.subject, ...(cursor !== null && Number.isFinite(cursor) ? [cursor] : []), size + 1],
   );
   const disclosures = rows
-    .map((raw) => ({ row: toRow(raw), organization: typeof raw['organization_name'] === 'string' ? raw['organization_name'] : null }))
+    .map((raw) => ({ row: auditEventFromRow(raw), organization: typeof raw['organization_name'] === 'string' ? raw['organization_name'] : null }))
     .map(({ row, organization }) => ({
-      id: row.id,
+      id: String(row.id),
       recordedAt: row.recordedAt,
       roles: row.roles,
       organization,
