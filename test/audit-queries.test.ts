@@ -57,6 +57,13 @@ describe('the audit query API', () => {
     expect(deniedNodes.flatMap((node) => node.fields)).toEqual(expect.arrayContaining([{ field: 'Patient.clinicalNotes', outcome: 'denied', reason: 'ROLE_DENIED' }]));
   });
 
+  it('answers an empty page, not an error, for a patient id that is not a UUID', async () => {
+    const token = await stack.token('auditor', { organizationId: stack.principals.billing.organizationId });
+    const response = await post<Events>(stack.gatewayUrl, EVENTS, { token, variables: { filter: { patientId: 'not-a-uuid' } } });
+    expect(response.body.errors).toBeUndefined();
+    expect(response.body.data?.auditEvents?.edges).toEqual([]);
+  });
+
   it('pages newest first with cursors', async () => {
     const token = await stack.token('auditor', { organizationId: stack.principals.billing.organizationId });
     const first = await post<Events>(stack.gatewayUrl, EVENTS, { token, variables: { first: 2 } });

@@ -75,6 +75,28 @@ describe('npm run token', () => {
   }, 60_000);
 });
 
+describe('npm run token:revoke', () => {
+  it('revokes a token everywhere through Redis, or refuses without Redis', async () => {
+    const token = await stack.token('clinician');
+    const result = await run('node_modules/.bin/tsx', ['src/cli/revoke-token.ts', '--token', token], {
+      env: { ...process.env, REDIS_URL: stack.config.redisUrl ?? '', REDIS_KEY_PREFIX: stack.config.redisKeyPrefix, NODE_ENV: 'development' },
+    }).then(
+      (done) => ({ code: 0, ...done }),
+      (error: { code: number; stdout: string; stderr: string }) => error,
+    );
+    const response = await post(stack.gatewayUrl, '{ viewer { subject } }', { token });
+    if (stack.config.redisUrl) {
+      expect(result.code).toBe(0);
+      expect(response.status).toBe(401);
+      expect(response.body.errors?.[0]?.extensions?.['reason']).toBe('REVOKED_TOKEN');
+    } else {
+      expect(result.code).toBe(1);
+      expect(result.stderr).toContain('REDIS_URL is required');
+      expect(response.status).toBe(200);
+    }
+  }, 60_000);
+});
+
 describe('shutdown', () => {
   it('lets an in-flight request finish, then refuses new connections', async () => {
     const own = await startTestStack({ patients: 30 });

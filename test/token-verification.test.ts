@@ -2,7 +2,9 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { exportSPKI, generateKeyPair, SignJWT, type CryptoKey } from 'jose';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { exportJWK, exportSPKI, generateKeyPair, SignJWT, type CryptoKey } from 'jose';
 import { loadConfig } from '../src/config.js';
 import { createTokenVerifier, loadOrCreateDevelopmentKey, mintDevelopmentToken, AuthenticationError } from '../src/auth/index.js';
 import { MemoryCache, revocationList } from '../src/cache/index.js';
@@ -27,6 +29,37 @@ afterAll(async () => {
 });
 
 describe('production token verification', () => {
+  it('verifies tokens against the issuer\'s JWKS, and refuses a token whose key is not in it', async () => {
+    const issuer = await generateKeyPair('ES256', { extractable: true });
+    const jwk = { ...(await exportJWK(issuer.publicKey)), kid: 'issuer-key-1', alg: 'ES256', use: 'sig' };
+    const server = createServer((_request, response) => {
+      response.setHeader('content-type', 'application/json');
+      response.end(JSON.stringify({ keys: [jwk] }));
+    });
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    try {
+      const { port } = server.address() as AddressInfo;
+      const config = loadConfig({ ...productionEnv, AUTH_JWKS_URL: `http://127.0.0.1:${port}/.well-known/jwks.json` });
+      const verifier = await createTokenVerifier(config.auth, dataDir, revocationList(new MemoryCache()));
+      const sign = (key: CryptoKey, kid: string) =>
+        new SignJWT({ roles: ['billing'], org: 'org-9', amr: ['pwd', 'mfa'] })
+          .setProtectedHeader({ alg: 'ES256', kid })
+          .setSubject('billing-9')
+          .setIssuer(config.auth.issuer)
+          .setAudience(config.auth.audience)
+          .setIssuedAt()
+          .setExpirationTime('5m')
+          .setJti('jti-9')
+          .sign(key);
+      const principal = await verifier.verifyAuthorization(`Bearer ${await sign(issuer.privateKey, 'issuer-key-1')}`);
+      expect(principal).toMatchObject({ subject: 'billing-9', roles: ['billing'], organizationId: 'org-9' });
+      const stranger = await generateKeyPair('ES256');
+      await expect(verifier.verifyAuthorization(`Bearer ${await sign(stranger.privateKey, 'issuer-key-1')}`)).rejects.toBeInstanceOf(AuthenticationError);
+    } finally {
+      server.close();
+    }
+  });
+
   it('refuses to start when the configured public key is the development key', async () => {
     const developmentKey = await loadOrCreateDevelopmentKey(dataDir);
     const config = loadConfig({ ...productionEnv, AUTH_PUBLIC_KEY: await exportSPKI(developmentKey.publicKey) });

@@ -2,7 +2,7 @@ import type { EntityManager } from '@mikro-orm/sql';
 import type { Principal } from '../../auth/index.js';
 import { categoryOf } from '../../policy/index.js';
 import { auditEventFromRow, type StoredAuditEvent } from '../../audit/index.js';
-import { decodeCursor, encodeCursor, pageSize, toConnection, type Connection } from '../pagination.js';
+import { decodeCursor, encodeCursor, isUuid, pageSize, toConnection, type Connection } from '../pagination.js';
 import type { AuditEventFilter } from './__generated__/resolvers-types.js';
 
 /**
@@ -51,7 +51,10 @@ export async function listAuditEvents(
   };
   const cursor = afterId(after);
   if (cursor !== null && Number.isFinite(cursor)) add('"id" < ?', cursor);
-  if (filter?.patientId) add('"patient_id" = ?::uuid', filter.patientId);
+  if (filter?.patientId) {
+    if (!isUuid(filter.patientId)) return toConnection([], size, () => '');
+    add('"patient_id" = ?::uuid', filter.patientId);
+  }
   if (filter?.subject) add('"subject" = ?', filter.subject);
   if (filter?.field) add('"fields" @> ?::jsonb', JSON.stringify([{ field: filter.field }]));
   if (filter?.outcome) add('"fields" @> ?::jsonb', JSON.stringify([{ outcome: filter.outcome }]));
