@@ -84,6 +84,16 @@ describe('schema views', () => {
     });
   }
 
+  it('give a subgraph\'s full SDL (_service) to the introspection roles only', async () => {
+    for (const name of ['patient', 'clinical', 'billing'] as const) {
+      const denied = await post<{ _service: { sdl: string } | null }>(stack.subgraphUrl(name), '{ _service { sdl } }', { token: await stack.token('clinician') });
+      expect(denied.body.data?._service ?? null, name).toBeNull();
+      expect(denied.body.errors?.[0]?.extensions?.['code'], name).toBe('FORBIDDEN');
+      const allowed = await post<{ _service: { sdl: string } }>(stack.subgraphUrl(name), '{ _service { sdl } }', { token: await stack.token('integrator') });
+      expect(allowed.body.data?._service.sdl, name).toContain('type Patient');
+    }
+  });
+
   it('refuse an operation that mixes introspection with data', async () => {
     const response = await post(stack.gatewayUrl, '{ __type(name: "Patient") { name } patients { edges { node { id } } } }', { token: await stack.token('admin') });
     expect(response.status).toBe(400);

@@ -4,7 +4,7 @@ import { applyMiddleware, type IMiddlewareFunction, type IMiddlewareTypeMap } fr
 import { allow as allowRule, rule, shield, type IRules } from 'graphql-shield';
 import type { Principal, Role } from '../auth/index.js';
 import { CLIENT_ERROR_CODES, forbidden, internalError } from '../errors.js';
-import { ACCESS_POLICY } from './access-policy.js';
+import { ACCESS_POLICY, INTROSPECTION_ROLES } from './access-policy.js';
 import { categoryOf } from './classification.js';
 import { decisionTable, type DecisionTable, type FieldDecision } from './decisions.js';
 import { MASKERS } from './maskers.js';
@@ -29,9 +29,18 @@ export interface PolicyContext {
 
 /** Federation plumbing every subgraph must answer; the entities it returns are guarded by their own rules. */
 const FEDERATION_FIELDS: Record<string, readonly string[]> = {
-  Query: ['_entities', '_service'],
+  Query: ['_entities'],
   _Service: ['sdl'],
 };
+
+/**
+ * `_service { sdl }` is the subgraph's whole schema: the same audience as
+ * introspection (the gateway composes from the committed supergraph and
+ * never asks for it).
+ */
+const serviceSdlRule = rule('policy:Query._service', { cache: 'contextual' })((_parent: unknown, _args: unknown, context: PolicyContext) =>
+  context.access.principal.roles.some((role) => INTROSPECTION_ROLES.includes(role)) ? true : forbidden('ROLE_DENIED', 'Query._service'),
+);
 
 /** The patient a row belongs to, for tokens whose roles see different rows. */
 function patientOf(type: string, parent: unknown): string | undefined {
@@ -80,12 +89,13 @@ function fallbackError(thrown: unknown): GraphQLError {
 }
 
 export function buildShieldRules(schema: GraphQLSchema): IRules {
-  const rules: Record<string, Record<string, ReturnType<typeof fieldRule> | typeof allowRule>> = {};
+  const rules: Record<string, Record<string, ReturnType<typeof fieldRule> | typeof allowRule  >> = {};
   for (const type of Object.values(schema.getTypeMap())) {
     if (!isObjectType(type) || isIntrospectionType(type)) continue;
-    const fields: Record<string, ReturnType<typeof fieldRule> | typeof allowRule> = {};
+    const fields: Record<string, ReturnType<typeof fieldRule> | typeof allowRule  > = {};
     for (const field of Object.keys(type.getFields())) {
-      fields[field] = FEDERATION_FIELDS[type.name]?.includes(field) ? allowRule : fieldRule(type.name, field);
+      if (type.name === 'Query' && field === '_service') fields[field] = serviceSdlRule;
+      else fields[field] = FEDERATION_FIELDS[type.name]?.includes(field) ? allowRule : fieldRule(type.name, field);
     }
     rules[type.name] = fields;
   }
