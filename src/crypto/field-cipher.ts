@@ -1,5 +1,5 @@
 import { createCipheriv, createDecipheriv, randomBytes } from 'node:crypto';
-import { decodeEnvelope, encodeEnvelope, header, NONCE_BYTES } from './envelope.js';
+import { decodeEnvelope, encodeEnvelope, header, NONCE_BYTES, type Envelope } from './envelope.js';
 import { CryptoError } from './errors.js';
 import type { KeyManagementService } from './key-management.js';
 import { KEY_BYTES } from './key-ring.js';
@@ -79,9 +79,24 @@ export class FieldCipher {
 
   async decrypt(stored: Buffer, location: FieldLocation): Promise<string> {
     const envelope = decodeEnvelope(stored);
-    const dataKey = await this.store.byId(envelope.dataKeyId);
-    if (!dataKey) throw new CryptoError('KEY_UNKNOWN', `no data key ${envelope.dataKeyId}`);
-    const key = await this.#unwrapped(dataKey);
+    const key = this.#unwrappedInMemory(envelope.dataKeyId) ?? (await this.#dataKeyById(envelope.dataKeyId));
+    return this.#open(envelope, key, location);
+  }
+
+  /**
+   * `decrypt` without waiting, for the common case where the value's data
+   * key is already unwrapped in memory: the plaintext, or undefined when the
+   * key has to be fetched or unwrapped first (then call `decrypt`). Throws
+   * the same CryptoErrors, synchronously. Lists of thousands of values are
+   * read through here, so no promise is made per value.
+   */
+  decryptIfKeyReady(stored: Buffer, location: FieldLocation): string | undefined {
+    const envelope = decodeEnvelope(stored);
+    const key = this.#unwrappedInMemory(envelope.dataKeyId);
+    return key ? this.#open(envelope, key, location) : undefined;
+  }
+
+  #open(envelope: Envelope, key: Buffer, location: FieldLocation): string {
     try {
       const decipher = createDecipheriv(ALGORITHM, key, envelope.nonce);
       decipher.setAAD(associatedData(location, header(envelope.dataKeyId)));
@@ -92,6 +107,12 @@ export class FieldCipher {
     } catch {
       throw new CryptoError('DECRYPTION_FAILED', `${location.table}.${location.column} of one row did not authenticate`);
     }
+  }
+
+  async #dataKeyById(id: number): Promise<Buffer> {
+    const dataKey = await this.store.byId(id);
+    if (!dataKey) throw new CryptoError('KEY_UNKNOWN', `no data key ${id}`);
+    return this.#unwrapped(dataKey);
   }
 
   /** The KEK version a stored value is (indirectly) under; for re-encryption. */
@@ -129,17 +150,25 @@ export class FieldCipher {
     return this.#current;
   }
 
-  async #unwrapped(dataKey: StoredDataKey): Promise<Buffer> {
-    const now = Date.now();
-    const cached = this.#keys.get(dataKey.id);
-    if (cached && cached.expiresAt > now) {
-      // Re-insert: the Map's order is the LRU order.
-      this.#keys.delete(dataKey.id);
-      this.#keys.set(dataKey.id, cached);
-      return cached.key;
+  /** The unwrapped data key if it is cached and fresh (and marked most recently used), else undefined. */
+  #unwrappedInMemory(id: number): Buffer | undefined {
+    const cached = this.#keys.get(id);
+    if (!cached) return undefined;
+    if (cached.expiresAt <= Date.now()) {
+      this.#keys.delete(id);
+      return undefined;
     }
+    // Re-insert: the Map's order is the LRU order.
+    this.#keys.delete(id);
+    this.#keys.set(id, cached);
+    return cached.key;
+  }
+
+  async #unwrapped(dataKey: StoredDataKey): Promise<Buffer> {
+    const cached = this.#unwrappedInMemory(dataKey.id);
+    if (cached) return cached;
     const key = await this.kms.unwrapDataKey(dataKey.kekVersion, dataKey.wrapped);
-    this.#keys.set(dataKey.id, { key, kekVersion: dataKey.kekVersion, expiresAt: now + this.cacheOptions.ttlMs });
+    this.#keys.set(dataKey.id, { key, kekVersion: dataKey.kekVersion, expiresAt: Date.now() + this.cacheOptions.ttlMs });
     while (this.#keys.size > this.cacheOptions.maxKeys) {
       const oldest = this.#keys.keys().next().value as number;
       this.#keys.delete(oldest);

@@ -33,10 +33,26 @@ export function toBuffer(bytes: Uint8Array): Buffer {
   return Buffer.isBuffer(bytes) ? bytes : Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
 }
 
-/** Decrypts every part and builds the value; plaintext exists only inside this call's result. */
-export async function unseal<T>(sealed: Sealed<T>, cipher: FieldCipher): Promise<T> {
-  const plaintexts = await Promise.all(
-    sealed.parts.map((part) => (part.encrypted ? cipher.decrypt(toBuffer(part.stored), part.location) : Promise.resolve(toBuffer(part.stored).toString('utf8')))),
-  );
+/**
+ * Decrypts every part and builds the value; plaintext exists only inside
+ * this call's result. Synchronous while the data keys are in memory (the
+ * usual case: a list of a thousand rows makes no promise per value); it
+ * returns a promise only when a key has to be fetched or unwrapped first.
+ */
+export function unseal<T>(sealed: Sealed<T>, cipher: FieldCipher): T | Promise<T> {
+  const plaintexts: string[] = [];
+  for (const [index, part] of sealed.parts.entries()) {
+    const plaintext = part.encrypted ? cipher.decryptIfKeyReady(toBuffer(part.stored), part.location) : toBuffer(part.stored).toString('utf8');
+    if (plaintext === undefined) return unsealWaiting(sealed, cipher, plaintexts, index);
+    plaintexts.push(plaintext);
+  }
+  return sealed.open(plaintexts);
+}
+
+/** The rest of `unseal` from part `from` on, waiting for keys. */
+async function unsealWaiting<T>(sealed: Sealed<T>, cipher: FieldCipher, plaintexts: string[], from: number): Promise<T> {
+  for (const part of sealed.parts.slice(from)) {
+    plaintexts.push(part.encrypted ? await cipher.decrypt(toBuffer(part.stored), part.location) : toBuffer(part.stored).toString('utf8'));
+  }
   return sealed.open(plaintexts);
 }

@@ -43,6 +43,8 @@ export function roleDecision(role: Role, category: Category): Decision {
 export interface FieldDecision {
   type: string;
   field: string;
+  /** `Type.field`, made once: the audit trail's field name. */
+  coordinate: string;
   /** Undefined for a field the classification does not know: denied. */
   category: Category | undefined;
   decision: Decision;
@@ -51,8 +53,9 @@ export interface FieldDecision {
 
 export function decideField(roles: readonly Role[], type: string, field: string): FieldDecision {
   const category = categoryOf(type, field);
-  if (!category) return { type, field, category, decision: deny, phi: true };
-  return { type, field, category, decision: mostPermissive(roles.map((role) => roleDecision(role, category))), phi: isPhi(category) };
+  const coordinate = `${type}.${field}`;
+  if (!category) return { type, field, coordinate, category, decision: deny, phi: true };
+  return { type, field, coordinate, category, decision: mostPermissive(roles.map((role) => roleDecision(role, category))), phi: isPhi(category) };
 }
 
 /**
@@ -60,16 +63,21 @@ export function decideField(roles: readonly Role[], type: string, field: string)
  * kept: the policy is static, so the table is shared by all requests.
  */
 export class DecisionTable {
-  readonly #decisions = new Map<string, FieldDecision>();
+  /** By type, then field: read for every field of every row, so no key string is built per lookup. */
+  readonly #decisions = new Map<string, Map<string, FieldDecision>>();
 
   constructor(readonly roles: readonly Role[]) {}
 
   get(type: string, field: string): FieldDecision {
-    const key = `${type}.${field}`;
-    let decision = this.#decisions.get(key);
+    let fields = this.#decisions.get(type);
+    if (!fields) {
+      fields = new Map();
+      this.#decisions.set(type, fields);
+    }
+    let decision = fields.get(field);
     if (!decision) {
       decision = decideField(this.roles, type, field);
-      this.#decisions.set(key, decision);
+      fields.set(field, decision);
     }
     return decision;
   }

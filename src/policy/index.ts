@@ -3,7 +3,8 @@ export { CATEGORIES, CATEGORY_NAMES, isPhi, type Category } from './categories.j
 export { CLASSIFICATION, categoryOf } from './classification.js';
 export { MASKERS, ageAt, maskBirthYear, maskLast4, maskSsnLast4, maskZip3, type MaskerName } from './maskers.js';
 export { DecisionTable, decideField, decisionTable, mostPermissive, roleDecision, type FieldDecision } from './decisions.js';
-export { applyDecryptionOnly, applyPolicy, buildShieldRules, decisionForRow, isEncryptedField, ENCRYPTED_DIRECTIVE, type PolicyContext, type Unseal } from './shield.js';
+export { applyDecryptionOnly, applyPolicy, buildShieldRules } from './shield.js';
+export { decisionForRow, isEncryptedField, isPromiseLike, ENCRYPTED_DIRECTIVE, type PolicyContext, type Unseal } from './guard.js';
 export { schemaViewFor, cachedSchemaView } from './schema-view.js';
 export { introspectionByRolePlugin } from './introspection-plugin.js';
 export { renderAccessMatrix } from './matrix.js';

@@ -10,7 +10,7 @@ import express from 'express';
 import { parse, type GraphQLSchema } from 'graphql';
 import type { TokenVerifier } from '../auth/index.js';
 import type { Cache } from '../cache/index.js';
-import { applyDecryptionOnly, applyPolicy, introspectionByRolePlugin, type Unseal } from '../policy/index.js';
+import { applyDecryptionOnly, applyPolicy, introspectionByRolePlugin, isPromiseLike, type Unseal } from '../policy/index.js';
 import { CryptoError, Sealed, unseal } from '../crypto/index.js';
 import { decryptionFailed } from '../errors.js';
 import type { Database } from '../db/index.js';
@@ -38,24 +38,25 @@ export function buildSchema(name: SubgraphName, options: { enforcePolicy?: boole
   return options.enforcePolicy === false ? applyDecryptionOnly(schema, unsealField) : applyPolicy(schema, unsealField);
 }
 
-/** Decrypts a sealed field value with the request's cipher; a failure is a coded field error, never bytes. */
-const unsealField: Unseal = async (value, context) => {
+/** Decrypts a sealed field value with the request's cipher (synchronously while its key is in memory); a failure is a coded field error, never bytes. */
+const unsealField: Unseal = (value, context) => {
   if (!(value instanceof Sealed)) return value;
-  const sealedValue: Sealed = value;
   try {
-    const opened: unknown = await unseal(sealedValue, (context as unknown as SubgraphContext).sealer.cipher);
-    return opened;
+    const opened: unknown = unseal(value, (context as unknown as SubgraphContext).sealer.cipher);
+    return isPromiseLike(opened) ? Promise.resolve(opened).catch((error: unknown) => decryptionFailure(error, value, context)) : opened;
   } catch (error) {
-    if (error instanceof CryptoError) {
-      const coordinate = sealedValue.parts.map((part) => `${part.location.table}.${part.location.column}`).join('+');
-      const { logger, requestId } = context as unknown as SubgraphContext;
-      // Tampering, a moved value or a retired key: operators need to see it (no value, no bytes).
-      logger.warn({ event: 'decryption-failed', field: coordinate, reason: error.failure, requestId }, 'a stored value failed to decrypt');
-      throw decryptionFailed(error.failure, coordinate);
-    }
-    throw error;
+    return decryptionFailure(error, value, context);
   }
 };
+
+function decryptionFailure(error: unknown, sealedValue: Sealed, context: unknown): never {
+  if (!(error instanceof CryptoError)) throw error;
+  const coordinate = sealedValue.parts.map((part) => `${part.location.table}.${part.location.column}`).join('+');
+  const { logger, requestId } = context as SubgraphContext;
+  // Tampering, a moved value or a retired key: operators need to see it (no value, no bytes).
+  logger.warn({ event: 'decryption-failed', field: coordinate, reason: error.failure, requestId }, 'a stored value failed to decrypt');
+  throw decryptionFailed(error.failure, coordinate);
+}
 
 export interface SubgraphDependencies {
   db: Database;
@@ -125,7 +126,7 @@ export async function startSubgraph(
     expressMiddleware(apollo, {
       context: ({ req, res }) => {
         const { principal, requestId: id } = locals(res);
-        return Promise.resolve(createSubgraphContext(principal, id, db.fork(), cache, log, sealer, req.ip ?? null));
+        return Promise.resolve(createSubgraphContext(principal, id, db.fork(), cache, log, sealer, req.ip ?? null, { audited: !unauditedForBenchmark }));
       },
     }),
   );
