@@ -41,8 +41,8 @@ export async function watchAccess(cache: Cache, events: readonly AuditEventRecor
   const ssnReads = events.reduce((sum, event) => sum + event.fields.filter((field) => field.field === SSN_FIELD && field.outcome !== 'denied').length, 0);
 
   if (patients.length > 0) {
-    const before = await cache.addToSet(`${bucket}:patients`, [], HOUR_SECONDS);
-    const after = await cache.addToSet(`${bucket}:patients`, patients, HOUR_SECONDS);
+    const { added, size: after } = await cache.addToSet(`${bucket}:patients`, patients, HOUR_SECONDS);
+    const before = after - added;
     if (before < thresholds.distinctPatientsPerHour && after >= thresholds.distinctPatientsPerHour) {
       alerts.push({ kind: 'distinct-patients-per-hour', count: after, threshold: thresholds.distinctPatientsPerHour });
     }

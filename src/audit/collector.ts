@@ -5,59 +5,76 @@ import type { AuditAction, AuditEventRecord, FieldOutcome, FieldRecord, RequestF
  * patient and entity. Resolver-side code adds to it synchronously; the
  * Apollo plugin writes it once, when the response is about to leave.
  */
-export interface FieldAccess {
+/** What a group of records is about: one patient, entity and action. */
+export interface AuditTarget {
   patientId: string | null;
   entityType: string;
   entityId: string | null;
   action: AuditAction;
-  field: string;
-  outcome: FieldOutcome;
-  reason?: string;
-}
-
-interface Group {
-  patientId: string | null;
-  entityType: string;
-  entityId: string | null;
-  action: AuditAction;
-  fields: Map<string, FieldRecord>;
 }
 
 /** A stronger outcome replaces a weaker one for the same field of the same row (denied > masked > allowed). */
 const STRENGTH: Record<FieldOutcome, number> = { allowed: 0, masked: 1, denied: 2 };
 
-export class AuditCollector {
-  readonly #groups = new Map<string, Group>();
+/** The records of one (patient, entity, action): each field once, with its strongest outcome. */
+export class AuditGroup {
+  readonly fields = new Map<string, FieldRecord>();
 
-  record(access: FieldAccess): void {
-    const key = `${access.patientId ?? ''}|${access.entityType}|${access.entityId ?? ''}|${access.action}`;
+  constructor(readonly target: AuditTarget) {}
+
+  add(field: string, outcome: FieldOutcome, reason?: string): void {
+    const existing = this.fields.get(field);
+    if (existing && STRENGTH[outcome] <= STRENGTH[existing.outcome]) return;
+    this.fields.set(field, reason ? { field, outcome, reason } : { field, outcome });
+  }
+}
+
+export class AuditCollector {
+  readonly #groups = new Map<string, AuditGroup>();
+
+  /** The group of this target, made on first use. */
+  group(target: AuditTarget): AuditGroup {
+    const key = `${target.patientId ?? ''}|${target.entityType}|${target.entityId ?? ''}|${target.action}`;
     let group = this.#groups.get(key);
     if (!group) {
-      group = { patientId: access.patientId, entityType: access.entityType, entityId: access.entityId, action: access.action, fields: new Map() };
+      group = new AuditGroup({ patientId: target.patientId, entityType: target.entityType, entityId: target.entityId, action: target.action });
       this.#groups.set(key, group);
     }
-    const existing = group.fields.get(access.field);
-    if (!existing || STRENGTH[access.outcome] > STRENGTH[existing.outcome]) {
-      group.fields.set(access.field, { field: access.field, outcome: access.outcome, ...(access.reason && { reason: access.reason }) });
-    }
+    return group;
   }
 
   get size(): number {
     return this.#groups.size;
   }
 
-  /** The events to write, with the request's facts and the break-the-glass marks. */
+  /**
+   * The events to write, with the request's facts and the break-the-glass
+   * marks. Properties are listed, not spread from `facts`: V8 turns a spread
+   * followed by more properties into a slow object, 20 µs each, 20 ms for a
+   * thousand-row list.
+   */
   events(facts: RequestFacts, recordedAt: Date, emergencyGrants: ReadonlyMap<string, string>): AuditEventRecord[] {
-    return [...this.#groups.values()].map((group) => {
-      const grant = group.patientId ? emergencyGrants.get(group.patientId) ?? null : null;
+    const at = recordedAt.toISOString();
+    const { requestId, subgraph, subject, roles, organizationId, clientName, clientVersion, ip, operationName, operationHash } = facts;
+    return [...this.#groups.values()].map(({ target, fields }) => {
+      const grant = target.patientId ? emergencyGrants.get(target.patientId) ?? null : null;
       return {
-        ...facts,
-        recordedAt: recordedAt.toISOString(),
-        patientId: group.patientId,
-        entityType: group.entityType,
-        entityId: group.entityId,
-        action: group.action,
-        fields: [...group.fields.values()],
+        requestId,
+        subgraph,
+        subject,
+        roles,
+        organizationId,
+        clientName,
+        clientVersion,
+        ip,
+        operationName,
+        operationHash,
+        recordedAt: at,
+        patientId: target.patientId,
+        entityType: target.entityType,
+        entityId: target.entityId,
+        action: target.action,
+        fields: [...fields.values()],
         emergency: grant !== null,
         emergencyGrantId: grant,
       };

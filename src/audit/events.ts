@@ -108,20 +108,31 @@ export function auditEventFromRow(row: Row): StoredAuditEvent {
   };
 }
 
-/** The canonical form hashed into the chain: fixed order, no optional keys. */
-function canonical(event: AuditEventRecord): string {
+/**
+ * The canonical form hashed into the chain: fixed order, no optional keys,
+ * one JSON array per event. Built in two parts: the request's facts, the
+ * same for every event of a batch, are serialized once per run of events
+ * sharing them (a dashboard's thousand events share one), then each
+ * event's own part. The joined text is exactly the JSON array.
+ */
+function factsPart(event: AuditEventRecord): string {
   return JSON.stringify([
     new Date(event.recordedAt).toISOString(),
     event.requestId,
     event.subgraph,
     event.subject,
-    [...event.roles],
+    event.roles,
     event.organizationId,
     event.clientName,
     event.clientVersion,
     event.ip,
     event.operationName,
     event.operationHash,
+  ]).slice(0, -1);
+}
+
+function eventPart(event: AuditEventRecord): string {
+  return JSON.stringify([
     event.patientId,
     event.entityType,
     event.entityId,
@@ -129,13 +140,37 @@ function canonical(event: AuditEventRecord): string {
     event.fields.map((field) => [field.field, field.outcome, field.reason ?? null]),
     event.emergency,
     event.emergencyGrantId,
-  ]);
+  ]).slice(1);
 }
 
-/** SHA-256 over a batch's events; order-independent (sorted canonical forms). */
+const FACT_KEYS = ['recordedAt', 'requestId', 'subgraph', 'subject', 'organizationId', 'clientName', 'clientVersion', 'ip', 'operationName', 'operationHash'] as const;
+
+/** True when two events carry the same request facts (and so the same facts part). */
+export function sameFacts(a: AuditEventRecord, b: AuditEventRecord): boolean {
+  return FACT_KEYS.every((key) => a[key] === b[key]) && a.roles.length === b.roles.length && a.roles.every((role, index) => role === b.roles[index]);
+}
+
+function compareText(a: string, b: string): number {
+  return a < b ? -1 : a > b ? 1 : 0;
+}
+
+/**
+ * SHA-256 over a batch's events; order-independent: the canonical lines
+ * (facts part, comma, event part), sorted, each followed by a newline.
+ * Lines that share their facts part (the same string) compare by their
+ * event parts, and are hashed part by part, never joined.
+ */
 export function payloadDigest(events: readonly AuditEventRecord[]): Buffer {
+  let previous: AuditEventRecord | undefined;
+  let facts = '';
+  const lines = events.map((event) => {
+    if (!previous || !sameFacts(previous, event)) facts = factsPart(event);
+    previous = event;
+    return { facts, event: eventPart(event) };
+  });
+  lines.sort((a, b) => (a.facts === b.facts ? compareText(a.event, b.event) : compareText(`${a.facts},${a.event}`, `${b.facts},${b.event}`)));
   const hash = createHash('sha256');
-  for (const line of events.map(canonical).sort()) hash.update(line).update('\n');
+  for (const line of lines) hash.update(line.facts).update(',').update(line.event).update('\n');
   return hash.digest();
 }
 

@@ -1,19 +1,15 @@
 import type { GraphQLError } from 'graphql';
 import type { Principal } from '../auth/index.js';
 import type { FieldDecision } from '../policy/index.js';
-import type { AuditCollector, FieldAccess } from './collector.js';
-import type { AuditAction } from './events.js';
+import { AuditGroup, type AuditCollector, type AuditTarget } from './collector.js';
+import type { FieldOutcome } from './events.js';
 
 /**
  * Turns a field decision into audit records: which patient and which
  * entity the field belongs to, and for mutations what is being changed (by
  * field name, never by value). Non-PHI fields are not recorded.
  */
-interface Target {
-  patientId: string | null;
-  entityType: string;
-  entityId: string | null;
-  action: AuditAction;
+interface Target extends AuditTarget {
   /** For mutations: the names of the input fields being written. */
   fields?: string[];
 }
@@ -46,18 +42,37 @@ function targetOf(type: string, field: string, parent: unknown, args: Input, pri
   return { patientId, entityType: type, entityId: stringOf(row.id), action: 'read' };
 }
 
+/**
+ * The audit hook of one request. Reads are recorded per row: the row's
+ * group (patient, entity, action) is worked out on its first PHI field and
+ * kept by the row object, so the other fields of a list's rows cost a map
+ * lookup each.
+ */
 export function auditFieldAccess(collector: AuditCollector, principal: Principal) {
-  return (type: string, field: string, parent: unknown, args: Input, decision: FieldDecision, refusal: GraphQLError | null): void => {
+  const groupsByRow = new WeakMap<object, { type: string; group: AuditGroup }>();
+  const groupOf = (type: string, field: string, parent: unknown, args: Input): AuditGroup | Target => {
+    if (type === 'Mutation' || parent === null || typeof parent !== 'object') return targetOf(type, field, parent, args, principal);
+    const known = groupsByRow.get(parent);
+    if (known?.type === type) return known.group;
+    const group = collector.group(targetOf(type, field, parent, args, principal));
+    groupsByRow.set(parent, { type, group });
+    return group;
+  };
+  return (decision: FieldDecision, parent: unknown, args: Input, refusal: GraphQLError | null): void => {
     if (!decision.phi) return;
-    const target = targetOf(type, field, parent, args, principal);
-    const outcome: FieldAccess['outcome'] = refusal ? 'denied' : decision.decision.kind === 'mask' ? 'masked' : 'allowed';
+    const outcome: FieldOutcome = refusal ? 'denied' : decision.decision.kind === 'mask' ? 'masked' : 'allowed';
     const stated = refusal?.extensions['reason'];
     const reason = refusal ? (typeof stated === 'string' ? stated : 'ROLE_DENIED') : undefined;
-    const base = { patientId: target.patientId, entityType: target.entityType, entityId: target.entityId, action: target.action, outcome, ...(reason && { reason }) };
+    const target = groupOf(decision.type, decision.field, parent, args);
+    if (target instanceof AuditGroup) {
+      target.add(decision.coordinate, outcome, reason);
+      return;
+    }
+    const group = collector.group(target);
     if (target.fields && target.fields.length > 0) {
-      for (const name of target.fields) collector.record({ ...base, field: `${type}.${field}:${name}` });
+      for (const name of target.fields) group.add(`${decision.coordinate}:${name}`, outcome, reason);
     } else {
-      collector.record({ ...base, field: `${type}.${field}` });
+      group.add(decision.coordinate, outcome, reason);
     }
   };
 }

@@ -1,4 +1,4 @@
-export { AuditCollector, type FieldAccess } from './collector.js';
+export { AuditCollector, AuditGroup, type AuditTarget } from './collector.js';
 export { auditEventFromRow, chainHash, operationHash, payloadDigest, type StoredAuditEvent, type AuditAction, type AuditEventRecord, type FieldOutcome, type FieldRecord, type RequestFacts } from './events.js';
 export { DatabaseAuditStore, type AuditStore } from './store.js';
 export { verifyAuditChain, type ChainProblem, type ChainReport } from './verify.js';

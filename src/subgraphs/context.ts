@@ -28,8 +28,8 @@ export interface SubgraphContext {
   loader: <L>(factory: LoaderFactory<L>) => L;
   /** This request's audit records; written once by the audit plugin. */
   audit: AuditCollector;
-  /** Told of every field decision; records the PHI ones in `audit`. */
-  auditField: ReturnType<typeof auditFieldAccess>;
+  /** Told of every field decision; records the PHI ones in `audit`. Absent only in a benchmark's unaudited variant. */
+  auditField?: ReturnType<typeof auditFieldAccess>;
   /** The caller's address (through the gateway: the client's, forwarded). */
   clientIp: string | null;
 }
@@ -50,6 +50,7 @@ export function createSubgraphContext(
   logger: Logger,
   sealer: Sealer,
   clientIp: string | null,
+  options: { audited: boolean } = { audited: true },
 ): SubgraphContext {
   const access = createAccessControl(principal, em, cache);
   const audit = new AuditCollector();
@@ -63,7 +64,7 @@ export function createSubgraphContext(
     logger,
     sealer,
     audit,
-    auditField: auditFieldAccess(audit, principal),
+    ...(options.audited && { auditField: auditFieldAccess(audit, principal) }),
     clientIp,
     loader: <L>(factory: LoaderFactory<L>): L => {
       let loader = loaders.get(factory) as L | undefined;
