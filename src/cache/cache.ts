@@ -3,6 +3,11 @@
  * membership caches. Redis in production; an in-process implementation of
  * the same interface when REDIS_URL is not set.
  */
+export interface SetAddition {
+  added: number;
+  size: number;
+}
+
 export interface Cache {
   readonly kind: 'redis' | 'memory';
   get(key: string): Promise<string | null>;
@@ -11,8 +16,8 @@ export interface Cache {
   delete(key: string): Promise<void>;
   /** Increments a counter (by 1 or `by`), starting its expiry window on first increment. */
   increment(key: string, ttlSeconds: number, by?: number): Promise<number>;
-  /** Adds members to a set (the window starts on first add) and returns the set's size. */
-  addToSet(key: string, members: readonly string[], ttlSeconds: number): Promise<number>;
+  /** Adds members to a set (the window starts on first add): how many were new, and the set's size after. */
+  addToSet(key: string, members: readonly string[], ttlSeconds: number): Promise<SetAddition>;
   ping(): Promise<boolean>;
   close(): Promise<void>;
 }

@@ -2,7 +2,7 @@ import type { Cache } from './cache.js';
 import { MemoryCache } from './memory.js';
 import { RedisCache } from './redis.js';
 
-export type { Cache } from './cache.js';
+export type { Cache, SetAddition } from './cache.js';
 export { MemoryCache } from './memory.js';
 export { RedisCache } from './redis.js';
 

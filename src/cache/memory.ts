@@ -1,8 +1,10 @@
-import type { Cache } from './cache.js';
+import type { Cache, SetAddition } from './cache.js';
 
 interface Entry {
   value: string;
   expiresAt: number | null;
+  /** Set members, for the keys addToSet writes (kept as a Set: no re-serialization per call). */
+  members?: Set<string>;
 }
 
 const MILLISECONDS_PER_SECOND = 1000;
@@ -36,12 +38,13 @@ export class MemoryCache implements Cache {
     return Promise.resolve(next);
   }
 
-  addToSet(key: string, members: readonly string[], ttlSeconds: number): Promise<number> {
+  addToSet(key: string, members: readonly string[], ttlSeconds: number): Promise<SetAddition> {
     const entry = this.#live(key);
-    const set = new Set<string>(entry ? (JSON.parse(entry.value) as string[]) : []);
+    const set = entry?.members ?? new Set<string>();
+    const before = set.size;
     for (const member of members) set.add(member);
-    this.#entries.set(key, { value: JSON.stringify([...set]), expiresAt: entry?.expiresAt ?? Date.now() + ttlSeconds * MILLISECONDS_PER_SECOND });
-    return Promise.resolve(set.size);
+    this.#entries.set(key, { value: '', members: set, expiresAt: entry?.expiresAt ?? Date.now() + ttlSeconds * MILLISECONDS_PER_SECOND });
+    return Promise.resolve({ added: set.size - before, size: set.size });
   }
 
   ping(): Promise<boolean> {

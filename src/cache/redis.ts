@@ -1,5 +1,5 @@
 import { Redis } from 'ioredis';
-import type { Cache } from './cache.js';
+import type { Cache, SetAddition } from './cache.js';
 
 const CONNECT_TIMEOUT_MS = 2_000;
 const KEY_PREFIX = 'phi-graph:';
@@ -51,10 +51,12 @@ export class RedisCache implements Cache {
     return count;
   }
 
-  async addToSet(key: string, members: readonly string[], ttlSeconds: number): Promise<number> {
-    if (members.length === 0) return this.#client.scard(key);
-    const results = (await this.#client.multi().sadd(key, ...members).expire(key, ttlSeconds, 'NX').scard(key).exec()) as [Error | null, number][];
-    return results[2]?.[1] ?? 0;
+  async addToSet(key: string, members: readonly string[], ttlSeconds: number): Promise<SetAddition> {
+    if (members.length === 0) return { added: 0, size: await this.#client.scard(key) };
+    const results = (await this.#client.multi().sadd(key, ...members).expire(key, ttlSeconds, 'NX').scard(key).exec()) as [Error | null, number][] | null;
+    const failed = results?.find(([error]) => error !== null)?.[0];
+    if (!results || failed) throw failed ?? new Error(`the set ${key} was not updated`);
+    return { added: results[0]?.[1] ?? 0, size: results[2]?.[1] ?? 0 };
   }
 
   async ping(): Promise<boolean> {
