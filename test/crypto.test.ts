@@ -4,6 +4,8 @@ import {
   FieldCipher,
   KeyRing,
   LocalKeyManagement,
+  Sealed,
+  unseal,
   addKeyVersion,
   blindIndex,
   generateKeyRingDocument,
@@ -119,6 +121,24 @@ describe('field encryption', () => {
     await uncached.decrypt(stored, at);
     expect(kms.unwraps).toBe(3);
     expect(cipher.decryptions).toBe(5);
+  });
+
+  it('opens a sealed field whose data key is not in memory by waiting for it once, then without waiting, and refuses a tampered one either way', async () => {
+    const { kms, store, cipher: writer } = setup();
+    const parts = (stored: Buffer) => [{ stored, location: at, encrypted: true }];
+    const stored = await writer.encrypt('987-65-4321', at);
+    const reader = new FieldCipher(kms, store);
+    const sealedSsn = new Sealed(parts(stored), ([ssn]) => ssn);
+
+    const cold = unseal(sealedSsn, reader);
+    expect(cold).toBeInstanceOf(Promise);
+    expect(await cold).toBe('987-65-4321');
+    expect(unseal(sealedSsn, reader)).toBe('987-65-4321');
+
+    const tampered = Buffer.from(stored);
+    tampered[tampered.length - 1] = (tampered[tampered.length - 1] ?? 0) ^ 0x01;
+    expect(() => unseal(new Sealed(parts(tampered), ([ssn]) => ssn), reader)).toThrow(CryptoError);
+    expect(await failure(Promise.resolve(unseal(new Sealed(parts(tampered), ([ssn]) => ssn), new FieldCipher(kms, store))))).toBe('DECRYPTION_FAILED');
   });
 
   it('refuses a key ring with a short key or a retired current version', () => {
