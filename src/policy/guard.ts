@@ -2,6 +2,9 @@ import type { GraphQLField, GraphQLFieldResolver, GraphQLSchema } from 'graphql'
 import { defaultFieldResolver, GraphQLError, isIntrospectionType, isObjectType } from 'graphql';
 import type { Principal, Role } from '../auth/index.js';
 import { CLIENT_ERROR_CODES, forbidden, internalError } from '../errors.js';
+import { ACCESS_POLICY } from './access-policy.js';
+import { isPhi } from './categories.js';
+import { categoryOf } from './classification.js';
 import { decisionTable, type DecisionTable, type FieldDecision } from './decisions.js';
 import { MASKERS } from './maskers.js';
 
@@ -148,15 +151,31 @@ function replaceResolver(field: GraphQLField<unknown, unknown>, resolve: Resolve
 }
 
 /**
+ * True for a field the guard could only ever allow and never record: not
+ * PHI, not encrypted, allowed to every role, read from its parent by
+ * graphql's default resolver (so nothing in it can fail). Connection edges,
+ * page info and value shapes such as HumanName.given: their data was
+ * decided at the field that led to them (Patient.name).
+ */
+function needsNoGuard(schema: GraphQLSchema, type: string, field: GraphQLField<unknown, unknown>): boolean {
+  if (field.resolve || isEncryptedField(schema, type, field.name)) return false;
+  const category = categoryOf(type, field.name);
+  if (!category || isPhi(category)) return false;
+  return Object.values(ACCESS_POLICY).every((policy) => policy.fields[category]?.kind === 'allow');
+}
+
+/**
  * Puts the guard on every field below the root, in place. Fields without a
  * resolver of their own (plain columns) are guarded too: the guard wraps
- * graphql's default resolver, so no field escapes its decision.
+ * graphql's default resolver, so no field escapes its decision. Only the
+ * fields every role may read in full and that cannot fail are left as they
+ * are (needsNoGuard).
  */
 export function guardFields(schema: GraphQLSchema, unseal: Unseal): void {
   for (const type of guardedTypes(schema)) {
     for (const field of Object.values(type.getFields())) {
       const resolve = (field.resolve ?? defaultFieldResolver) as Resolver;
-      if (ALWAYS_ALLOWED.has(`${type.name}.${field.name}`)) continue;
+      if (ALWAYS_ALLOWED.has(`${type.name}.${field.name}`) || needsNoGuard(schema, type.name, field)) continue;
       replaceResolver(field, guardResolver({ type: type.name, field: field.name, resolve, encrypted: isEncryptedField(schema, type.name, field.name), unseal }));
     }
   }
