@@ -16,6 +16,28 @@ export interface AuditTarget {
 /** A stronger outcome replaces a weaker one for the same field of the same row (denied > masked > allowed). */
 const STRENGTH: Record<FieldOutcome, number> = { allowed: 0, masked: 1, denied: 2 };
 
+/**
+ * Records without a reason are shared, one per (field, outcome): a list of a
+ * thousand rows holds eleven of them, not eleven thousand, and their
+ * canonical form is serialized once (events.ts).
+ */
+const SHARED_RECORDS = new Map<string, Map<FieldOutcome, FieldRecord>>();
+
+function fieldRecord(field: string, outcome: FieldOutcome, reason: string | undefined): FieldRecord {
+  if (reason) return { field, outcome, reason };
+  let byOutcome = SHARED_RECORDS.get(field);
+  if (!byOutcome) {
+    byOutcome = new Map();
+    SHARED_RECORDS.set(field, byOutcome);
+  }
+  let record = byOutcome.get(outcome);
+  if (!record) {
+    record = Object.freeze({ field, outcome });
+    byOutcome.set(outcome, record);
+  }
+  return record;
+}
+
 /** The records of one (patient, entity, action): each field once, with its strongest outcome. */
 export class AuditGroup {
   readonly fields = new Map<string, FieldRecord>();
@@ -25,7 +47,7 @@ export class AuditGroup {
   add(field: string, outcome: FieldOutcome, reason?: string): void {
     const existing = this.fields.get(field);
     if (existing && STRENGTH[outcome] <= STRENGTH[existing.outcome]) return;
-    this.fields.set(field, reason ? { field, outcome, reason } : { field, outcome });
+    this.fields.set(field, fieldRecord(field, outcome, reason));
   }
 }
 

@@ -131,16 +131,22 @@ function factsPart(event: AuditEventRecord): string {
   ]).slice(0, -1);
 }
 
+/** Canonical forms of shared field records (the collector shares them across a batch's events). */
+const canonicalFields = new WeakMap<FieldRecord, string>();
+
+function fieldPart(field: FieldRecord): string {
+  let text = canonicalFields.get(field);
+  if (text === undefined) {
+    text = JSON.stringify([field.field, field.outcome, field.reason ?? null]);
+    canonicalFields.set(field, text);
+  }
+  return text;
+}
+
+/** The event's own part: `patientId,entityType,entityId,action,[fields...],emergency,grant]`, the JSON array's tail. */
 function eventPart(event: AuditEventRecord): string {
-  return JSON.stringify([
-    event.patientId,
-    event.entityType,
-    event.entityId,
-    event.action,
-    event.fields.map((field) => [field.field, field.outcome, field.reason ?? null]),
-    event.emergency,
-    event.emergencyGrantId,
-  ]).slice(1);
+  const head = JSON.stringify([event.patientId, event.entityType, event.entityId, event.action]).slice(1, -1);
+  return `${head},[${event.fields.map(fieldPart).join(',')}],${JSON.stringify(event.emergency ?? null)},${JSON.stringify(event.emergencyGrantId ?? null)}]`;
 }
 
 const FACT_KEYS = ['recordedAt', 'requestId', 'subgraph', 'subject', 'organizationId', 'clientName', 'clientVersion', 'ip', 'operationName', 'operationHash'] as const;
