@@ -16,7 +16,7 @@ import { CryptoError } from './errors.js';
 export const FORMAT_VERSION = 1;
 export const NONCE_BYTES = 12;
 export const TAG_BYTES = 16;
-const HEADER_BYTES = 5;
+export const HEADER_BYTES = 5;
 const DATA_KEY_ID_OFFSET = 1;
 const MINIMUM_BYTES = HEADER_BYTES + NONCE_BYTES + TAG_BYTES;
 

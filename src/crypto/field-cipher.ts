@@ -1,5 +1,5 @@
 import { createCipheriv, createDecipheriv, randomBytes } from 'node:crypto';
-import { decodeEnvelope, encodeEnvelope, header, NONCE_BYTES, type Envelope } from './envelope.js';
+import { decodeEnvelope, encodeEnvelope, header, HEADER_BYTES, NONCE_BYTES, type Envelope } from './envelope.js';
 import { CryptoError } from './errors.js';
 import type { KeyManagementService } from './key-management.js';
 import { KEY_BYTES } from './key-ring.js';
@@ -44,8 +44,13 @@ export interface DataKeyCacheOptions {
 export const DEFAULT_DATA_KEY_CACHE: DataKeyCacheOptions = { maxKeys: 64, ttlMs: 15 * 60 * 1000 };
 const ALGORITHM = 'aes-256-gcm';
 
+/** The envelope header, then `\0table\0column\0rowId`: one buffer, written in place (this runs for every value read). */
 function associatedData(location: FieldLocation, head: Buffer): Buffer {
-  return Buffer.concat([head, Buffer.from(`\u0000${location.table}\u0000${location.column}\u0000${location.rowId}`, 'utf8')]);
+  const bound = `\u0000${location.table}\u0000${location.column}\u0000${location.rowId}`;
+  const data = Buffer.allocUnsafe(head.length + Buffer.byteLength(bound, 'utf8'));
+  head.copy(data, 0);
+  data.write(bound, head.length, 'utf8');
+  return data;
 }
 
 interface CachedKey {
@@ -56,6 +61,7 @@ interface CachedKey {
 
 export class FieldCipher {
   readonly #keys = new Map<number, CachedKey>();
+  #mostRecent: number | undefined;
   #current: Promise<StoredDataKey> | undefined;
   #currentVersion = 0;
   /** Counts for tests and metrics: decryptions performed by this process. */
@@ -80,7 +86,7 @@ export class FieldCipher {
   async decrypt(stored: Buffer, location: FieldLocation): Promise<string> {
     const envelope = decodeEnvelope(stored);
     const key = this.#unwrappedInMemory(envelope.dataKeyId) ?? (await this.#dataKeyById(envelope.dataKeyId));
-    return this.#open(envelope, key, location);
+    return this.#open(stored, envelope, key, location);
   }
 
   /**
@@ -93,17 +99,20 @@ export class FieldCipher {
   decryptIfKeyReady(stored: Buffer, location: FieldLocation): string | undefined {
     const envelope = decodeEnvelope(stored);
     const key = this.#unwrappedInMemory(envelope.dataKeyId);
-    return key ? this.#open(envelope, key, location) : undefined;
+    return key ? this.#open(stored, envelope, key, location) : undefined;
   }
 
-  #open(envelope: Envelope, key: Buffer, location: FieldLocation): string {
+  /** `stored` is the envelope's own bytes: its first bytes are the header the associated data starts with (decodeEnvelope checked them). */
+  #open(stored: Buffer, envelope: Envelope, key: Buffer, location: FieldLocation): string {
     try {
       const decipher = createDecipheriv(ALGORITHM, key, envelope.nonce);
-      decipher.setAAD(associatedData(location, header(envelope.dataKeyId)));
+      decipher.setAAD(associatedData(location, stored.subarray(0, HEADER_BYTES)));
       decipher.setAuthTag(envelope.tag);
-      const plaintext = Buffer.concat([decipher.update(envelope.ciphertext), decipher.final()]).toString('utf8');
+      // GCM is a stream mode: update() returns every byte; final() checks the tag (and throws) before anything is returned.
+      const plaintext = decipher.update(envelope.ciphertext);
+      decipher.final();
       this.decryptions += 1;
-      return plaintext;
+      return plaintext.toString('utf8');
     } catch {
       throw new CryptoError('DECRYPTION_FAILED', `${location.table}.${location.column} of one row did not authenticate`);
     }
@@ -158,9 +167,12 @@ export class FieldCipher {
       this.#keys.delete(id);
       return undefined;
     }
-    // Re-insert: the Map's order is the LRU order.
-    this.#keys.delete(id);
-    this.#keys.set(id, cached);
+    if (this.#mostRecent !== id) {
+      // Re-insert: the Map's order is the LRU order (skipped for the key just used: a list reads one key thousands of times).
+      this.#keys.delete(id);
+      this.#keys.set(id, cached);
+      this.#mostRecent = id;
+    }
     return cached.key;
   }
 
@@ -168,7 +180,9 @@ export class FieldCipher {
     const cached = this.#unwrappedInMemory(dataKey.id);
     if (cached) return cached;
     const key = await this.kms.unwrapDataKey(dataKey.kekVersion, dataKey.wrapped);
+    this.#keys.delete(dataKey.id);
     this.#keys.set(dataKey.id, { key, kekVersion: dataKey.kekVersion, expiresAt: Date.now() + this.cacheOptions.ttlMs });
+    this.#mostRecent = dataKey.id;
     while (this.#keys.size > this.cacheOptions.maxKeys) {
       const oldest = this.#keys.keys().next().value as number;
       this.#keys.delete(oldest);
