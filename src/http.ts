@@ -94,7 +94,20 @@ export function createApp(): Express {
   return app;
 }
 
+/**
+ * How long an idle keep-alive connection stays open. Node closes it after
+ * 5 s by default, while the gateway's HTTP agent keeps idle connections
+ * longer and reuses them: a request sent on one just as the server closed
+ * it failed with ECONNRESET (seen under load by the benchmarks). Longer
+ * than the usual load balancer idle timeout (60 s), so a proxy in front
+ * closes first, as it should.
+ */
+export const KEEP_ALIVE_TIMEOUT_MS = 75_000;
+
 export async function listen(server: Server, host: string, port: number): Promise<number> {
+  server.keepAliveTimeout = KEEP_ALIVE_TIMEOUT_MS;
+  // Must exceed keepAliveTimeout, or a request arriving late on a kept connection is cut off.
+  server.headersTimeout = KEEP_ALIVE_TIMEOUT_MS + 1000;
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
     server.listen(port, host, () => {
