@@ -18,7 +18,10 @@ import { Sealed, toBuffer, unseal, type FieldCipher, type FieldLocation } from '
 import { CRYPTO_VERSION_ENCRYPTED, ENCRYPTED_TABLES } from '../src/db/encryption.js';
 import type { Database } from '../src/db/index.js';
 import {
+  compact,
+  cryptoVersions,
   describeDatabase,
+  expectOnly,
   integer,
   markdownTable,
   median,
@@ -29,9 +32,12 @@ import {
   runWorkloads,
   startRun,
   startVariantsOnCopies,
+  storeAsPlaintext,
   summarize,
+  tableBytes,
   type BenchOptions,
   type Meta,
+  type Row,
   type VariantSpec,
   type Workload,
   type WorkloadResult,
@@ -80,109 +86,6 @@ function parseOptions(argv: string[]): Options {
     // 500 rows of patient (11 parameters each) stay far below the parameter limits of both drivers.
     batch: Math.min(integer('batch', extra.batch, 1), 2000),
   };
-}
-
-// ---------------------------------------------------------------------------
-// The plaintext copy
-// ---------------------------------------------------------------------------
-
-type Row = Record<string, unknown>;
-
-/**
- * Turns a database into its pre-encryption form, as the API would find a
- * database written before field encryption: for every table in
- * ENCRYPTED_TABLES, each encrypted column is decrypted with the cipher of
- * the API serving that database and written back as its UTF-8 bytes, with
- * crypto_version 0. Blind-index columns stay (the read paths measured here
- * do not use them). Keyset batches, one UPDATE ... FROM (VALUES ...) each.
- *
- * Run it after that API started: at start, outside production, the API
- * encrypts every crypto_version 0 row it finds (encryptPlaintextRows), and
- * only then.
- */
-async function storeAsPlaintext(db: Database, cipher: FieldCipher, batchSize: number, log: (message: string) => void): Promise<Record<string, number>> {
-  const converted: Record<string, number> = {};
-  for (const [table, spec] of Object.entries(ENCRYPTED_TABLES)) {
-    const columns = spec.columns;
-    const started = performance.now();
-    let last: string | undefined;
-    let done = 0;
-    for (;;) {
-      const rows = await db
-        .fork()
-        .execute<Row[]>(
-          `select "id", ${columns.map((column) => `"${column}"`).join(', ')}, "crypto_version" from "${table}"${last ? ' where "id" > ?' : ''} order by "id" limit ?`,
-          last ? [last, batchSize] : [batchSize],
-        );
-      if (rows.length === 0) break;
-      const parameters: unknown[] = [];
-      for (const row of rows) {
-        const rowId = String(row['id']);
-        if (Number(row['crypto_version']) !== CRYPTO_VERSION_ENCRYPTED) {
-          throw new Error(`${table} row ${rowId} has crypto_version ${String(row['crypto_version'])}; the seeded copy should hold ciphertext only`);
-        }
-        parameters.push(rowId);
-        for (const column of columns) {
-          const stored = row[column] as Uint8Array | null;
-          parameters.push(stored === null ? null : Buffer.from(await cipher.decrypt(toBuffer(stored), { table, column, rowId }), 'utf8'));
-        }
-      }
-      const tuple = `(?::uuid, ${columns.map(() => '?::bytea').join(', ')})`;
-      await db.fork().execute(
-        `update "${table}" as t set ${columns.map((column) => `"${column}" = v."${column}"`).join(', ')}, "crypto_version" = 0
-         from (values ${rows.map(() => tuple).join(', ')}) as v("id", ${columns.map((column) => `"${column}"`).join(', ')})
-         where t."id" = v."id"`,
-        parameters,
-        'run',
-      );
-      done += rows.length;
-      last = String(rows.at(-1)?.['id']);
-      if (rows.length < batchSize) break;
-    }
-    converted[table] = done;
-    log(`plaintext copy: ${table}: ${done} rows in ${((performance.now() - started) / 1000).toFixed(1)} s`);
-  }
-  return converted;
-}
-
-/** Rows of the encrypted tables by crypto_version: the encrypted copy must hold 1 only, the plaintext copy 0 only. */
-async function cryptoVersions(db: Database): Promise<Record<string, Record<string, number>>> {
-  const result: Record<string, Record<string, number>> = {};
-  for (const table of Object.keys(ENCRYPTED_TABLES)) {
-    const rows = await db.fork().execute<{ version: number; rows: number }[]>(
-      `select "crypto_version"::int as "version", count(*)::int as "rows" from "${table}" group by 1 order by 1`,
-    );
-    result[table] = Object.fromEntries(rows.map((row) => [String(row.version), Number(row.rows)]));
-  }
-  return result;
-}
-
-function expectOnly(versions: Record<string, Record<string, number>>, version: number, variant: string): void {
-  for (const [table, counts] of Object.entries(versions)) {
-    const other = Object.entries(counts).filter(([key, rows]) => key !== String(version) && rows > 0);
-    if (other.length > 0 || !counts[String(version)]) {
-      throw new Error(`the ${variant} copy's ${table} should hold crypto_version ${version} rows only, has ${JSON.stringify(counts)}`);
-    }
-  }
-}
-
-/**
- * VACUUM FULL + ANALYZE of the encrypted tables of a copy: the plaintext
- * copy has just had every row of them rewritten (dead tuples, new row
- * versions placed anywhere), so both copies are compacted and analyzed
- * alike, and differ only in what the columns hold.
- */
-async function compact(db: Database): Promise<void> {
-  for (const table of Object.keys(ENCRYPTED_TABLES)) await db.fork().execute(`vacuum (full, analyze) "${table}"`, [], 'run');
-}
-
-/** Bytes of the encrypted tables (heap, TOAST and indexes) of a copy. */
-async function tableBytes(db: Database): Promise<number> {
-  const tables = Object.keys(ENCRYPTED_TABLES);
-  const [row] = await db
-    .fork()
-    .execute<{ bytes: string }[]>(`select sum(pg_total_relation_size(c.oid))::bigint::text as "bytes" from pg_class c where c.relname in (${tables.map(() => '?').join(', ')}) and c.relkind = 'r'`, tables);
-  return Number(row?.bytes ?? 0);
 }
 
 // ---------------------------------------------------------------------------

@@ -10,6 +10,8 @@ import { createLogger, type Logger } from '../src/logger.js';
 import { mintDevelopmentToken, type Role } from '../src/auth/index.js';
 import { readDevelopmentPrincipals, type DevelopmentPrincipals } from '../src/db/seed/index.js';
 import type { Database } from '../src/db/index.js';
+import { CRYPTO_VERSION_ENCRYPTED, ENCRYPTED_TABLES } from '../src/db/encryption.js';
+import { toBuffer, type FieldCipher } from '../src/crypto/index.js';
 import { startApi, type Api } from '../src/runtime.js';
 import { startGateway } from '../src/gateway/server.js';
 import { startSubgraph, type RunningServer } from '../src/subgraphs/server.js';
@@ -89,6 +91,111 @@ async function withClient<T>(url: string, use: (client: pg.Client) => Promise<T>
 }
 
 // ---------------------------------------------------------------------------
+// Stored forms: the plaintext copy, crypto versions, compaction
+// ---------------------------------------------------------------------------
+
+/** A row as the database driver returns it. */
+export type Row = Record<string, unknown>;
+
+/**
+ * Turns a database into its pre-encryption form, as the API would find a
+ * database written before field encryption: for every table in
+ * ENCRYPTED_TABLES, each encrypted column is decrypted with the cipher of
+ * the API serving that database and written back as its UTF-8 bytes, with
+ * crypto_version 0. Blind-index columns stay (computed from the plaintext
+ * with the key ring's index key, they still find the rows). Keyset
+ * batches, one UPDATE ... FROM (VALUES ...) each.
+ *
+ * Run it after that API started: at start, outside production, the API
+ * encrypts every crypto_version 0 row it finds (encryptPlaintextRows), and
+ * only then.
+ */
+export async function storeAsPlaintext(db: Database, cipher: FieldCipher, batchSize: number, log: (message: string) => void): Promise<Record<string, number>> {
+  const converted: Record<string, number> = {};
+  for (const [table, spec] of Object.entries(ENCRYPTED_TABLES)) {
+    const columns = spec.columns;
+    const started = performance.now();
+    let last: string | undefined;
+    let done = 0;
+    for (;;) {
+      const rows = await db
+        .fork()
+        .execute<Row[]>(
+          `select "id", ${columns.map((column) => `"${column}"`).join(', ')}, "crypto_version" from "${table}"${last ? ' where "id" > ?' : ''} order by "id" limit ?`,
+          last ? [last, batchSize] : [batchSize],
+        );
+      if (rows.length === 0) break;
+      const parameters: unknown[] = [];
+      for (const row of rows) {
+        const rowId = String(row['id']);
+        if (Number(row['crypto_version']) !== CRYPTO_VERSION_ENCRYPTED) {
+          throw new Error(`${table} row ${rowId} has crypto_version ${String(row['crypto_version'])}; the seeded copy should hold ciphertext only`);
+        }
+        parameters.push(rowId);
+        for (const column of columns) {
+          const stored = row[column] as Uint8Array | null;
+          parameters.push(stored === null ? null : Buffer.from(await cipher.decrypt(toBuffer(stored), { table, column, rowId }), 'utf8'));
+        }
+      }
+      const tuple = `(?::uuid, ${columns.map(() => '?::bytea').join(', ')})`;
+      await db.fork().execute(
+        `update "${table}" as t set ${columns.map((column) => `"${column}" = v."${column}"`).join(', ')}, "crypto_version" = 0
+         from (values ${rows.map(() => tuple).join(', ')}) as v("id", ${columns.map((column) => `"${column}"`).join(', ')})
+         where t."id" = v."id"`,
+        parameters,
+        'run',
+      );
+      done += rows.length;
+      last = String(rows.at(-1)?.['id']);
+      if (rows.length < batchSize) break;
+    }
+    converted[table] = done;
+    log(`plaintext copy: ${table}: ${done} rows in ${((performance.now() - started) / 1000).toFixed(1)} s`);
+  }
+  return converted;
+}
+
+/** Rows of the encrypted tables by crypto_version: the encrypted copy must hold 1 only, the plaintext copy 0 only. */
+export async function cryptoVersions(db: Database): Promise<Record<string, Record<string, number>>> {
+  const result: Record<string, Record<string, number>> = {};
+  for (const table of Object.keys(ENCRYPTED_TABLES)) {
+    const rows = await db.fork().execute<{ version: number; rows: number }[]>(
+      `select "crypto_version"::int as "version", count(*)::int as "rows" from "${table}" group by 1 order by 1`,
+    );
+    result[table] = Object.fromEntries(rows.map((row) => [String(row.version), Number(row.rows)]));
+  }
+  return result;
+}
+
+export function expectOnly(versions: Record<string, Record<string, number>>, version: number, variant: string): void {
+  for (const [table, counts] of Object.entries(versions)) {
+    const other = Object.entries(counts).filter(([key, rows]) => key !== String(version) && rows > 0);
+    if (other.length > 0 || !counts[String(version)]) {
+      throw new Error(`the ${variant} copy's ${table} should hold crypto_version ${version} rows only, has ${JSON.stringify(counts)}`);
+    }
+  }
+}
+
+/**
+ * VACUUM FULL + ANALYZE of the encrypted tables of a copy: the plaintext
+ * copy has just had every row of them rewritten (dead tuples, new row
+ * versions placed anywhere), so both copies are compacted and analyzed
+ * alike, and differ only in what the columns hold.
+ */
+export async function compact(db: Database): Promise<void> {
+  for (const table of Object.keys(ENCRYPTED_TABLES)) await db.fork().execute(`vacuum (full, analyze) "${table}"`, [], 'run');
+}
+
+/** Bytes of the encrypted tables (heap, TOAST and indexes) of a copy. */
+export async function tableBytes(db: Database): Promise<number> {
+  const tables = Object.keys(ENCRYPTED_TABLES);
+  const [row] = await db
+    .fork()
+    .execute<{ bytes: string }[]>(`select sum(pg_total_relation_size(c.oid))::bigint::text as "bytes" from pg_class c where c.relname in (${tables.map(() => '?').join(', ')}) and c.relkind = 'r'`, tables);
+  return Number(row?.bytes ?? 0);
+}
+
+// ---------------------------------------------------------------------------
 // The API in variants
 // ---------------------------------------------------------------------------
 
@@ -148,6 +255,20 @@ export interface CopiesStack extends BenchStack {
   apis: Api[];
   /** Where each variant's copy lives (database name or folder), in the order of `variants`. */
   copies: string[];
+  /** The copies asked for with `extraCopies`, by name, served by nobody yet. */
+  extras: Record<string, DatabaseCopy>;
+  /** How long seeding took. */
+  seedSeconds: number;
+}
+
+/** A copy of the seeded database that no API serves: what an API (or `npm start`) needs to open it. */
+export interface DatabaseCopy {
+  /** The scratch database's URL (PostgreSQL), or undefined for PGlite. */
+  url: string | undefined;
+  /** The data folder: the seeded one's key ring, signing key and principals; for PGlite, the database too. */
+  dataDir: string;
+  /** Database name or folder, for the report. */
+  location: string;
 }
 
 export interface TokenOverrides {
@@ -169,6 +290,12 @@ export interface StackOptions {
   log?: (message: string) => void;
   /** Receives the stop function before anything starts, so an interrupted start can still be cleaned up. */
   onStop?: (stop: () => Promise<void>) => void;
+  /**
+   * startVariantsOnCopies only: names of further copies of the seeded
+   * database to make (before any variant connects) and leave unserved, e.g.
+   * for a server in a child process or a database to grow. Removed by stop().
+   */
+  extraCopies?: readonly string[];
 }
 
 /** Cleanup steps run in reverse order; the stop function runs them all once, even when some fail. */
@@ -345,24 +472,34 @@ export async function startVariantsOnCopies(options: StackOptions): Promise<Copi
     const seeded = seeder.seeded;
     await stopSeeder();
     if (seeded === 0) throw new Error('the scratch database was not seeded');
-    log(`seeded ${seeded} patients in ${((performance.now() - started) / 1000).toFixed(1)} s`);
+    const seedSeconds = (performance.now() - started) / 1000;
+    log(`seeded ${seeded} patients in ${seedSeconds.toFixed(1)} s`);
 
     const configs: Config[] = [firstConfig];
     const copies: string[] = [seededDatabase?.name ?? dataDir];
-    for (const spec of options.variants.slice(1)) {
+    /** A copy of the seeded database (all of it, made while nobody is connected), dropped or removed by stop(). */
+    const copySeeded = async (): Promise<DatabaseCopy> => {
       if (seededDatabase) {
         const copy = await createScratchDatabase(options.postgresUrl, seededDatabase.name);
         cleanups.push(() => copy.drop());
-        configs.push(benchConfig(dataDir, copy.url, options.redisUrl));
-        copies.push(copy.name);
-      } else {
-        const copyDir = await mkdtemp(join(tmpdir(), 'phi-bench-'));
-        cleanups.push(() => rm(copyDir, { recursive: true, force: true }));
-        await cp(dataDir, copyDir, { recursive: true });
-        configs.push(benchConfig(copyDir, undefined, options.redisUrl));
-        copies.push(copyDir);
+        return { url: copy.url, dataDir, location: copy.name };
       }
-      log(`copied the seeded database for "${spec.name}": ${copies.at(-1)}`);
+      const copyDir = await mkdtemp(join(tmpdir(), 'phi-bench-'));
+      cleanups.push(() => rm(copyDir, { recursive: true, force: true }));
+      await cp(dataDir, copyDir, { recursive: true });
+      return { url: undefined, dataDir: copyDir, location: copyDir };
+    };
+    for (const spec of options.variants.slice(1)) {
+      const copy = await copySeeded();
+      configs.push(benchConfig(copy.dataDir, copy.url, options.redisUrl));
+      copies.push(copy.location);
+      log(`copied the seeded database for "${spec.name}": ${copy.location}`);
+    }
+    const extras: Record<string, DatabaseCopy> = {};
+    for (const name of options.extraCopies ?? []) {
+      const copy = await copySeeded();
+      extras[name] = copy;
+      log(`copied the seeded database for ${name}: ${copy.location}`);
     }
 
     const apis: Api[] = [];
@@ -393,12 +530,37 @@ export async function startVariantsOnCopies(options: StackOptions): Promise<Copi
       seeded,
       apis,
       copies,
+      extras,
+      seedSeconds,
       stop: cleanups.stop,
     };
   } catch (error) {
     await cleanups.stop().catch(() => undefined);
     throw error;
   }
+}
+
+/**
+ * One more variant, a complete API (startApi) on a copy made with
+ * `extraCopies` (possibly changed since, e.g. grown), with its own
+ * statement counter and cipher; stop() stops it (the copy stays until the
+ * stack stops).
+ */
+export async function startVariantOnCopy(stack: CopiesStack, copy: DatabaseCopy, spec: VariantSpec): Promise<{ variant: Variant; api: Api; stop: () => Promise<void> }> {
+  const config = benchConfig(copy.dataDir, copy.url, stack.config.redisUrl);
+  const counter = { count: 0 };
+  const api = await startApi(config, createLogger(config.logLevel), {
+    seedPatients: 0,
+    unprotectedForBenchmark: spec.unprotected,
+    unauditedForBenchmark: spec.unaudited ?? false,
+    onStatement: () => (counter.count += 1),
+  });
+  let running = true;
+  const stop = async () => {
+    if (running) await api.stop();
+    running = false;
+  };
+  return { variant: describeApi(spec.name, api, counter), api, stop };
 }
 
 /** What every stack has: the first API's database and configuration, the principals the seeder wrote, tokens. */
@@ -517,6 +679,31 @@ export async function timedPost(url: string, token: string, query: string, varia
   return { ms, status: response.status, bytes: Buffer.byteLength(text), body: JSON.parse(text) as GraphQLBody, text };
 }
 
+/**
+ * The gateway's error when a subgraph connection it reused from its pool
+ * was closed under it: the subgraph servers close idle keep-alive
+ * connections after Node's default 5 s, and the gateway's agent (@npmcli/
+ * agent through make-fetch-happen, no idle timeout, oldest socket first,
+ * no retry) can pick one just as it closes. An API defect, not a
+ * benchmark one; the benchmarks retry such a request once and count it
+ * (`connectionResets`) so that a long run is not lost to it, and the suite
+ * reports the count.
+ */
+const CONNECTION_RESET = /request to http:\/\/\S+ failed, reason: (?:read ECONNRESET|socket hang up)/;
+
+/** Requests retried after a gateway-to-subgraph connection reset (see CONNECTION_RESET), with the last message. */
+export const connectionResets = { count: 0, last: '' };
+
+/** True (and counted) when a response is the gateway's report of a reset subgraph connection. */
+export function isConnectionReset(text: string): boolean {
+  const match = text.includes('"errors":') ? CONNECTION_RESET.exec(text) : null;
+  if (!match) return false;
+  connectionResets.count += 1;
+  connectionResets.last = match[0];
+  progress(`gateway-to-subgraph connection reset, retrying once: ${match[0]}`);
+  return true;
+}
+
 // ---------------------------------------------------------------------------
 // Workloads and the interleaved runner
 // ---------------------------------------------------------------------------
@@ -601,9 +788,15 @@ export async function runInterleaved(workload: PreparedWorkload, variants: reado
     if (round === 0) await options.beforeTimedRounds?.();
     const order = rotate(variants, index);
     for (const [position, variant] of order.entries()) {
-      const before = variant.statements.count;
-      const decryptionsBefore = variant.decryptions();
-      const response = await timedPost(workload.url(variant), workload.token, workload.query, workload.variables);
+      let before = variant.statements.count;
+      let decryptionsBefore = variant.decryptions();
+      let response = await timedPost(workload.url(variant), workload.token, workload.query, workload.variables);
+      if (isConnectionReset(response.text)) {
+        // Counted from the retry alone: the failed attempt may have done part of the work.
+        before = variant.statements.count;
+        decryptionsBefore = variant.decryptions();
+        response = await timedPost(workload.url(variant), workload.token, workload.query, workload.variables);
+      }
       const statements = variant.statements.count - before;
       const decryptions = variant.decryptions() - decryptionsBefore;
       const { rows, allowedErrors } = check(workload, variant, response);
@@ -677,6 +870,84 @@ function firstDifference(expected: unknown, actual: unknown, path: string): { pa
   return undefined;
 }
 
+// ---------------------------------------------------------------------------
+// Closed loop: requests at a fixed concurrency
+// ---------------------------------------------------------------------------
+
+/** One request of a closed loop, its body already serialized. */
+export interface LoopRequest {
+  url: string;
+  token: string;
+  body: string;
+}
+
+/** A workload as a closed loop sends it: the operation serialized once. */
+export function loopRequest(url: string, token: string, query: string, variables?: Record<string, unknown>): LoopRequest {
+  return { url, token, body: JSON.stringify({ query, variables }) };
+}
+
+export interface LoopOptions {
+  /** Requests in flight at once: each client sends its next request as soon as it has read the last response. */
+  concurrency: number;
+  /** Start no new request after this many seconds... */
+  seconds?: number;
+  /** ...or once this many have been started (whichever comes first). */
+  requests?: number;
+  /** The request to send as the index-th one (0-based, in the order they are started). */
+  request(index: number): LoopRequest;
+  /** After each response, with the number of responses so far. */
+  onResponse?(completed: number): void;
+}
+
+export interface LoopResult {
+  requests: number;
+  /** From the first request sent to the last response read. */
+  seconds: number;
+  /** Per request, ms, in the order they completed. */
+  latencies: number[];
+}
+
+/**
+ * A closed loop of `concurrency` clients. Every response must be HTTP 200
+ * and carry no GraphQL errors (checked on the text, without parsing it, to
+ * keep the client's own work small: the client shares the cores with the
+ * server); the first failure stops the loop and is thrown.
+ */
+export async function runClosedLoop(options: LoopOptions): Promise<LoopResult> {
+  if (options.seconds === undefined && options.requests === undefined) throw new Error('a closed loop needs seconds or requests');
+  const latencies: number[] = [];
+  const began = performance.now();
+  const deadline = options.seconds === undefined ? Number.POSITIVE_INFINITY : began + options.seconds * 1000;
+  const limit = options.requests ?? Number.POSITIVE_INFINITY;
+  let started = 0;
+  let failure: Error | undefined;
+  const client = async () => {
+    while (!failure && started < limit && performance.now() < deadline) {
+      const request = options.request(started++);
+      const send = async () => {
+        const sent = performance.now();
+        const response = await fetch(request.url, {
+          method: 'POST',
+          headers: { 'content-type': 'application/json', authorization: `Bearer ${request.token}` },
+          body: request.body,
+        });
+        return { response, text: await response.text(), ms: performance.now() - sent };
+      };
+      let { response, text, ms } = await send();
+      if (isConnectionReset(text)) ({ response, text, ms } = await send());
+      latencies.push(ms);
+      // A JSON string cannot hold an unescaped quote, so `"errors":` can only be the key.
+      if (response.status !== 200 || text.includes('"errors":')) {
+        failure ??= new Error(`closed loop: ${request.url} answered HTTP ${response.status}: ${text.slice(0, 500)}`);
+      }
+      options.onResponse?.(latencies.length);
+    }
+  };
+  await Promise.all(Array.from({ length: options.concurrency }, client));
+  if (failure) throw failure;
+  return { requests: latencies.length, seconds: (performance.now() - began) / 1000, latencies };
+}
+
 /** Length of `edges` of the connection at `path` in a response's data (0 when absent). */
 export function edgesAt(data: unknown, ...path: string[]): number {
   let node: unknown = data;
@@ -707,6 +978,7 @@ export function median(values: readonly number[]): number {
 export interface VariantSummary {
   median: number;
   p90: number;
+  p99: number;
   statements: number;
   statementsMin: number;
   statementsMax: number;
@@ -726,6 +998,10 @@ export function summarize(samples: readonly Sample[]): VariantSummary {
     p90: percentile(
       samples.map((sample) => sample.ms),
       90,
+    ),
+    p99: percentile(
+      samples.map((sample) => sample.ms),
+      99,
     ),
     statements: median(statements),
     statementsMin: Math.min(...statements),
@@ -787,13 +1063,16 @@ export interface BenchOptions {
 
 export interface OptionsSpec<K extends string> {
   usage: string;
-  /** Defaults of --patients and --rounds (--warmup defaults to 3). */
+  /** Defaults of --patients and --rounds, and of --warmup (3 unless given). */
   patients: string;
   rounds: string;
+  warmup?: string;
   /** The workload names --only accepts. */
   workloads: readonly string[];
   /** The benchmark's own options, all strings, with their defaults; returned unparsed in `extra`. */
   extra?: Record<K, string>;
+  /** The benchmark's own on/off options (false unless given); returned in `flags`. */
+  flags?: readonly string[];
 }
 
 /**
@@ -802,16 +1081,20 @@ export interface OptionsSpec<K extends string> {
  * the usage and exits on --help. The database defaults to PostgreSQL when
  * DATABASE_URL is set, else PGlite.
  */
-export function parseBenchOptions<K extends string = never>(argv: string[], spec: OptionsSpec<K>): BenchOptions & { extra: Record<K, string> } {
+export function parseBenchOptions<K extends string = never>(
+  argv: string[],
+  spec: OptionsSpec<K>,
+): BenchOptions & { extra: Record<K, string>; flags: Record<string, boolean> } {
   const extraNames = Object.keys(spec.extra ?? {}) as K[];
   const options: NonNullable<ParseArgsConfig['options']> = {
     patients: { type: 'string', default: spec.patients },
     rounds: { type: 'string', default: spec.rounds },
-    warmup: { type: 'string', default: '3' },
+    warmup: { type: 'string', default: spec.warmup ?? '3' },
     database: { type: 'string' },
     json: { type: 'string' },
     only: { type: 'string' },
     ...Object.fromEntries(extraNames.map((name) => [name, { type: 'string', default: spec.extra?.[name] }])),
+    ...Object.fromEntries((spec.flags ?? []).map((name) => [name, { type: 'boolean', default: false }])),
     help: { type: 'boolean', short: 'h', default: false },
   };
   const { values } = parseArgs({ args: argv, strict: true, allowPositionals: false, options });
@@ -828,11 +1111,12 @@ export function parseBenchOptions<K extends string = never>(argv: string[], spec
   return {
     patients: integer('patients', text('patients') ?? spec.patients, 1),
     rounds: integer('rounds', text('rounds') ?? spec.rounds, 1),
-    warmup: integer('warmup', text('warmup') ?? '3', 0),
+    warmup: integer('warmup', text('warmup') ?? spec.warmup ?? '3', 0),
     database,
     json: text('json'),
     only: workloadNames(text('only'), spec.workloads),
     extra: Object.fromEntries(extraNames.map((name) => [name, text(name) ?? ''])) as Record<K, string>,
+    flags: Object.fromEntries((spec.flags ?? []).map((name) => [name, values[name] === true])),
   };
 }
 
@@ -1020,7 +1304,11 @@ export async function largestOrganization(db: Database): Promise<Organization> {
 }
 
 export interface MainControl {
-  /** Registers how to stop what was started (scratch databases, folders, servers): run at the end, after an error and on Ctrl-C. */
+  /**
+   * Registers how to stop something that was started (scratch databases,
+   * folders, servers, child processes): every registered function runs once,
+   * newest first, at the end, after an error and on Ctrl-C.
+   */
   onStop: (stop: () => Promise<void>) => void;
 }
 
@@ -1032,9 +1320,15 @@ export interface MainControl {
 export function runMain(usage: string, main: (control: MainControl) => Promise<void>): void {
   /** Set on SIGINT/SIGTERM: the handler stops the stack and exits; errors from requests cut off meanwhile are expected. */
   let interrupted = false;
-  let stopStack: (() => Promise<void>) | undefined;
+  const stops: (() => Promise<void>)[] = [];
   let stopping: Promise<void> | undefined;
-  const stop = () => (stopping ??= stopStack?.() ?? Promise.resolve());
+  const stopAll = async () => {
+    const errors: unknown[] = [];
+    for (const stopOne of stops.reverse()) await stopOne().catch((error: unknown) => errors.push(error));
+    stops.length = 0;
+    if (errors.length > 0) throw new AggregateError(errors, 'the benchmark did not stop cleanly');
+  };
+  const stop = () => (stopping ??= stopAll());
   const onSignal = (signal: NodeJS.Signals) => {
     interrupted = true;
     progress(`${signal}: stopping`);
@@ -1045,7 +1339,7 @@ export function runMain(usage: string, main: (control: MainControl) => Promise<v
   process.once('SIGTERM', onSignal);
   const run = async () => {
     try {
-      await main({ onStop: (stopFunction) => (stopStack = stopFunction) });
+      await main({ onStop: (stopFunction) => void stops.push(stopFunction) });
     } finally {
       await stop();
     }
