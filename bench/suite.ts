@@ -23,7 +23,7 @@
  *
  * See bench/README.md for the options and how to read the report.
  */
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir, totalmem } from 'node:os';
 import { join, relative, resolve } from 'node:path';
 import { performance } from 'node:perf_hooks';
@@ -83,6 +83,15 @@ import { LIST_FIELDS, buildContext, chart, dashboard, mrnLookup, partnerPage, ty
 
 const REPO_ROOT = fileURLToPath(new URL('..', import.meta.url));
 const DEFAULT_OUT = fileURLToPath(new URL('./BENCHMARKS.md', import.meta.url));
+
+/** Where the generated report ends in the output file: what follows (the engineers' reading of the figures) is kept on every run. */
+const ANALYSIS_MARKER = '<!-- Written by hand below this line: kept when npm run bench rewrites the report above. -->';
+
+async function keptAnalysis(path: string): Promise<string> {
+  const existing = await readFile(path, 'utf8').catch(() => '');
+  const at = existing.indexOf(ANALYSIS_MARKER);
+  return at === -1 ? '' : `\n${existing.slice(at)}`;
+}
 
 // ---------------------------------------------------------------------------
 // Variants
@@ -989,7 +998,7 @@ runMain(USAGE, async ({ onStop }) => {
   const text = reportText(findings);
   console.log(text);
   if (options.out) {
-    await writeFile(options.out, `${text}\n`);
+    await writeFile(options.out, `${text}\n${await keptAnalysis(options.out)}`);
     progress(`report written to ${relative(process.cwd(), options.out) || options.out}`);
   }
   if (options.json) {
