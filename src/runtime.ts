@@ -40,7 +40,7 @@ export interface StartOptions {
   seedPatients?: number;
   /** Benchmarks only: subgraphs without field rules, to measure their cost. Refused in production. */
   unprotectedForBenchmark?: boolean;
-  /** Benchmarks only: subgraphs that write no audit trail, to measure its cost. Refused in production. */
+  /** Benchmarks only: subgraphs that collect and write no audit trail, to measure its cost. Refused in production. */
   unauditedForBenchmark?: boolean;
 }
 
