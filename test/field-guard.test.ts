@@ -1,4 +1,7 @@
+import { GraphQLError, type GraphQLObjectType, type GraphQLResolveInfo } from 'graphql';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { decisionTable } from '../src/policy/index.js';
+import { buildSchema } from '../src/subgraphs/server.js';
 import { post, startTestStack, type TestStack } from './support/stack.js';
 
 /**
@@ -47,6 +50,28 @@ describe('a field that fails after the guard allowed it', () => {
     } finally {
       await stack.sql('alter table "organization_gone" rename to "organization"');
     }
+  });
+});
+
+describe('a field whose decryption fails while it waits for its data key', () => {
+  it('answers INTERNAL_SERVER_ERROR without the underlying message when the failure is not a decryption failure', async () => {
+    const schema = buildSchema('patient');
+    const patientType = schema.getType('Patient') as GraphQLObjectType;
+    const ssn = patientType.getFields()['ssn'];
+    const leaked = 'relation "data_key" does not exist (select ... where id = 7)';
+    const context = {
+      access: { principal: { subject: 'user:test', roles: ['clinician'], organizationId: null, patientId: null, mfa: true }, decisions: decisionTable(['clinician']), rowDependent: false },
+      // The key is not in memory, and fetching it fails the way a database would.
+      sealer: { cipher: { decryptIfKeyReady: () => undefined, decrypt: () => Promise.reject(new Error(leaked)) } },
+      logger: { warn: () => undefined },
+      requestId: 'test',
+    };
+    const row = { id: '00000000-0000-4000-8000-000000000001', cryptoVersion: 1, ssn: Buffer.from('ciphertext') };
+    const answer = Promise.resolve(ssn?.resolve?.(row, {}, context, {} as GraphQLResolveInfo));
+    const error: unknown = await answer.then(() => null, (thrown: unknown) => thrown);
+    expect(error).toBeInstanceOf(GraphQLError);
+    expect((error as GraphQLError).extensions['code']).toBe('INTERNAL_SERVER_ERROR');
+    expect((error as GraphQLError).message).not.toContain('data_key');
   });
 });
 

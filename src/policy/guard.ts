@@ -118,8 +118,9 @@ function enforce(decision: FieldDecision, guarded: GuardedField, parent: unknown
   context.auditField?.(decision, parent, args, refusal);
   if (refusal) throw refusal;
   const value = guarded.resolve(parent, args, context, info);
-  if (isPromiseLike(value)) return Promise.resolve(value).then((resolved) => protect(resolved, decision, guarded, context), rethrowSanitized);
-  return protect(value, decision, guarded, context);
+  const shown = isPromiseLike(value) ? Promise.resolve(value).then((resolved) => protect(resolved, decision, guarded, context)) : protect(value, decision, guarded, context);
+  // A waiting resolver or a data key being fetched fails later: sanitized the same way as a failure now.
+  return isPromiseLike(shown) ? Promise.resolve(shown).catch(rethrowSanitized) : shown;
 }
 
 function rethrowSanitized(error: unknown): never {
@@ -140,8 +141,10 @@ function guardResolver(guarded: GuardedField): Resolver {
 
 /** The object types the guard covers: all but the root operation types (shield's) and introspection's own. */
 function guardedTypes(schema: GraphQLSchema) {
-  const roots = new Set([schema.getQueryType(), schema.getMutationType(), schema.getSubscriptionType()].filter(Boolean));
-  return Object.values(schema.getTypeMap()).filter((type) => isObjectType(type) && !isIntrospectionType(type) && !roots.has(type)).filter(isObjectType);
+  const roots = new Set([schema.getQueryType(), schema.getMutationType(), schema.getSubscriptionType()]);
+  return Object.values(schema.getTypeMap())
+    .filter(isObjectType)
+    .filter((type) => !isIntrospectionType(type) && !roots.has(type));
 }
 
 function replaceResolver(field: GraphQLField<unknown, unknown>, resolve: Resolver): void {
