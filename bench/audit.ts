@@ -81,7 +81,10 @@ const WORKLOADS: Workload<Context>[] = [
 
 /** What the audit tables and the variants' audit plugins hold at one moment. */
 interface AuditCounts {
+  /** Events: a stored row of grouped events counts as many. */
   events: number;
+  /** Stored audit_event rows. */
+  rows: number;
   batches: number;
   /** Batches holding AccessAlert events (written by the access watch, not by the plugin's own write). */
   alertBatches: number;
@@ -91,13 +94,15 @@ interface AuditCounts {
 }
 
 async function auditCounts(db: Database, variants: readonly Variant[]): Promise<AuditCounts> {
-  const [row] = await db.fork().execute<{ events: number; batches: number; alert_batches: number }[]>(
-    `select (select count(*) from "audit_event")::int as "events", (select count(*) from "audit_batch")::int as "batches",
+  const [row] = await db.fork().execute<{ events: number; rows: number; batches: number; alert_batches: number }[]>(
+    `select (select coalesce(sum(coalesce(cardinality("patient_ids"), 1)), 0) from "audit_event")::int as "events", (select count(*) from "audit_event")::int as "rows",
+            (select count(*) from "audit_batch")::int as "batches",
             (select count(distinct "batch_sequence") from "audit_event" where "entity_type" = 'AccessAlert')::int as "alert_batches"`,
   );
   if (!row) throw new Error('the audit tables could not be counted');
   return {
     events: Number(row.events),
+    rows: Number(row.rows),
     batches: Number(row.batches),
     alertBatches: Number(row.alert_batches),
     writes: Object.fromEntries(variants.map((variant) => [variant.name, variant.auditMetrics.writes])),
@@ -110,6 +115,7 @@ interface AuditWritten {
   /** Timed requests sent to the audited variant. */
   requests: number;
   events: number;
+  rows: number;
   batches: number;
   alertBatches: number;
   /** Variant name -> batches its audit plugins wrote. */
@@ -131,6 +137,7 @@ function written(name: string, before: AuditCounts, after: AuditCounts, requests
   const result = {
     requests,
     events: after.events - before.events,
+    rows: after.rows - before.rows,
     batches: after.batches - before.batches,
     alertBatches: after.alertBatches - before.alertBatches,
     writes,
@@ -208,13 +215,14 @@ function report(meta: Meta, facts: Facts, results: WorkloadResult[], audit: Reco
     table: comparisonTable(results, names, BASELINE, [
       statementsColumn(names),
       auditColumn('audit events/request', (rowsWritten) => rowsWritten.events),
+      auditColumn('audit rows/request', (rowsWritten) => rowsWritten.rows),
       auditColumn('audit batches/request', (rowsWritten) => rowsWritten.batches),
       responseKibColumn(AUDITED),
     ]),
     results,
     sections: [
       'Both variants returned byte-identical bodies in every round, warm-up included (checked). ' +
-        'Audit events and batches per request: rows added to `audit_event` / `audit_batch` during the timed rounds, divided by the requests sent to the audited variant; ' +
+        'Audit events, rows and batches per request: events (a row of grouped events counts as many) and rows added to `audit_event`, and rows added to `audit_batch`, during the timed rounds, divided by the requests sent to the audited variant; ' +
         'the unaudited variant wrote none (checked), and every new batch was written by the audited variant' +
         (alerts.length > 0 ? ` (${alerts.join('; ')})` : '') +
         '.',

@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { exportAuditEvents, exportAuditLines, type ExportedAuditEvent, type FhirAuditEvent } from '../src/audit/index.js';
+import { auditEntries, auditEventId, exportAuditEvents, exportAuditLines, type ExportedAuditEvent, type FhirAuditEvent } from '../src/audit/index.js';
 import { post, startTestStack, type TestStack } from './support/stack.js';
 import { patientOutsideCareTeams } from './support/fixtures.js';
 
@@ -34,6 +34,7 @@ interface StoredField {
 
 interface EventRow {
   id: string | number;
+  position: string | number;
   recorded_at: Date | string;
   request_id: string;
   subject: string;
@@ -106,7 +107,7 @@ afterAll(async () => {
 });
 
 async function ourRows(): Promise<EventRow[]> {
-  return stack.sql<EventRow>('select * from audit_event where request_id like ? order by id', [`${PREFIX}-%`]);
+  return stack.sql<EventRow>(`select * from ${auditEntries()} as entry where request_id like ? order by id, position`, [`${PREFIX}-%`]);
 }
 
 /** FHIR JSON has no nulls, empty strings, empty arrays or empty objects; codings have a system and a code. */
@@ -153,18 +154,21 @@ describe('audit export', () => {
   it('exports every event of the range exactly once, as stored, across pages', async () => {
     const rows = await ourRows();
     for (const requestId of Object.values(REQUEST)) expect(rows.some((row) => row.request_id === requestId), requestId).toBe(true);
-    const inRange = await stack.sql<{ id: string | number }>('select id from audit_event where recorded_at >= ? and recorded_at < ? order by id', [from, to]);
+    const inRange = await stack.sql<{ id: string | number; position: string | number }>(
+      `select id, position from ${auditEntries()} as entry where recorded_at >= ? and recorded_at < ? order by id, position`,
+      [from, to],
+    );
 
     // A page of 2 rows: the keyset paging is exercised many times over.
     const exported = await collect(exportAuditEvents(stack.api.db!, { from, to, pageSize: 2 }));
-    const ids = exported.map((event) => event.id);
+    const ids = exported.map(auditEventId);
     expect(new Set(ids).size).toBe(ids.length);
-    expect(ids).toEqual(inRange.map((row) => Number(row.id)));
+    expect(ids).toEqual(inRange.map((row) => auditEventId({ id: Number(row.id), position: Number(row.position) })));
     expect(await collect(exportAuditEvents(stack.api.db!, { from, to }))).toEqual(exported);
 
-    const byId = new Map(exported.map((event) => [event.id, event]));
+    const byId = new Map(exported.map((event) => [auditEventId(event), event]));
     for (const row of rows) {
-      const event = byId.get(Number(row.id));
+      const event = byId.get(auditEventId({ id: Number(row.id), position: Number(row.position) }));
       expect(event, `event ${row.id}`).toBeDefined();
       expect(event).toMatchObject({
         recordedAt: new Date(row.recorded_at).toISOString(),
@@ -210,7 +214,7 @@ describe('audit export', () => {
   });
 
   it('maps each event to a well-formed FHIR R4 AuditEvent', async () => {
-    const events = new Map((await collect(exportAuditEvents(stack.api.db!, { from, to }))).map((event) => [String(event.id), event]));
+    const events = new Map((await collect(exportAuditEvents(stack.api.db!, { from, to }))).map((event) => [auditEventId(event), event]));
     const resources = (await collect(exportAuditLines(stack.api.db!, { from, to }, 'fhir'))).map((line) => JSON.parse(line) as FhirAuditEvent);
     expect(resources.map((resource) => resource.id)).toEqual([...events.keys()]);
     let sawEmergency = false;
@@ -288,7 +292,7 @@ describe('audit export', () => {
     // PGlite keeps one process per data folder: the running stack holds it, so the command can only run beside it on PostgreSQL.
     if (!stack.config.database.url) return;
     const env = { ...process.env, DATA_DIR: stack.config.database.dataDir, DATABASE_URL: stack.config.database.url };
-    const expected = (await collect(exportAuditEvents(stack.api.db!, { from, to }))).map((event) => String(event.id));
+    const expected = (await collect(exportAuditEvents(stack.api.db!, { from, to }))).map(auditEventId);
 
     const fhir = await run('node_modules/.bin/tsx', ['src/cli/audit.ts', 'export', '--from', from.toISOString(), '--to', to.toISOString(), '--format', 'fhir'], { env, maxBuffer: 64 * 1024 * 1024 });
     const lines = fhir.stdout.split('\n').filter((line) => line !== '');
@@ -301,7 +305,7 @@ describe('audit export', () => {
       const out = join(folder, 'audit.ndjson');
       await run('node_modules/.bin/tsx', ['src/cli/audit.ts', 'export', '--from', from.toISOString(), '--to', to.toISOString(), '--out', out], { env });
       const written = (await readFile(out, 'utf8')).split('\n').filter((line) => line !== '');
-      expect(written.map((line) => String((JSON.parse(line) as { id: number }).id))).toEqual(expected);
+      expect(written.map((line) => auditEventId(JSON.parse(line) as { id: number; position: number }))).toEqual(expected);
 
       const refused = await run('node_modules/.bin/tsx', ['src/cli/audit.ts', 'export', '--from', 'yesterday', '--to', to.toISOString()], { env }).catch(
         (error: { code: number; stderr: string }) => error,

@@ -75,6 +75,40 @@ describe('the audit query API', () => {
     expect(next.body.data?.auditEvents?.edges.some((edge) => firstCursors.has(edge.cursor))).toBe(false);
   });
 
+  it('lists each patient of a list read as an event of its own: found by patient, paged one by one, none twice', async () => {
+    const billing = stack.principals.billing;
+    const list = await post<{ patients: { edges: { node: { id: string } }[] } }>(stack.gatewayUrl, 'query BillingList { patients(first: 4) { edges { node { id gender birthDate } } } }', {
+      token: await stack.token('billing'),
+    });
+    const ids = list.body.data?.patients.edges.map((edge) => edge.node.id) ?? [];
+    expect(ids).toHaveLength(4);
+    // The four events are stored in one row; an auditor still sees them one by one.
+    const [stored] = await stack.sql<{ rows: number }>("select count(*)::int as rows from audit_event where operation_name = 'BillingList' and entity_type = 'Patient'");
+    expect(stored?.rows).toBe(1);
+    const token = await stack.token('auditor', { organizationId: billing.organizationId });
+
+    const third = await post<Events>(stack.gatewayUrl, EVENTS, { token, variables: { filter: { patientId: ids[2], subject: billing.subject } } });
+    const found = third.body.data?.auditEvents?.edges.map((edge) => edge.node).filter((node) => node.operationName === 'BillingList') ?? [];
+    expect(found).toHaveLength(1);
+    expect(found[0]).toMatchObject({ patientId: ids[2], entityType: 'Patient' });
+    expect(found[0]?.fields.map((field) => field.field).sort()).toEqual(['Patient.birthDate', 'Patient.gender']);
+
+    const paged: string[] = [];
+    let after: string | null | undefined = null;
+    for (let page = 0; page < ids.length; page += 1) {
+      const response: { body: { data?: Events | null } } = await post<Events>(stack.gatewayUrl, EVENTS, {
+        token,
+        variables: { first: 1, after, filter: { subject: billing.subject, field: 'Patient.birthDate' } },
+      });
+      const events = response.body.data?.auditEvents;
+      expect(events?.edges).toHaveLength(1);
+      expect(events?.edges[0]?.node.operationName).toBe('BillingList');
+      paged.push(events?.edges[0]?.node.patientId ?? '');
+      after = events?.pageInfo.endCursor;
+    }
+    expect([...paged].sort()).toEqual([...ids].sort());
+  });
+
   it('is refused to every role but auditor', async () => {
     for (const role of ['clinician', 'admin', 'billing', 'patient'] as const) {
       const response = await post<Events>(stack.gatewayUrl, EVENTS, { token: await stack.token(role) });

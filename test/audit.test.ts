@@ -2,7 +2,7 @@ import { execFile } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { DatabaseAuditStore, verifyAuditChain } from '../src/audit/index.js';
+import { DatabaseAuditStore, auditEntries, verifyAuditChain } from '../src/audit/index.js';
 import { toBuffer } from '../src/crypto/index.js';
 import { post, startTestStack, type TestStack } from './support/stack.js';
 import { patientOutsideCareTeams, testAuditEvent } from './support/fixtures.js';
@@ -46,7 +46,7 @@ describe('the audit trail', () => {
     const patients = response.body.data?.patients.edges.map((edge) => edge.node) ?? [];
     expect(patients).toHaveLength(5);
 
-    const rows = await stack.sql<EventRow>('select * from audit_event where request_id = ?', [requestId]);
+    const rows = await stack.sql<EventRow>(`select * from ${auditEntries()} as entry where request_id = ? order by id, position`, [requestId]);
     for (const patient of patients) {
       const events = rows.filter((row) => row.patient_id === patient.id && row.entity_type === 'Patient');
       const outcomes = new Map(events.flatMap(fieldsOf).map((field) => [field.field, `${field.outcome}${field.reason ? `:${field.reason}` : ''}`]));
@@ -57,6 +57,12 @@ describe('the audit trail', () => {
       expect(outcomes.get('Patient.clinicalNotes')).toBe('denied:ROLE_DENIED');
       expect(outcomes.has('Patient.id')).toBe(false);
     }
+    // The five patients were read alike: their events share one stored row (the insert does not grow with the page), and each is still listed on its own above.
+    const [stored] = await stack.sql<{ rows: number; events: number }>(
+      `select count(*)::int as rows, coalesce(sum(cardinality(patient_ids)), 0)::int as events from audit_event where request_id = ? and subgraph = 'patient' and entity_type = 'Patient'`,
+      [requestId],
+    );
+    expect(stored).toEqual({ rows: 1, events: 5 });
     const first = rows[0] as EventRow;
     expect(first).toMatchObject({ subject: stack.principals.billing.subject, operation_name: 'Roster', client_name: 'billing-portal', action: 'read' });
     expect(first.operation_hash).toBe(createHash('sha256').update(query).digest('hex'));
@@ -75,7 +81,7 @@ describe('the audit trail', () => {
     const token = await stack.token('patient');
     const requestId = `audit-mutation-${Date.now()}`;
     await post(stack.gatewayUrl, 'mutation { updateMyContact(input: { phone: "+1-617-555-0111" }) { ok } }', { token, headers: { 'x-request-id': requestId } });
-    const [row] = await stack.sql<EventRow>("select * from audit_event where request_id = ? and action = 'update'", [requestId]);
+    const [row] = await stack.sql<EventRow>(`select * from ${auditEntries()} as entry where request_id = ? and action = 'update'`, [requestId]);
     expect(row?.patient_id).toBe(stack.principals.patient.patientId);
     expect(fieldsOf(row!).map((field) => field.field)).toEqual(['Mutation.updateMyContact:phone']);
     expect(JSON.stringify(row)).not.toContain('555-0111');
@@ -90,7 +96,10 @@ describe('the audit trail', () => {
     const grantId = opened.body.data?.openEmergencyAccess.grant.id;
     const readId = `audit-emergency-${Date.now()}`;
     await post(stack.gatewayUrl, 'query($id: ID!) { patient(id: $id) { name { text } } }', { token: clinician, variables: { id: outside?.id }, headers: { 'x-request-id': readId } });
-    const [read] = await stack.sql<{ emergency: boolean; emergency_grant_id: string }>('select emergency, emergency_grant_id from audit_event where request_id = ? and patient_id = ?', [readId, outside?.id]);
+    const [read] = await stack.sql<{ emergency: boolean; emergency_grant_id: string }>(
+      `select emergency, emergency_grant_id from ${auditEntries()} as entry where request_id = ? and patient_id = ?`,
+      [readId, outside?.id],
+    );
     expect(read).toEqual({ emergency: true, emergency_grant_id: grantId });
   });
 

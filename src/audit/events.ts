@@ -39,11 +39,43 @@ export interface AuditEventRecord extends RequestFacts {
   emergencyGrantId: string | null;
 }
 
-/** An event as stored: its row id and batch, then the event itself. */
+/** An event as stored: its row id, its position in that row (1 unless the row groups several events), its batch, then the event itself. */
 export interface StoredAuditEvent extends AuditEventRecord {
   id: number;
+  position: number;
   batchSequence: number;
 }
+
+/** The event's identifier: its row id, and its position when it is not the row's first (rows written before grouping hold one). */
+export function auditEventId(event: Pick<StoredAuditEvent, 'id' | 'position'>): string {
+  return event.position === 1 ? String(event.id) : `${event.id}.${event.position}`;
+}
+
+/**
+ * The stored events, one row per event, as SQL (a subquery to select from):
+ * an audit_event row that groups events (patient_ids, entity_ids) gives one
+ * row per position; a row of one event (written before grouping) gives
+ * itself, as position 1. The columns are audit_event's, with patient_id and
+ * entity_id the event's and "position" added. `where` filters audit_event
+ * rows (alias e) before they are unnested; a filter on a patient must be
+ * there to use the indexes (see patientRowsFilter).
+ */
+export function auditEntries(where = 'true'): string {
+  return `(select e."id", entry."position", e."batch_sequence", e."recorded_at", e."request_id", e."subgraph", e."subject", e."roles", e."organization_id",
+    e."client_name", e."client_version", e."ip", e."operation_name", e."operation_hash", entry."patient_id", e."entity_type", entry."entity_id",
+    e."action", e."fields", e."emergency", e."emergency_grant_id"
+  from "audit_event" e
+  cross join lateral (
+    select u."patient_id", u."entity_id", u."position" from unnest(e."patient_ids", e."entity_ids") with ordinality as u("patient_id", "entity_id", "position")
+    where e."patient_ids" is not null
+    union all
+    select e."patient_id", e."entity_id", 1::bigint where e."patient_ids" is null
+  ) as entry
+  where ${where})`;
+}
+
+/** The audit_event rows holding events of one patient (one uuid parameter, given twice): the GIN index for grouped rows, the btree index for the others. */
+export const PATIENT_ROWS_FILTER = '(e."patient_ids" @> array[?::uuid] or e."patient_id" = ?::uuid)';
 
 type Row = Record<string, unknown>;
 
@@ -79,13 +111,14 @@ function fieldsOf(value: unknown): FieldRecord[] {
   });
 }
 
-/** One audit_event row (snake_case, as any driver returns it) as a stored event. */
+/** One row of auditEntries() (snake_case, as any driver returns it) as a stored event. */
 export function auditEventFromRow(row: Row): StoredAuditEvent {
   const recorded = row['recorded_at'];
   const action = requiredText(row, 'action');
   if (!ACTIONS.has(action)) throw new Error(`audit_event row ${String(row['id'])} has an unknown action`);
   return {
     id: Number(row['id']),
+    position: row['position'] === undefined || row['position'] === null ? 1 : Number(row['position']),
     batchSequence: Number(row['batch_sequence']),
     recordedAt: (recorded instanceof Date ? recorded : new Date(requiredText(row, 'recorded_at'))).toISOString(),
     requestId: requiredText(row, 'request_id'),
@@ -141,6 +174,11 @@ function fieldPart(field: FieldRecord): string {
     canonicalFields.set(field, text);
   }
   return text;
+}
+
+/** A key equal for two field lists exactly when they hold the same records in the same order (the canonical forms, computed once per shared record). */
+export function fieldsKey(fields: readonly FieldRecord[]): string {
+  return fields.map(fieldPart).join(',');
 }
 
 /** The event's own part: `patientId,entityType,entityId,action,[fields...],emergency,grant]`, the JSON array's tail. */

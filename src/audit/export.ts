@@ -1,5 +1,5 @@
 import type { Database } from '../db/index.js';
-import { auditEventFromRow, type AuditAction, type FieldRecord, type StoredAuditEvent } from './events.js';
+import { auditEntries, auditEventFromRow, auditEventId, type AuditAction, type FieldRecord, type StoredAuditEvent } from './events.js';
 
 /**
  * Export of the audit trail for an accounting of disclosures (HIPAA
@@ -38,15 +38,12 @@ export interface AuditExportRange {
 export const DEFAULT_EXPORT_PAGE_SIZE = 1_000;
 const MAX_EXPORT_PAGE_SIZE = 10_000;
 
-const COLUMNS = [
-  'id', 'batch_sequence', 'recorded_at', 'request_id', 'subgraph', 'subject', 'roles', 'organization_id', 'client_name', 'client_version', 'ip',
-  'operation_name', 'operation_hash', 'patient_id', 'entity_type', 'entity_id', 'action', 'fields', 'emergency', 'emergency_grant_id',
-].map((column) => `"${column}"`).join(', ');
-
 /**
- * Every event with recorded_at in [from, to), in id order, one page per
- * query. The id bounds of the range are read first (through the
- * recorded_at index), then each page is a primary-key range scan.
+ * Every event with recorded_at in [from, to), in (row id, position) order,
+ * one page per query. The id bounds of the range are read first (through
+ * the recorded_at index), then each page is a primary-key range scan
+ * starting at the last row of the page before (a row of grouped events can
+ * span pages).
  */
 export async function* exportAuditEvents(db: Database, range: AuditExportRange): AsyncGenerator<ExportedAuditEvent, void, undefined> {
   const { from, to } = range;
@@ -63,19 +60,19 @@ export async function* exportAuditEvents(db: Database, range: AuditExportRange):
   );
   if (bounds?.first === null || bounds?.first === undefined || bounds.last === null) return;
   // Ids as text: bigint keeps its precision whatever the driver does with it.
-  let after = (BigInt(bounds.first) - 1n).toString();
+  let after = { id: BigInt(bounds.first).toString(), position: '0' };
   const last = BigInt(bounds.last).toString();
+  const inRange = 'e."id" >= ?::bigint and e."id" <= ?::bigint and e."recorded_at" >= ?::timestamptz and e."recorded_at" < ?::timestamptz';
   for (;;) {
     const page = await em.execute<Record<string, unknown>[]>(
-      `select ${COLUMNS} from "audit_event"
-        where "id" > ?::bigint and "id" <= ?::bigint and "recorded_at" >= ?::timestamptz and "recorded_at" < ?::timestamptz
-        order by "id" limit ?`,
-      [after, last, fromIso, toIso, pageSize],
+      `select * from ${auditEntries(inRange)} as "entry" where ("id", "position") > (?::bigint, ?::bigint) order by "id", "position" limit ?`,
+      [after.id, last, fromIso, toIso, after.id, after.position, pageSize],
     );
     const events = page.map(auditEventFromRow);
     yield* events;
-    if (page.length < pageSize) return;
-    after = String(events[events.length - 1]?.id);
+    const final = events[events.length - 1];
+    if (page.length < pageSize || !final) return;
+    after = { id: String(final.id), position: String(final.position) };
   }
 }
 
@@ -120,7 +117,8 @@ export function toNdjson(event: ExportedAuditEvent): string {
  *   - the operation: type "2" System Object, role object-role "24" Query,
  *     name = operation name, detail "operationHash" (SHA-256 of the
  *     document; the document and variables are never stored).
- * - id: the audit_event row id; extension AUDIT_BATCH_EXTENSION = the hash
+ * - id: the event's id (auditEventId: the audit_event row id, then
+ *   ".position" for the second and later events of a grouped row); extension AUDIT_BATCH_EXTENSION = the hash
  *   chain batch, so a resource can be checked against audit:verify.
  *
  * Access alerts (events of entity type AccessAlert, written by the access
@@ -264,7 +262,7 @@ export function toFhirAuditEvent(event: ExportedAuditEvent): FhirAuditEvent {
   });
   return {
     resourceType: 'AuditEvent',
-    id: String(event.id),
+    id: auditEventId(event),
     extension: [{ url: AUDIT_BATCH_EXTENSION, valueUnsignedInt: event.batchSequence }],
     ...(alert
       ? { type: { system: DCM, code: '110113', display: 'Security Alert' }, action: 'E' as const }

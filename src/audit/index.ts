@@ -1,5 +1,5 @@
 export { AuditCollector, AuditGroup, type AuditTarget } from './collector.js';
-export { auditEventFromRow, chainHash, operationHash, payloadDigest, type StoredAuditEvent, type AuditAction, type AuditEventRecord, type FieldOutcome, type FieldRecord, type RequestFacts } from './events.js';
+export { PATIENT_ROWS_FILTER, auditEntries, auditEventFromRow, auditEventId, chainHash, operationHash, payloadDigest, type StoredAuditEvent, type AuditAction, type AuditEventRecord, type FieldOutcome, type FieldRecord, type RequestFacts } from './events.js';
 export { DatabaseAuditStore, type AuditStore } from './store.js';
 export { verifyAuditChain, type ChainProblem, type ChainReport } from './verify.js';
 export { auditFieldAccess } from './field-access.js';

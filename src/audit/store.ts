@@ -1,6 +1,6 @@
 import { sql } from 'kysely';
 import type { Database } from '../db/index.js';
-import { payloadDigest, sameFacts, type AuditEventRecord } from './events.js';
+import { fieldsKey, payloadDigest, sameFacts, type AuditEventRecord } from './events.js';
 
 /**
  * Appends one request's events as one hash-chained batch, in ONE SQL
@@ -8,6 +8,13 @@ import { payloadDigest, sameFacts, type AuditEventRecord } from './events.js';
  * sha256(previous hash || payload digest), the head moves, and the events
  * are inserted from one JSON parameter. Concurrent writers, in any number of
  * processes, queue on the head's row lock, so the chain stays a single line.
+ *
+ * Events that differ only in their patient and entity (a list's rows read
+ * with the same fields and outcomes) share one audit_event row, their
+ * patients and entities in two parallel arrays: a thousand-row page is a
+ * handful of rows, so the insert, and the time the head stays locked, no
+ * longer grow with the page. The digest covers the events one by one, as
+ * before; readers unnest the rows (auditEntries).
  */
 export interface AuditStore {
   append(events: readonly AuditEventRecord[]): Promise<number>;
@@ -36,31 +43,54 @@ with head as (
     "subgraph", "subject", "roles", "organizationId", "clientName", "clientVersion", "ip", "operationName", "operationHash", "index")
 ), written as (
   insert into "audit_event" ("batch_sequence", "recorded_at", "request_id", "subgraph", "subject", "roles", "organization_id", "client_name",
-    "client_version", "ip", "operation_name", "operation_hash", "patient_id", "entity_type", "entity_id", "action", "fields", "emergency", "emergency_grant_id")
+    "client_version", "ip", "operation_name", "operation_hash", "patient_ids", "entity_type", "entity_ids", "action", "fields", "emergency", "emergency_grant_id")
   select batch."sequence", f."recordedAt", f."requestId", f."subgraph", f."subject", f."roles", f."organizationId", f."clientName",
-    f."clientVersion", f."ip", f."operationName", f."operationHash", e."patientId", e."entityType", e."entityId", e."action", e."fields", e."emergency", e."emergencyGrantId"
-  from batch, jsonb_to_recordset(${events}::jsonb) as e("facts" int, "patientId" uuid, "entityType" text, "entityId" text, "action" text, "fields" jsonb,
+    f."clientVersion", f."ip", f."operationName", f."operationHash", e."patientIds", e."entityType", e."entityIds", e."action", e."fields", e."emergency", e."emergencyGrantId"
+  from batch, jsonb_to_recordset(${events}::jsonb) as e("facts" int, "patientIds" uuid[], "entityType" text, "entityIds" text[], "action" text, "fields" jsonb,
     "emergency" boolean, "emergencyGrantId" uuid)
   join facts f on f."index" = e."facts"
-  returning 1
+  returning cardinality("patient_ids") as "events"
 )
-select batch."sequence" as "batch_sequence", (select count(*) from written)::int as "written" from batch`;
+select batch."sequence" as "batch_sequence", (select coalesce(sum("events"), 0) from written)::int as "written" from batch`;
 }
 
 const FACT_COLUMNS = ['recordedAt', 'requestId', 'subgraph', 'subject', 'roles', 'organizationId', 'clientName', 'clientVersion', 'ip', 'operationName', 'operationHash'] as const;
 
-/** The distinct request facts of a batch (numbered from 1, as SQL's ordinality) and each event with the number of its facts. */
-function splitFacts(events: readonly AuditEventRecord[]): { facts: unknown[]; rows: unknown[] } {
+interface GroupRow {
+  facts: number;
+  patientIds: (string | null)[];
+  entityType: string;
+  entityIds: (string | null)[];
+  action: string;
+  fields: AuditEventRecord['fields'];
+  emergency: boolean;
+  emergencyGrantId: string | null;
+}
+
+/**
+ * The distinct request facts of a batch (numbered from 1, as SQL's
+ * ordinality), and the rows to insert: events with the same facts, entity
+ * type, action, fields (with outcomes and reasons), emergency mark and grant
+ * share a row, in the order of their first event.
+ */
+function groupEvents(events: readonly AuditEventRecord[]): { facts: unknown[]; rows: GroupRow[] } {
   const facts: unknown[] = [];
-  const rows: unknown[] = [];
+  const groups = new Map<string, GroupRow>();
   let previous: AuditEventRecord | undefined;
   for (const event of events) {
     if (!previous || !sameFacts(previous, event)) facts.push(Object.fromEntries(FACT_COLUMNS.map((column) => [column, event[column]])));
     previous = event;
     const { patientId, entityType, entityId, action, fields, emergency, emergencyGrantId } = event;
-    rows.push({ facts: facts.length, patientId, entityType, entityId, action, fields, emergency, emergencyGrantId });
+    const key = `${facts.length}|${entityType}|${action}|${emergency}|${emergencyGrantId ?? ''}|${fieldsKey(fields)}`;
+    const group = groups.get(key);
+    if (group) {
+      group.patientIds.push(patientId);
+      group.entityIds.push(entityId);
+    } else {
+      groups.set(key, { facts: facts.length, patientIds: [patientId], entityType, entityIds: [entityId], action, fields, emergency, emergencyGrantId });
+    }
   }
-  return { facts, rows };
+  return { facts, rows: [...groups.values()] };
 }
 
 export class DatabaseAuditStore implements AuditStore {
@@ -70,7 +100,7 @@ export class DatabaseAuditStore implements AuditStore {
     if (events.length === 0) return 0;
     const digest = payloadDigest(events);
     const recordedAt = events[0]?.recordedAt ?? new Date().toISOString();
-    const { facts, rows } = splitFacts(events);
+    const { facts, rows } = groupEvents(events);
     const statement = appendStatement(recordedAt, events.length, digest, JSON.stringify(facts), JSON.stringify(rows));
     const [result] = (await statement.execute(this.db.fork().getKysely())).rows;
     if (result?.written !== events.length) throw new Error(`the audit batch wrote ${result?.written ?? 0} of ${events.length} events`);

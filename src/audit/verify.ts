@@ -1,6 +1,6 @@
 import { toBuffer } from '../crypto/index.js';
 import type { Database } from '../db/index.js';
-import { auditEventFromRow, chainHash, payloadDigest, type AuditEventRecord } from './events.js';
+import { auditEntries, auditEventFromRow, chainHash, payloadDigest, type AuditEventRecord } from './events.js';
 
 /**
  * Walks the hash chain from the last checkpoint to the head, recomputing
@@ -48,11 +48,13 @@ export async function verifyAuditChain(db: Database): Promise<ChainReport> {
     if (page.length === 0) break;
     const first = Number(page[0]?.sequence);
     const last = Number(page[page.length - 1]?.sequence);
-    const rows = await em.execute<Record<string, unknown>[]>('select * from "audit_event" where "batch_sequence" between ? and ?', [first, last]);
+    const rows = await em.execute<Record<string, unknown>[]>(`select * from ${auditEntries('e."batch_sequence" between ? and ?')} as "entry"`, [first, last]);
     const byBatch = new Map<number, AuditEventRecord[]>();
     for (const row of rows) {
       const event = auditEventFromRow(row);
-      byBatch.set(event.batchSequence, [...(byBatch.get(event.batchSequence) ?? []), event]);
+      const batchEvents = byBatch.get(event.batchSequence);
+      if (batchEvents) batchEvents.push(event);
+      else byBatch.set(event.batchSequence, [event]);
     }
     for (const batch of page) {
       const sequence = Number(batch.sequence);

@@ -331,8 +331,10 @@ export class DataKey extends DataKeySchema.class {}
 DataKeySchema.setClass(DataKey);
 
 /**
- * The audit trail: one row per (request, subgraph, patient, entity) with the
- * fields read or refused and their outcomes; never a value. Rows are
+ * The audit trail: each row is one or more events of a (request, subgraph,
+ * entity type, action) with the fields read or refused and their outcomes;
+ * never a value. A row's events are its (patientIds[i], entityIds[i]); rows
+ * written before grouping hold one event in patientId and entityId. Rows are
  * appended in batches (one per request), each batch hash-chained to the one
  * before (audit_batch); triggers refuse updates, and deletes of rows that are
  * not past retention.
@@ -344,6 +346,7 @@ export const AuditEventSchema = defineEntity({
     { properties: ['patientId', 'recordedAt'] },
     { properties: ['subject', 'recordedAt'] },
     { properties: ['recordedAt'] },
+    { name: 'audit_event_patient_ids_index', expression: 'create index "audit_event_patient_ids_index" on "audit_event" using gin ("patient_ids")' },
   ],
   properties: {
     id: p.bigint('number').primary().autoincrement(),
@@ -362,6 +365,8 @@ export const AuditEventSchema = defineEntity({
     patientId: p.uuid().nullable(),
     entityType: p.string(),
     entityId: p.string().nullable(),
+    patientIds: p.array().columnType('uuid[]').nullable(),
+    entityIds: p.array().nullable(),
     action: p.enum(['read', 'create', 'update', 'delete'] as const),
     /** [{ field, outcome: allowed | masked | denied, reason? }] */
     fields: p.json<{ field: string; outcome: 'allowed' | 'masked' | 'denied'; reason?: string }[]>(),

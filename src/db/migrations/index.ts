@@ -3,6 +3,7 @@ import { Migration20261125120000Consent } from './Migration20261125120000Consent
 import { Migration20261125130000EmergencyAccess } from './Migration20261125130000EmergencyAccess.js';
 import { Migration20261125140000FieldEncryption } from './Migration20261125140000FieldEncryption.js';
 import { Migration20261125150000AuditTrail } from './Migration20261125150000AuditTrail.js';
+import { Migration20261126000000AuditEventGroups } from './Migration20261126000000AuditEventGroups.js';
 
 /**
  * Every migration, in order. Listed explicitly (not discovered from the
@@ -15,4 +16,5 @@ export const MIGRATIONS = [
   { name: 'Migration20261125130000EmergencyAccess', class: Migration20261125130000EmergencyAccess },
   { name: 'Migration20261125140000FieldEncryption', class: Migration20261125140000FieldEncryption },
   { name: 'Migration20261125150000AuditTrail', class: Migration20261125150000AuditTrail },
+  { name: 'Migration20261126000000AuditEventGroups', class: Migration20261126000000AuditEventGroups },
 ];

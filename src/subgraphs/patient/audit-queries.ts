@@ -1,7 +1,7 @@
 import type { EntityManager } from '@mikro-orm/sql';
 import type { Principal } from '../../auth/index.js';
 import { categoryOf } from '../../policy/index.js';
-import { auditEventFromRow, type StoredAuditEvent } from '../../audit/index.js';
+import { PATIENT_ROWS_FILTER, auditEntries, auditEventFromRow, auditEventId, type StoredAuditEvent } from '../../audit/index.js';
 import { decodeCursor, encodeCursor, isUuid, pageSize, toConnection, type Connection } from '../pagination.js';
 import type { AuditEventFilter } from './__generated__/resolvers-types.js';
 
@@ -9,7 +9,8 @@ import type { AuditEventFilter } from './__generated__/resolvers-types.js';
  * Reading the audit trail: for auditors, the events of their organization
  * (reads by its people, and reads of its patients); for a patient, the
  * accounting of disclosures of their own record. Both newest first, keyset
- * paginated by event id.
+ * paginated by (row id, position): a stored row can group several events
+ * (auditEntries), each listed on its own.
  */
 export const AUDIT_PAGE = { defaultSize: 50, maxSize: 500 } as const;
 
@@ -27,12 +28,26 @@ export interface DisclosureModel {
 
 type Raw = Record<string, unknown>;
 
-const ID_CURSOR_PARTS = 1;
+const CURSOR_PARTS = 2;
 
-function afterId(after: string | null | undefined): number | null {
-  const [id] = decodeCursor(after, ID_CURSOR_PARTS) ?? [];
-  return id === undefined ? null : Number(id);
+interface Position {
+  id: number;
+  position: number;
 }
+
+function afterPosition(after: string | null | undefined): Position | null {
+  const [id, position] = decodeCursor(after, CURSOR_PARTS) ?? [];
+  const parsed = { id: Number(id), position: Number(position) };
+  return Number.isSafeInteger(parsed.id) && Number.isSafeInteger(parsed.position) ? parsed : null;
+}
+
+function cursorOf(event: Position): string {
+  return encodeCursor([String(event.id), String(event.position)]);
+}
+
+/** Rows older than the cursor (the row filter uses the primary key), then events before it in (id, position) order. */
+const BEFORE_ROW = 'e."id" <= ?';
+const BEFORE_EVENT = '("id", "position") < (?, ?)';
 
 export async function listAuditEvents(
   em: EntityManager,
@@ -43,16 +58,24 @@ export async function listAuditEvents(
 ): Promise<Connection<AuditEventRow>> {
   const size = pageSize(first, AUDIT_PAGE);
   if (!principal.organizationId) return toConnection([], size, () => '');
+  const rowWhere: string[] = [];
+  const rowParams: unknown[] = [];
   const where: string[] = [`("organization_id" = ? or "patient_id" in (select "id" from "patient" where "managing_organization_id" = ?))`];
   const params: unknown[] = [principal.organizationId, principal.organizationId];
-  const add = (clause: string, value: unknown) => {
+  const add = (clause: string, ...values: unknown[]) => {
     where.push(clause);
-    params.push(value);
+    params.push(...values);
   };
-  const cursor = afterId(after);
-  if (cursor !== null && Number.isFinite(cursor)) add('"id" < ?', cursor);
+  const cursor = afterPosition(after);
+  if (cursor) {
+    rowWhere.push(BEFORE_ROW);
+    rowParams.push(cursor.id);
+    add(BEFORE_EVENT, cursor.id, cursor.position);
+  }
   if (filter?.patientId) {
     if (!isUuid(filter.patientId)) return toConnection([], size, () => '');
+    rowWhere.push(PATIENT_ROWS_FILTER);
+    rowParams.push(filter.patientId, filter.patientId);
     add('"patient_id" = ?::uuid', filter.patientId);
   }
   if (filter?.subject) add('"subject" = ?', filter.subject);
@@ -61,8 +84,10 @@ export async function listAuditEvents(
   if (filter?.from) add('"recorded_at" >= ?::timestamptz', filter.from);
   if (filter?.to) add('"recorded_at" < ?::timestamptz', filter.to);
   if (filter?.emergency !== undefined && filter.emergency !== null) add('"emergency" = ?', filter.emergency);
-  const rows = size === 0 ? [] : await em.execute<Raw[]>(`select * from "audit_event" where ${where.join(' and ')} order by "id" desc limit ?`, [...params, size + 1]);
-  return toConnection(rows.map(auditEventFromRow), size, (row) => encodeCursor([String(row.id)]));
+  const entries = auditEntries(rowWhere.length > 0 ? rowWhere.join(' and ') : undefined);
+  const rows =
+    size === 0 ? [] : await em.execute<Raw[]>(`select * from ${entries} as "entry" where ${where.join(' and ')} order by "id" desc, "position" desc limit ?`, [...rowParams, ...params, size + 1]);
+  return toConnection(rows.map(auditEventFromRow), size, cursorOf);
 }
 
 /** Kinds of data, by the access policy's categories: "name", "ssn", "clinicalNote"... never ids. */
@@ -82,20 +107,23 @@ export async function listDisclosures(
   principal: Principal,
   first: number | null | undefined,
   after: string | null | undefined,
-): Promise<Connection<DisclosureModel & { id: string }>> {
+): Promise<Connection<DisclosureModel & { id: string; rowId: number; position: number }>> {
   const size = pageSize(first, AUDIT_PAGE);
   if (!principal.patientId || size === 0) return toConnection([], size, () => '');
-  const cursor = afterId(after);
+  const cursor = afterPosition(after);
+  const entries = auditEntries([PATIENT_ROWS_FILTER, ...(cursor ? [BEFORE_ROW] : [])].join(' and '));
   const rows = await em.execute<Raw[]>(
-    `select e.*, o."name" as "organization_name" from "audit_event" e left join "organization" o on o."id" = e."organization_id"
-     where e."patient_id" = ? and e."subject" <> ? ${cursor !== null && Number.isFinite(cursor) ? 'and e."id" < ?' : ''}
-     order by e."id" desc limit ?`,
-    [principal.patientId, principal.subject, ...(cursor !== null && Number.isFinite(cursor) ? [cursor] : []), size + 1],
+    `select entry.*, o."name" as "organization_name" from ${entries} as entry left join "organization" o on o."id" = entry."organization_id"
+     where entry."patient_id" = ? and entry."subject" <> ? ${cursor ? `and ${BEFORE_EVENT.replace('("id", "position")', '(entry."id", entry."position")')}` : ''}
+     order by entry."id" desc, entry."position" desc limit ?`,
+    [principal.patientId, principal.patientId, ...(cursor ? [cursor.id] : []), principal.patientId, principal.subject, ...(cursor ? [cursor.id, cursor.position] : []), size + 1],
   );
   const disclosures = rows
     .map((raw) => ({ row: auditEventFromRow(raw), organization: typeof raw['organization_name'] === 'string' ? raw['organization_name'] : null }))
     .map(({ row, organization }) => ({
-      id: String(row.id),
+      id: auditEventId(row),
+      position: row.position,
+      rowId: row.id,
       recordedAt: row.recordedAt,
       roles: row.roles,
       organization,
@@ -103,5 +131,5 @@ export async function listDisclosures(
       action: row.action,
       emergency: row.emergency,
     }));
-  return toConnection(disclosures, size, (disclosure) => encodeCursor([disclosure.id]));
+  return toConnection(disclosures, size, (disclosure) => cursorOf({ id: disclosure.rowId, position: disclosure.position }));
 }

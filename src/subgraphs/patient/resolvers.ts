@@ -3,6 +3,7 @@ import type { Resolvers } from './__generated__/resolvers-types.js';
 import { notFound } from '../../errors.js';
 import { mutations } from './mutations.js';
 import { listAuditEvents, listDisclosures } from './audit-queries.js';
+import { auditEventId } from '../../audit/index.js';
 import { ageAt } from '../../policy/index.js';
 import { DateScalar, DateTimeScalar } from '../scalars.js';
 import { sealed } from '../sealed-fields.js';
@@ -59,6 +60,10 @@ export const resolvers: Resolvers = {
       (await findPatientByMrn({ em, access }, sealer.ring, mrn)) ?? Promise.reject(notFound('Patient')),
   },
   Mutation: mutations,
+  AuditEvent: {
+    // The stored row id, and the event's position in it when the row groups several events.
+    id: (event) => auditEventId(event),
+  },
   Viewer: {
     subject: ({ principal }) => principal.subject,
     roles: ({ principal }) => [...principal.roles],
