@@ -58,7 +58,7 @@ export function auditEventId(event: Pick<StoredAuditEvent, 'id' | 'position'>): 
  * itself, as position 1. The columns are audit_event's, with patient_id and
  * entity_id the event's and "position" added. `where` filters audit_event
  * rows (alias e) before they are unnested; a filter on a patient must be
- * there to use the indexes (see patientRowsFilter).
+ * there to use the indexes (PATIENT_ROWS_FILTER).
  */
 export function auditEntries(where = 'true'): string {
   return `(select e."id", entry."position", e."batch_sequence", e."recorded_at", e."request_id", e."subgraph", e."subject", e."roles", e."organization_id",
@@ -67,7 +67,6 @@ export function auditEntries(where = 'true'): string {
   from "audit_event" e
   cross join lateral (
     select u."patient_id", u."entity_id", u."position" from unnest(e."patient_ids", e."entity_ids") with ordinality as u("patient_id", "entity_id", "position")
-    where e."patient_ids" is not null
     union all
     select e."patient_id", e."entity_id", 1::bigint where e."patient_ids" is null
   ) as entry
@@ -118,7 +117,7 @@ export function auditEventFromRow(row: Row): StoredAuditEvent {
   if (!ACTIONS.has(action)) throw new Error(`audit_event row ${String(row['id'])} has an unknown action`);
   return {
     id: Number(row['id']),
-    position: row['position'] === undefined || row['position'] === null ? 1 : Number(row['position']),
+    position: Number(requiredText(row, 'position')),
     batchSequence: Number(row['batch_sequence']),
     recordedAt: (recorded instanceof Date ? recorded : new Date(requiredText(row, 'recorded_at'))).toISOString(),
     requestId: requiredText(row, 'request_id'),
@@ -176,15 +175,23 @@ function fieldPart(field: FieldRecord): string {
   return text;
 }
 
-/** A key equal for two field lists exactly when they hold the same records in the same order (the canonical forms, computed once per shared record). */
+/** Canonical forms of events' field lists: the store groups by it and the digest hashes it, once per list. */
+const canonicalFieldLists = new WeakMap<readonly FieldRecord[], string>();
+
+/** The field list's canonical form (without brackets): equal for two lists exactly when they hold the same records in the same order. */
 export function fieldsKey(fields: readonly FieldRecord[]): string {
-  return fields.map(fieldPart).join(',');
+  let text = canonicalFieldLists.get(fields);
+  if (text === undefined) {
+    text = fields.map(fieldPart).join(',');
+    canonicalFieldLists.set(fields, text);
+  }
+  return text;
 }
 
 /** The event's own part: `patientId,entityType,entityId,action,[fields...],emergency,grant]`, the JSON array's tail. */
 function eventPart(event: AuditEventRecord): string {
   const head = JSON.stringify([event.patientId, event.entityType, event.entityId, event.action]).slice(1, -1);
-  return `${head},[${event.fields.map(fieldPart).join(',')}],${JSON.stringify(event.emergency ?? null)},${JSON.stringify(event.emergencyGrantId ?? null)}]`;
+  return `${head},[${fieldsKey(event.fields)}],${JSON.stringify(event.emergency ?? null)},${JSON.stringify(event.emergencyGrantId ?? null)}]`;
 }
 
 const FACT_KEYS = ['recordedAt', 'requestId', 'subgraph', 'subject', 'organizationId', 'clientName', 'clientVersion', 'ip', 'operationName', 'operationHash'] as const;

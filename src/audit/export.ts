@@ -4,8 +4,8 @@ import { auditEntries, auditEventFromRow, auditEventId, type AuditAction, type F
 /**
  * Export of the audit trail for an accounting of disclosures (HIPAA
  * §164.528) or a SIEM feed: every event with recorded_at in [from, to), in
- * id order, read in pages by keyset (id > last id), so memory stays one page
- * whatever the range. Two line formats:
+ * (row id, position) order, read in pages by keyset (after the last event
+ * read), so memory stays one page whatever the range. Two line formats:
  *
  * - `ndjson`: one event per line, camelCase keys as stored (fields as an array).
  * - `fhir`: one FHIR R4 AuditEvent resource per line (the bulk-data NDJSON convention).

@@ -8,7 +8,7 @@ import { Migration } from '@mikro-orm/migrations';
  * handful of rows instead of a thousand. Rows written before (patient_id and
  * entity_id, no arrays) are left as they are: a migration never edits an
  * audit row. Readers see one event per (row, position) either way
- * (AUDIT_ENTRIES in src/audit/events.ts); the GIN index answers "who read
+ * (auditEntries() in src/audit/events.ts); the GIN index answers "who read
  * this patient" for grouped rows, the existing btree index for the others.
  */
 export class Migration20261126000000AuditEventGroups extends Migration {

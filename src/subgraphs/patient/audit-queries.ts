@@ -47,7 +47,7 @@ function cursorOf(event: Position): string {
 
 /** Rows older than the cursor (the row filter uses the primary key), then events before it in (id, position) order. */
 const BEFORE_ROW = 'e."id" <= ?';
-const BEFORE_EVENT = '("id", "position") < (?, ?)';
+const BEFORE_EVENT = '(entry."id", entry."position") < (?, ?)';
 
 export async function listAuditEvents(
   em: EntityManager,
@@ -86,7 +86,7 @@ export async function listAuditEvents(
   if (filter?.emergency !== undefined && filter.emergency !== null) add('"emergency" = ?', filter.emergency);
   const entries = auditEntries(rowWhere.length > 0 ? rowWhere.join(' and ') : undefined);
   const rows =
-    size === 0 ? [] : await em.execute<Raw[]>(`select * from ${entries} as "entry" where ${where.join(' and ')} order by "id" desc, "position" desc limit ?`, [...rowParams, ...params, size + 1]);
+    size === 0 ? [] : await em.execute<Raw[]>(`select * from ${entries} as entry where ${where.join(' and ')} order by "id" desc, "position" desc limit ?`, [...rowParams, ...params, size + 1]);
   return toConnection(rows.map(auditEventFromRow), size, cursorOf);
 }
 
@@ -114,7 +114,7 @@ export async function listDisclosures(
   const entries = auditEntries([PATIENT_ROWS_FILTER, ...(cursor ? [BEFORE_ROW] : [])].join(' and '));
   const rows = await em.execute<Raw[]>(
     `select entry.*, o."name" as "organization_name" from ${entries} as entry left join "organization" o on o."id" = entry."organization_id"
-     where entry."patient_id" = ? and entry."subject" <> ? ${cursor ? `and ${BEFORE_EVENT.replace('("id", "position")', '(entry."id", entry."position")')}` : ''}
+     where entry."patient_id" = ? and entry."subject" <> ? ${cursor ? `and ${BEFORE_EVENT}` : ''}
      order by entry."id" desc, entry."position" desc limit ?`,
     [principal.patientId, principal.patientId, ...(cursor ? [cursor.id] : []), principal.patientId, principal.subject, ...(cursor ? [cursor.id, cursor.position] : []), size + 1],
   );
