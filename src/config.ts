@@ -10,6 +10,11 @@ import { DEFAULT_ALERT_THRESHOLDS, type AlertThresholds } from './audit/alerts.j
  */
 
 const port = z.coerce.number().int().min(0).max(65_535);
+
+/** Tolerated clock difference between the token issuer and the API, in seconds. */
+export const DEFAULT_CLOCK_TOLERANCE_SECONDS = 30;
+/** More than five minutes would keep an expired token alive far past its `exp`. */
+export const MAX_CLOCK_TOLERANCE_SECONDS = 300;
 /** An unset or empty variable is absent; a set one must be a URL. */
 const optionalUrl = z.preprocess(
   (value) => (typeof value === 'string' && value.trim() === '' ? undefined : value),
@@ -40,6 +45,15 @@ const environmentSchema = z
       .string()
       .default('ES256')
       .transform((value) => value.split(',').map((item) => item.trim()).filter(Boolean)),
+    AUTH_CLOCK_TOLERANCE_SECONDS: z.preprocess(
+      (value) => (typeof value === 'string' && value.trim() === '' ? undefined : value),
+      z.coerce
+        .number()
+        .int('must be a whole number of seconds')
+        .min(0, 'must not be negative')
+        .max(MAX_CLOCK_TOLERANCE_SECONDS, `must be at most ${MAX_CLOCK_TOLERANCE_SECONDS} seconds: a longer tolerance keeps expired tokens alive`)
+        .default(DEFAULT_CLOCK_TOLERANCE_SECONDS),
+    ),
     PHI_KEY_RING: z.string().optional(),
     ALERT_DISTINCT_PATIENTS_PER_HOUR: z.coerce.number().int().min(1).default(DEFAULT_ALERT_THRESHOLDS.distinctPatientsPerHour),
     ALERT_DENIED_FIELDS_PER_HOUR: z.coerce.number().int().min(1).default(DEFAULT_ALERT_THRESHOLDS.deniedFieldsPerHour),
@@ -82,6 +96,8 @@ export interface AuthConfig {
   algorithms: string[];
   jwksUrl: string | undefined;
   publicKeyPem: string | undefined;
+  /** How many seconds `exp` and `nbf` may be off (the issuer's clock against ours). */
+  clockToleranceSeconds: number;
   /** Only outside production: sign and verify with the generated development key. */
   allowDevelopmentKey: boolean;
 }
@@ -147,6 +163,7 @@ export function loadConfig(source: NodeJS.ProcessEnv = process.env): Config {
       algorithms: env.AUTH_ALGORITHMS,
       jwksUrl: env.AUTH_JWKS_URL,
       publicKeyPem: env.AUTH_PUBLIC_KEY,
+      clockToleranceSeconds: env.AUTH_CLOCK_TOLERANCE_SECONDS,
       allowDevelopmentKey: env.NODE_ENV !== 'production',
     },
     keyRingJson: env.PHI_KEY_RING,

@@ -60,4 +60,31 @@ describe('configuration', () => {
   it('reports a malformed port by name', () => {
     expect(() => loadConfig({ PORT: 'eighty' })).toThrow(/PORT/);
   });
+
+  describe('token clock tolerance (AUTH_CLOCK_TOLERANCE_SECONDS)', () => {
+    it('is 30 seconds by default, and an empty value means the default', () => {
+      expect(loadConfig({}).auth.clockToleranceSeconds).toBe(30);
+      expect(loadConfig({ AUTH_CLOCK_TOLERANCE_SECONDS: '' }).auth.clockToleranceSeconds).toBe(30);
+    });
+
+    it('accepts 0 to 300 seconds', () => {
+      expect(loadConfig({ AUTH_CLOCK_TOLERANCE_SECONDS: '0' }).auth.clockToleranceSeconds).toBe(0);
+      expect(loadConfig({ AUTH_CLOCK_TOLERANCE_SECONDS: '300' }).auth.clockToleranceSeconds).toBe(300);
+    });
+
+    it('refuses more than 300 seconds, a negative value, a fraction or a word, naming the variable', () => {
+      for (const value of ['301', '86400', '-1', '1.5', 'thirty']) {
+        let error: unknown;
+        try {
+          loadConfig({ AUTH_CLOCK_TOLERANCE_SECONDS: value });
+        } catch (caught) {
+          error = caught;
+        }
+        expect(error, value).toBeInstanceOf(ConfigError);
+        expect((error as ConfigError).problems.join('\n'), value).toMatch(/^AUTH_CLOCK_TOLERANCE_SECONDS: /);
+      }
+      expect(() => loadConfig({ AUTH_CLOCK_TOLERANCE_SECONDS: '301' })).toThrow(/at most 300 seconds/);
+      expect(() => loadConfig({ AUTH_CLOCK_TOLERANCE_SECONDS: '-1' })).toThrow(/must not be negative/);
+    });
+  });
 });

@@ -93,3 +93,45 @@ describe('production token verification', () => {
     await expect(verifier.verifyAuthorization(`Bearer ${await sign(developmentKey.privateKey, 'ES256')}`)).rejects.toBeInstanceOf(AuthenticationError);
   });
 });
+
+describe('token clock tolerance', () => {
+  /** A development-key token whose `exp` passed `secondsAgo` seconds ago (jose directly: a ttl cannot be negative). */
+  async function expiredToken(secondsAgo: number): Promise<string> {
+    const key = await loadOrCreateDevelopmentKey(dataDir);
+    const config = loadConfig({});
+    const now = Math.floor(Date.now() / 1000);
+    return new SignJWT({ roles: ['clinician'], org: 'org-1', amr: ['pwd', 'mfa'] })
+      .setProtectedHeader({ alg: 'ES256', kid: key.kid })
+      .setSubject('clinician-1')
+      .setIssuer(config.auth.issuer)
+      .setAudience(config.auth.audience)
+      .setIssuedAt(now - 600)
+      .setExpirationTime(now - secondsAgo)
+      .setJti(`expired-${secondsAgo}`)
+      .sign(key.privateKey);
+  }
+
+  async function verify(env: Record<string, string>, token: string) {
+    const verifier = await createTokenVerifier(loadConfig(env).auth, dataDir, revocationList(new MemoryCache()));
+    return verifier.verifyAuthorization(`Bearer ${token}`);
+  }
+
+  it('accepts a token that expired 20 s ago with the default 30 s tolerance', async () => {
+    expect(loadConfig({}).auth.clockToleranceSeconds).toBe(30);
+    await expect(verify({}, await expiredToken(20))).resolves.toMatchObject({ subject: 'clinician-1' });
+  });
+
+  it('refuses the same token as expired with AUTH_CLOCK_TOLERANCE_SECONDS=5', async () => {
+    const refusal = await verify({ AUTH_CLOCK_TOLERANCE_SECONDS: '5' }, await expiredToken(20)).catch((error: unknown) => error);
+    expect(refusal).toBeInstanceOf(AuthenticationError);
+    expect((refusal as AuthenticationError).reason).toBe('EXPIRED_TOKEN');
+  });
+
+  it('refuses with the default tolerance a token that expired a minute ago', async () => {
+    await expect(verify({}, await expiredToken(60))).rejects.toMatchObject({ reason: 'EXPIRED_TOKEN' });
+  });
+
+  it('refuses with no tolerance at all (0) a token that expired 2 s ago', async () => {
+    await expect(verify({ AUTH_CLOCK_TOLERANCE_SECONDS: '0' }, await expiredToken(2))).rejects.toMatchObject({ reason: 'EXPIRED_TOKEN' });
+  });
+});

@@ -28,8 +28,6 @@ export interface TokenVerifier {
 }
 
 const BEARER = /^Bearer ([A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*)$/;
-/** Tolerated clock difference between issuer and API. */
-const CLOCK_TOLERANCE_SECONDS = 30;
 
 export async function createTokenVerifier(
   config: AuthConfig,
@@ -95,7 +93,7 @@ async function verifySignature(
       issuer: config.issuer,
       audience: config.audience,
       algorithms,
-      clockTolerance: CLOCK_TOLERANCE_SECONDS,
+      clockTolerance: config.clockToleranceSeconds,
       requiredClaims: ['exp', 'iat', 'sub', 'jti'],
     };
     const { payload, protectedHeader } =
