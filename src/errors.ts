@@ -26,13 +26,17 @@ export const CLIENT_ERROR_CODES: ReadonlySet<string> = new Set([
 ]);
 
 /** Why a field was refused; the field's value is never included. */
-export type ForbiddenReason = 'ROLE_DENIED' | 'MFA_REQUIRED' | 'NOT_CLASSIFIED';
+export type ForbiddenReason = 'ROLE_DENIED' | 'MFA_REQUIRED' | 'NOT_CLASSIFIED' | 'SDL_NOT_SERVED';
+
+const FORBIDDEN_MESSAGES: Record<ForbiddenReason, (coordinate: string) => string> = {
+  ROLE_DENIED: (coordinate) => `Your role may not read ${coordinate}.`,
+  NOT_CLASSIFIED: (coordinate) => `Your role may not read ${coordinate}.`,
+  MFA_REQUIRED: (coordinate) => `Reading ${coordinate} needs a token issued with multi-factor authentication.`,
+  SDL_NOT_SERVED: () => "A subgraph's SDL is not served over HTTP, to any role: composition uses the committed schema files (npm run compose).",
+};
 
 export function forbidden(reason: ForbiddenReason, coordinate: string): GraphQLError {
-  const message =
-    reason === 'MFA_REQUIRED'
-      ? `Reading ${coordinate} needs a token issued with multi-factor authentication.`
-      : `Your role may not read ${coordinate}.`;
+  const message = FORBIDDEN_MESSAGES[reason](coordinate);
   return new GraphQLError(message, { extensions: { code: ErrorCode.Forbidden, reason, field: coordinate } });
 }
 

@@ -84,14 +84,34 @@ describe('schema views', () => {
     });
   }
 
-  it('give a subgraph\'s full SDL (_service) to the introspection roles only', async () => {
-    for (const name of ['patient', 'clinical', 'billing'] as const) {
-      const denied = await post<{ _service: { sdl: string } | null }>(stack.subgraphUrl(name), '{ _service { sdl } }', { token: await stack.token('clinician') });
-      expect(denied.body.data?._service ?? null, name).toBeNull();
-      expect(denied.body.errors?.[0]?.extensions?.['code'], name).toBe('FORBIDDEN');
-      const allowed = await post<{ _service: { sdl: string } }>(stack.subgraphUrl(name), '{ _service { sdl } }', { token: await stack.token('integrator') });
-      expect(allowed.body.data?._service.sdl, name).toContain('type Patient');
+  describe('a subgraph\'s full SDL (_service)', () => {
+    const attempts = {
+      plain: '{ _service { sdl } }',
+      aliased: '{ schema: _service { sdl } }',
+      'in a fragment': 'query Sdl { ...Service } fragment Service on Query { _service { sdl } }',
+      'beside an entity lookup': '{ _entities(representations: []) { __typename } _service { sdl } }',
+    };
+    for (const role of ['admin', 'integrator', 'clinician'] as const) {
+      it(`is refused to ${role} on every subgraph port, however it is asked for`, async () => {
+        const token = await stack.token(role);
+        for (const name of ['patient', 'clinical', 'billing'] as const) {
+          for (const [how, query] of Object.entries(attempts)) {
+            const response = await post(stack.subgraphUrl(name), query, { token });
+            const label = `${name}, ${how}`;
+            expect(JSON.stringify(response.body), label).not.toMatch(/type Patient|@key|extend schema/);
+            expect(response.body.data ?? null, label).toBeNull();
+            expect(response.body.errors?.[0]?.extensions, label).toMatchObject({ code: 'FORBIDDEN', reason: 'SDL_NOT_SERVED', field: 'Query._service' });
+          }
+        }
+      });
     }
+
+    it('is not part of the gateway\'s schema', async () => {
+      const response = await post(stack.gatewayUrl, '{ _service { sdl } }', { token: await stack.token('admin') });
+      expect(response.status).toBe(400);
+      expect(response.body.errors?.[0]?.extensions?.['code']).toBe('GRAPHQL_VALIDATION_FAILED');
+      expect(JSON.stringify(response.body)).not.toContain('type Patient');
+    });
   });
 
   it('refuse an operation that mixes introspection with data', async () => {

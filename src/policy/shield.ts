@@ -2,7 +2,6 @@ import type { GraphQLObjectType, GraphQLSchema } from 'graphql';
 import { applyMiddleware, type IMiddlewareTypeMap } from 'graphql-middleware';
 import { allow as allowRule, rule, shield, type IRules } from 'graphql-shield';
 import { forbidden } from '../errors.js';
-import { INTROSPECTION_ROLES } from './access-policy.js';
 import type { FieldDecision } from './decisions.js';
 import { decisionForRow, guardFields, openEncryptedFieldsOnly, refusalOf, sanitizedError, type PolicyContext, type Unseal } from './guard.js';
 
@@ -20,13 +19,13 @@ type ShieldRule = ReturnType<ReturnType<typeof rule>> | typeof allowRule;
 const FEDERATION_ENTRY_POINTS = new Set(['Query._entities']);
 
 /**
- * `_service { sdl }` is the subgraph's whole schema: the same audience as
- * introspection (the gateway composes from the committed supergraph and
- * never asks for it).
+ * `_service { sdl }` is the subgraph's whole schema, every field whatever
+ * the caller's role: refused to every caller over HTTP. The full SDL is
+ * deployment tooling's (`npm run compose` reads the committed files in
+ * schema/; the gateway runs the committed supergraph and never asks for
+ * it); introspection answers with the caller's view instead.
  */
-const serviceSdlRule = rule('policy:Query._service', { cache: 'contextual' })((_parent: unknown, _args: unknown, context: PolicyContext) =>
-  context.access.principal.roles.some((role) => INTROSPECTION_ROLES.includes(role)) ? true : forbidden('ROLE_DENIED', 'Query._service'),
-);
+const serviceSdlRule = rule('policy:Query._service', { cache: 'contextual' })(() => forbidden('SDL_NOT_SERVED', 'Query._service'));
 
 function entryPointRule(type: string, field: string) {
   // no_cache: one evaluation per root field per request; nothing to share.
