@@ -9,9 +9,11 @@ export {
   loadOrCreateDevelopmentKeyRing,
   retireKeyVersions,
   saveDevelopmentKeyRing,
+  type DerivedKeyPurpose,
   type KeyRingDocument,
 } from './key-ring.js';
 export { LocalKeyManagement, type KeyManagementService } from './key-management.js';
 export { DEFAULT_DATA_KEY_CACHE, FieldCipher, type DataKeyCacheOptions, type DataKeyStore, type FieldLocation, type StoredDataKey } from './field-cipher.js';
 export { blindIndex, normalize } from './blind-index.js';
 export { Sealed, toBuffer, unseal, type SealedPart } from './sealed.js';
+export { CursorSealer, canonicalFilter, type CursorBinding } from './cursor.js';

@@ -1,4 +1,4 @@
-import { randomBytes } from 'node:crypto';
+import { hkdfSync, randomBytes } from 'node:crypto';
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { z } from 'zod';
@@ -69,7 +69,26 @@ export class KeyRing {
   blindIndexKey(): Buffer {
     return this.#blindIndexKey;
   }
+
+  readonly #derived = new Map<DerivedKeyPurpose, Buffer>();
+
+  /**
+   * A key for one purpose other than data encryption (cursors, research
+   * pseudonyms), derived from the blind-index key with HKDF-SHA-256 and the
+   * purpose as its info: one secret to keep, and no two purposes ever share
+   * a key. Only crypto/ calls this.
+   */
+  derivedKey(purpose: DerivedKeyPurpose): Buffer {
+    let key = this.#derived.get(purpose);
+    if (!key) {
+      key = Buffer.from(hkdfSync('sha256', this.#blindIndexKey, Buffer.alloc(0), `phi-graph/${purpose}/v1`, KEY_BYTES));
+      this.#derived.set(purpose, key);
+    }
+    return key;
+  }
 }
+
+export type DerivedKeyPurpose = 'cursor' | 'research-pseudonym';
 
 export function generateKeyRingDocument(development: boolean): KeyRingDocument {
   return {

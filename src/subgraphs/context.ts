@@ -4,7 +4,9 @@ import type { Cache } from '../cache/index.js';
 import type { Logger } from '../logger.js';
 import type { Sealer } from '../db/encryption.js';
 import { AuditCollector, auditFieldAccess } from '../audit/index.js';
+import type { CursorSealer } from '../crypto/index.js';
 import { createAccessControl, type AccessControl } from './access.js';
+import { PageCursors } from './pagination.js';
 
 /**
  * What every resolver of every subgraph receives. Built once per request;
@@ -32,12 +34,15 @@ export interface SubgraphContext {
   auditField?: ReturnType<typeof auditFieldAccess>;
   /** The caller's address (through the gateway: the client's, forwarded). */
   clientIp: string | null;
+  /** Issues and reads this caller's page cursors (sealed, bound to list, parent, filter and caller). */
+  cursors: PageCursors;
 }
 
-/** What a loader needs: the unit of work and the caller's row scope. */
+/** What a loader needs: the unit of work, the caller's row scope and its cursors. */
 export interface LoaderScope {
   em: EntityManager;
   access: AccessControl;
+  cursors: PageCursors;
 }
 
 export type LoaderFactory<L> = (scope: LoaderScope) => L;
@@ -50,9 +55,10 @@ export function createSubgraphContext(
   logger: Logger,
   sealer: Sealer,
   clientIp: string | null,
-  options: { audited: boolean } = { audited: true },
+  options: { audited: boolean; cursorSealer: CursorSealer },
 ): SubgraphContext {
   const access = createAccessControl(principal, em, cache);
+  const cursors = new PageCursors(options.cursorSealer, cursorCaller(principal));
   const audit = new AuditCollector();
   const loaders = new Map<LoaderFactory<unknown>, unknown>();
   return {
@@ -66,13 +72,19 @@ export function createSubgraphContext(
     audit,
     ...(options.audited && { auditField: auditFieldAccess(audit, principal) }),
     clientIp,
+    cursors,
     loader: <L>(factory: LoaderFactory<L>): L => {
       let loader = loaders.get(factory) as L | undefined;
       if (loader === undefined) {
-        loader = factory({ em, access });
+        loader = factory({ em, access, cursors });
         loaders.set(factory, loader);
       }
       return loader;
     },
   };
+}
+
+/** Whom a cursor is bound to: the token subject (a cursor does not follow a caller to another account). */
+function cursorCaller(principal: Principal): string {
+  return principal.subject;
 }

@@ -3,7 +3,7 @@ import type { EntityClass, EntityDictionary, FilterQuery } from '@mikro-orm/core
 import type { EntityManager } from '@mikro-orm/sql';
 import { Patient } from '../db/entities.js';
 import type { LoaderFactory, SubgraphContext } from './context.js';
-import { decodeCursor, encodeCursor, NESTED_PAGE, pageSize, type Connection, toConnection } from './pagination.js';
+import { NESTED_PAGE, pageSize, type Connection, type PageCursors, toConnection } from './pagination.js';
 
 /**
  * Batching for every list and reference the subgraphs resolve: however many
@@ -65,6 +65,8 @@ export function directoryById<T extends WithId>(entity: EntityClass<T>): LoaderF
 
 /** How one child table is paged per patient: newest first by `sortColumn`, then by id. */
 export interface ChildTable<T> {
+  /** The connection field, e.g. `Patient.observations`: what its cursors are bound to. */
+  list: string;
   entity: EntityClass<T>;
   table: string;
   sortColumn: string;
@@ -76,8 +78,8 @@ interface PatientOwned extends WithId {
 }
 
 /** Describes a table of rows that belong to a patient, paged newest first by `column`. */
-export function childTable<T extends PatientOwned>(entity: EntityClass<T>, table: string, column: string): ChildTable<T> {
-  return { entity, table, sortColumn: column, patientId: (row) => row.patient.id };
+export function childTable<T extends PatientOwned>(list: string, entity: EntityClass<T>, table: string, column: string): ChildTable<T> {
+  return { list, entity, table, sortColumn: column, patientId: (row) => row.patient.id };
 }
 
 /**
@@ -85,27 +87,40 @@ export function childTable<T extends PatientOwned>(entity: EntityClass<T>, table
  * request). Its parent patients were already checked against the row scope
  * when their references were resolved.
  */
-export function childPagesOf<T extends WithId>(child: ChildTable<T>): LoaderFactory<DataLoader<ChildPageKey, Connection<T>, string>> {
-  return ({ em }) => createChildPageLoader(em, child);
+export function childPagesOf<T extends WithId>(child: ChildTable<T>): ChildPages<T> {
+  return { list: child.list, factory: ({ em, cursors }) => createChildPageLoader(em, child, cursors) };
 }
 
-/** A `Patient.<list>(first, after)` resolver over a per-patient page loader. */
-export function patientListResolver<T>(factory: LoaderFactory<DataLoader<ChildPageKey, Connection<T>, string>>) {
+export interface ChildPages<T> {
+  list: string;
+  factory: LoaderFactory<DataLoader<ChildPageKey, Connection<T>, string>>;
+}
+
+/**
+ * A `Patient.<list>(first, after)` resolver over a per-patient page loader.
+ * The cursor is opened here, against this list and this patient: a cursor
+ * of another list, patient or caller is refused before anything is read.
+ */
+export function patientListResolver<T>({ list, factory }: ChildPages<T>) {
   return (
     patient: { id: string },
     args: { first?: number | null; after?: string | null },
-    { loader }: SubgraphContext,
-  ): Promise<Connection<T>> =>
-    loader(factory).load({ patientId: patient.id, first: pageSize(args.first, NESTED_PAGE), after: args.after ?? null });
+    { loader, cursors }: SubgraphContext,
+  ): Promise<Connection<T>> => {
+    const first = pageSize(args.first, NESTED_PAGE);
+    const [afterId] = cursors.read(list, patient.id, null, args.after, CURSOR_PARTS) ?? [];
+    return loader(factory).load({ patientId: patient.id, first, afterId: afterId ?? null });
+  };
 }
 
 export interface ChildPageKey {
   patientId: string;
   first: number;
-  after: string | null;
+  /** The id of the last row of the previous page, from a cursor already opened for this patient's list. */
+  afterId: string | null;
 }
 
-/** A cursor holds only the row id: no data value (dates included) travels in it. */
+/** A cursor holds the last row's id (sealed, so nothing of it can be read or changed by the client). */
 const CURSOR_PARTS = 1;
 
 /**
@@ -115,26 +130,27 @@ const CURSOR_PARTS = 1;
 export function createChildPageLoader<T extends WithId>(
   em: EntityManager,
   child: ChildTable<T>,
+  cursors: PageCursors,
 ): DataLoader<ChildPageKey, Connection<T>, string> {
-  const cursorOf = (row: T) => encodeCursor([row.id]);
   return new DataLoader<ChildPageKey, Connection<T>, string>(
     async (keys) => {
       const groups = new Map<string, ChildPageKey[]>();
       for (const key of keys) {
-        const group = `${key.first}|${key.after ?? ''}`;
+        const group = `${key.first}|${key.afterId ?? ''}`;
         groups.set(group, [...(groups.get(group) ?? []), key]);
       }
       const pages = new Map<string, Connection<T>>();
       for (const group of groups.values()) {
-        const [{ first, after }] = group as [ChildPageKey, ...ChildPageKey[]];
+        const [{ first, afterId }] = group as [ChildPageKey, ...ChildPageKey[]];
         const patientIds = [...new Set(group.map((key) => key.patientId))];
-        const rows = await loadRankedRows(em, child, patientIds, first + 1, decodeCursor(after, CURSOR_PARTS));
+        const rows = await loadRankedRows(em, child, patientIds, first + 1, afterId);
         const byPatient = new Map<string, T[]>();
         for (const row of rows) {
           const id = child.patientId(row);
           byPatient.set(id, [...(byPatient.get(id) ?? []), row]);
         }
         for (const key of group) {
+          const cursorOf = (row: T) => cursors.issue(child.list, key.patientId, null, [row.id]);
           pages.set(childPageKey(key), toConnection(byPatient.get(key.patientId) ?? [], first, cursorOf));
         }
       }
@@ -145,7 +161,7 @@ export function createChildPageLoader<T extends WithId>(
 }
 
 function childPageKey(key: ChildPageKey): string {
-  return `${key.patientId}|${key.first}|${key.after ?? ''}`;
+  return `${key.patientId}|${key.first}|${key.afterId ?? ''}`;
 }
 
 async function loadRankedRows<T extends WithId>(
@@ -153,19 +169,20 @@ async function loadRankedRows<T extends WithId>(
   child: ChildTable<T>,
   patientIds: string[],
   perPatient: number,
-  after: string[] | null,
+  afterId: string | null,
 ): Promise<T[]> {
   if (patientIds.length === 0 || perPatient <= 0) return [];
   const placeholders = patientIds.map(() => '?::uuid').join(', ');
   const sort = `t."${child.sortColumn}"`;
-  const afterClause = after
-    ? ` and (${sort}, t."id") < (select s."${child.sortColumn}", s."id" from "${child.table}" s where s."id" = ?::uuid)`
+  // The position is looked up among the same patient's rows only: a cursor never reaches a row outside the parent it was issued for.
+  const afterClause = afterId
+    ? ` and (${sort}, t."id") < (select s."${child.sortColumn}", s."id" from "${child.table}" s where s."id" = ?::uuid and s."patient_id" = t."patient_id")`
     : '';
   const sql =
     `select ranked.* from (select t.*, row_number() over (partition by t."patient_id" order by ${sort} desc, t."id" desc) as "page_rank"` +
     ` from "${child.table}" t where t."patient_id" in (${placeholders})${afterClause}) ranked` +
     ` where ranked."page_rank" <= ? order by ranked."patient_id", ranked."page_rank"`;
-  const params: unknown[] = [...patientIds, ...(after ?? []), perPatient];
+  const params: unknown[] = [...patientIds, ...(afterId ? [afterId] : []), perPatient];
   const rows = await em.execute<Record<string, unknown>[]>(sql, params);
   return rows.map((row) => {
     delete row['page_rank'];

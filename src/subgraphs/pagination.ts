@@ -1,3 +1,4 @@
+import { canonicalFilter, type CursorBinding, type CursorSealer } from '../crypto/index.js';
 import { badUserInput } from '../errors.js';
 
 /** Page sizes: documented in the SDL next to each list field. */
@@ -28,22 +29,38 @@ export function pageSize(first: number | null | undefined, bounds: PageBounds): 
   return first;
 }
 
-/** Cursors are opaque to clients: base64url of a JSON array of sort values. */
-export function encodeCursor(values: readonly string[]): string {
-  return Buffer.from(JSON.stringify(values)).toString('base64url');
-}
+/** How long a page cursor stays valid: long enough to page through any list, short enough that a leaked one soon dies. */
+export const CURSOR_TTL_SECONDS = 3600;
 
-export function decodeCursor(cursor: string | null | undefined, length: number): string[] | null {
-  if (cursor === null || cursor === undefined) return null;
-  try {
-    const values: unknown = JSON.parse(Buffer.from(cursor, 'base64url').toString('utf8'));
-    if (Array.isArray(values) && values.length === length && values.every((value): value is string => typeof value === 'string')) {
-      return values;
-    }
-  } catch {
-    // fall through to the error below
+/**
+ * The cursors of one request. Every cursor is sealed (crypto/cursor.ts) and
+ * bound to its list (`Type.field`), its parent row, its filter and the
+ * caller; `read` refuses, with BAD_USER_INPUT, any cursor that was not
+ * issued for exactly that list and caller or has expired, and the same
+ * answer is given for each of those, so a refusal says nothing about why.
+ */
+export class PageCursors {
+  constructor(
+    private readonly sealer: CursorSealer,
+    /** The token subject, and the research study when the token names one. */
+    private readonly caller: string,
+  ) {}
+
+  #binding(list: string, parent: string, filter: Record<string, unknown> | null | undefined): CursorBinding {
+    return { list, parent, filter: canonicalFilter(filter), caller: this.caller };
   }
-  throw badUserInput('"after" is not a cursor returned by this API.', 'after');
+
+  issue(list: string, parent: string, filter: Record<string, unknown> | null | undefined, position: readonly string[]): string {
+    return this.sealer.seal(this.#binding(list, parent, filter), position);
+  }
+
+  /** The position an `after` argument names, or null when there is none. */
+  read(list: string, parent: string, filter: Record<string, unknown> | null | undefined, after: string | null | undefined, parts: number): string[] | null {
+    if (after === null || after === undefined) return null;
+    const position = this.sealer.open(this.#binding(list, parent, filter), after, parts);
+    if (!position) throw badUserInput('"after" is not a cursor this API issued for this list and caller, or it has expired; start again from the first page.', 'after');
+    return position;
+  }
 }
 
 /** Builds a connection from up to `size + 1` rows already in order (the extra row only signals a next page). */

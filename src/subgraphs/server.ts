@@ -11,14 +11,16 @@ import { parse, type GraphQLSchema } from 'graphql';
 import type { TokenVerifier } from '../auth/index.js';
 import type { Cache } from '../cache/index.js';
 import { applyDecryptionOnly, applyPolicy, introspectionByRolePlugin, isPromiseLike, type Unseal } from '../policy/index.js';
-import { CryptoError, Sealed, unseal } from '../crypto/index.js';
+import { CryptoError, CursorSealer, Sealed, unseal } from '../crypto/index.js';
 import { decryptionFailed } from '../errors.js';
+import { createErrorFormatter } from '../graphql-errors.js';
 import type { Database } from '../db/index.js';
 import type { Sealer } from '../db/encryption.js';
 import type { Logger } from '../logger.js';
 import { createApp, errorHandler, healthRoutes, listen, locals, MAX_BODY_BYTES, requestId, requireToken } from '../http.js';
 import { GRAPHQL_PATH, schemaPath, type SubgraphName } from './catalog.js';
 import { createSubgraphContext, type SubgraphContext } from './context.js';
+import { CURSOR_TTL_SECONDS } from './pagination.js';
 import { emergencyAccessMarkPlugin } from './emergency-mark-plugin.js';
 import { auditPlugin, type AlertThresholds, type AuditMetrics, type AuditStore } from '../audit/index.js';
 import { resolvers as patientResolvers } from './patient/resolvers.js';
@@ -98,13 +100,17 @@ export async function startSubgraph(
   const app = createApp();
   const httpServer: Server = createServer(app);
   const schema = buildSchema(name, { enforcePolicy: !unprotectedForBenchmark });
+  const cursorSealer = new CursorSealer(sealer.ring, CURSOR_TTL_SECONDS);
   const apollo = new ApolloServer<SubgraphContext>({
     schema,
     introspection: true,
     includeStacktraceInErrorResponses: false,
     // main.ts owns shutdown: one ordered stop for all servers, then the database and cache.
     stopOnTerminationSignals: false,
+    // Strips validation suggestions only; createErrorFormatter strips them everywhere else too.
     hideSchemaDetailsFromClientErrors: true,
+    // Only client codes keep their message; anything else is a bare INTERNAL_SERVER_ERROR (graphql-errors.ts).
+    formatError: createErrorFormatter(log),
     logger: log,
     // No inline traces: timing data per field is not for callers.
     plugins: [
@@ -126,7 +132,7 @@ export async function startSubgraph(
     expressMiddleware(apollo, {
       context: ({ req, res }) => {
         const { principal, requestId: id } = locals(res);
-        return Promise.resolve(createSubgraphContext(principal, id, db.fork(), cache, log, sealer, req.ip ?? null, { audited: !unauditedForBenchmark }));
+        return Promise.resolve(createSubgraphContext(principal, id, db.fork(), cache, log, sealer, req.ip ?? null, { audited: !unauditedForBenchmark, cursorSealer }));
       },
     }),
   );

@@ -9,16 +9,16 @@ import {
 import { childPagesOf, childTable, patientOwnedById } from '../loaders.js';
 
 /** Per-patient pages of each clinical table, newest first. */
-export const encounterPages = childPagesOf(childTable(Encounter, 'encounter', 'period_start'));
-export const conditionPages = childPagesOf(childTable(Condition, 'condition', 'recorded_date'));
+export const encounterPages = childPagesOf(childTable('Patient.encounters', Encounter, 'encounter', 'period_start'));
+export const conditionPages = childPagesOf(childTable('Patient.conditions', Condition, 'condition', 'recorded_date'));
 export const medicationRequestPages = childPagesOf(
-  childTable(MedicationRequest, 'medication_request', 'authored_on'),
+  childTable('Patient.medicationRequests', MedicationRequest, 'medication_request', 'authored_on'),
 );
-export const observationPages = childPagesOf(childTable(Observation, 'observation', 'effective_at'));
+export const observationPages = childPagesOf(childTable('Patient.observations', Observation, 'observation', 'effective_at'));
 export const allergyIntolerancePages = childPagesOf(
-  childTable(AllergyIntolerance, 'allergy_intolerance', 'recorded_date'),
+  childTable('Patient.allergyIntolerances', AllergyIntolerance, 'allergy_intolerance', 'recorded_date'),
 );
-export const clinicalNotePages = childPagesOf(childTable(ClinicalNote, 'clinical_note', 'created_at'));
+export const clinicalNotePages = childPagesOf(childTable('Patient.clinicalNotes', ClinicalNote, 'clinical_note', 'created_at'));
 
 export const encounterById = patientOwnedById(Encounter);
 export const conditionById = patientOwnedById(Condition);

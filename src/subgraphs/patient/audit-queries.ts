@@ -2,7 +2,7 @@ import type { EntityManager } from '@mikro-orm/sql';
 import type { Principal } from '../../auth/index.js';
 import { categoryOf } from '../../policy/index.js';
 import { PATIENT_ROWS_FILTER, auditEntries, auditEventFromRow, auditEventId, type StoredAuditEvent } from '../../audit/index.js';
-import { decodeCursor, encodeCursor, isUuid, pageSize, toConnection, type Connection } from '../pagination.js';
+import { isUuid, pageSize, toConnection, type Connection, type PageCursors } from '../pagination.js';
 import type { AuditEventFilter } from './__generated__/resolvers-types.js';
 
 /**
@@ -28,21 +28,24 @@ export interface DisclosureModel {
 
 type Raw = Record<string, unknown>;
 
+/** A cursor holds the last event's (row id, position). */
 const CURSOR_PARTS = 2;
+const AUDIT_LIST = 'Query.auditEvents';
+const DISCLOSURE_LIST = 'Query.myDisclosures';
 
 interface Position {
   id: number;
   position: number;
 }
 
-function afterPosition(after: string | null | undefined): Position | null {
-  const [id, position] = decodeCursor(after, CURSOR_PARTS) ?? [];
-  const parsed = { id: Number(id), position: Number(position) };
-  return Number.isSafeInteger(parsed.id) && Number.isSafeInteger(parsed.position) ? parsed : null;
+function afterPosition(cursors: PageCursors, list: string, filter: AuditEventFilter | null | undefined, after: string | null | undefined): Position | null {
+  const [id, position] = cursors.read(list, '', filter, after, CURSOR_PARTS) ?? [];
+  if (id === undefined) return null;
+  return { id: Number(id), position: Number(position) };
 }
 
-function cursorOf(event: Position): string {
-  return encodeCursor([String(event.id), String(event.position)]);
+function cursorOf(cursors: PageCursors, list: string, filter: AuditEventFilter | null | undefined) {
+  return (event: Position): string => cursors.issue(list, '', filter, [String(event.id), String(event.position)]);
 }
 
 /** Rows older than the cursor (the row filter uses the primary key), then events before it in (id, position) order. */
@@ -52,11 +55,13 @@ const BEFORE_EVENT = '(entry."id", entry."position") < (?, ?)';
 export async function listAuditEvents(
   em: EntityManager,
   principal: Principal,
+  cursors: PageCursors,
   filter: AuditEventFilter | null | undefined,
   first: number | null | undefined,
   after: string | null | undefined,
 ): Promise<Connection<AuditEventRow>> {
   const size = pageSize(first, AUDIT_PAGE);
+  const cursor = afterPosition(cursors, AUDIT_LIST, filter, after);
   if (!principal.organizationId) return toConnection([], size, () => '');
   const rowWhere: string[] = [];
   const rowParams: unknown[] = [];
@@ -66,7 +71,6 @@ export async function listAuditEvents(
     where.push(clause);
     params.push(...values);
   };
-  const cursor = afterPosition(after);
   if (cursor) {
     rowWhere.push(BEFORE_ROW);
     rowParams.push(cursor.id);
@@ -87,7 +91,7 @@ export async function listAuditEvents(
   const entries = auditEntries(rowWhere.length > 0 ? rowWhere.join(' and ') : undefined);
   const rows =
     size === 0 ? [] : await em.execute<Raw[]>(`select * from ${entries} as entry where ${where.join(' and ')} order by "id" desc, "position" desc limit ?`, [...rowParams, ...params, size + 1]);
-  return toConnection(rows.map(auditEventFromRow), size, cursorOf);
+  return toConnection(rows.map(auditEventFromRow), size, cursorOf(cursors, AUDIT_LIST, filter));
 }
 
 /** Kinds of data, by the access policy's categories: "name", "ssn", "clinicalNote"... never ids. */
@@ -105,12 +109,13 @@ function dataKinds(fields: AuditEventRow['fields']): string[] {
 export async function listDisclosures(
   em: EntityManager,
   principal: Principal,
+  cursors: PageCursors,
   first: number | null | undefined,
   after: string | null | undefined,
 ): Promise<Connection<DisclosureModel & { id: string; rowId: number; position: number }>> {
   const size = pageSize(first, AUDIT_PAGE);
+  const cursor = afterPosition(cursors, DISCLOSURE_LIST, null, after);
   if (!principal.patientId || size === 0) return toConnection([], size, () => '');
-  const cursor = afterPosition(after);
   const entries = auditEntries([PATIENT_ROWS_FILTER, ...(cursor ? [BEFORE_ROW] : [])].join(' and '));
   const rows = await em.execute<Raw[]>(
     `select entry.*, o."name" as "organization_name" from ${entries} as entry left join "organization" o on o."id" = entry."organization_id"
@@ -131,5 +136,6 @@ export async function listDisclosures(
       action: row.action,
       emergency: row.emergency,
     }));
-  return toConnection(disclosures, size, (disclosure) => cursorOf({ id: disclosure.rowId, position: disclosure.position }));
+  const issue = cursorOf(cursors, DISCLOSURE_LIST, null);
+  return toConnection(disclosures, size, (disclosure) => issue({ id: disclosure.rowId, position: disclosure.position }));
 }

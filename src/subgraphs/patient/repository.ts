@@ -5,7 +5,7 @@ import { CareTeam, CareTeamMember, Organization, Patient, Practitioner } from '.
 import { createByIdLoader, directoryById } from '../loaders.js';
 import type { LoaderFactory, LoaderScope } from '../context.js';
 import DataLoader from 'dataloader';
-import { decodeCursor, encodeCursor, isUuid, type Connection, toConnection } from '../pagination.js';
+import { isUuid, type Connection, toConnection } from '../pagination.js';
 import type { PatientFilter } from './__generated__/resolvers-types.js';
 
 /** Reads patients (within the caller's row scope), care teams, practitioners and organizations for one request. */
@@ -27,20 +27,19 @@ export const careTeamMemberIds: LoaderFactory<DataLoader<string, string[]>> = ({
     return careTeamIds.map((id) => byTeam.get(id) ?? []);
   });
 
+const PATIENT_LIST = 'Query.patients';
+/** A patient cursor holds the last row's id: rows after it in id order, inside the caller's scope. */
 const PATIENT_CURSOR_PARTS = 1;
 
 export async function listPatients(
-  { em, access }: LoaderScope,
+  { em, access, cursors }: LoaderScope,
   first: number,
   after: string | null | undefined,
   filter: PatientFilter | null | undefined,
 ): Promise<Connection<Patient>> {
   const where: FilterQuery<Patient> = {};
-  const [afterId] = decodeCursor(after, PATIENT_CURSOR_PARTS) ?? [];
-  if (afterId !== undefined) {
-    if (!isUuid(afterId)) return toConnection([], first, () => '');
-    where.id = { $gt: afterId };
-  }
+  const [afterId] = cursors.read(PATIENT_LIST, '', filter, after, PATIENT_CURSOR_PARTS) ?? [];
+  if (afterId !== undefined) where.id = { $gt: afterId };
   if (filter?.gender) where.gender = filter.gender;
   if (filter?.managingOrganizationId) {
     if (!isUuid(filter.managingOrganizationId)) return toConnection([], first, () => '');
@@ -53,7 +52,7 @@ export async function listPatients(
   const scoped: FilterQuery<Patient> = { $and: [where, await access.patientFilter()] };
   const rows = first === 0 ? [] : await em.find(Patient, scoped, { orderBy: { id: 'asc' }, limit: first + 1 });
   await access.recordReads(rows.map((row) => row.id));
-  return toConnection(rows, first, (patient) => encodeCursor([patient.id]));
+  return toConnection(rows, first, (patient) => cursors.issue(PATIENT_LIST, '', filter, [patient.id]));
 }
 
 /**

@@ -52,12 +52,12 @@ export const resolvers: Resolvers = {
     viewer: (_parent, _args, { principal, requestId }) => ({ principal, requestId }),
     // Out of scope and absent look the same: null with NOT_FOUND, so existence does not leak.
     patient: async (_parent, { id }, { loader }) => (isUuid(id) ? await loader(patientById).load(id) : null) ?? Promise.reject(notFound('Patient')),
-    patients: (_parent, { first, after, filter }, { em, access }) =>
-      listPatients({ em, access }, pageSize(first, TOP_LEVEL_PAGE), after, filter),
-    auditEvents: (_parent, { filter, first, after }, { em, principal }) => listAuditEvents(em, principal, filter, first, after),
-    myDisclosures: (_parent, { first, after }, { em, principal }) => listDisclosures(em, principal, first, after),
-    patientByMrn: async (_parent, { mrn }, { em, access, sealer }) =>
-      (await findPatientByMrn({ em, access }, sealer.ring, mrn)) ?? Promise.reject(notFound('Patient')),
+    patients: (_parent, { first, after, filter }, { em, access, cursors }) =>
+      listPatients({ em, access, cursors }, pageSize(first, TOP_LEVEL_PAGE), after, filter),
+    auditEvents: (_parent, { filter, first, after }, { em, principal, cursors }) => listAuditEvents(em, principal, cursors, filter, first, after),
+    myDisclosures: (_parent, { first, after }, { em, principal, cursors }) => listDisclosures(em, principal, cursors, first, after),
+    patientByMrn: async (_parent, { mrn }, { em, access, cursors, sealer }) =>
+      (await findPatientByMrn({ em, access, cursors }, sealer.ring, mrn)) ?? Promise.reject(notFound('Patient')),
   },
   Mutation: mutations,
   AuditEvent: {
