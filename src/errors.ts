@@ -1,4 +1,5 @@
 import { GraphQLError } from 'graphql';
+import { ApolloServerErrorCode, ApolloServerValidationErrorCode } from '@apollo/server/errors';
 import { DriverException } from '@mikro-orm/core';
 
 /**
@@ -13,17 +14,38 @@ export const ErrorCode = {
   Internal: 'INTERNAL_SERVER_ERROR',
   /** A stored value failed authentication (tampered or moved), or its key is retired or unknown. */
   DecryptionFailed: 'DECRYPTION_FAILED',
+  /** The audit trail could not be written, so the response carries no data (fail closed). */
+  AuditUnavailable: 'AUDIT_UNAVAILABLE',
 } as const;
 export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode];
 
-/** Codes whose errors are meant for the client and pass through as they are. */
-export const CLIENT_ERROR_CODES: ReadonlySet<string> = new Set([
+/**
+ * Codes whose errors are meant for the client and pass through with their
+ * message: ours, and Apollo Server's for a request it could not run as sent
+ * (parse, validation, operation name, persisted queries, malformed HTTP
+ * request). The one list: the field guard, shield and the error formatter
+ * (graphql-errors.ts) all read it; every other error is answered as a bare
+ * INTERNAL_SERVER_ERROR.
+ */
+export const CLIENT_ERROR_CODES: ReadonlySet<string> = new Set<string>([
   ErrorCode.BadUserInput,
   ErrorCode.NotFound,
   ErrorCode.Forbidden,
   ErrorCode.Unauthenticated,
   ErrorCode.DecryptionFailed,
+  ErrorCode.AuditUnavailable,
+  ApolloServerErrorCode.GRAPHQL_PARSE_FAILED,
+  ApolloServerErrorCode.GRAPHQL_VALIDATION_FAILED,
+  ApolloServerErrorCode.BAD_REQUEST,
+  ApolloServerErrorCode.OPERATION_RESOLUTION_FAILURE,
+  ApolloServerErrorCode.PERSISTED_QUERY_NOT_FOUND,
+  ApolloServerErrorCode.PERSISTED_QUERY_NOT_SUPPORTED,
+  ApolloServerValidationErrorCode.INTROSPECTION_DISABLED,
+  ApolloServerValidationErrorCode.MAX_RECURSIVE_SELECTIONS_EXCEEDED,
 ]);
+
+/** The whole message of an unexpected failure: nothing about what failed, only how to report it. */
+export const INTERNAL_ERROR_MESSAGE = 'Internal server error; quote the request id when reporting it.';
 
 /** Why a field was refused; the field's value is never included. */
 export type ForbiddenReason = 'ROLE_DENIED' | 'MFA_REQUIRED' | 'NOT_CLASSIFIED' | 'SDL_NOT_SERVED';
@@ -45,7 +67,7 @@ export function notFound(what: string): GraphQLError {
 }
 
 export function internalError(): GraphQLError {
-  return new GraphQLError('Internal server error; quote the request id when reporting it.', { extensions: { code: ErrorCode.Internal } });
+  return new GraphQLError(INTERNAL_ERROR_MESSAGE, { extensions: { code: ErrorCode.Internal } });
 }
 
 export function badUserInput(message: string, argument: string): GraphQLError {

@@ -6,6 +6,7 @@ import type { AuditCollector } from './collector.js';
 import { operationHash, type RequestFacts } from './events.js';
 import { alertEvent, logAlerts, watchAccess, type Alert, type AlertThresholds } from './alerts.js';
 import type { Cache } from '../cache/index.js';
+import { ErrorCode } from '../errors.js';
 import type { AuditStore } from './store.js';
 
 /**
@@ -23,7 +24,7 @@ export interface AuditedContext {
   access: { readonly emergencyReads: ReadonlyMap<string, string> };
 }
 
-export const AUDIT_UNAVAILABLE = 'AUDIT_UNAVAILABLE';
+export const AUDIT_UNAVAILABLE = ErrorCode.AuditUnavailable;
 /** Headers the gateway forwards so subgraph records name the client's operation, not the gateway's fetch. */
 export const FORWARDED_OPERATION_NAME = 'x-client-operation-name';
 export const FORWARDED_OPERATION_HASH = 'x-client-operation-hash';

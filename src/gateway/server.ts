@@ -14,6 +14,7 @@ import { createApp, errorHandler, healthRoutes, listen, locals, MAX_BODY_BYTES, 
 import { GRAPHQL_PATH, isSubgraphName, type SubgraphName } from '../subgraphs/catalog.js';
 import type { RunningServer } from '../subgraphs/server.js';
 import { SUPERGRAPH_PATH } from './compose.js';
+import { createErrorFormatter } from '../graphql-errors.js';
 import { loadApiSchema } from './api-schema.js';
 
 const MAX_FORWARDED_HEADER = 200;
@@ -118,7 +119,10 @@ export async function startGateway(deps: GatewayDependencies, host: string, port
     includeStacktraceInErrorResponses: false,
     // main.ts owns shutdown: one ordered stop for all servers, then the database and cache.
     stopOnTerminationSignals: false,
+    // Strips validation suggestions only; createErrorFormatter strips them everywhere else too.
     hideSchemaDetailsFromClientErrors: true,
+    // Only client codes keep their message; anything else is a bare INTERNAL_SERVER_ERROR (graphql-errors.ts).
+    formatError: createErrorFormatter(log),
     logger: log,
     plugins: [ApolloServerPluginDrainHttpServer({ httpServer }), introspectionByRolePlugin<GatewayContext>(() => apiSchema), auditFailClosedPlugin()],
   });
