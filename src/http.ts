@@ -5,6 +5,7 @@ import express, { type Express, type NextFunction, type Request, type Response }
 import type { Principal, TokenVerifier } from './auth/index.js';
 import { AuthenticationError } from './auth/index.js';
 import type { Logger } from './logger.js';
+import type { ArgumentRefusal } from './policy/index.js';
 
 /** HTTP pieces shared by the gateway and the subgraphs. */
 
@@ -116,4 +117,18 @@ export async function listen(server: Server, host: string, port: number): Promis
     });
   });
   return (server.address() as AddressInfo).port;
+}
+
+/** One warning per operation refused for its arguments: who, which arguments, why; never a value. */
+export function logArgumentRefusals(logger: Logger, context: { principal: Principal; requestId: string }, refusals: readonly ArgumentRefusal[]): void {
+  logger.warn(
+    {
+      event: 'argument-denied',
+      subject: context.principal.subject,
+      roles: context.principal.roles,
+      requestId: context.requestId,
+      arguments: refusals.map((refusal) => ({ argument: refusal.coordinate, path: refusal.path, reason: refusal.reason })),
+    },
+    'an operation was refused for an argument its caller may not use',
+  );
 }

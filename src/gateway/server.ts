@@ -4,13 +4,13 @@ import { ApolloGateway, RemoteGraphQLDataSource, type GraphQLDataSourceProcessOp
 import { ApolloServer, type ApolloServerPlugin } from '@apollo/server';
 import { GraphQLError } from 'graphql';
 import { AUDIT_UNAVAILABLE, FORWARDED_OPERATION_HASH, FORWARDED_OPERATION_NAME, operationHash } from '../audit/index.js';
-import { introspectionByRolePlugin } from '../policy/index.js';
+import { argumentPolicyPlugin, introspectionByRolePlugin } from '../policy/index.js';
 import { ApolloServerPluginDrainHttpServer } from '@apollo/server/plugin/drainHttpServer';
 import { expressMiddleware } from '@as-integrations/express5';
 import express from 'express';
 import type { Principal, TokenVerifier } from '../auth/index.js';
 import type { Logger } from '../logger.js';
-import { createApp, errorHandler, healthRoutes, listen, locals, MAX_BODY_BYTES, REQUEST_ID_HEADER, requestId, requireToken } from '../http.js';
+import { createApp, errorHandler, healthRoutes, listen, locals, logArgumentRefusals, MAX_BODY_BYTES, REQUEST_ID_HEADER, requestId, requireToken } from '../http.js';
 import { GRAPHQL_PATH, isSubgraphName, type SubgraphName } from '../subgraphs/catalog.js';
 import type { RunningServer } from '../subgraphs/server.js';
 import { SUPERGRAPH_PATH } from './compose.js';
@@ -124,7 +124,13 @@ export async function startGateway(deps: GatewayDependencies, host: string, port
     // Only client codes keep their message; anything else is a bare INTERNAL_SERVER_ERROR (graphql-errors.ts).
     formatError: createErrorFormatter(log),
     logger: log,
-    plugins: [ApolloServerPluginDrainHttpServer({ httpServer }), introspectionByRolePlugin<GatewayContext>(() => apiSchema), auditFailClosedPlugin()],
+    plugins: [
+      ApolloServerPluginDrainHttpServer({ httpServer }),
+      // Arguments are reads: refused before planning when the caller may not read what they match.
+      argumentPolicyPlugin<GatewayContext>(() => apiSchema, { onRefused: (context, refusals) => logArgumentRefusals(log, context, refusals) }),
+      introspectionByRolePlugin<GatewayContext>(() => apiSchema),
+      auditFailClosedPlugin(),
+    ],
   });
   await apollo.start();
 

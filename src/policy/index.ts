@@ -9,3 +9,18 @@ export { schemaViewFor, cachedSchemaView } from './schema-view.js';
 export { introspectionByRolePlugin } from './introspection-plugin.js';
 export { renderAccessMatrix } from './matrix.js';
 export { checkOperation, type FieldVerdict, type OperationCheck } from './check-operation.js';
+export {
+  ARGUMENT_CLASSIFICATION,
+  INPUT_FIELD_CLASSIFICATION,
+  argumentDenied,
+  argumentUse,
+  categoryDeciderFor,
+  decideArgumentUse,
+  inputFieldUse,
+  refusedArguments,
+  type ArgumentRefusal,
+  type ArgumentUse,
+  type ArgumentVerdict,
+  type CategoryDecider,
+} from './arguments.js';
+export { argumentPolicyPlugin, type ArgumentPolicyOptions } from './argument-plugin.js';

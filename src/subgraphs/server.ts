@@ -10,14 +10,14 @@ import express from 'express';
 import { parse, type GraphQLSchema } from 'graphql';
 import type { TokenVerifier } from '../auth/index.js';
 import type { Cache } from '../cache/index.js';
-import { applyDecryptionOnly, applyPolicy, introspectionByRolePlugin, isPromiseLike, type Unseal } from '../policy/index.js';
+import { applyDecryptionOnly, applyPolicy, argumentDenied, deny, isPhi, argumentPolicyPlugin, introspectionByRolePlugin, isPromiseLike, type ArgumentRefusal, type Unseal } from '../policy/index.js';
 import { CryptoError, CursorSealer, Sealed, unseal } from '../crypto/index.js';
 import { decryptionFailed } from '../errors.js';
 import { createErrorFormatter } from '../graphql-errors.js';
 import type { Database } from '../db/index.js';
 import type { Sealer } from '../db/encryption.js';
 import type { Logger } from '../logger.js';
-import { createApp, errorHandler, healthRoutes, listen, locals, MAX_BODY_BYTES, requestId, requireToken } from '../http.js';
+import { createApp, errorHandler, healthRoutes, listen, locals, logArgumentRefusals, MAX_BODY_BYTES, requestId, requireToken } from '../http.js';
 import { GRAPHQL_PATH, schemaPath, type SubgraphName } from './catalog.js';
 import { createSubgraphContext, type SubgraphContext } from './context.js';
 import { CURSOR_TTL_SECONDS } from './pagination.js';
@@ -58,6 +58,16 @@ function decryptionFailure(error: unknown, sealedValue: Sealed, context: unknown
   // Tampering, a moved value or a retired key: operators need to see it (no value, no bytes).
   logger.warn({ event: 'decryption-failed', field: coordinate, reason: error.failure, requestId }, 'a stored value failed to decrypt');
   throw decryptionFailed(error.failure, coordinate);
+}
+
+/** A refused argument is an attempted read: logged, and audited as a denied read of the argument when it matches PHI. */
+function recordArgumentRefusals(logger: Logger, context: SubgraphContext, refusals: readonly ArgumentRefusal[]): void {
+  logArgumentRefusals(logger, context, refusals);
+  for (const refusal of refusals) {
+    if (!refusal.category || !isPhi(refusal.category)) continue;
+    const [type = '', field = refusal.coordinate] = refusal.coordinate.split('.');
+    context.auditField?.({ type, field, coordinate: refusal.coordinate, category: refusal.category, decision: deny, phi: true }, null, {}, argumentDenied(refusal));
+  }
 }
 
 export interface SubgraphDependencies {
@@ -116,6 +126,8 @@ export async function startSubgraph(
     plugins: [
       ApolloServerPluginDrainHttpServer({ httpServer }),
       ApolloServerPluginInlineTraceDisabled(),
+      // Arguments are reads (also through _entities and when called directly): refused before anything resolves.
+      ...(unprotectedForBenchmark ? [] : [argumentPolicyPlugin<SubgraphContext>(() => schema, { onRefused: (context, refusals) => recordArgumentRefusals(log, context, refusals) })]),
       introspectionByRolePlugin<SubgraphContext>(() => schema),
       emergencyAccessMarkPlugin(),
       ...(unauditedForBenchmark ? [] : [auditPlugin<SubgraphContext>(name, auditStore, auditMetrics, { cache, thresholds: alertThresholds })]),
