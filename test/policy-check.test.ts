@@ -55,6 +55,18 @@ describe('npm run policy:check', () => {
     expect(result.stdout).not.toContain('node.id ');
   }, 60_000);
 
+  it('reports the arguments a role may not use, inline or through a variable, and fails', async () => {
+    const result = await check('query Find($mrn: String!, $filter: PatientFilter) { patientByMrn(mrn: $mrn) { id } patients(filter: $filter) { edges { node { id } } } }', '--role', 'partner');
+    expect(result.code).toBe(1);
+    expect(result.stdout).toContain('ARGUMENT DENIED  patientByMrn.mrn  (Query.patientByMrn(mrn:)');
+    // A variable of an input type may carry any of its fields: each one the partner may not use is listed.
+    expect(result.stdout).toContain('ARGUMENT DENIED  patients.filter.careTeamId  (PatientFilter.careTeamId');
+    expect(result.stdout).toContain('ARGUMENT DENIED  patients.filter.managingOrganizationId');
+    expect(result.stdout).not.toContain('patients.filter.gender');
+    const clinician = await check('{ patients(first: 5, filter: { gender: male }) { edges { node { id } } } }', '--role', 'clinician', '--no-mfa');
+    expect(clinician.stdout).toContain('ARGUMENT DENIED  patients.filter.gender  (PatientFilter.gender, needs an MFA token');
+  }, 60_000);
+
   it('refuses an operation that does not validate against the API, with the reason', async () => {
     const result = await check('{ patients { edges { node { shoeSize } } } }', '--role', 'admin');
     expect(result.code).toBe(2);

@@ -7,7 +7,9 @@ import { checkOperation } from '../policy/index.js';
 /**
  * `npm run policy:check -- --role partner path/to/operation.graphql`
  * Lists the fields of an operation that the role(s) would be denied or get
- * masked. Exit 0: nothing denied; 1: some field denied; 2: bad input.
+ * masked, and the arguments they may not use (any of which refuses the
+ * whole operation). Exit 0: nothing denied; 1: some field or argument
+ * denied; 2: bad input.
  */
 const USAGE = `usage: npm run policy:check -- --role <${ROLES.join('|')}> [--role ...] [--no-mfa] <operation.graphql>`;
 
@@ -30,7 +32,14 @@ if (!result.ok) {
 const noMfa = values['no-mfa'];
 const denied = result.fields.filter((field) => field.decision.kind === 'deny' || (noMfa && field.phi));
 const masked = result.fields.filter((field) => field.decision.kind === 'mask' && !denied.includes(field));
-console.log(`${file} as ${roles.join(' + ')}${noMfa ? ' (token without MFA)' : ''}: ${result.fields.length} fields, ${denied.length} denied, ${masked.length} masked`);
+const deniedArguments = noMfa ? result.deniedArgumentsWithoutMfa : result.deniedArguments;
+console.log(
+  `${file} as ${roles.join(' + ')}${noMfa ? ' (token without MFA)' : ''}: ${result.fields.length} fields, ${denied.length} denied, ${masked.length} masked, ${deniedArguments.length} arguments denied`,
+);
+const ARGUMENT_WHY = { ROLE_DENIED: 'the role may not read what it matches', MASKED_ONLY: 'the role reads what it matches only masked', NOT_CLASSIFIED: 'not classified', MFA_REQUIRED: 'needs an MFA token' } as const;
+for (const argument of deniedArguments) {
+  console.log(`  ARGUMENT DENIED  ${argument.path}  (${argument.coordinate}, ${ARGUMENT_WHY[argument.reason]}: the whole operation is refused, FORBIDDEN / ARGUMENT_DENIED)`);
+}
 for (const field of denied) {
   const why = field.decision.kind === 'deny' ? 'denied by role' : 'denied: needs an MFA token';
   console.log(`  DENIED  ${field.path}  (${field.coordinate}, ${why}: null and FORBIDDEN at run time)`);
@@ -38,4 +47,4 @@ for (const field of denied) {
 for (const field of masked) {
   if (field.decision.kind === 'mask') console.log(`  MASKED  ${field.path}  (${field.coordinate}, ${field.decision.masker})`);
 }
-process.exit(denied.length > 0 ? 1 : 0);
+process.exit(denied.length > 0 || deniedArguments.length > 0 ? 1 : 0);

@@ -146,6 +146,8 @@ export function refusedArguments(
   variables: Variables,
   decide: CategoryDecider,
   mfa: boolean,
+  /** For checking an operation before it is deployed: a variable may carry any value, so every input field it could hold is decided. */
+  variablesUnknown = false,
 ): ArgumentRefusal[] {
   const refusals: ArgumentRefusal[] = [];
   const seen = new Set<string>();
@@ -159,7 +161,8 @@ export function refusedArguments(
   const walkValue = (type: GraphQLInputType, node: ValueNode | undefined, raw: unknown, path: string): void => {
     const named = isNonNullType(type) ? type.ofType : type;
     if (node?.kind === Kind.VARIABLE) {
-      walkValue(type, undefined, variables?.[node.name.value], path);
+      if (variablesUnknown) walkEveryField(type, path, new Set());
+      else walkValue(type, undefined, variables?.[node.name.value], path);
       return;
     }
     if (node?.kind === Kind.NULL || (!node && (raw === null || raw === undefined))) return;
@@ -180,10 +183,23 @@ export function refusedArguments(
     for (const [name, fieldNode, fieldRaw] of present) {
       const definition = fields[name];
       if (!definition) continue; // validation or coercion refuses unknown fields
-      if (fieldNode ? fieldNode.kind === Kind.NULL || (fieldNode.kind === Kind.VARIABLE && (variables?.[fieldNode.name.value] ?? null) === null) : fieldRaw === null || fieldRaw === undefined) continue;
+      const absent = fieldNode
+        ? fieldNode.kind === Kind.NULL || (!variablesUnknown && fieldNode.kind === Kind.VARIABLE && (variables?.[fieldNode.name.value] ?? null) === null)
+        : fieldRaw === null || fieldRaw === undefined;
+      if (absent) continue;
       const fieldPath = `${path}.${name}`;
       refuse(`${named.name}.${name}`, fieldPath, inputFieldUse(named.name, name));
       walkValue(definition.type, fieldNode, fieldRaw, fieldPath);
+    }
+  };
+
+  const walkEveryField = (type: GraphQLInputType, path: string, visiting: Set<string>): void => {
+    const named = getNamedType(type);
+    if (!isInputObjectType(named) || visiting.has(named.name)) return;
+    for (const field of Object.values(named.getFields())) {
+      const fieldPath = `${path}.${field.name}`;
+      refuse(`${named.name}.${field.name}`, fieldPath, inputFieldUse(named.name, field.name));
+      walkEveryField(field.type, fieldPath, new Set([...visiting, named.name]));
     }
   };
 
@@ -211,7 +227,7 @@ export function refusedArguments(
           const argument = typeInfo.getArgument();
           // Directive arguments (@include(if:)) and introspection's own (__type(name:)) match no record.
           if (!parent || !field || !argument || typeInfo.getDirective() || field.name.startsWith('__') || parent.name.startsWith('__')) return;
-          if (node.value.kind === Kind.NULL || (node.value.kind === Kind.VARIABLE && (variables?.[node.value.name.value] ?? null) === null)) return;
+          if (node.value.kind === Kind.NULL || (!variablesUnknown && node.value.kind === Kind.VARIABLE && (variables?.[node.value.name.value] ?? null) === null)) return;
           const coordinate = `${parent.name}.${field.name}`;
           const argumentPath = `${path.join('.')}.${argument.name}`;
           refuse(`${coordinate}(${argument.name}:)`, argumentPath, argumentUse(coordinate, argument.name, schema));

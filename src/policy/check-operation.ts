@@ -1,6 +1,7 @@
-import { TypeInfo, getNamedType, parse, validate, visit, visitWithTypeInfo, type GraphQLSchema } from 'graphql';
+import { Kind, TypeInfo, getNamedType, parse, validate, visit, visitWithTypeInfo, type GraphQLSchema, type OperationDefinitionNode } from 'graphql';
 import type { Role } from '../auth/index.js';
 import type { Decision } from './access-policy.js';
+import { categoryDeciderFor, refusedArguments, type ArgumentRefusal } from './arguments.js';
 import { decideField } from './decisions.js';
 
 /** One field of an operation and what the roles get for it. */
@@ -12,7 +13,20 @@ export interface FieldVerdict {
   phi: boolean;
 }
 
-export type OperationCheck = { ok: true; fields: FieldVerdict[] } | { ok: false; errors: string[] };
+export type OperationCheck =
+  | {
+      ok: true;
+      fields: FieldVerdict[];
+      /**
+       * Arguments and input fields the roles may not use: any of them
+       * refuses the whole operation at run time (ARGUMENT_DENIED). A
+       * variable may carry any field of its input type, so each is listed.
+       */
+      deniedArguments: ArgumentRefusal[];
+      /** The same for a token without MFA (PHI arguments need it). */
+      deniedArgumentsWithoutMfa: ArgumentRefusal[];
+    }
+  | { ok: false; errors: string[] };
 
 /**
  * What an integrator's operation would get under the given roles, before
@@ -48,5 +62,8 @@ export function checkOperation(schema: GraphQLSchema, source: string, roles: rea
       },
     }),
   );
-  return { ok: true, fields };
+  const operations = document.definitions.filter((definition): definition is OperationDefinitionNode => definition.kind === Kind.OPERATION_DEFINITION);
+  const decide = categoryDeciderFor(roles);
+  const argumentsOf = (mfa: boolean) => operations.flatMap((operation) => refusedArguments(schema, document, operation, undefined, decide, mfa, true));
+  return { ok: true, fields, deniedArguments: argumentsOf(true), deniedArgumentsWithoutMfa: argumentsOf(false) };
 }
