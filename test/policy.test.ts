@@ -12,10 +12,12 @@ import {
   maskSsnLast4,
   maskZip3,
   mostPermissive,
+  rank,
   roleDecision,
   allow,
   deny,
   mask,
+  CATEGORY_NAMES,
   type Category,
 } from '../src/policy/index.js';
 import { buildSchema } from '../src/subgraphs/server.js';
@@ -95,6 +97,17 @@ describe('minimum necessary', () => {
     expect(roleDecision('researcher', 'birthDate')).toEqual(mask('birthYear'));
     expect(roleDecision('researcher', 'postalCode')).toEqual(mask('zip3'));
     expect(ACCESS_POLICY.researcher.patients).toBe('researchCohort');
+  });
+
+  it('never shows a partner a category more fully than a treating clinician sees it', () => {
+    const looser = CATEGORY_NAMES.filter((category) => rank(roleDecision('partner', category)) > rank(roleDecision('clinician', category)));
+    expect(looser).toEqual([]);
+    // Two masks rank alike: the partner's must be the clinician's, not a more revealing one.
+    for (const category of CATEGORY_NAMES) {
+      const partner = roleDecision('partner', category);
+      if (partner.kind === 'mask') expect(partner, category).toEqual(roleDecision('clinician', category));
+    }
+    expect(roleDecision('partner', 'memberId')).toEqual(mask('last4'));
   });
 
   it('gives integrators no data at all', () => {

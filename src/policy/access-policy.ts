@@ -163,7 +163,8 @@ export const ACCESS_POLICY: Record<Role, RolePolicy> = {
       careParticipant: allow,
       allergy: allow,
       coverage: allow,
-      memberId: allow,
+      // As a treating clinician sees it: a partner never sees a field more fully (test/policy.test.ts).
+      memberId: mask('last4'),
     },
   },
   auditor: {

@@ -13,7 +13,8 @@ import type { MaskerName } from './maskers.js';
 /** Most revealing first: used only if two roles mask one category differently. */
 const MASKER_ORDER: readonly MaskerName[] = ['ssnLast4', 'last4', 'zip3', 'birthYear'];
 
-function rank(decision: Decision): number {
+/** How much a decision reveals: allow 2, mask 1, deny 0. */
+export function rank(decision: Decision): number {
   switch (decision.kind) {
     case 'allow':
       return 2;
