@@ -1,12 +1,15 @@
 import type { Cache } from '../cache/index.js';
 import type { Logger } from '../logger.js';
-import type { AuditEventRecord, RequestFacts } from './events.js';
+import type { AuditEventRecord, FieldRecord, RequestFacts } from './events.js';
 
 /**
  * Watching access: per-principal counters in the cache (Redis in
  * production), per hour: distinct patients read, fields refused, SSN reads.
  * Crossing a threshold records an alert in the audit trail and logs a
- * warning (subject, counter, count; no PHI). Break-the-glass always alerts.
+ * warning (subject, counter, count; no PHI). Break-the-glass always alerts,
+ * and so does every change of who is on a care team (it changes who sees
+ * which patients), accepted or refused (raised by the mutation itself,
+ * through the request's collector).
  */
 export interface AlertThresholds {
   distinctPatientsPerHour: number;
@@ -18,13 +21,23 @@ export const DEFAULT_ALERT_THRESHOLDS: AlertThresholds = { distinctPatientsPerHo
 const HOUR_SECONDS = 3600;
 const SSN_FIELD = 'Patient.ssn';
 
-export type AlertKind = 'distinct-patients-per-hour' | 'denied-fields-per-hour' | 'ssn-reads-per-hour' | 'emergency-access';
-
-export interface Alert {
-  kind: AlertKind;
+/** An hourly counter crossed its threshold, or break the glass (count and threshold 1). */
+export interface CountAlert {
+  kind: 'distinct-patients-per-hour' | 'denied-fields-per-hour' | 'ssn-reads-per-hour' | 'emergency-access';
   count: number;
   threshold: number;
 }
+
+/** Why a care-team change was refused: the practitioner is the caller's own, or the caller's token carries a care-team role. */
+export type CareTeamRefusal = 'SELF_GRANT' | 'SEPARATION_OF_DUTIES';
+
+/** A practitioner was added to a care team (`care-team-change`), or an attempt was refused (`care-team-change-refused`). Ids only. */
+export type CareTeamAlert =
+  | { kind: 'care-team-change'; careTeamId: string; practitionerId: string }
+  | { kind: 'care-team-change-refused'; careTeamId: string; practitionerId: string; refusal: CareTeamRefusal };
+
+export type Alert = CountAlert | CareTeamAlert;
+export type AlertKind = Alert['kind'];
 
 function hourBucket(now: Date): string {
   return now.toISOString().slice(0, 13);
@@ -61,6 +74,26 @@ export async function watchAccess(cache: Cache, events: readonly AuditEventRecor
   return alerts;
 }
 
+/**
+ * What the alert's record says, as its field's outcome and reason: a
+ * counter's count/threshold; a care-team change's team and practitioner ids
+ * (`careTeam=<id> practitioner=<id>`), a refused one as denied, with why.
+ */
+function alertRecord(alert: Alert): FieldRecord {
+  const field = `alert:${alert.kind}`;
+  switch (alert.kind) {
+    case 'distinct-patients-per-hour':
+    case 'denied-fields-per-hour':
+    case 'ssn-reads-per-hour':
+    case 'emergency-access':
+      return { field, outcome: 'allowed', reason: `${alert.count}/${alert.threshold}` };
+    case 'care-team-change':
+      return { field, outcome: 'allowed', reason: `careTeam=${alert.careTeamId} practitioner=${alert.practitionerId}` };
+    case 'care-team-change-refused':
+      return { field, outcome: 'denied', reason: `${alert.refusal} careTeam=${alert.careTeamId} practitioner=${alert.practitionerId}` };
+  }
+}
+
 /** An alert as an audit event of its own (entity AccessAlert), so it is chained and exported like any other. */
 export function alertEvent(alert: Alert, facts: RequestFacts, recordedAt: Date): AuditEventRecord {
   return {
@@ -70,14 +103,29 @@ export function alertEvent(alert: Alert, facts: RequestFacts, recordedAt: Date):
     entityType: 'AccessAlert',
     entityId: null,
     action: 'read',
-    fields: [{ field: `alert:${alert.kind}`, outcome: 'allowed', reason: `${alert.count}/${alert.threshold}` }],
+    fields: [alertRecord(alert)],
     emergency: alert.kind === 'emergency-access',
     emergencyGrantId: null,
   };
 }
 
+/** What a log line says of an alert besides its kind: ids and counts, never a value. */
+function alertDetails(alert: Alert): Record<string, string | number> {
+  switch (alert.kind) {
+    case 'distinct-patients-per-hour':
+    case 'denied-fields-per-hour':
+    case 'ssn-reads-per-hour':
+    case 'emergency-access':
+      return { count: alert.count, threshold: alert.threshold };
+    case 'care-team-change':
+      return { careTeamId: alert.careTeamId, practitionerId: alert.practitionerId };
+    case 'care-team-change-refused':
+      return { careTeamId: alert.careTeamId, practitionerId: alert.practitionerId, refusal: alert.refusal };
+  }
+}
+
 export function logAlerts(logger: Logger, alerts: readonly Alert[], facts: RequestFacts): void {
   for (const alert of alerts) {
-    logger.warn({ event: 'access-alert', alert: alert.kind, count: alert.count, threshold: alert.threshold, subject: facts.subject, requestId: facts.requestId }, 'access alert');
+    logger.warn({ event: 'access-alert', alert: alert.kind, ...alertDetails(alert), subject: facts.subject, requestId: facts.requestId }, 'access alert');
   }
 }

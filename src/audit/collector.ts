@@ -1,3 +1,4 @@
+import type { Alert } from './alerts.js';
 import type { AuditAction, AuditEventRecord, FieldOutcome, FieldRecord, RequestFacts } from './events.js';
 
 /**
@@ -53,6 +54,16 @@ export class AuditGroup {
 
 export class AuditCollector {
   readonly #groups = new Map<string, AuditGroup>();
+  readonly #alerts: Alert[] = [];
+
+  /** Alerts raised by the request's own code (a care-team change); the audit plugin logs and records them once the request's events are on record. */
+  get alerts(): readonly Alert[] {
+    return this.#alerts;
+  }
+
+  raise(alert: Alert): void {
+    this.#alerts.push(alert);
+  }
 
   /** The group of this target, made on first use. */
   group(target: AuditTarget): AuditGroup {

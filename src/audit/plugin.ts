@@ -98,7 +98,7 @@ export function auditPlugin<TContext extends AuditedContext>(
             response.body = { kind: 'single', singleResult: { data: null, errors: [withheld] } };
             return;
           }
-          await recordAlerts(await watching, facts, recordedAt, store, contextValue.logger);
+          await recordAlerts([...audit.alerts, ...(await watching)], facts, recordedAt, store, contextValue.logger);
         },
       });
     },

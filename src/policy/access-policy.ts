@@ -174,7 +174,8 @@ export const ACCESS_POLICY: Record<Role, RolePolicy> = {
     fields: { ...records, directory: allow, mrn: allow, name: allow, managingOrganization: allow, auditLog: allow },
   },
   admin: {
-    description: 'Administers care teams and practitioners: identifies records, reads no clinical or billing content.',
+    description:
+      'Administers the care teams of its organization: identifies records, reads no clinical or billing content; cannot add its own practitioner, nor act while its token carries a care-team role; every change is audited and alerted.',
     patients: 'organization',
     directory: 'all',
     fields: { ...records, directory: allow, mrn: allow, name: allow, careTeam: allow, managingOrganization: allow, writeCareTeam: allow },

@@ -3,7 +3,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { loadConfig, type Config } from '../../src/config.js';
-import { createLogger } from '../../src/logger.js';
+import { createLogger, type Logger } from '../../src/logger.js';
 import { mintDevelopmentToken, type Role } from '../../src/auth/index.js';
 import { readDevelopmentPrincipals, type DevelopmentPrincipals } from '../../src/db/seed/index.js';
 import { startApi, type Api } from '../../src/runtime.js';
@@ -45,7 +45,8 @@ export interface TokenOverrides {
 
 export const TEST_PATIENTS = 120;
 
-export async function startTestStack(options: { patients?: number; env?: Record<string, string> } = {}): Promise<TestStack> {
+/** `logger`: where the API logs (by default nowhere: LOG_LEVEL is silent), e.g. to look for a warning it must write. */
+export async function startTestStack(options: { patients?: number; env?: Record<string, string>; logger?: Logger } = {}): Promise<TestStack> {
   const services = await resolveServices();
   const dataDir = await mkdtemp(join(tmpdir(), 'phi-graph-test-'));
   const scratch = services.postgresUrl ? await createScratchDatabase(services.postgresUrl) : null;
@@ -67,7 +68,8 @@ export async function startTestStack(options: { patients?: number; env?: Record<
   const onStatement = () => {
     statements.count += 1;
   };
-  let api = await startApi(config, createLogger(config.logLevel), { seedPatients: options.patients ?? TEST_PATIENTS, onStatement });
+  const logger = options.logger ?? createLogger(config.logLevel);
+  let api = await startApi(config, logger, { seedPatients: options.patients ?? TEST_PATIENTS, onStatement });
   const principals = await readDevelopmentPrincipals(dataDir);
   if (!principals) throw new Error('the seeder wrote no development principals');
   if (!api.gateway) throw new Error('the gateway did not start');
@@ -85,7 +87,7 @@ export async function startTestStack(options: { patients?: number; env?: Record<
     },
     async restart() {
       await api.stop();
-      api = await startApi(config, createLogger(config.logLevel), { seedPatients: 0, onStatement });
+      api = await startApi(config, logger, { seedPatients: 0, onStatement });
     },
     subgraphUrl(name) {
       const server = api.subgraphs[name];

@@ -1,5 +1,8 @@
 import type { MutationResolvers, UpdateContactInput, AddCareTeamMemberInput, OpenEmergencyAccessInput } from './__generated__/resolvers-types.js';
+import { ROLES, type Role } from '../../auth/index.js';
+import { recordCareTeamChange } from '../../audit/index.js';
 import { CareTeam, CareTeamMember, Patient, Practitioner } from '../../db/entities.js';
+import { ACCESS_POLICY } from '../../policy/index.js';
 import { invalidateCareTeamMembership } from '../access.js';
 import { sealColumnsForUpdate } from '../../db/encryption.js';
 import { EMERGENCY_ACCESS_MINUTES, grantEmergencyAccess, MINIMUM_REASON_LENGTH } from '../emergency-access.js';
@@ -61,23 +64,54 @@ async function updateMyContact({ input }: { input: UpdateContactInput }, context
   return { ok: true, error: null, patient };
 }
 
+/** Roles whose row scope is care-team membership: a token carrying one may not change who is on a care team. */
+const CARE_TEAM_ROLES: readonly Role[] = ROLES.filter((role) => ACCESS_POLICY[role].patients === 'careTeam');
+
+/**
+ * Adds a practitioner of the caller's organization to one of its care teams,
+ * which gives the practitioner's accounts the team's patients. Refused, and
+ * nothing written, when it would let the caller grant access to itself:
+ * - the practitioner is the caller's own (app_user.subject = the token's
+ *   subject, linked to that practitioner): SELF_GRANT;
+ * - the caller's token also carries a role that sees patients through care
+ *   teams (clinician, nurse), whoever is added: SEPARATION_OF_DUTIES. One
+ *   account does not both administer care teams and treat their patients.
+ * Every attempt that gets this far (the ids are valid) is on the record:
+ * the change or the refusal, with both ids as entities, and an access alert.
+ */
 async function addCareTeamMember({ input }: { input: AddCareTeamMemberInput }, context: SubgraphContext): Promise<Failure | { ok: true; error: null; careTeam: CareTeam | null }> {
   const check = new InputCheck()
     .require(isUuid(input.careTeamId), 'input.careTeamId', 'Not an id.')
     .require(isUuid(input.practitionerId), 'input.practitionerId', 'Not an id.');
   if (!check.ok) return invalidInput(check);
+  const change = { careTeamId: input.careTeamId, practitionerId: input.practitionerId };
+  const clinicalRoles = context.principal.roles.filter((role) => CARE_TEAM_ROLES.includes(role));
+  if (clinicalRoles.length > 0) {
+    recordCareTeamChange(context.audit, { ...change, refusal: 'SEPARATION_OF_DUTIES' });
+    return failed(
+      'CONFLICT',
+      `Your token also carries the ${clinicalRoles.join(' and ')} role, which sees patients through care teams: care teams are changed from an administrator account without clinical roles.`,
+    );
+  }
   const organizationId = context.principal.organizationId;
   const [team, practitioner] = await Promise.all([
     context.em.findOne(CareTeam, { id: input.careTeamId, organization: organizationId }),
     context.em.findOne(Practitioner, { id: input.practitionerId, organization: organizationId }),
   ]);
   if (!team || !practitioner) return failed('NOT_FOUND', 'No such care team and practitioner in your organization.');
+  if ((await context.access.practitionerId()) === practitioner.id) {
+    recordCareTeamChange(context.audit, { ...change, refusal: 'SELF_GRANT' });
+    return failed('INVALID_INPUT', 'You cannot add yourself to a care team: another administrator must make this change.', [
+      { field: 'input.practitionerId', message: 'This practitioner is linked to your own account.' },
+    ]);
+  }
   if (practitioner.qualification === 'billing_specialist') {
     return failed('INVALID_INPUT', 'Only physicians and nurses join care teams.', [{ field: 'input.practitionerId', message: 'Not a clinical practitioner.' }]);
   }
   const existing = await context.em.count(CareTeamMember, { careTeam: team.id, practitioner: practitioner.id });
   if (existing > 0) return failed('CONFLICT', 'The practitioner is already a member of this care team.');
   await context.em.insert(CareTeamMember, { careTeam: team.id, practitioner: practitioner.id });
+  recordCareTeamChange(context.audit, { ...change, refusal: null });
   // The practitioner's next request sees the team's patients: drop the cached membership now.
   await invalidateCareTeamMembership(context.em, context.cache, practitioner.id);
   return { ok: true, error: null, careTeam: await context.loader(careTeamById).load(team.id) };
