@@ -18,8 +18,12 @@ import {
   deny,
   mask,
   CATEGORY_NAMES,
+  NO_AGREEMENT,
+  decisionTable,
+  sharingAgreement,
   type Category,
 } from '../src/policy/index.js';
+import { PARTNER_ORGANIZATIONS } from '../src/db/seed/index.js';
 import { buildSchema } from '../src/subgraphs/server.js';
 import { SUBGRAPH_NAMES } from '../src/subgraphs/catalog.js';
 import { apiSchema } from './support/supergraph.js';
@@ -110,6 +114,17 @@ describe('minimum necessary', () => {
     expect(roleDecision('partner', 'memberId')).toEqual(mask('last4'));
   });
 
+  it('grants each seeded partner organization a set within the partner role, each a different one', () => {
+    for (const partner of PARTNER_ORGANIZATIONS) {
+      const beyondRole = partner.sharedCategories.filter((category) => roleDecision('partner', category).kind === 'deny');
+      expect(beyondRole, partner.name).toEqual([]);
+      expect(sharingAgreement(partner.sharedCategories).categories.size, partner.name).toBe(partner.sharedCategories.length);
+    }
+    const sets = PARTNER_ORGANIZATIONS.map((partner) => [...partner.sharedCategories].sort().join(','));
+    expect(new Set(sets).size).toBe(PARTNER_ORGANIZATIONS.length);
+    expect(PARTNER_ORGANIZATIONS.map((partner) => partner.kind).sort()).toEqual(['careCoordination', 'payer', 'pharmacy']);
+  });
+
   it('gives integrators no data at all', () => {
     expect([...allowed('integrator')].sort()).toEqual(['self', 'structure']);
     expect(ACCESS_POLICY.integrator.patients).toBe('none');
@@ -130,6 +145,44 @@ describe('combining roles', () => {
     expect(decideField(['nurse', 'billing'], 'ClinicalNote', 'text').decision).toEqual(deny);
     expect(decideField(['nurse', 'billing'], 'Claim', 'total').decision).toEqual(allow);
     expect(decideField(['researcher', 'partner'], 'Patient', 'birthDate').decision).toEqual(allow);
+  });
+});
+
+describe('a partner under its sharing agreement', () => {
+  const payer: Category[] = ['self', 'structure', 'recordId', 'patientLookup', 'directory', 'name', 'birthDate', 'coverage', 'memberId'];
+
+  it('reads a category only if the role allows it and its organization is granted it', () => {
+    const table = decisionTable(['partner'], sharingAgreement(payer));
+    expect(table.get('Patient', 'name').decision).toEqual(allow);
+    expect(table.get('Coverage', 'memberId').decision).toEqual(mask('last4'));
+    // Granted to the role, not to this organization:
+    expect(table.get('Patient', 'medicationRequests').decision).toEqual(deny);
+    expect(table.get('MedicationRequest', 'medication').decision).toEqual(deny);
+    expect(table.get('Patient', 'phone').decision).toEqual(deny);
+    // Granted to the organization, never to the role: an agreement cannot widen the policy.
+    const overreaching = decisionTable(['partner'], sharingAgreement([...payer, 'ssn', 'clinicalNote']));
+    expect(overreaching.get('Patient', 'ssn').decision).toEqual(deny);
+    expect(overreaching.get('ClinicalNote', 'text').decision).toEqual(deny);
+  });
+
+  it('reads nothing without an agreement, or with category names the policy does not know', () => {
+    for (const table of [decisionTable(['partner']), decisionTable(['partner'], NO_AGREEMENT), decisionTable(['partner'], sharingAgreement(['Name', 'medications', '']))]) {
+      for (const [type, field] of [['Query', 'patients'], ['Patient', 'id'], ['Patient', 'name'], ['MedicationRequest', 'medication']] as const) {
+        expect(table.get(type, field).decision, `${type}.${field}`).toEqual(deny);
+      }
+    }
+  });
+
+  it('keeps one table per agreement, and leaves the other roles of a token as they are', () => {
+    const pharmacy = sharingAgreement([...payer, 'medication']);
+    expect(decisionTable(['partner'], sharingAgreement(payer))).toBe(decisionTable(['partner'], sharingAgreement([...payer].reverse())));
+    expect(decisionTable(['partner'], pharmacy)).not.toBe(decisionTable(['partner'], sharingAgreement(payer)));
+    expect(decisionTable(['partner'], pharmacy).get('MedicationRequest', 'medication').decision).toEqual(allow);
+    expect(decisionTable(['partner'], sharingAgreement(payer)).get('MedicationRequest', 'medication').decision).toEqual(deny);
+    // Roles not bound by an agreement share their table whatever agreement is passed.
+    expect(decisionTable(['billing'], pharmacy)).toBe(decisionTable(['billing']));
+    expect(decisionTable(['billing', 'partner'], sharingAgreement(payer)).get('Claim', 'total').decision).toEqual(allow);
+    expect(decisionTable(['billing', 'partner'], sharingAgreement(payer)).get('MedicationRequest', 'medication').decision).toEqual(deny);
   });
 });
 

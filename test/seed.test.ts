@@ -9,6 +9,7 @@ import { openDatabase, type Database } from '../src/db/orm.js';
 import {
   DEFAULT_SEED,
   DEVELOPMENT_ROLES,
+  PARTNER_ORGANIZATIONS,
   STORED_COLUMNS,
   SeedRefusedError,
   generateDirectory,
@@ -31,7 +32,8 @@ const PATIENTS = 40;
 const SEED = 7;
 const OTHER_SEED = 8;
 const STAFF_ACCOUNTS = 4;
-const PARTNER_ACCOUNTS = 2;
+/** A pharmacy, a payer and a care-coordination service, one account each. */
+const PARTNER_ACCOUNTS = 3;
 const TABLES = [
   'organization',
   'practitioner',
@@ -219,7 +221,7 @@ describe('seedDatabase', () => {
 
     const organizations = await rows<{ type: string; n: number }>(db, 'select type, count(*)::int as n from organization group by type order by type');
     expect(organizations).toEqual([
-      { type: 'partner', n: 2 },
+      { type: 'partner', n: PARTNER_ACCOUNTS },
       { type: 'payer', n: 2 },
       { type: 'provider', n: 4 },
     ]);
@@ -437,24 +439,41 @@ describe('seedDatabase', () => {
     expect(ambiguous).toEqual([]);
   });
 
-  it('gives the sample patient consents in force for research and for sharing with the sample partner', async () => {
+  it('gives the sample patient consents in force for research and for sharing with every partner, the sample partner first among them', async () => {
     const { db, summary } = primary;
     const patientId = summary.principals.patient.patientId;
-    const partnerOrganizationId = summary.principals.partner.organizationId;
-    expect(partnerOrganizationId).not.toBeNull();
+    expect(summary.principals.partner).toEqual(summary.principals.partners.pharmacy);
     const research = await count(
       db,
       `select 1 from consent c where c.patient_id = ? and c.scope = 'research' and c.organization_id is null and ${IN_FORCE_NOW}`,
       [patientId],
     );
     expect(research).toBeGreaterThanOrEqual(1);
-    const sharing = await count(
-      db,
-      `select 1 from consent c join organization o on o.id = c.organization_id
-        where c.patient_id = ? and c.scope = 'partner-sharing' and c.organization_id = ? and o.type = 'partner' and ${IN_FORCE_NOW}`,
-      [patientId, partnerOrganizationId],
-    );
-    expect(sharing).toBeGreaterThanOrEqual(1);
+    for (const [kind, partner] of Object.entries(summary.principals.partners)) {
+      expect(partner.organizationId, kind).not.toBeNull();
+      const sharing = await count(
+        db,
+        `select 1 from consent c join organization o on o.id = c.organization_id
+          where c.patient_id = ? and c.scope = 'partner-sharing' and c.organization_id = ? and o.type = 'partner' and ${IN_FORCE_NOW}`,
+        [patientId, partner.organizationId],
+      );
+      expect(sharing, kind).toBeGreaterThanOrEqual(1);
+    }
+  });
+
+  it('stores each partner organization with the categories its sharing agreement grants, and an account for it; no one else is granted any', async () => {
+    const { db, summary } = primary;
+    const stored = await rows<{ id: string; name: string; type: string; shared_categories: string[] }>(db, 'select id, name, type, shared_categories from organization order by name');
+    for (const definition of PARTNER_ORGANIZATIONS) {
+      const organization = stored.find((row) => row.name === definition.name);
+      expect(organization?.type, definition.name).toBe('partner');
+      expect([...(organization?.shared_categories ?? [])].sort(), definition.name).toEqual([...definition.sharedCategories].sort());
+      const principal = summary.principals.partners[definition.kind];
+      expect(principal.organizationId, definition.kind).toBe(organization?.id);
+      const [account] = await rows<{ roles: string[]; organization_id: string }>(db, 'select roles, organization_id from app_user where subject = ?', [principal.subject]);
+      expect(account, definition.kind).toEqual({ roles: ['partner'], organization_id: organization?.id });
+    }
+    expect(stored.filter((row) => row.type !== 'partner').every((row) => row.shared_categories.length === 0)).toBe(true);
   });
 
   it("leaves some patients of the sample clinician's care team without any consent in force", async () => {
@@ -648,8 +667,10 @@ describe('consent generation', () => {
     expect(sharing.length / PATIENT_SAMPLE).toBeLessThan(0.4);
     expect(research.every((consent) => consent.organization_id === null)).toBe(true);
     for (const partnerId of partnerIds) {
+      // A third each, give or take.
       const share = sharing.filter((consent) => consent.organization_id === partnerId).length / sharing.length;
-      expect(share).toBeGreaterThan(0.35);
+      expect(share).toBeGreaterThan(0.28);
+      expect(share).toBeLessThan(0.39);
     }
     expect(sharing.every((consent) => consent.organization_id !== null && partnerIds.includes(consent.organization_id))).toBe(true);
     for (const group of [research, sharing]) {

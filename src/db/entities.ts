@@ -13,6 +13,12 @@ export const OrganizationSchema = defineEntity({
     id: p.uuid().primary(),
     name: p.string(),
     type: p.enum(['provider', 'payer', 'partner'] as const),
+    /**
+     * The data categories (src/policy/categories.ts) a partner organization's
+     * sharing agreement grants; empty for everyone else. A partner token
+     * reads, of its role's decisions, only these (src/subgraphs/access.ts).
+     */
+    sharedCategories: p.array().defaultRaw(`'{}'`),
   },
 });
 export class Organization extends OrganizationSchema.class {}

@@ -37,6 +37,14 @@ export interface RolePolicy {
   patients: PatientScope;
   directory: DirectoryScope;
   fields: Partial<Record<Category, Decision>>;
+  /**
+   * True for a role that acts for another organization under a sharing
+   * agreement: its decisions hold only for the categories the caller's
+   * organization is granted (organization.shared_categories, loaded per
+   * request in src/subgraphs/access.ts); every other category is denied.
+   * The fields above are what the role may read at most.
+   */
+  boundBySharingAgreement?: true;
 }
 
 const always = { self: allow, structure: allow } as const;
@@ -149,9 +157,11 @@ export const ACCESS_POLICY: Record<Role, RolePolicy> = {
     },
   },
   partner: {
-    description: 'A partner organization (e.g. a pharmacy): a narrow set, only for patients who consented to share with it.',
+    description:
+      'A partner organization (a pharmacy, a payer, a care-coordination service): at most this narrow set, of it only what its sharing agreement grants, only for patients who consented to share with it; never more than a treating clinician sees.',
     patients: 'partnerConsent',
     directory: 'all',
+    boundBySharingAgreement: true,
     fields: {
       ...records,
       directory: allow,

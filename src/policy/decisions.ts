@@ -1,6 +1,6 @@
 import type { Role } from '../auth/index.js';
 import { ACCESS_POLICY, deny, type Decision } from './access-policy.js';
-import { isPhi, type Category } from './categories.js';
+import { CATEGORY_NAMES, isPhi, type Category } from './categories.js';
 import { categoryOf } from './classification.js';
 import type { MaskerName } from './maskers.js';
 
@@ -8,6 +8,13 @@ import type { MaskerName } from './maskers.js';
  * Turning the policy into answers. A token with several roles gets, field by
  * field, the most permissive decision among its roles: allow over mask over
  * deny. It never combines two decisions into something neither role has.
+ *
+ * A role bound by a sharing agreement (partner) reads, of its own decisions,
+ * only the categories its organization's agreement grants. `roleDecision`
+ * and `decideField` without an agreement answer for the role itself (what
+ * docs/access-matrix.md shows: the most it may ever read); a request's
+ * decisions come from `decisionTable(roles, agreement)`, which without an
+ * agreement grants such a role nothing.
  */
 
 /** Most revealing first: used only if two roles mask one category differently. */
@@ -40,6 +47,35 @@ export function roleDecision(role: Role, category: Category): Decision {
   return ACCESS_POLICY[role].fields[category] ?? deny;
 }
 
+/**
+ * The data categories a caller's organization is granted under its sharing
+ * agreement with the patients' providers. Read from the database outside
+ * this module (src/subgraphs/access.ts); the policy itself does no I/O.
+ */
+export interface SharingAgreement {
+  readonly categories: ReadonlySet<Category>;
+}
+
+/** An organization without an agreement: a role bound by one reads nothing. */
+export const NO_AGREEMENT: SharingAgreement = Object.freeze({ categories: new Set<Category>() });
+
+/** An agreement from stored category names; a name the policy does not know grants nothing. */
+export function sharingAgreement(names: Iterable<string>): SharingAgreement {
+  const known = new Set<string>(CATEGORY_NAMES);
+  return { categories: new Set([...names].filter((name): name is Category => known.has(name))) };
+}
+
+/** True when some role of the set reads only what a sharing agreement grants. */
+export function boundBySharingAgreement(roles: readonly Role[]): boolean {
+  return roles.some((role) => ACCESS_POLICY[role].boundBySharingAgreement === true);
+}
+
+/** The role's decision, limited to the agreement's categories if the role is bound by one; no agreement means the role's own. */
+function agreedDecision(role: Role, category: Category, agreement: SharingAgreement | undefined): Decision {
+  if (agreement && ACCESS_POLICY[role].boundBySharingAgreement && !agreement.categories.has(category)) return deny;
+  return roleDecision(role, category);
+}
+
 /** What one set of roles may do with one field. */
 export interface FieldDecision {
   type: string;
@@ -52,22 +88,28 @@ export interface FieldDecision {
   phi: boolean;
 }
 
-export function decideField(roles: readonly Role[], type: string, field: string): FieldDecision {
+/** The decision of a set of roles for one field; with an agreement, a role bound by one is limited to it (see the top of this file). */
+export function decideField(roles: readonly Role[], type: string, field: string, agreement?: SharingAgreement): FieldDecision {
   const category = categoryOf(type, field);
   const coordinate = `${type}.${field}`;
   if (!category) return { type, field, coordinate, category, decision: deny, phi: true };
-  return { type, field, coordinate, category, decision: mostPermissive(roles.map((role) => roleDecision(role, category))), phi: isPhi(category) };
+  return { type, field, coordinate, category, decision: mostPermissive(roles.map((role) => agreedDecision(role, category, agreement))), phi: isPhi(category) };
 }
 
 /**
- * Decisions for one set of roles, computed once per (roles, Type.field) and
- * kept: the policy is static, so the table is shared by all requests.
+ * Decisions for one set of roles (and, when one of them is bound by a
+ * sharing agreement, one agreement), computed once per Type.field and kept:
+ * the policy is static, so the table is shared by all requests alike.
  */
 export class DecisionTable {
   /** By type, then field: read for every field of every row, so no key string is built per lookup. */
   readonly #decisions = new Map<string, Map<string, FieldDecision>>();
 
-  constructor(readonly roles: readonly Role[]) {}
+  constructor(
+    readonly roles: readonly Role[],
+    /** Undefined when no role of the set is bound by an agreement. */
+    readonly agreement?: SharingAgreement,
+  ) {}
 
   get(type: string, field: string): FieldDecision {
     let fields = this.#decisions.get(type);
@@ -77,20 +119,30 @@ export class DecisionTable {
     }
     let decision = fields.get(field);
     if (!decision) {
-      decision = decideField(this.roles, type, field);
+      decision = decideField(this.roles, type, field, this.agreement);
       fields.set(field, decision);
     }
     return decision;
   }
 }
 
+/** Kept tables by key: one per set of roles, and per agreement for sets with a role bound by one (a handful of organizations). */
 const tables = new Map<string, DecisionTable>();
 
-export function decisionTable(roles: readonly Role[]): DecisionTable {
-  const key = [...roles].sort().join(',');
+/**
+ * A request's decisions for its roles. A role bound by a sharing agreement
+ * (partner) reads only the categories `agreement` grants; without one it
+ * reads nothing, so a caller that forgets to pass the organization's
+ * agreement fails closed. The key of a kept table names the agreement's
+ * categories: two organizations with different agreements never share one.
+ */
+export function decisionTable(roles: readonly Role[], agreement: SharingAgreement = NO_AGREEMENT): DecisionTable {
+  const sorted = [...roles].sort();
+  const bound = boundBySharingAgreement(sorted);
+  const key = bound ? `${sorted.join(',')}|${[...agreement.categories].sort().join(',')}` : sorted.join(',');
   let table = tables.get(key);
   if (!table) {
-    table = new DecisionTable([...roles].sort());
+    table = new DecisionTable(sorted, bound ? agreement : undefined);
     tables.set(key, table);
   }
   return table;

@@ -2,7 +2,19 @@ export { ACCESS_POLICY, INTROSPECTION_ROLES, allow, deny, mask, type Decision, t
 export { CATEGORIES, CATEGORY_NAMES, isPhi, type Category } from './categories.js';
 export { CLASSIFICATION, categoryOf } from './classification.js';
 export { MASKERS, ageAt, maskBirthYear, maskLast4, maskSsnLast4, maskZip3, type MaskerName } from './maskers.js';
-export { DecisionTable, decideField, decisionTable, mostPermissive, rank, roleDecision, type FieldDecision } from './decisions.js';
+export {
+  DecisionTable,
+  NO_AGREEMENT,
+  boundBySharingAgreement,
+  decideField,
+  decisionTable,
+  mostPermissive,
+  rank,
+  roleDecision,
+  sharingAgreement,
+  type FieldDecision,
+  type SharingAgreement,
+} from './decisions.js';
 export { applyDecryptionOnly, applyPolicy, buildShieldRules } from './shield.js';
 export { decisionForRow, isEncryptedField, isPromiseLike, ENCRYPTED_DIRECTIVE, type PolicyContext, type Unseal } from './guard.js';
 export { schemaViewFor, cachedSchemaView } from './schema-view.js';

@@ -3,9 +3,20 @@ import type { FilterQuery } from '@mikro-orm/core';
 import type { EntityManager } from '@mikro-orm/sql';
 import type { Principal, Role } from '../auth/index.js';
 import type { Cache } from '../cache/index.js';
-import { AppUser, CareTeamMember, Patient } from '../db/entities.js';
-import { ACCESS_POLICY, decisionTable, type DecisionTable, type PatientScope } from '../policy/index.js';
+import { AppUser, CareTeamMember, Organization, Patient } from '../db/entities.js';
+import { internalError } from '../errors.js';
+import {
+  ACCESS_POLICY,
+  NO_AGREEMENT,
+  boundBySharingAgreement,
+  decisionTable,
+  sharingAgreement,
+  type DecisionTable,
+  type PatientScope,
+  type SharingAgreement,
+} from '../policy/index.js';
 import { activeEmergencyGrants, type EmergencyGrant } from './emergency-access.js';
+import { isUuid } from './pagination.js';
 
 /**
  * Row scope, in the data layer: which patients (and so which clinical and
@@ -15,8 +26,10 @@ import { activeEmergencyGrants, type EmergencyGrant } from './emergency-access.j
  */
 export interface AccessControl {
   principal: Principal;
-  /** Decisions for the token's roles (row-independent). */
+  /** Decisions for the token's roles (row-independent), a partner's limited to its organization's sharing agreement. */
   decisions: DecisionTable;
+  /** Decisions for some of the token's roles (those that reach one row), under the same agreement as `decisions`. */
+  decisionsFor(roles: readonly Role[]): DecisionTable;
   /** True when several roles with different row scopes are combined, so decisions depend on the row. */
   rowDependent: boolean;
   /** The SQL filter on Patient for the union of the roles' scopes. */
@@ -40,8 +53,22 @@ export interface AccessControl {
 /** How long a practitioner's care-team membership is cached; changes invalidate it at once. */
 export const MEMBERSHIP_TTL_SECONDS = 300;
 const MEMBERSHIP_KEY = 'care-team-membership:';
+/**
+ * How long an organization's sharing agreement is cached. Agreements change
+ * only by migration or seeding (no API writes them), so nothing invalidates
+ * the entry: a change made by hand in the database holds within this time.
+ */
+export const AGREEMENT_TTL_SECONDS = 300;
+const AGREEMENT_KEY = 'sharing-agreement:';
 
-export function createAccessControl(principal: Principal, em: EntityManager, cache: Cache): AccessControl {
+/**
+ * The caller's row scope and decisions. For a token with a role bound by a
+ * sharing agreement (partner), the organization's agreement is read first
+ * (the cache, the database on a miss): the guard reads decisions
+ * synchronously, so they must be complete before the request runs.
+ */
+export async function createAccessControl(principal: Principal, em: EntityManager, cache: Cache): Promise<AccessControl> {
+  const agreement = boundBySharingAgreement(principal.roles) ? await agreementOf(principal.organizationId, em, cache) : NO_AGREEMENT;
   const scopes = new Map<Role, PatientScope>(principal.roles.map((role) => [role, ACCESS_POLICY[role].patients]));
   const distinctScopes = new Set(scopes.values());
   let filter: Promise<FilterQuery<Patient>> | undefined;
@@ -70,7 +97,8 @@ export function createAccessControl(principal: Principal, em: EntityManager, cac
   const rowRoles = new DataLoader<string, readonly Role[]>((ids) => rolesForPatients(ids, principal, scopes, em, reach));
   return {
     principal,
-    decisions: decisionTable(principal.roles),
+    decisions: decisionTable(principal.roles, agreement),
+    decisionsFor: (roles) => decisionTable(roles, agreement),
     rowDependent: distinctScopes.size > 1,
     patientFilter,
     rolesForPatient: (patientId) => (distinctScopes.size > 1 ? rowRoles.load(patientId) : Promise.resolve(principal.roles)),
@@ -136,6 +164,27 @@ async function scopeFilter(scope: PatientScope, principal: Principal, reach: Rea
       return activeConsent('research', null);
     case 'none':
       return NOTHING;
+  }
+}
+
+/**
+ * The sharing agreement of the caller's organization: no organization, or
+ * one without an agreement, grants nothing. A failure refuses the request
+ * (never "allowed because the check could not run"), without the driver's
+ * message.
+ */
+async function agreementOf(organizationId: string | null, em: EntityManager, cache: Cache): Promise<SharingAgreement> {
+  if (!organizationId || !isUuid(organizationId)) return NO_AGREEMENT;
+  try {
+    const key = `${AGREEMENT_KEY}${organizationId}`;
+    const cached = await cache.get(key);
+    if (cached !== null) return sharingAgreement(JSON.parse(cached) as string[]);
+    const organization = await em.findOne(Organization, { id: organizationId }, { fields: ['sharedCategories'] });
+    const categories = organization?.sharedCategories ?? [];
+    await cache.set(key, JSON.stringify(categories), AGREEMENT_TTL_SECONDS);
+    return sharingAgreement(categories);
+  } catch {
+    throw internalError();
   }
 }
 

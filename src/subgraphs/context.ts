@@ -47,7 +47,8 @@ export interface LoaderScope {
 
 export type LoaderFactory<L> = (scope: LoaderScope) => L;
 
-export function createSubgraphContext(
+/** Async only for a partner token: its organization's sharing agreement is read before the request runs (access.ts). */
+export async function createSubgraphContext(
   principal: Principal,
   requestId: string,
   em: EntityManager,
@@ -56,8 +57,8 @@ export function createSubgraphContext(
   sealer: Sealer,
   clientIp: string | null,
   options: { audited: boolean; cursorSealer: CursorSealer },
-): SubgraphContext {
-  const access = createAccessControl(principal, em, cache);
+): Promise<SubgraphContext> {
+  const access = await createAccessControl(principal, em, cache);
   const cursors = new PageCursors(options.cursorSealer, cursorCaller(principal));
   const audit = new AuditCollector();
   const loaders = new Map<LoaderFactory<unknown>, unknown>();

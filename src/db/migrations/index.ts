@@ -4,6 +4,7 @@ import { Migration20261125130000EmergencyAccess } from './Migration2026112513000
 import { Migration20261125140000FieldEncryption } from './Migration20261125140000FieldEncryption.js';
 import { Migration20261125150000AuditTrail } from './Migration20261125150000AuditTrail.js';
 import { Migration20261126000000AuditEventGroups } from './Migration20261126000000AuditEventGroups.js';
+import { Migration20261127000000SharingAgreements } from './Migration20261127000000SharingAgreements.js';
 
 /**
  * Every migration, in order. Listed explicitly (not discovered from the
@@ -17,4 +18,5 @@ export const MIGRATIONS = [
   { name: 'Migration20261125140000FieldEncryption', class: Migration20261125140000FieldEncryption },
   { name: 'Migration20261125150000AuditTrail', class: Migration20261125150000AuditTrail },
   { name: 'Migration20261126000000AuditEventGroups', class: Migration20261126000000AuditEventGroups },
+  { name: 'Migration20261127000000SharingAgreements', class: Migration20261127000000SharingAgreements },
 ];

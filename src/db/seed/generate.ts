@@ -49,6 +49,7 @@ import {
   type EncounterClass,
   type Measure,
   type MedicationDefinition,
+  type PartnerKind,
 } from './vocabulary.js';
 
 // ---------------------------------------------------------------------------
@@ -62,7 +63,13 @@ export type ClaimStatus = 'draft' | 'submitted' | 'accepted' | 'denied' | 'paid'
 export type InvoiceStatus = 'issued' | 'partially_paid' | 'paid' | 'cancelled';
 export type PaymentMethod = 'card' | 'ach' | 'check' | 'insurance';
 
-export type OrganizationRow = { id: string; name: string; type: 'provider' | 'payer' | 'partner' };
+export type OrganizationRow = {
+  id: string;
+  name: string;
+  type: 'provider' | 'payer' | 'partner';
+  /** A partner's sharing agreement (data categories); empty for providers and payers. */
+  shared_categories: string[];
+};
 export type PractitionerRow = {
   id: string;
   organization_id: string;
@@ -499,8 +506,10 @@ export interface Directory {
   rows: SeedRows;
   providers: ProviderDirectory[];
   payers: OrganizationRow[];
+  /** In the order of PARTNER_ORGANIZATIONS. */
   partners: OrganizationRow[];
   staffAccounts: Record<StaffRole, AppUserRow>;
+  /** One per partner organization, in the same order. */
   partnerAccounts: AppUserRow[];
   identifiers: { mrn: Permutation; ssn: Permutation };
 }
@@ -516,8 +525,8 @@ class DirectoryBuilder {
     this.npi = new Permutation(NPI_BODY_SPACE, identifiers);
   }
 
-  organization(name: string, type: OrganizationRow['type']): OrganizationRow {
-    const row: OrganizationRow = { id: this.random.uuid(), name, type };
+  organization(name: string, type: OrganizationRow['type'], sharedCategories: readonly string[] = []): OrganizationRow {
+    const row: OrganizationRow = { id: this.random.uuid(), name, type, shared_categories: [...sharedCategories] };
     this.rows.organization.push(row);
     return row;
   }
@@ -621,7 +630,7 @@ export function generateDirectory(seed: number, patientCount: number): Directory
     buildProvider(builder, definition, definition.weight / totalWeight, patientCount),
   );
   const payers = PAYER_ORGANIZATIONS.map((payer) => builder.organization(payer.name, 'payer'));
-  const partners = PARTNER_ORGANIZATIONS.map((name) => builder.organization(name, 'partner'));
+  const partners = PARTNER_ORGANIZATIONS.map((partner) => builder.organization(partner.name, 'partner', partner.sharedCategories));
   const home = at(providers, 0).organization.id;
   const staffAccounts = {
     researcher: builder.account('staff:researcher-1', ['researcher'], home),
@@ -1401,8 +1410,12 @@ export interface DevelopmentPrincipal {
   practitionerId: string | null;
 }
 
-/** One sample account per role, for minting development tokens. Ids only, never PHI. */
-export type DevelopmentPrincipals = Record<DevelopmentRole, DevelopmentPrincipal>;
+/**
+ * One sample account per role, for minting development tokens, and one per
+ * partner organization (the `partner` principal is the pharmacy's). Ids
+ * only, never PHI.
+ */
+export type DevelopmentPrincipals = Record<DevelopmentRole, DevelopmentPrincipal> & { partners: Record<PartnerKind, DevelopmentPrincipal> };
 
 /** What the principal picker needs to know about a patient; kept instead of the rows. */
 export interface PatientHighlights {
@@ -1472,22 +1485,21 @@ function samplePartnerAccount(directory: Directory): AppUserRow {
 
 /**
  * The consents the sample patient still needs so that the sample researcher
- * and partner see them: one in force for research and one in force for
- * sharing with the sample partner's organization. Those the draw did not give
+ * and every partner account see them: one in force for research and one in
+ * force for sharing with each partner organization (the sample partner's
+ * first). Those the draw did not give
  * are added as a renewed consent (starting after any earlier one of the same
  * kind; the drawn rows are kept, they may already be written), drawn from the
  * patient's own (seed, STREAM_SAMPLE_CONSENT, index) stream: the result
  * depends only on the seed and the sample patient, never on the batch size.
  */
 export function sampleConsents(directory: Directory, sample: PatientHighlights): ConsentRow[] {
-  const partnerOrganizationId = samplePartnerAccount(directory).organization_id;
-  if (partnerOrganizationId === null) throw new Error('the sample partner account has no organization');
   const random = new Random(...seedWords(directory.seed), STREAM_SAMPLE_CONSENT, sample.index);
   const subject: ConsentSubject = { patientId: sample.patientId, birthMs: sample.birthMs };
-  const needed = [
+  const needed: readonly (readonly [ConsentScope, string | null])[] = [
     ['research', null],
-    ['partner-sharing', partnerOrganizationId],
-  ] as const satisfies readonly (readonly [ConsentScope, string | null])[];
+    ...directory.partners.map((partner) => ['partner-sharing', partner.id] as const),
+  ];
   const added: ConsentRow[] = [];
   for (const [scope, organizationId] of needed) {
     const earlier = sample.consents.filter((row) => row.scope === scope && row.organization_id === organizationId);
@@ -1522,5 +1534,17 @@ export function choosePrincipals(directory: Directory, sample: PatientHighlights
     auditor: accountPrincipal(directory.staffAccounts.auditor),
     admin: accountPrincipal(directory.staffAccounts.admin),
     integrator: accountPrincipal(directory.staffAccounts.integrator),
+    partners: partnerPrincipals(directory),
   };
+}
+
+/** The account of each partner organization, by the kind of partner it is. */
+function partnerPrincipals(directory: Directory): Record<PartnerKind, DevelopmentPrincipal> {
+  const byKind = new Map(PARTNER_ORGANIZATIONS.map((partner, index) => [partner.kind, accountPrincipal(at(directory.partnerAccounts, index))]));
+  const principal = (kind: PartnerKind): DevelopmentPrincipal => {
+    const found = byKind.get(kind);
+    if (!found) throw new Error(`no partner organization of kind ${kind}`);
+    return found;
+  };
+  return { pharmacy: principal('pharmacy'), payer: principal('payer'), careCoordination: principal('careCoordination') };
 }

@@ -51,6 +51,7 @@ export {
   type DevelopmentRole,
   type TableName,
 } from './generate.js';
+export { PARTNER_ORGANIZATIONS, type PartnerKind, type PartnerOrganizationDefinition } from './vocabulary.js';
 export { STORED_COLUMNS, plaintextClaim, plaintextPatient, toPlaintextRow, type PlaintextClaimRow, type PlaintextPatientRow } from './stored.js';
 
 export interface SeedOptions {
@@ -224,6 +225,7 @@ const principalsSchema = z.object({
   auditor: principalSchema,
   admin: principalSchema,
   integrator: principalSchema,
+  partners: z.object({ pharmacy: principalSchema, payer: principalSchema, careCoordination: principalSchema }),
 }) satisfies z.ZodType<DevelopmentPrincipals>;
 
 export function developmentPrincipalsPath(dataDir: string): string {

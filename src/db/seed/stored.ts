@@ -38,7 +38,7 @@ type SealingColumn<T extends TableName> = T extends 'patient'
 
 /** Column lists for INSERT, as stored (after sealing), per table. */
 export const STORED_COLUMNS: { readonly [T in TableName]: readonly ((keyof PlaintextRow<T> & string) | SealingColumn<T>)[] } = {
-  organization: ['id', 'name', 'type'],
+  organization: ['id', 'name', 'type', 'shared_categories'],
   practitioner: ['id', 'organization_id', 'given_names', 'family_name', 'npi', 'qualification'],
   care_team: ['id', 'organization_id', 'name'],
   care_team_member: ['care_team_id', 'practitioner_id'],

@@ -7,6 +7,7 @@
  * with their usual displays, so that the API can be exercised with realistic
  * codings. Weights are relative frequencies.
  */
+import type { Category } from '../../policy/index.js';
 import type { Weighted } from './random.js';
 
 // ---------------------------------------------------------------------------
@@ -131,7 +132,43 @@ export const PAYER_ORGANIZATIONS = [
   { name: 'Meridian Mutual Insurance Company', weight: 45 },
 ] as const;
 
-export const PARTNER_ORGANIZATIONS = ['Northwind Research Institute', 'Clearview Health Analytics'] as const;
+export type PartnerKind = 'pharmacy' | 'payer' | 'careCoordination';
+
+export interface PartnerOrganizationDefinition {
+  kind: PartnerKind;
+  name: string;
+  /**
+   * The categories its sharing agreement grants: what it needs for its work
+   * (minimum necessary), always within the partner role's own decisions
+   * (test/policy.test.ts checks both).
+   */
+  sharedCategories: readonly Category[];
+}
+
+/** What every partner needs to reach the data it is granted: its own token, value shapes, record ids, patient lookups, the directory (none of it PHI). */
+const PARTNER_PLUMBING = ['self', 'structure', 'recordId', 'patientLookup', 'directory'] as const satisfies readonly Category[];
+
+/** Partner organizations, each with its sharing agreement; the first is the sample `partner` principal's. */
+export const PARTNER_ORGANIZATIONS: readonly PartnerOrganizationDefinition[] = [
+  {
+    kind: 'pharmacy',
+    name: 'Harbor Street Pharmacy',
+    // Dispensing: who the patient is and how to reach them, what was prescribed and by whom, allergies to check it against, the coverage to bill.
+    sharedCategories: [...PARTNER_PLUMBING, 'name', 'birthDate', 'gender', 'contact', 'medication', 'careParticipant', 'allergy', 'coverage', 'memberId'],
+  },
+  {
+    kind: 'payer',
+    name: 'Summit Ridge Health Plan',
+    // Eligibility and coverage: who the member is and the coverage on file; no clinical content, no contact details.
+    sharedCategories: [...PARTNER_PLUMBING, 'name', 'birthDate', 'coverage', 'memberId'],
+  },
+  {
+    kind: 'careCoordination',
+    name: 'Bridgeway Care Coordination',
+    // Transitions of care: who the patient is, how to reach them, who prescribes, medications and allergies to reconcile; no billing.
+    sharedCategories: [...PARTNER_PLUMBING, 'name', 'birthDate', 'contact', 'careParticipant', 'medication', 'allergy'],
+  },
+];
 
 export interface CareTeamServiceDefinition {
   name: string;
