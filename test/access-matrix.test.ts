@@ -3,10 +3,10 @@ import { getNamedType, type GraphQLSchema } from 'graphql';
 import { ROLES, type Role } from '../src/auth/index.js';
 import { ACCESS_POLICY, MASKERS, decideField } from '../src/policy/index.js';
 import { Coverage, Patient } from '../src/db/entities.js';
-import { toBuffer } from '../src/crypto/index.js';
+import { StudyPseudonyms, toBuffer } from '../src/crypto/index.js';
 import { isList, printSelection, selectEverything, type SelectedField } from './support/operations.js';
 import { apiSchema } from './support/supergraph.js';
-import { post, startTestStack, type GraphQLResponse, type TestStack } from './support/stack.js';
+import { post, startTestStack, TEST_STUDY, type GraphQLResponse, type TestStack } from './support/stack.js';
 
 /**
  * The access matrix, executed: for every role, one query that selects every
@@ -32,9 +32,9 @@ beforeAll(async () => {
   patientId = stack.principals.patient.patientId ?? '';
   const row = await stack.api.db!.fork().findOneOrFail(Patient, patientId);
   patientOrganization = row.managingOrganization.id;
-  // Every role at once, reaching the patient through their own record: reads every field.
+  // Every identified role at once (the researcher's de-identified access never shares a token), reaching the patient through their own record: reads every field.
   const everything = await post<{ patient: Record<string, unknown> }>(stack.gatewayUrl, query, {
-    token: await stack.token('patient', { roles: [...ROLES], organizationId: patientOrganization }),
+    token: await stack.token('patient', { roles: ROLES.filter((role) => role !== 'researcher'), organizationId: patientOrganization }),
     variables: { id: patientId },
   });
   expect(everything.body.errors).toBeUndefined();
@@ -100,9 +100,16 @@ async function compare(
     const expectedValue = expected[field.name];
     const childType = getNamedType(field.type).name;
     if (!field.children) {
+      // Cursors are sealed for their caller: opaque strings, never the same twice.
+      if (field.name === 'cursor' || field.name === 'endCursor') {
+        if (expectedValue !== null && (typeof value !== 'string' || value.length < 20)) findings.push({ path: key, problem: `expected a sealed cursor, got ${JSON.stringify(value)}` });
+        continue;
+      }
       const want =
         decision.decision.kind === 'mask' && expectedValue !== null
-          ? MASKERS[decision.decision.masker].apply(await storedValue(typeName, field.name, expected))
+          ? decision.decision.masker === 'studyPseudonym'
+            ? pseudonyms().hide(TEST_STUDY, typeName, expectedValue as string)
+            : MASKERS[decision.decision.masker].apply(await storedValue(typeName, field.name, expected))
           : expectedValue;
       if (JSON.stringify(value) !== JSON.stringify(want)) findings.push({ path: key, problem: `expected ${JSON.stringify(want)}, got ${JSON.stringify(value)}` });
       continue;
@@ -138,20 +145,29 @@ function errorsByPath(response: GraphQLResponse): Map<string, { code: unknown; r
   );
 }
 
+/** The pseudonyms a researcher of TEST_STUDY is shown, under the stack's key ring. */
+function pseudonyms(): StudyPseudonyms {
+  return new StudyPseudonyms(stack.api.sealer!.ring);
+}
+
 async function findingsFor(role: Role, mfa: boolean): Promise<Finding[]> {
+  // A researcher names the patient by its study pseudonym, as it was shown it.
+  const id = role === 'researcher' ? pseudonyms().hide(TEST_STUDY, 'Patient', patientId) : patientId;
   const response = await post<{ patient: Record<string, unknown> | null }>(stack.gatewayUrl, query, {
     token: await tokenFor(role, mfa),
-    variables: { id: patientId },
+    variables: { id },
   });
-  expect(response.status).toBe(200);
   const errors = errorsByPath(response);
   const patient = response.body.data?.patient ?? null;
   const lookup = decideField([role], 'Query', 'patient');
   if (lookup.decision.kind === 'deny') {
+    // A role that reads no record may not look one up by its id: refused whole, before anything runs.
+    expect(response.status).toBe(403);
     expect(patient).toBeNull();
-    expect(errors.get('patient')).toEqual({ code: 'FORBIDDEN', reason: 'ROLE_DENIED' });
+    expect(response.body.errors?.[0]?.extensions).toMatchObject({ code: 'FORBIDDEN', reason: 'ARGUMENT_DENIED' });
     return [];
   }
+  expect(response.status).toBe(200);
   expect(patient, `${role} sees the patient`).not.toBeNull();
   const findings: Finding[] = [];
   await compare(role, mfa, 'Patient', selection, reference, patient ?? {}, ['patient'], errors, findings);

@@ -2,7 +2,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Role } from '../src/auth/index.js';
 import { decideField } from '../src/policy/index.js';
 import type { SubgraphName } from '../src/subgraphs/catalog.js';
-import { post, startTestStack, type TestStack } from './support/stack.js';
+import { post, startTestStack, TEST_STUDY, type TestStack } from './support/stack.js';
+import { StudyPseudonyms } from '../src/crypto/index.js';
 
 /**
  * Subgraphs trust nobody: called directly, on their own ports, including
@@ -153,7 +154,11 @@ describe('row scopes on the patient subgraph', () => {
   it('lists a researcher exactly the research cohort', async () => {
     const expected = await consented('research', null);
     expect(expected.length).toBeGreaterThan(0);
-    expect(await listed('researcher')).toEqual(expected.map((row) => row.id));
+    // A researcher sees its study's pseudonyms; under the study's key they are exactly the cohort's ids.
+    const pseudonyms = new StudyPseudonyms(stack.api.sealer!.ring);
+    const shown = await listed('researcher');
+    expect(shown.filter((id) => expected.some((row) => row.id === id))).toEqual([]);
+    expect(shown.map((id) => pseudonyms.reveal(TEST_STUDY, 'Patient', id) ?? 'not a pseudonym').sort()).toEqual(expected.map((row) => row.id));
   });
 
   it('lists an integrator nothing', async () => {

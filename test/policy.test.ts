@@ -132,7 +132,7 @@ describe('minimum necessary', () => {
 
   it('marks every category that is about a patient as PHI', () => {
     const nonPhi = Object.entries(CATEGORIES).filter(([, category]) => !category.phi).map(([name]) => name);
-    expect(nonPhi.sort()).toEqual(['directory', 'patientLookup', 'recordId', 'self', 'structure']);
+    expect(nonPhi.sort()).toEqual(['directory', 'patientLookup', 'recordId', 'recordLink', 'self', 'structure']);
   });
 });
 

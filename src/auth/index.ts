@@ -1,4 +1,4 @@
-export { ROLES, isRole, type Role, type Principal } from './principal.js';
+export { ROLES, STUDY_NAME, isRole, type Role, type Principal } from './principal.js';
 export { AuthenticationError, type AuthFailureReason } from './errors.js';
 export { createTokenVerifier, principalFromClaims, type TokenVerifier, type RevocationList } from './verifier.js';
 export { mintDevelopmentToken, type TokenClaims } from './mint.js';

@@ -9,6 +9,8 @@ export interface TokenClaims {
   roles: Role[];
   organizationId?: string | null;
   patientId?: string | null;
+  /** The research study (required with the researcher role). */
+  study?: string | null;
   mfa: boolean;
   /** Lifetime, e.g. "15m", "1h" (jose time span). */
   ttl: string;
@@ -24,6 +26,7 @@ export async function mintDevelopmentToken(config: AuthConfig, dataDir: string, 
     roles: claims.roles,
     ...(claims.organizationId && { org: claims.organizationId }),
     ...(claims.patientId && { patient: claims.patientId }),
+    ...(claims.study && { study: claims.study }),
     amr: claims.mfa ? ['pwd', 'mfa'] : ['pwd'],
   })
     .setProtectedHeader({ alg: DEVELOPMENT_ALGORITHM, kid: key.kid, typ: 'JWT' })

@@ -27,4 +27,12 @@ export interface Principal {
   mfa: boolean;
   tokenId: string;
   expiresAt: Date;
+  /**
+   * Set for the `researcher` role (claim `study`): the study the token reads
+   * for. Record ids are shown to it as that study's pseudonyms.
+   */
+  study: string | null;
 }
+
+/** A study name: letters, digits and . _ : - (it names a key derivation and is kept in logs). */
+export const STUDY_NAME = /^[A-Za-z0-9._:-]{1,64}$/;

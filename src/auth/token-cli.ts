@@ -1,17 +1,19 @@
 import { parseArgs } from 'node:util';
 import { loadConfig } from '../config.js';
 import { readDevelopmentPrincipals } from '../db/seed/index.js';
-import { isRole, ROLES } from './principal.js';
+import { isRole, ROLES, STUDY_NAME } from './principal.js';
 import { mintDevelopmentToken } from './mint.js';
 import { describeError } from '../errors.js';
 
 /**
- * `npm run -s token -- --role <role> [--sub ID] [--org ID] [--patient ID] [--no-mfa] [--ttl 15m]`
+ * `npm run -s token -- --role <role> [--sub ID] [--org ID] [--patient ID] [--study NAME] [--no-mfa] [--ttl 15m]`
  * prints a development bearer token, alone, on stdout. Without --sub it
  * uses the seeded account that fits the role (written by the seeder).
  */
 
-const USAGE = `usage: npm run -s token -- --role <${ROLES.join('|')}> [--sub ID] [--org ID] [--patient ID] [--no-mfa] [--ttl 15m]`;
+const USAGE = `usage: npm run -s token -- --role <${ROLES.join('|')}> [--sub ID] [--org ID] [--patient ID] [--study NAME] [--no-mfa] [--ttl 15m]`;
+/** The study a development researcher token names when --study is not given. */
+const DEVELOPMENT_STUDY = 'development-study';
 
 function fail(message: string): never {
   console.error(message);
@@ -25,6 +27,7 @@ try {
       sub: { type: 'string' },
       org: { type: 'string' },
       patient: { type: 'string' },
+      study: { type: 'string' },
       'no-mfa': { type: 'boolean', default: false },
       ttl: { type: 'string', default: '15m' },
       help: { type: 'boolean', default: false },
@@ -47,11 +50,15 @@ try {
   }
   const patientId = values.patient ?? sample?.patientId ?? null;
   if (roles.includes('patient') && !patientId) fail('the patient role needs --patient <patient id>');
+  if (roles.includes('researcher') && roles.length > 1) fail('the researcher role is de-identified access: it cannot be combined with another role in one token');
+  const study = roles.includes('researcher') ? (values.study ?? DEVELOPMENT_STUDY) : null;
+  if (study && !STUDY_NAME.test(study)) fail('--study takes 1 to 64 letters, digits, ".", "_", ":" or "-"');
   const token = await mintDevelopmentToken(config.auth, config.database.dataDir, {
     subject: values.sub ?? sample?.subject ?? fail('no subject'),
     roles: roles as (typeof ROLES)[number][],
     organizationId: values.org ?? sample?.organizationId ?? null,
     patientId,
+    study,
     mfa: !values['no-mfa'],
     ttl: values.ttl,
   });

@@ -15,7 +15,7 @@ import {
 import type { AuthConfig } from '../config.js';
 import { AuthenticationError } from './errors.js';
 import { DEVELOPMENT_ALGORITHM, DEVELOPMENT_KEY_FILE, isDevelopmentKid, loadOrCreateDevelopmentKey } from './development-key.js';
-import { isRole, type Principal } from './principal.js';
+import { STUDY_NAME, isRole, type Principal } from './principal.js';
 
 /** Answers whether a token id has been revoked (Redis or in-process). */
 export interface RevocationList {
@@ -122,6 +122,11 @@ export function principalFromClaims(payload: JWTPayload): Principal {
   if (roles.includes('patient') && !patientId) {
     throw new AuthenticationError('INVALID_CLAIMS', 'patient');
   }
+  const study = optionalString(payload['study'], 'study');
+  // De-identified access never mixes with identified access in one token: its record ids are per-study pseudonyms.
+  if (roles.includes('researcher') && (!study || !STUDY_NAME.test(study) || roles.length > 1)) {
+    throw new AuthenticationError('INVALID_CLAIMS', 'study');
+  }
   const amr = payload['amr'];
   if (amr !== undefined && !(Array.isArray(amr) && amr.every((method) => typeof method === 'string'))) {
     throw new AuthenticationError('INVALID_CLAIMS', 'amr');
@@ -137,6 +142,7 @@ export function principalFromClaims(payload: JWTPayload): Principal {
     mfa: Array.isArray(amr) && amr.includes('mfa'),
     tokenId: payload.jti,
     expiresAt: new Date(payload.exp * 1000),
+    study: roles.includes('researcher') ? study : null,
   };
 }
 

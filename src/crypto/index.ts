@@ -17,3 +17,4 @@ export { DEFAULT_DATA_KEY_CACHE, FieldCipher, type DataKeyCacheOptions, type Dat
 export { blindIndex, normalize } from './blind-index.js';
 export { Sealed, toBuffer, unseal, type SealedPart } from './sealed.js';
 export { CursorSealer, canonicalFilter, type CursorBinding } from './cursor.js';
+export { StudyPseudonyms } from './pseudonym.js';

@@ -44,8 +44,19 @@ class ForwardingDataSource extends RemoteGraphQLDataSource<GatewayContext> {
     for (const [name, value] of Object.entries(caller.forwarded ?? {})) request.http?.headers.set(name, value);
   }
 
-  /** A subgraph that could not write its audit trail withheld its data: say so with the same code. */
+  /**
+   * A subgraph that could not write its audit trail withheld its data: say so with the same code.
+   * A subgraph that refused the operation whole (403, e.g. an argument its own, narrower decisions
+   * do not allow) says why in its first error: passed on as it is (the error formatter still filters it).
+   */
   override async errorFromResponse(response: Parameters<RemoteGraphQLDataSource['errorFromResponse']>[0]): Promise<GraphQLError> {
+    if (response.status === 403) {
+      const body = (await response.clone().json().catch(() => null)) as { errors?: { message?: unknown; extensions?: Record<string, unknown> }[] } | null;
+      const refusal = body?.errors?.[0];
+      if (refusal?.extensions?.['code'] === 'FORBIDDEN' && typeof refusal.message === 'string') {
+        return new GraphQLError(refusal.message, { extensions: refusal.extensions });
+      }
+    }
     if (response.status === 503) {
       const body = (await response.clone().json().catch(() => null)) as { errors?: { extensions?: { code?: string } }[] } | null;
       if (body?.errors?.some((error) => error.extensions?.code === AUDIT_UNAVAILABLE)) {

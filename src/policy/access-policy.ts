@@ -48,7 +48,7 @@ export interface RolePolicy {
 }
 
 const always = { self: allow, structure: allow } as const;
-const records = { ...always, recordId: allow, patientLookup: allow } as const;
+const records = { ...always, recordId: allow, recordLink: allow, patientLookup: allow } as const;
 /** Who the patient is and how to reach them, with the SSN masked to its last four digits. */
 const identifiedDemographics = {
   mrn: allow,
@@ -64,6 +64,8 @@ const identifiedDemographics = {
 } as const;
 /** Structured clinical data (not notes, dates or who treated). */
 const clinicalRecord = { encounter: allow, condition: allow, medication: allow, observation: allow, allergy: allow } as const;
+/** What those who treat (and the patient) read beside it: dosage instructions and reactions as written. */
+const clinicalText = { freeText: allow } as const;
 /** Claims, their diagnosis codes, invoices and payments. */
 const billingRecord = { claim: allow, diagnosisCodes: allow, invoice: allow, payment: allow } as const;
 
@@ -79,6 +81,7 @@ export const ACCESS_POLICY: Record<Role, RolePolicy> = {
       careTeam: allow,
       managingOrganization: allow,
       ...clinicalRecord,
+      ...clinicalText,
       clinicalNote: allow,
       clinicalDate: allow,
       careParticipant: allow,
@@ -100,6 +103,7 @@ export const ACCESS_POLICY: Record<Role, RolePolicy> = {
       careTeam: allow,
       managingOrganization: allow,
       ...clinicalRecord,
+      ...clinicalText,
       clinicalDate: allow,
       careParticipant: allow,
       coverage: allow,
@@ -132,6 +136,7 @@ export const ACCESS_POLICY: Record<Role, RolePolicy> = {
       careTeam: allow,
       managingOrganization: allow,
       ...clinicalRecord,
+      ...clinicalText,
       clinicalNote: allow,
       clinicalDate: allow,
       careParticipant: allow,
@@ -148,6 +153,8 @@ export const ACCESS_POLICY: Record<Role, RolePolicy> = {
     directory: 'none',
     fields: {
       ...records,
+      // Record ids as pseudonyms of the study named in the token: a study can count and join its rows, never link them to another study or to a person.
+      recordId: mask('studyPseudonym'),
       birthDate: mask('birthYear'),
       ageGroup: allow,
       gender: allow,
@@ -170,6 +177,7 @@ export const ACCESS_POLICY: Record<Role, RolePolicy> = {
       gender: allow,
       contact: allow,
       medication: allow,
+      freeText: allow,
       careParticipant: allow,
       allergy: allow,
       coverage: allow,

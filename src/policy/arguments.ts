@@ -116,7 +116,8 @@ export function decideArgumentUse(decide: CategoryDecider, use: ArgumentUse | un
   if (use.kind === 'page' || use.kind === 'container') return { allowed: true };
   const decision = decide(use.category);
   if (decision.kind === 'deny') return { allowed: false, reason: 'ROLE_DENIED' };
-  if (decision.kind === 'mask') return { allowed: false, reason: 'MASKED_ONLY' };
+  // A study pseudonym is the one mask an argument may match: the caller names a record exactly as it was shown it, and the name resolves only within its own study.
+  if (decision.kind === 'mask' && decision.masker !== 'studyPseudonym') return { allowed: false, reason: 'MASKED_ONLY' };
   if (isPhi(use.category) && !mfa) return { allowed: false, reason: 'MFA_REQUIRED' };
   return { allowed: true };
 }

@@ -9,7 +9,8 @@
 export const CATEGORIES = {
   self: { phi: false, description: 'The caller\'s own token facts (Viewer)' },
   structure: { phi: false, description: 'Connections, edges, page info and value shapes (Coding, Period, Money, HumanName); decided at the field that leads to them' },
-  recordId: { phi: false, description: 'Opaque record ids and links between records' },
+  recordId: { phi: false, description: 'Opaque record ids (a researcher sees its study\'s pseudonyms instead)' },
+  recordLink: { phi: false, description: 'Links from a record to the patient it belongs to (the linked record\'s id follows its own rule)' },
   patientLookup: { phi: false, description: 'Entry points that find patients (Query.patient, patients, patientByMrn)' },
   directory: { phi: false, description: 'Practitioners, organizations and care teams as a directory' },
   mrn: { phi: true, description: 'Medical record number' },
@@ -30,6 +31,7 @@ export const CATEGORIES = {
   observation: { phi: true, description: 'Observations (LOINC) and values' },
   allergy: { phi: true, description: 'Allergies and intolerances' },
   clinicalNote: { phi: true, description: 'Free-text clinical notes' },
+  freeText: { phi: true, description: 'Free text beside coded data: dosage instructions, allergic reactions (can name people, places and dates)' },
   careParticipant: { phi: true, description: 'Which practitioner saw, prescribed for or wrote about the patient' },
   clinicalDate: { phi: true, description: 'Dates of clinical events (a Safe Harbor identifier)' },
   coverage: { phi: true, description: 'Insurance coverage: payer, plan, status, period' },

@@ -18,7 +18,7 @@ import type { MaskerName } from './maskers.js';
  */
 
 /** Most revealing first: used only if two roles mask one category differently. */
-const MASKER_ORDER: readonly MaskerName[] = ['ssnLast4', 'last4', 'zip3', 'birthYear'];
+const MASKER_ORDER: readonly MaskerName[] = ['ssnLast4', 'last4', 'zip3', 'birthYear', 'studyPseudonym'];
 
 /** How much a decision reveals: allow 2, mask 1, deny 0. */
 export function rank(decision: Decision): number {
@@ -110,6 +110,11 @@ export class DecisionTable {
     /** Undefined when no role of the set is bound by an agreement. */
     readonly agreement?: SharingAgreement,
   ) {}
+
+  /** The decision for a whole category (what an argument matching a value of it needs), within the agreement. */
+  category(category: Category): Decision {
+    return mostPermissive(this.roles.map((role) => agreedDecision(role, category, this.agreement)));
+  }
 
   get(type: string, field: string): FieldDecision {
     let fields = this.#decisions.get(type);

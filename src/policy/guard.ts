@@ -5,7 +5,7 @@ import { CLIENT_ERROR_CODES, forbidden, internalError } from '../errors.js';
 import { ACCESS_POLICY } from './access-policy.js';
 import { isPhi } from './categories.js';
 import { categoryOf } from './classification.js';
-import { decisionTable, type DecisionTable, type FieldDecision } from './decisions.js';
+import type { DecisionTable, FieldDecision } from './decisions.js';
 import { MASKERS } from './maskers.js';
 
 /**
@@ -31,11 +31,19 @@ import { MASKERS } from './maskers.js';
 export interface PolicyContext {
   /** Told of every field decision made, for the field of `parent` (the audit trail records the PHI ones). */
   auditField?: (decision: FieldDecision, parent: unknown, args: Record<string, unknown>, refusal: GraphQLError | null) => void;
+  /**
+   * Shows a record id as the caller's study pseudonym (researchers): the
+   * `studyPseudonym` masker. Null when the request has no study, which
+   * then shows no id at all.
+   */
+  pseudonymize?: (type: string, id: string) => string | null;
   access: {
     principal: Principal;
     decisions: DecisionTable;
     rowDependent: boolean;
     rolesForPatient(patientId: string): Promise<readonly Role[]>;
+    /** The request's table for a subset of its roles (a partner's within its organization's sharing agreement). */
+    decisionsFor(roles: readonly Role[]): DecisionTable;
   };
 }
 
@@ -72,7 +80,7 @@ export function decisionForRow(type: string, field: string, parent: unknown, con
   if (!access.rowDependent) return access.decisions.get(type, field);
   const patientId = patientOf(type, parent);
   if (!patientId) return access.decisions.get(type, field);
-  return access.rolesForPatient(patientId).then((roles) => decisionTable(roles).get(type, field));
+  return access.rolesForPatient(patientId).then((roles) => access.decisionsFor(roles).get(type, field));
 }
 
 /** Why this decision refuses the field, or null when it allows it (possibly masked). */
@@ -105,6 +113,7 @@ function protect(value: unknown, decision: FieldDecision, guarded: GuardedField,
   const opened = guarded.encrypted ? guarded.unseal(value, context) : value;
   const { decision: verdict } = decision;
   if (verdict.kind !== 'mask') return opened;
+  if (verdict.masker === 'studyPseudonym') return typeof opened === 'string' ? (context.pseudonymize?.(decision.type, opened) ?? null) : null;
   const masker = MASKERS[verdict.masker];
   return isPromiseLike(opened) ? opened.then((plain) => maskValue(plain, masker)) : maskValue(opened, masker);
 }

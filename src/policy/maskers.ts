@@ -52,6 +52,8 @@ export const MASKERS = {
   last4: { apply: maskLast4, description: 'last four characters, the rest as *' },
   birthYear: { apply: (value: unknown) => maskBirthYear(value), description: 'year only; nothing for ages over 89 (Safe Harbor)' },
   zip3: { apply: maskZip3, description: 'first three digits; 000 for sparsely populated areas (Safe Harbor)' },
+  // Needs the request's study and key: the guard applies it (PolicyContext.pseudonymize); on its own it shows nothing.
+  studyPseudonym: { apply: (_value: unknown) => null, description: 'the record id replaced by a pseudonym of the study named in the token: stable within the study, unlinkable across studies and to the id' },
 } as const;
 
 export type MaskerName = keyof typeof MASKERS;

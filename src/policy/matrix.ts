@@ -1,10 +1,11 @@
-import { isIntrospectionType, isObjectType, type GraphQLSchema } from 'graphql';
+import { isInputObjectType, isIntrospectionType, isObjectType, type GraphQLSchema } from 'graphql';
 import { ROLES } from '../auth/index.js';
 import { ACCESS_POLICY, INTROSPECTION_ROLES, type Decision } from './access-policy.js';
 import { CATEGORIES, CATEGORY_NAMES } from './categories.js';
 import { categoryOf } from './classification.js';
 import { decideField, roleDecision } from './decisions.js';
 import { MASKERS } from './maskers.js';
+import { argumentUse, categoryDeciderFor, decideArgumentUse, inputFieldUse, type ArgumentUse } from './arguments.js';
 
 /**
  * The access matrix for compliance review, generated from the policy and
@@ -90,5 +91,61 @@ export function renderAccessMatrix(schema: GraphQLSchema): string {
     }
   }
   sections.push(table(['field', 'category', ...ROLES], rows), '');
+  sections.push(...argumentSection(schema));
   return sections.join('\n');
+}
+
+function useCell(use: ArgumentUse | undefined): string {
+  if (!use) return '**unclassified**';
+  switch (use.kind) {
+    case 'page':
+      return 'page position';
+    case 'container':
+      return 'input object (its fields decide)';
+    case 'value':
+      return `value of \`${use.category}\``;
+    case 'write':
+      return `written under \`${use.category}\``;
+  }
+}
+
+function argumentCell(use: ArgumentUse | undefined, role: (typeof ROLES)[number]): string {
+  const verdict = decideArgumentUse(categoryDeciderFor([role]), use, true);
+  if (verdict.allowed) return 'use';
+  return verdict.reason === 'MASKED_ONLY' ? '— (masked only)' : '—';
+}
+
+/** Arguments and input fields: what each matches, and which roles may use it. */
+function argumentSection(schema: GraphQLSchema): string[] {
+  const rows: string[][] = [];
+  const types = Object.values(schema.getTypeMap())
+    .filter((type) => !type.name.startsWith('__'))
+    .sort((a, b) => a.name.localeCompare(b.name));
+  for (const type of types) {
+    if (isObjectType(type)) {
+      for (const field of Object.values(type.getFields()).sort((a, b) => a.name.localeCompare(b.name))) {
+        for (const argument of field.args) {
+          const use = argumentUse(`${type.name}.${field.name}`, argument.name, schema);
+          rows.push([`\`${type.name}.${field.name}(${argument.name}:)\``, useCell(use), ...ROLES.map((role) => argumentCell(use, role))]);
+        }
+      }
+    } else if (isInputObjectType(type)) {
+      for (const field of Object.keys(type.getFields()).sort()) {
+        const use = inputFieldUse(type.name, field);
+        rows.push([`\`${type.name}.${field}\``, useCell(use), ...ROLES.map((role) => argumentCell(use, role))]);
+      }
+    }
+  }
+  return [
+    '## Decisions by argument',
+    '',
+    'Arguments are reads: a filter or a lookup by a value reveals that value. Each argument and input field is classified like the field whose value it matches;',
+    'a role may use it only where it may read that category **in full** (a masked decision does not count; the one exception is `studyPseudonym`: a researcher names a record by the pseudonym it was shown, which resolves only within its study), and PHI categories need an MFA token as fields do.',
+    'An operation that uses one a role may not use is refused whole before it runs (HTTP 403, `FORBIDDEN`, `reason: ARGUMENT_DENIED`, with the argument and its path).',
+    'Page positions (`first`, `after`) match no value; cursors are sealed and bound to their list, parent, filter and caller.',
+    'On each subgraph, `Query._entities(representations:)` is a lookup by record id (`recordId`): every role but `integrator`.',
+    '',
+    table(['argument or input field', 'what it matches', ...ROLES], rows),
+    '',
+  ];
 }

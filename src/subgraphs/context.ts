@@ -4,7 +4,7 @@ import type { Cache } from '../cache/index.js';
 import type { Logger } from '../logger.js';
 import type { Sealer } from '../db/encryption.js';
 import { AuditCollector, auditFieldAccess } from '../audit/index.js';
-import type { CursorSealer } from '../crypto/index.js';
+import type { CursorSealer, StudyPseudonyms } from '../crypto/index.js';
 import { createAccessControl, type AccessControl } from './access.js';
 import { PageCursors } from './pagination.js';
 
@@ -36,7 +36,18 @@ export interface SubgraphContext {
   clientIp: string | null;
   /** Issues and reads this caller's page cursors (sealed, bound to list, parent, filter and caller). */
   cursors: PageCursors;
+  /** Record ids as this caller names them (a researcher's study pseudonyms), turned back into stored ids. */
+  ids: RecordIds;
+  /** Shows a stored record id as this caller's study pseudonym (researchers only; see the policy's studyPseudonym masker). */
+  pseudonymize?: (type: string, id: string) => string | null;
 }
+
+export interface RecordIds {
+  /** The stored id of a record of `type` the caller named, or null when it names none (another study's pseudonym, say). */
+  stored(type: string, id: string): string | null;
+}
+
+const IDENTIFIED: RecordIds = { stored: (_type, id) => id };
 
 /** What a loader needs: the unit of work, the caller's row scope and its cursors. */
 export interface LoaderScope {
@@ -56,8 +67,9 @@ export async function createSubgraphContext(
   logger: Logger,
   sealer: Sealer,
   clientIp: string | null,
-  options: { audited: boolean; cursorSealer: CursorSealer },
+  options: { audited: boolean; cursorSealer: CursorSealer; pseudonyms: StudyPseudonyms },
 ): Promise<SubgraphContext> {
+  const { study } = principal;
   const access = await createAccessControl(principal, em, cache);
   const cursors = new PageCursors(options.cursorSealer, cursorCaller(principal));
   const audit = new AuditCollector();
@@ -74,6 +86,9 @@ export async function createSubgraphContext(
     ...(options.audited && { auditField: auditFieldAccess(audit, principal) }),
     clientIp,
     cursors,
+    ...(study === null
+      ? { ids: IDENTIFIED }
+      : { ids: { stored: (type, id) => options.pseudonyms.reveal(study, type, id) }, pseudonymize: (type: string, id: string) => options.pseudonyms.hide(study, type, id) }),
     loader: <L>(factory: LoaderFactory<L>): L => {
       let loader = loaders.get(factory) as L | undefined;
       if (loader === undefined) {
@@ -85,7 +100,7 @@ export async function createSubgraphContext(
   };
 }
 
-/** Whom a cursor is bound to: the token subject (a cursor does not follow a caller to another account). */
+/** Whom a cursor is bound to: the token subject and its study (a cursor follows neither to another account nor to another study). */
 function cursorCaller(principal: Principal): string {
-  return principal.subject;
+  return principal.study === null ? principal.subject : `${principal.subject}\u0000study:${principal.study}`;
 }

@@ -7,11 +7,11 @@ import { expressMiddleware } from '@as-integrations/express5';
 import { buildSubgraphSchema } from '@apollo/subgraph';
 import type { GraphQLResolverMap } from '@apollo/subgraph';
 import express from 'express';
-import { parse, type GraphQLSchema } from 'graphql';
+import { isObjectType, parse, type GraphQLSchema } from 'graphql';
 import type { TokenVerifier } from '../auth/index.js';
 import type { Cache } from '../cache/index.js';
 import { applyDecryptionOnly, applyPolicy, argumentDenied, deny, isPhi, argumentPolicyPlugin, introspectionByRolePlugin, isPromiseLike, type ArgumentRefusal, type Unseal } from '../policy/index.js';
-import { CryptoError, CursorSealer, Sealed, unseal } from '../crypto/index.js';
+import { CryptoError, CursorSealer, Sealed, StudyPseudonyms, unseal } from '../crypto/index.js';
 import { decryptionFailed } from '../errors.js';
 import { createErrorFormatter } from '../graphql-errors.js';
 import type { Database } from '../db/index.js';
@@ -37,7 +37,32 @@ const RESOLVERS: Record<SubgraphName, unknown> = {
 export function buildSchema(name: SubgraphName, options: { enforcePolicy?: boolean } = {}): GraphQLSchema {
   const typeDefs = parse(readFileSync(schemaPath(name), 'utf8'));
   const schema = buildSubgraphSchema([{ typeDefs, resolvers: RESOLVERS[name] as GraphQLResolverMap<SubgraphContext> }]);
+  resolveReferencesByStoredId(schema);
   return options.enforcePolicy === false ? applyDecryptionOnly(schema, unsealField) : applyPolicy(schema, unsealField);
+}
+
+type ResolveReference = (reference: { id?: unknown }, context: SubgraphContext, info: unknown) => unknown;
+
+/**
+ * Every `__resolveReference` of the subgraph receives the stored id of the
+ * record: a representation names it as its caller sees it (a researcher's
+ * study pseudonym), and one that names no record of the caller's (another
+ * study's pseudonym, a real id sent by a researcher) resolves to null, as
+ * an absent one does. Wrapped here once, so no entity type can forget it.
+ */
+function resolveReferencesByStoredId(schema: GraphQLSchema): void {
+  for (const type of Object.values(schema.getTypeMap())) {
+    if (!isObjectType(type)) continue;
+    const extensions = type.extensions as { apollo?: { subgraph?: { resolveReference?: ResolveReference } } };
+    const original = extensions.apollo?.subgraph?.resolveReference;
+    if (!original) continue;
+    const typeName = type.name;
+    const byStoredId: ResolveReference = (reference, context, info) => {
+      const id = typeof reference.id === 'string' ? context.ids.stored(typeName, reference.id) : null;
+      return id === null ? null : original({ ...reference, id }, context, info);
+    };
+    (type as { extensions: unknown }).extensions = { ...extensions, apollo: { ...extensions.apollo, subgraph: { ...extensions.apollo?.subgraph, resolveReference: byStoredId } } };
+  }
 }
 
 /** Decrypts a sealed field value with the request's cipher (synchronously while its key is in memory); a failure is a coded field error, never bytes. */
@@ -111,6 +136,7 @@ export async function startSubgraph(
   const httpServer: Server = createServer(app);
   const schema = buildSchema(name, { enforcePolicy: !unprotectedForBenchmark });
   const cursorSealer = new CursorSealer(sealer.ring, CURSOR_TTL_SECONDS);
+  const pseudonyms = new StudyPseudonyms(sealer.ring);
   const apollo = new ApolloServer<SubgraphContext>({
     schema,
     introspection: true,
@@ -127,7 +153,13 @@ export async function startSubgraph(
       ApolloServerPluginDrainHttpServer({ httpServer }),
       ApolloServerPluginInlineTraceDisabled(),
       // Arguments are reads (also through _entities and when called directly): refused before anything resolves.
-      ...(unprotectedForBenchmark ? [] : [argumentPolicyPlugin<SubgraphContext>(() => schema, { onRefused: (context, refusals) => recordArgumentRefusals(log, context, refusals) })]),
+      ...(unprotectedForBenchmark ? [] : [
+            argumentPolicyPlugin<SubgraphContext>(() => schema, {
+              // The request's own table: a partner's is limited to its organization's sharing agreement.
+              decider: (context) => (category) => context.access.decisions.category(category),
+              onRefused: (context, refusals) => recordArgumentRefusals(log, context, refusals),
+            }),
+          ]),
       introspectionByRolePlugin<SubgraphContext>(() => schema),
       emergencyAccessMarkPlugin(),
       ...(unauditedForBenchmark ? [] : [auditPlugin<SubgraphContext>(name, auditStore, auditMetrics, { cache, thresholds: alertThresholds })]),
@@ -144,7 +176,7 @@ export async function startSubgraph(
     expressMiddleware(apollo, {
       context: ({ req, res }) => {
         const { principal, requestId: id } = locals(res);
-        return Promise.resolve(createSubgraphContext(principal, id, db.fork(), cache, log, sealer, req.ip ?? null, { audited: !unauditedForBenchmark, cursorSealer }));
+        return Promise.resolve(createSubgraphContext(principal, id, db.fork(), cache, log, sealer, req.ip ?? null, { audited: !unauditedForBenchmark, cursorSealer, pseudonyms }));
       },
     }),
   );

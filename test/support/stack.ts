@@ -39,9 +39,14 @@ export interface TokenOverrides {
   roles: Role[];
   organizationId: string | null;
   patientId: string | null;
+  /** The research study; researcher tokens default to TEST_STUDY. */
+  study: string | null;
   mfa: boolean;
   ttl: string;
 }
+
+/** The study researcher tokens of the tests name unless told otherwise. */
+export const TEST_STUDY = 'test-study-a';
 
 export const TEST_PATIENTS = 120;
 
@@ -103,6 +108,7 @@ export async function startTestStack(options: { patients?: number; env?: Record<
         roles: overrides.roles ?? [role],
         organizationId: overrides.organizationId === undefined ? sample.organizationId : overrides.organizationId,
         patientId: overrides.patientId === undefined ? sample.patientId : overrides.patientId,
+        study: overrides.study === undefined ? ((overrides.roles ?? [role]).includes('researcher') ? TEST_STUDY : null) : overrides.study,
         mfa: overrides.mfa ?? true,
         ttl: overrides.ttl ?? '5m',
       });

@@ -146,7 +146,7 @@ export interface PartnerOrganizationDefinition {
 }
 
 /** What every partner needs to reach the data it is granted: its own token, value shapes, record ids, patient lookups, the directory (none of it PHI). */
-const PARTNER_PLUMBING = ['self', 'structure', 'recordId', 'patientLookup', 'directory'] as const satisfies readonly Category[];
+const PARTNER_PLUMBING = ['self', 'structure', 'recordId', 'recordLink', 'patientLookup', 'directory'] as const satisfies readonly Category[];
 
 /** Partner organizations, each with its sharing agreement; the first is the sample `partner` principal's. */
 export const PARTNER_ORGANIZATIONS: readonly PartnerOrganizationDefinition[] = [
@@ -154,7 +154,7 @@ export const PARTNER_ORGANIZATIONS: readonly PartnerOrganizationDefinition[] = [
     kind: 'pharmacy',
     name: 'Harbor Street Pharmacy',
     // Dispensing: who the patient is and how to reach them, what was prescribed and by whom, allergies to check it against, the coverage to bill.
-    sharedCategories: [...PARTNER_PLUMBING, 'name', 'birthDate', 'gender', 'contact', 'medication', 'careParticipant', 'allergy', 'coverage', 'memberId'],
+    sharedCategories: [...PARTNER_PLUMBING, 'name', 'birthDate', 'gender', 'contact', 'medication', 'freeText', 'careParticipant', 'allergy', 'coverage', 'memberId'],
   },
   {
     kind: 'payer',
@@ -166,7 +166,7 @@ export const PARTNER_ORGANIZATIONS: readonly PartnerOrganizationDefinition[] = [
     kind: 'careCoordination',
     name: 'Bridgeway Care Coordination',
     // Transitions of care: who the patient is, how to reach them, who prescribes, medications and allergies to reconcile; no billing.
-    sharedCategories: [...PARTNER_PLUMBING, 'name', 'birthDate', 'contact', 'careParticipant', 'medication', 'allergy'],
+    sharedCategories: [...PARTNER_PLUMBING, 'name', 'birthDate', 'contact', 'careParticipant', 'medication', 'freeText', 'allergy'],
   },
 ];
 

@@ -51,7 +51,10 @@ export const resolvers: Resolvers = {
   Query: {
     viewer: (_parent, _args, { principal, requestId }) => ({ principal, requestId }),
     // Out of scope and absent look the same: null with NOT_FOUND, so existence does not leak.
-    patient: async (_parent, { id }, { loader }) => (isUuid(id) ? await loader(patientById).load(id) : null) ?? Promise.reject(notFound('Patient')),
+    patient: async (_parent, { id }, { loader, ids }) => {
+      const stored = ids.stored('Patient', id);
+      return (stored !== null && isUuid(stored) ? await loader(patientById).load(stored) : null) ?? Promise.reject(notFound('Patient'));
+    },
     patients: (_parent, { first, after, filter }, { em, access, cursors }) =>
       listPatients({ em, access, cursors }, pageSize(first, TOP_LEVEL_PAGE), after, filter),
     auditEvents: (_parent, { filter, first, after }, { em, principal, cursors }) => listAuditEvents(em, principal, cursors, filter, first, after),
