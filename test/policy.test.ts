@@ -4,8 +4,11 @@ import { ROLES, type Role } from '../src/auth/index.js';
 import {
   ACCESS_POLICY,
   CATEGORIES,
+  CATEGORY_NAMES,
   CLASSIFICATION,
+  REASONS,
   categoryOf,
+  reasonFor,
   decideField,
   maskBirthYear,
   maskLast4,
@@ -133,6 +136,14 @@ describe('minimum necessary', () => {
   it('marks every category that is about a patient as PHI', () => {
     const nonPhi = Object.entries(CATEGORIES).filter(([, category]) => !category.phi).map(([name]) => name);
     expect(nonPhi.sort()).toEqual(['directory', 'patientLookup', 'recordId', 'recordLink', 'self', 'structure']);
+  });
+});
+
+describe('the reasons of the policy', () => {
+  it('give every decision that is not a denial a one-line reason', () => {
+    const missing = ROLES.flatMap((role) => CATEGORY_NAMES.filter((category) => roleDecision(role, category).kind !== 'deny' && !reasonFor(role, category)).map((category) => `${role}.${category}`));
+    expect(missing).toEqual([]);
+    for (const role of ROLES) for (const reason of Object.values(REASONS[role])) expect(reason).not.toContain('\n');
   });
 });
 

@@ -36,3 +36,4 @@ export {
   type CategoryDecider,
 } from './arguments.js';
 export { argumentPolicyPlugin, type ArgumentPolicyOptions } from './argument-plugin.js';
+export { DEFAULT_DENIAL, REASONS, reasonFor } from './reasons.js';

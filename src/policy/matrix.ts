@@ -5,6 +5,7 @@ import { CATEGORIES, CATEGORY_NAMES } from './categories.js';
 import { categoryOf } from './classification.js';
 import { decideField, roleDecision } from './decisions.js';
 import { MASKERS } from './maskers.js';
+import { DEFAULT_DENIAL, reasonFor } from './reasons.js';
 import { argumentUse, categoryDeciderFor, decideArgumentUse, inputFieldUse, type ArgumentUse } from './arguments.js';
 
 /**
@@ -72,6 +73,23 @@ export function renderAccessMatrix(schema: GraphQLSchema): string {
       ]),
     ),
     '',
+    '## Why: each decision with its reason',
+    '',
+    `Each role's decisions that are not denials, and the denials worth explaining; any other category is denied with this reason: ${DEFAULT_DENIAL}`,
+    '',
+    ...ROLES.flatMap((role) => [
+      `### \`${role}\``,
+      '',
+      table(
+        ['category', 'decision', 'why'],
+        CATEGORY_NAMES.filter((category) => roleDecision(role, category).kind !== 'deny' || reasonFor(role, category)).map((category) => [
+          `\`${category}\``,
+          cell(roleDecision(role, category)),
+          reasonFor(role, category) ?? DEFAULT_DENIAL,
+        ]),
+      ),
+      '',
+    ]),
     '## Decisions by field',
     '',
   ];
