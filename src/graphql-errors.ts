@@ -68,7 +68,32 @@ function withoutEchoedValue(message: string, error: unknown): string {
   if (reason === undefined) return `Variable "$${variable[1]}" got an invalid value.`;
   const prefix = message.slice(0, message.length - reason.length - 2);
   const path = VARIABLE_PATH.exec(prefix)?.[1];
-  return `Variable "$${variable[1]}" got an invalid value${path ? ` at "${path}"` : ''}; ${reason}`;
+  return `Variable "$${variable[1]}" got an invalid value${path ? ` at "${path}"` : ''}; ${safeReason(reason)}`;
+}
+
+/**
+ * Reasons of graphql-js that name only the schema and the caller's field
+ * names; any other (`ID cannot represent value: <the value>`, `Value "<the
+ * value>" does not exist in "Enum" enum.`, a scalar's own parse error)
+ * quotes what was sent, and is replaced by a reason that does not.
+ */
+const SAFE_REASONS = [
+  /^Field "[_A-Za-z][_0-9A-Za-z]*" is not defined by type "[_A-Za-z][_0-9A-Za-z]*"\.$/,
+  /^Field "[_A-Za-z][_0-9A-Za-z]*" of required type "[_A-Za-z0-9[\]!]+" was not provided\.$/,
+  /^Expected type "[_A-Za-z][_0-9A-Za-z]*" to be an object\.$/,
+  /^Expected non-nullable type "[_A-Za-z0-9[\]!]+" not to be null\.$/,
+];
+const SCALAR_REASON = /^(ID|Int|Float|String|Boolean|Date|DateTime) cannot represent/;
+const ENUM_REASON = /^Value .* does not exist in "([_A-Za-z][_0-9A-Za-z]*)" enum\.?/s;
+
+function safeReason(reason: string): string {
+  const stripped = stripSuggestions(reason);
+  if (SAFE_REASONS.some((pattern) => pattern.test(stripped))) return stripped;
+  const scalar = SCALAR_REASON.exec(stripped)?.[1];
+  if (scalar) return `Not a valid ${scalar}.`;
+  const enumType = ENUM_REASON.exec(stripped)?.[1];
+  if (enumType) return `Not a value of the "${enumType}" enum.`;
+  return 'The value does not fit its type.';
 }
 
 function isSimpleValue(value: unknown): boolean {

@@ -124,8 +124,12 @@ describe('the error formatter', () => {
     const [error] = getVariableValues(apiSchema(), operation.variableDefinitions ?? [], { f: { gender: 'mal' } }).errors ?? [];
     if (!error) throw new Error('no coercion error');
     expect(formatClientError(rendered(error, 'BAD_USER_INPUT'), error).message).toBe(
-      'Variable "$f" got an invalid value at "f.gender"; Value "mal" does not exist in "AdministrativeGender" enum.',
+      'Variable "$f" got an invalid value at "f.gender"; Not a value of the "AdministrativeGender" enum.',
     );
+    // A reason that quotes the value sent is replaced by one that does not.
+    const [quoted] = getVariableValues(apiSchema(), operation.variableDefinitions ?? [], { f: { careTeamId: { ssn: 'SECRET-123' } } }).errors ?? [];
+    if (!quoted) throw new Error('no coercion error');
+    expect(formatClientError(rendered(quoted, 'BAD_USER_INPUT'), quoted).message).toBe('Variable "$f" got an invalid value at "f.careTeamId"; Not a valid ID.');
     // Without the cause (an error that crossed HTTP), only the variable's name is kept.
     expect(formatClientError({ message: error.message, extensions: { code: 'BAD_USER_INPUT' } }).message).toBe('Variable "$f" got an invalid value.');
   });

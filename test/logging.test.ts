@@ -51,6 +51,7 @@ interface TokenOptions {
   roles?: Role[];
   organizationId?: string | null;
   patientId?: string | null;
+  study?: string | null;
   mfa?: boolean;
   ttl?: string;
 }
@@ -62,6 +63,7 @@ async function token(role: Role, overrides: TokenOptions = {}): Promise<string> 
     roles: overrides.roles ?? [role],
     organizationId: overrides.organizationId === undefined ? sample.organizationId : overrides.organizationId,
     patientId: overrides.patientId === undefined ? sample.patientId : overrides.patientId,
+    study: overrides.study === undefined ? ((overrides.roles ?? [role]).includes('researcher') ? 'logging-study' : null) : overrides.study,
     mfa: overrides.mfa ?? true,
     ttl: overrides.ttl ?? '5m',
   });
@@ -188,7 +190,8 @@ async function exercise(names: Map<string, { given: string[]; family: string }>)
     await post(gatewayUrl, `query One($id: ID!) { patient(id: $id) { ${EVERYTHING} } }`, { token: await token(role), variables: { id: patientId } });
   }
   const all = await post(gatewayUrl, `query All($id: ID!) { patient(id: $id) { ${EVERYTHING} } }`, {
-    token: await token('patient', { roles: [...ROLES], organizationId }),
+    // Every role that reads data (a researcher's de-identified access never shares a token; an integrator's or an unagreed partner's would refuse the lookup by id).
+    token: await token('patient', { roles: ROLES.filter((role) => role !== 'researcher' && role !== 'integrator' && role !== 'partner'), organizationId }),
     variables: { id: patientId },
   });
   expect(all.body.errors).toBeUndefined();

@@ -4,7 +4,6 @@ import { ROLES, type Role } from '../src/auth/index.js';
 import {
   ACCESS_POLICY,
   CATEGORIES,
-  CATEGORY_NAMES,
   CLASSIFICATION,
   REASONS,
   categoryOf,

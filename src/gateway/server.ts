@@ -94,6 +94,33 @@ function auditFailClosedPlugin(): ApolloServerPlugin<GatewayContext> {
   };
 }
 
+/**
+ * A subgraph may refuse an argument the gateway let through (its own
+ * decisions are narrower: a partner's sharing agreement is read there).
+ * The operation is then refused whole, as the gateway refuses it: HTTP 403,
+ * no data from any subgraph, the argument errors alone.
+ */
+function argumentRefusedWholePlugin(log: Logger): ApolloServerPlugin<GatewayContext> {
+  return {
+    requestDidStart() {
+      return Promise.resolve({
+        willSendResponse({ response, contextValue }) {
+          if (response.body.kind !== 'single') return Promise.resolve();
+          const refused = (response.body.singleResult.errors ?? []).filter((error) => error.extensions?.['reason'] === 'ARGUMENT_DENIED');
+          if (refused.length === 0 || response.http.status === 403) return Promise.resolve();
+          log.warn(
+            { event: 'argument-denied', subject: contextValue.principal.subject, requestId: contextValue.requestId, arguments: refused.map((error) => error.extensions?.['argument']) },
+            'a subgraph refused an operation for an argument its caller may not use',
+          );
+          response.http.status = 403;
+          response.body.singleResult = { errors: refused.map(({ path: _path, ...error }) => error) };
+          return Promise.resolve();
+        },
+      });
+    },
+  };
+}
+
 export interface GatewayDependencies {
   verifier: TokenVerifier;
   logger: Logger;
@@ -141,6 +168,7 @@ export async function startGateway(deps: GatewayDependencies, host: string, port
       argumentPolicyPlugin<GatewayContext>(() => apiSchema, { onRefused: (context, refusals) => logArgumentRefusals(log, context, refusals) }),
       introspectionByRolePlugin<GatewayContext>(() => apiSchema),
       auditFailClosedPlugin(),
+      argumentRefusedWholePlugin(log),
     ],
   });
   await apollo.start();

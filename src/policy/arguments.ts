@@ -18,9 +18,9 @@ import {
 } from 'graphql';
 import type { Role } from '../auth/index.js';
 import { ErrorCode } from '../errors.js';
-import type { Decision } from './access-policy.js';
+import { ACCESS_POLICY, deny, type Decision } from './access-policy.js';
 import { isPhi, type Category } from './categories.js';
-import { mostPermissive, roleDecision } from './decisions.js';
+import { mostPermissive, rank, roleDecision } from './decisions.js';
 
 /**
  * Arguments are reads. A filter, a lookup or a sort by a value tells the
@@ -107,7 +107,25 @@ export type CategoryDecider = (category: Category) => Decision;
 
 /** The decider of a set of roles, from the policy alone. */
 export function categoryDeciderFor(roles: readonly Role[]): CategoryDecider {
-  return (category) => mostPermissive(roles.map((role) => roleDecision(role, category)));
+  return argumentDecider(roles, (role) => (category) => roleDecision(role, category));
+}
+
+/**
+ * What a token may use an argument for, from each of its roles' decisions.
+ * Roles that see the same patients combine as fields do (the most
+ * permissive). Roles that see different patients do not: a lookup or a
+ * filter runs over the union of their rows, so one role's argument would
+ * reach rows only the other role sees (a clinician's care-team filter over
+ * billing's whole organization). There every role must allow it.
+ */
+export function argumentDecider(roles: readonly Role[], decideForRole: (role: Role) => CategoryDecider): CategoryDecider {
+  const scopes = new Set(roles.map((role) => ACCESS_POLICY[role].patients));
+  const deciders = roles.map(decideForRole);
+  if (scopes.size <= 1) return (category) => mostPermissive(deciders.map((decide) => decide(category)));
+  return (category) => {
+    const decisions = deciders.map((decide) => decide(category));
+    return decisions.reduce((least, decision) => (rank(decision) < rank(least) ? decision : least), decisions[0] ?? deny);
+  };
 }
 
 /** Whether a caller may use an argument: page positions and containers always; a value only where its category is allowed in full. */

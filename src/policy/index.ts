@@ -25,6 +25,7 @@ export {
   ARGUMENT_CLASSIFICATION,
   INPUT_FIELD_CLASSIFICATION,
   argumentDenied,
+  argumentDecider,
   argumentUse,
   categoryDeciderFor,
   decideArgumentUse,

@@ -10,7 +10,7 @@ import express from 'express';
 import { isObjectType, parse, type GraphQLSchema } from 'graphql';
 import type { TokenVerifier } from '../auth/index.js';
 import type { Cache } from '../cache/index.js';
-import { applyDecryptionOnly, applyPolicy, argumentDenied, deny, isPhi, argumentPolicyPlugin, introspectionByRolePlugin, isPromiseLike, type ArgumentRefusal, type Unseal } from '../policy/index.js';
+import { applyDecryptionOnly, applyPolicy, argumentDecider, argumentDenied, deny, isPhi, argumentPolicyPlugin, introspectionByRolePlugin, isPromiseLike, type ArgumentRefusal, type Unseal } from '../policy/index.js';
 import { CryptoError, CursorSealer, Sealed, StudyPseudonyms, unseal } from '../crypto/index.js';
 import { decryptionFailed } from '../errors.js';
 import { createErrorFormatter } from '../graphql-errors.js';
@@ -156,7 +156,7 @@ export async function startSubgraph(
       ...(unprotectedForBenchmark ? [] : [
             argumentPolicyPlugin<SubgraphContext>(() => schema, {
               // The request's own table: a partner's is limited to its organization's sharing agreement.
-              decider: (context) => (category) => context.access.decisions.category(category),
+              decider: (context) => argumentDecider(context.principal.roles, (role) => (category) => context.access.decisionsFor([role]).category(category)),
               onRefused: (context, refusals) => recordArgumentRefusals(log, context, refusals),
             }),
           ]),
