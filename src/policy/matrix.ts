@@ -160,6 +160,7 @@ function argumentSection(schema: GraphQLSchema): string[] {
     'Arguments are reads: a filter or a lookup by a value reveals that value. Each argument and input field is classified like the field whose value it matches;',
     'a role may use it only where it may read that category **in full** (a masked decision does not count; the one exception is `studyPseudonym`: a researcher names a record by the pseudonym it was shown, which resolves only within its study), and PHI categories need an MFA token as fields do.',
     'An operation that uses one a role may not use is refused whole before it runs (HTTP 403, `FORBIDDEN`, `reason: ARGUMENT_DENIED`, with the argument and its path).',
+    'A token whose roles see different patients may use an argument only where every one of its roles may (its lookups run over all their rows); a partner uses only what its organization\'s sharing agreement grants.',
     'Page positions (`first`, `after`) match no value; cursors are sealed and bound to their list, parent, filter and caller.',
     'On each subgraph, `Query._entities(representations:)` is a lookup by record id (`recordId`): every role but `integrator`.',
     '',
