@@ -3,6 +3,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Role } from '../src/auth/index.js';
 import { CursorSealer } from '../src/crypto/index.js';
 import { post, startTestStack, type GraphQLResponse, type TestStack } from './support/stack.js';
+import { patientOutsideCareTeams } from './support/fixtures.js';
 
 /**
  * Hostile reads beyond selections (arguments, variables and their defaults,
@@ -574,5 +575,54 @@ describe('cursors across a restart (same key ring)', () => {
       expect.soft(continued.body.data?.patients?.edges, url).toEqual(expected.body.data?.patients?.edges);
       expectCursorRefused(await post(url, PATIENTS, { token: await stack.token('admin', { subject: 'someone-else' }), variables: { after } }), `${url} foreign after restart`);
     }
+  });
+});
+
+describe('multi-role tokens: a write under one role never reaches a patient only another role sees', () => {
+  it('clinician+billing cannot add a note or a diagnosis for a patient it reaches only as billing, and writes nothing', async () => {
+    const outside = await patientOutsideCareTeams(stack.api.db!, stack.principals.clinician);
+    const token = await stack.token('clinician', { roles: ['clinician', 'billing'], organizationId: stack.principals.clinician.organizationId });
+    const notes = async () => Number((await stack.sql<{ count: string }>('select count(*) as count from clinical_note where patient_id = ?', [outside]))[0]?.count);
+    const before = await notes();
+    const note = await post<{ addClinicalNote: { ok: boolean; error: { code: string } | null } | null }>(
+      stack.gatewayUrl,
+      'mutation($p: ID!) { addClinicalNote(input: { patientId: $p, typeCode: "11506-3", text: "Seen today." }) { ok error { code } } }',
+      { token, variables: { p: outside } },
+    );
+    expect(note.body.data?.addClinicalNote).toEqual({ ok: false, error: { code: 'NOT_FOUND' } });
+    const condition = await post<{ addCondition: { ok: boolean; error: { code: string } | null } | null }>(
+      stack.gatewayUrl,
+      'mutation($p: ID!) { addCondition(input: { patientId: $p, code: "E11.9", display: "Type 2 diabetes", clinicalStatus: active }) { ok error { code } } }',
+      { token, variables: { p: outside } },
+    );
+    expect(condition.body.data?.addCondition).toEqual({ ok: false, error: { code: 'NOT_FOUND' } });
+    expect(await notes()).toBe(before);
+    // The same token still writes for a patient of its care teams.
+    const own = await post<{ addClinicalNote: { ok: boolean } | null }>(
+      stack.gatewayUrl,
+      'mutation($p: ID!) { addClinicalNote(input: { patientId: $p, typeCode: "11506-3", text: "Seen today." }) { ok } }',
+      { token, variables: { p: stack.principals.patient.patientId } },
+    );
+    expect(own.body.data?.addClinicalNote?.ok).toBe(true);
+  });
+
+  it('billing+partner cannot record a payment on an invoice of a patient it reaches only as a partner', async () => {
+    const [invoice] = await stack.sql<{ id: string; balance_cents: number }>(
+      `select i.id, i.balance_cents from invoice i where i.status in ('issued', 'partially_paid') and i.balance_cents > 0 and exists
+         (select 1 from consent c where c.patient_id = i.patient_id and c.scope = 'partner-sharing' and c.status = 'active' and c.organization_id = ?
+          and c.period_start <= now() and (c.period_end is null or c.period_end > now())) order by i.id limit 1`,
+      [stack.principals.partner.organizationId],
+    );
+    if (!invoice) throw new Error('no open invoice of a patient sharing with the pharmacy');
+    const token = await stack.token('billing', { roles: ['billing', 'partner'], organizationId: stack.principals.partner.organizationId });
+    const payments = async () => Number((await stack.sql<{ count: string }>('select count(*) as count from payment where invoice_id = ?', [invoice.id]))[0]?.count);
+    const before = await payments();
+    const response = await post<{ recordPayment: { ok: boolean; error: { code: string } | null } | null }>(
+      stack.gatewayUrl,
+      'mutation($i: ID!) { recordPayment(input: { invoiceId: $i, amountCents: 1, method: card }) { ok error { code } } }',
+      { token, variables: { i: invoice.id } },
+    );
+    expect(response.body.data?.recordPayment).toEqual({ ok: false, error: { code: 'NOT_FOUND' } });
+    expect(await payments()).toBe(before);
   });
 });

@@ -102,8 +102,8 @@ export function inputFieldUse(type: string, field: string): ArgumentUse | undefi
 
 export type ArgumentVerdict = { allowed: true } | { allowed: false; reason: 'ROLE_DENIED' | 'MASKED_ONLY' | 'NOT_CLASSIFIED' | 'MFA_REQUIRED' };
 
-/** A caller's decision for a whole category (the most permissive of its roles, within any restriction its request has). */
-export type CategoryDecider = (category: Category) => Decision;
+/** A caller's decision for a whole category, for a value it matches or for data it writes (see argumentDecider). */
+export type CategoryDecider = (category: Category, use?: 'value' | 'write') => Decision;
 
 /** The decider of a set of roles, from the policy alone. */
 export function categoryDeciderFor(roles: readonly Role[]): CategoryDecider {
@@ -118,11 +118,14 @@ export function categoryDeciderFor(roles: readonly Role[]): CategoryDecider {
  * reach rows only the other role sees (a clinician's care-team filter over
  * billing's whole organization). There every role must allow it.
  */
-export function argumentDecider(roles: readonly Role[], decideForRole: (role: Role) => CategoryDecider): CategoryDecider {
+export function argumentDecider(roles: readonly Role[], decideForRole: (role: Role) => (category: Category) => Decision): CategoryDecider {
   const scopes = new Set(roles.map((role) => ACCESS_POLICY[role].patients));
   const deciders = roles.map(decideForRole);
-  if (scopes.size <= 1) return (category) => mostPermissive(deciders.map((decide) => decide(category)));
-  return (category) => {
+  const combined = (category: Category) => mostPermissive(deciders.map((decide) => decide(category)));
+  if (scopes.size <= 1) return combined;
+  return (category, use = 'value') => {
+    // What a mutation writes is decided as its entry point is (the most permissive role); its own checks look at the rows it writes.
+    if (use === 'write') return combined(category);
     const decisions = deciders.map((decide) => decide(category));
     return decisions.reduce((least, decision) => (rank(decision) < rank(least) ? decision : least), decisions[0] ?? deny);
   };
@@ -132,7 +135,7 @@ export function argumentDecider(roles: readonly Role[], decideForRole: (role: Ro
 export function decideArgumentUse(decide: CategoryDecider, use: ArgumentUse | undefined, mfa: boolean): ArgumentVerdict {
   if (!use) return { allowed: false, reason: 'NOT_CLASSIFIED' };
   if (use.kind === 'page' || use.kind === 'container') return { allowed: true };
-  const decision = decide(use.category);
+  const decision = decide(use.category, use.kind);
   if (decision.kind === 'deny') return { allowed: false, reason: 'ROLE_DENIED' };
   // A study pseudonym is the one mask an argument may match: the caller names a record exactly as it was shown it, and the name resolves only within its own study.
   if (decision.kind === 'mask' && decision.masker !== 'studyPseudonym') return { allowed: false, reason: 'MASKED_ONLY' };

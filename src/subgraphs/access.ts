@@ -7,6 +7,7 @@ import { AppUser, CareTeamMember, Organization, Patient } from '../db/entities.j
 import { internalError } from '../errors.js';
 import {
   ACCESS_POLICY,
+  type Category,
   NO_AGREEMENT,
   boundBySharingAgreement,
   decisionTable,
@@ -227,4 +228,16 @@ async function rolesForPatients(
     byScope.set(scope, new Set(rows.map((row) => row.id)));
   }
   return ids.map((id) => principal.roles.filter((role) => byScope.get(scopes.get(role) ?? 'none')?.has(id)));
+}
+
+/**
+ * Whether the roles of this token that reach a patient may write `category`
+ * for that patient. A mutation's entry point is decided for the token's
+ * roles together; a token whose roles see different patients (clinician
+ * and billing, say) must not write, under one role's permission, for a
+ * patient only another role reaches.
+ */
+export async function mayWriteFor(access: AccessControl, patientId: string, category: Category): Promise<boolean> {
+  const roles = await access.rolesForPatient(patientId);
+  return access.decisionsFor(roles).category(category).kind === 'allow';
 }

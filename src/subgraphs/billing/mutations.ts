@@ -6,6 +6,7 @@ import type { SubgraphContext } from '../context.js';
 import { failed, InputCheck, invalidInput, type Failure } from '../mutation-results.js';
 import { isUuid } from '../pagination.js';
 import { invoiceById, paymentById } from './repository.js';
+import { mayWriteFor } from '../access.js';
 
 /**
  * Records a payment: one transaction inserts it and lowers the invoice
@@ -20,7 +21,8 @@ async function recordPayment(input: RecordPaymentInput, context: SubgraphContext
     .require(receivedAt.getTime() <= Date.now(), 'input.receivedAt', 'Cannot be in the future.');
   if (!check.ok) return invalidInput(check);
   const invoice = await context.loader(invoiceById).load(input.invoiceId);
-  if (!invoice) return failed('NOT_FOUND', 'No such invoice among those you may see.');
+  // Visible, and reached by a role that may record payments for its patient (not only by another role of the same token): otherwise as absent.
+  if (!invoice || !(await mayWriteFor(context.access, invoice.patient.id, 'writePayment'))) return failed('NOT_FOUND', 'No such invoice among those you may see.');
   if (invoice.status === 'paid' || invoice.status === 'cancelled') return failed('CONFLICT', `The invoice is ${invoice.status}; it takes no payment.`);
   if (input.amountCents > invoice.balanceCents) {
     return failed('INVALID_INPUT', 'The amount is more than the invoice balance.', [{ field: 'input.amountCents', message: `At most ${invoice.balanceCents} cents.` }]);

@@ -3,6 +3,7 @@ import type { AddClinicalNoteInput, AddConditionInput, MutationResolvers } from 
 import { ClinicalNote, Condition, Encounter } from '../../db/entities.js';
 import type { SubgraphContext } from '../context.js';
 import { patientVisible } from '../loaders.js';
+import { mayWriteFor } from '../access.js';
 import { failed, InputCheck, invalidInput, type Failure } from '../mutation-results.js';
 import { isUuid } from '../pagination.js';
 import { toIsoDate } from '../scalars.js';
@@ -22,11 +23,18 @@ const MAX_DISPLAY_LENGTH = 200;
 const ICD10_CM = /^[A-TV-Z][0-9][0-9AB](\.[0-9A-TV-Z]{1,4})?$/;
 
 /** The patient must be one the caller may see, and the encounter (if any) one of that patient's. */
-async function checkTarget(check: InputCheck, input: { patientId: string; encounterId?: string | null }, context: SubgraphContext): Promise<Failure | null> {
+async function checkTarget(
+  check: InputCheck,
+  input: { patientId: string; encounterId?: string | null },
+  context: SubgraphContext,
+  writes: 'writeClinicalNote' | 'writeCondition',
+): Promise<Failure | null> {
   check.require(isUuid(input.patientId), 'input.patientId', 'Not an id.');
   if (input.encounterId !== undefined && input.encounterId !== null) check.require(isUuid(input.encounterId), 'input.encounterId', 'Not an id.');
   if (!check.ok) return invalidInput(check);
-  if (!(await context.loader(patientVisible).load(input.patientId))) return failed('NOT_FOUND', 'No such patient among those you may see.');
+  // Visible, and reached by a role that may write this for the patient (not only by another role of the same token): otherwise as absent.
+  const writable = (await context.loader(patientVisible).load(input.patientId)) && (await mayWriteFor(context.access, input.patientId, writes));
+  if (!writable) return failed('NOT_FOUND', 'No such patient among those you may see.');
   if (input.encounterId) {
     const encounter = await context.em.findOne(Encounter, { id: input.encounterId, patient: input.patientId });
     if (!encounter) return failed('NOT_FOUND', 'No such encounter for this patient.', [{ field: 'input.encounterId', message: 'Not an encounter of this patient.' }]);
@@ -38,7 +46,7 @@ async function addClinicalNote(input: AddClinicalNoteInput, context: SubgraphCon
   const check = new InputCheck()
     .require(input.typeCode in NOTE_TYPES, 'input.typeCode', `Use one of ${Object.keys(NOTE_TYPES).join(', ')}.`)
     .require(input.text.trim().length > 0 && input.text.length <= MAX_NOTE_LENGTH, 'input.text', `Write 1 to ${MAX_NOTE_LENGTH} characters.`);
-  const refused = await checkTarget(check, input, context);
+  const refused = await checkTarget(check, input, context, 'writeClinicalNote');
   if (refused) return refused;
   const id = randomUUID();
   const stored = await sealRow('clinical_note', { id, text: input.text }, context.sealer);
@@ -62,7 +70,7 @@ async function addCondition(input: AddConditionInput, context: SubgraphContext):
     .require(ICD10_CM.test(input.code), 'input.code', 'Use an ICD-10-CM code such as E11.9.')
     .require(input.display.trim().length > 0 && input.display.length <= MAX_DISPLAY_LENGTH, 'input.display', `Write 1 to ${MAX_DISPLAY_LENGTH} characters.`);
   if (input.onsetDate) check.require(input.onsetDate <= today, 'input.onsetDate', 'Cannot be in the future.');
-  const refused = await checkTarget(check, input, context);
+  const refused = await checkTarget(check, input, context, 'writeCondition');
   if (refused) return refused;
   const id = randomUUID();
   const stored = await sealRow('condition', { id, code: input.code, display: input.display.trim() }, context.sealer);
