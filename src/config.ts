@@ -3,6 +3,7 @@ import { z } from 'zod';
 import { SUBGRAPH_NAMES, type SubgraphName, DEFAULT_SUBGRAPH_PORTS } from './subgraphs/catalog.js';
 import { DEFAULT_AUDIT_RETENTION_DAYS } from './db/migrations/Migration20261125150000AuditTrail.js';
 import { DEFAULT_ALERT_THRESHOLDS, type AlertThresholds } from './audit/alerts.js';
+import { DEFAULT_OPERATION_LIMITS, type OperationLimits } from './policy/limits.js';
 
 /**
  * The environment, parsed once at start. Every problem is collected and
@@ -15,6 +16,14 @@ const port = z.coerce.number().int().min(0).max(65_535);
 export const DEFAULT_CLOCK_TOLERANCE_SECONDS = 30;
 /** More than five minutes would keep an expired token alive far past its `exp`. */
 export const MAX_CLOCK_TOLERANCE_SECONDS = 300;
+/** An operation limit: a whole number, the default when unset or empty. */
+function limit(fallback: number, minimum = 1) {
+  return z.preprocess(
+    (value) => (typeof value === 'string' && value.trim() === '' ? undefined : value),
+    z.coerce.number().int('must be a whole number').min(minimum).max(10_000_000).default(fallback),
+  );
+}
+
 /** An unset or empty variable is absent; a set one must be a URL. */
 const optionalUrl = z.preprocess(
   (value) => (typeof value === 'string' && value.trim() === '' ? undefined : value),
@@ -61,6 +70,17 @@ const environmentSchema = z
     AUDIT_RETENTION_DAYS: z.coerce.number().int().min(1).default(DEFAULT_AUDIT_RETENTION_DAYS),
     LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
     SEED_PATIENTS: z.coerce.number().int().min(0).default(300),
+    OPERATION_MAX_DOCUMENT_BYTES: limit(DEFAULT_OPERATION_LIMITS.maxDocumentBytes),
+    OPERATION_MAX_TOKENS: limit(DEFAULT_OPERATION_LIMITS.maxTokens),
+    OPERATION_MAX_DEPTH: limit(DEFAULT_OPERATION_LIMITS.maxDepth),
+    OPERATION_MAX_ALIASES: limit(DEFAULT_OPERATION_LIMITS.maxAliases, 0),
+    OPERATION_MAX_DIRECTIVES: limit(DEFAULT_OPERATION_LIMITS.maxDirectives, 0),
+    OPERATION_MAX_ROOT_FIELDS: limit(DEFAULT_OPERATION_LIMITS.maxRootFields),
+    OPERATION_MAX_ENTITIES: limit(DEFAULT_OPERATION_LIMITS.maxEntities),
+    OPERATION_MAX_COST: z.preprocess(
+      (value) => (typeof value === 'string' && value.trim() === '' ? undefined : value),
+      z.coerce.number().int('must be a whole number').min(1).optional(),
+    ),
   })
   .superRefine((env, context) => {
     const refuse = (message: string, path: string) => context.addIssue({ code: 'custom', message, path: [path] });
@@ -125,6 +145,8 @@ export interface Config {
   alertThresholds: AlertThresholds;
   logLevel: Environment['LOG_LEVEL'];
   seedPatients: number;
+  /** What one operation may ask for (README, "Limits"); cost budgets are per role, in the policy. */
+  operationLimits: OperationLimits;
 }
 
 export class ConfigError extends Error {
@@ -175,5 +197,15 @@ export function loadConfig(source: NodeJS.ProcessEnv = process.env): Config {
     },
     logLevel: env.LOG_LEVEL,
     seedPatients: env.SEED_PATIENTS,
+    operationLimits: {
+      maxDocumentBytes: env.OPERATION_MAX_DOCUMENT_BYTES,
+      maxTokens: env.OPERATION_MAX_TOKENS,
+      maxDepth: env.OPERATION_MAX_DEPTH,
+      maxAliases: env.OPERATION_MAX_ALIASES,
+      maxDirectives: env.OPERATION_MAX_DIRECTIVES,
+      maxRootFields: env.OPERATION_MAX_ROOT_FIELDS,
+      maxEntities: env.OPERATION_MAX_ENTITIES,
+      ...(env.OPERATION_MAX_COST !== undefined && { maxCost: env.OPERATION_MAX_COST }),
+    },
   };
 }

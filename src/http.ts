@@ -5,7 +5,8 @@ import express, { type Express, type NextFunction, type Request, type Response }
 import type { Principal, TokenVerifier } from './auth/index.js';
 import { AuthenticationError } from './auth/index.js';
 import type { Logger } from './logger.js';
-import type { ArgumentRefusal } from './policy/index.js';
+import { operationHash } from './audit/index.js';
+import { measureSource, operationLimitError, type ArgumentRefusal, type LimitBreach, type OperationLimits } from './policy/index.js';
 
 /** HTTP pieces shared by the gateway and the subgraphs. */
 
@@ -131,4 +132,31 @@ export function logArgumentRefusals(logger: Logger, context: { principal: Princi
     },
     'an operation was refused for an argument its caller may not use',
   );
+}
+
+/** One warning per operation refused for a limit: who, which limit, and the operation's hash (never the operation). */
+export function logLimitBreach(logger: Logger, context: { principal: Principal; requestId: string }, breach: LimitBreach, operationHash?: string): void {
+  logger.warn(
+    { event: 'operation-limit', subject: context.principal.subject, requestId: context.requestId, ...breach, ...(operationHash && { operationHash }) },
+    'an operation was refused for a limit before it ran',
+  );
+}
+
+/**
+ * The limits on the document itself, before GraphQL parses it: its size and
+ * its tokens (validation's cost grows with the square of repeated fields,
+ * so a long document must never reach it). 400, OPERATION_LIMIT.
+ */
+export function operationSourceLimits(limits: OperationLimits, logger: Logger) {
+  return (request: Request, response: Response, next: NextFunction): void => {
+    const query = (request.body as { query?: unknown } | undefined)?.query;
+    const breach = typeof query === 'string' ? measureSource(query, limits) : null;
+    if (!breach) {
+      next();
+      return;
+    }
+    logLimitBreach(logger, locals(response), breach, operationHash(query as string));
+    const error = operationLimitError(breach);
+    response.status(400).json({ errors: [{ message: error.message, extensions: error.extensions }] });
+  };
 }

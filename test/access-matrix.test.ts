@@ -25,7 +25,8 @@ let reference: Record<string, unknown>;
 const DIRECTORY_TYPES = new Set(['Practitioner', 'Organization', 'CareTeam']);
 
 beforeAll(async () => {
-  stack = await startTestStack({ patients: 40 });
+  // The query selects every field reachable from a patient: deeper and costlier than any operation of the product (README, "Limits").
+  stack = await startTestStack({ patients: 40, env: { OPERATION_MAX_DEPTH: '12', OPERATION_MAX_COST: '10000000' } });
   schema = apiSchema();
   selection = selectEverything(schema, 'Patient');
   query = `query Everything($id: ID!) { patient(id: $id) { ${printSelection(schema, 'Patient', selection)} } }`;

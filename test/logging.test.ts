@@ -144,6 +144,9 @@ beforeAll(async () => {
     ...(services.redisUrl && { REDIS_URL: services.redisUrl }),
     LOG_LEVEL: 'trace',
     REDIS_KEY_PREFIX: `phi-graph-test:${randomBytes(6).toString('hex')}:`,
+    // Each role reads everything it can reach in one query: deeper and costlier than any operation of the product (README, "Limits").
+    OPERATION_MAX_DEPTH: '12',
+    OPERATION_MAX_COST: '10000000',
   });
   api = await startApi(config, createLogger('trace', pino.destination({ dest: logFile, sync: true })), { seedPatients: PATIENTS });
   const read = await readDevelopmentPrincipals(dataDir);

@@ -67,6 +67,18 @@ describe('npm run policy:check', () => {
     expect(clinician.stdout).toContain('ARGUMENT DENIED  patients.filter.gender  (PatientFilter.gender, needs an MFA token');
   }, 60_000);
 
+  it('prints an operation\'s cost against the role\'s budget, and fails one that would be refused for a limit', async () => {
+    const page = '{ patients(first: 50) { edges { node { id name { given family } } } } }';
+    const partner = await check(page, '--role', 'partner');
+    expect(partner.stdout).toMatch(/COST {2}\(anonymous\): \d+ of the budget of 2000\n/);
+    const dashboard = '{ patients(first: 1000) { edges { node { id name { given family } birthDate } } } }';
+    const refused = await check(dashboard, '--role', 'partner');
+    expect(refused.code).toBe(1);
+    expect(refused.stdout).toContain('REFUSED at run time: cost');
+    const billing = await check(dashboard, '--role', 'billing');
+    expect(billing.code).toBe(0);
+  }, 60_000);
+
   it('refuses an operation that does not validate against the API, with the reason', async () => {
     const result = await check('{ patients { edges { node { shoeSize } } } }', '--role', 'admin');
     expect(result.code).toBe(2);

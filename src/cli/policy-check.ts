@@ -36,6 +36,9 @@ const deniedArguments = noMfa ? result.deniedArgumentsWithoutMfa : result.denied
 console.log(
   `${file} as ${roles.join(' + ')}${noMfa ? ' (token without MFA)' : ''}: ${result.fields.length} fields, ${denied.length} denied, ${masked.length} masked, ${deniedArguments.length} arguments denied`,
 );
+for (const { operation, cost, budget, breach } of result.costs) {
+  console.log(`  COST  ${operation}: ${cost} of the budget of ${budget}${breach ? ` — REFUSED at run time: ${breach.limit} ${breach.measured} over ${breach.max} (OPERATION_LIMIT)` : ''}`);
+}
 const ARGUMENT_WHY = { ROLE_DENIED: 'the role may not read what it matches', MASKED_ONLY: 'the role reads what it matches only masked', NOT_CLASSIFIED: 'not classified', MFA_REQUIRED: 'needs an MFA token' } as const;
 for (const argument of deniedArguments) {
   console.log(`  ARGUMENT DENIED  ${argument.path}  (${argument.coordinate}, ${ARGUMENT_WHY[argument.reason]}: the whole operation is refused, FORBIDDEN / ARGUMENT_DENIED)`);
@@ -47,4 +50,4 @@ for (const field of denied) {
 for (const field of masked) {
   if (field.decision.kind === 'mask') console.log(`  MASKED  ${field.path}  (${field.coordinate}, ${field.decision.masker})`);
 }
-process.exit(denied.length > 0 || deniedArguments.length > 0 ? 1 : 0);
+process.exit(denied.length > 0 || deniedArguments.length > 0 || result.costs.some((entry) => entry.breach) ? 1 : 0);

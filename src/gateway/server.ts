@@ -4,13 +4,13 @@ import { ApolloGateway, RemoteGraphQLDataSource, type GraphQLDataSourceProcessOp
 import { ApolloServer, type ApolloServerPlugin } from '@apollo/server';
 import { GraphQLError } from 'graphql';
 import { AUDIT_UNAVAILABLE, FORWARDED_OPERATION_HASH, FORWARDED_OPERATION_NAME, operationHash } from '../audit/index.js';
-import { argumentPolicyPlugin, introspectionByRolePlugin } from '../policy/index.js';
+import { DEFAULT_OPERATION_LIMITS, argumentPolicyPlugin, introspectionByRolePlugin, operationLimitsPlugin, type OperationLimits } from '../policy/index.js';
 import { ApolloServerPluginDrainHttpServer } from '@apollo/server/plugin/drainHttpServer';
 import { expressMiddleware } from '@as-integrations/express5';
 import express from 'express';
 import type { Principal, TokenVerifier } from '../auth/index.js';
 import type { Logger } from '../logger.js';
-import { createApp, errorHandler, healthRoutes, listen, locals, logArgumentRefusals, MAX_BODY_BYTES, REQUEST_ID_HEADER, requestId, requireToken } from '../http.js';
+import { createApp, errorHandler, healthRoutes, listen, locals, logArgumentRefusals, logLimitBreach, MAX_BODY_BYTES, operationSourceLimits, REQUEST_ID_HEADER, requestId, requireToken } from '../http.js';
 import { GRAPHQL_PATH, isSubgraphName, type SubgraphName } from '../subgraphs/catalog.js';
 import type { RunningServer } from '../subgraphs/server.js';
 import { SUPERGRAPH_PATH } from './compose.js';
@@ -128,6 +128,8 @@ export interface GatewayDependencies {
   subgraphUrls: Record<SubgraphName, string>;
   /** Answers /readyz. */
   ready: () => Promise<boolean>;
+  /** What one operation may ask for; the defaults when absent. */
+  operationLimits?: OperationLimits;
 }
 
 /**
@@ -141,6 +143,7 @@ export async function startGateway(deps: GatewayDependencies, host: string, port
   const gatewayLog = log.child({}, { level: log.levelVal > 40 ? log.level : 'warn' });
   const supergraphSdl = readFileSync(SUPERGRAPH_PATH, 'utf8');
   const apiSchema = loadApiSchema(supergraphSdl);
+  const limits = deps.operationLimits ?? DEFAULT_OPERATION_LIMITS;
   const gateway = new ApolloGateway({
     supergraphSdl,
     logger: gatewayLog,
@@ -159,11 +162,15 @@ export async function startGateway(deps: GatewayDependencies, host: string, port
     stopOnTerminationSignals: false,
     // Strips validation suggestions only; createErrorFormatter strips them everywhere else too.
     hideSchemaDetailsFromClientErrors: true,
+    // A backstop: the same token limit is checked, with its own error, before parsing (operationSourceLimits).
+    parseOptions: { maxTokens: limits.maxTokens + 1 },
     // Only client codes keep their message; anything else is a bare INTERNAL_SERVER_ERROR (graphql-errors.ts).
     formatError: createErrorFormatter(log),
     logger: log,
     plugins: [
       ApolloServerPluginDrainHttpServer({ httpServer }),
+      // Limits first: nothing is planned for an operation past them.
+      operationLimitsPlugin<GatewayContext>(() => apiSchema, limits, { onRefused: (context, breach) => logLimitBreach(log, context, breach, context.forwarded[FORWARDED_OPERATION_HASH]) }),
       // Arguments are reads: refused before planning when the caller may not read what they match.
       argumentPolicyPlugin<GatewayContext>(() => apiSchema, { onRefused: (context, refusals) => logArgumentRefusals(log, context, refusals) }),
       introspectionByRolePlugin<GatewayContext>(() => apiSchema),
@@ -179,6 +186,7 @@ export async function startGateway(deps: GatewayDependencies, host: string, port
     requestId,
     requireToken(deps.verifier, log),
     express.json({ limit: MAX_BODY_BYTES }),
+    operationSourceLimits(limits, log),
     expressMiddleware(apollo, {
       context: ({ req, res }) => {
         const { principal, requestId: id } = locals(res);

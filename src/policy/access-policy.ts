@@ -38,6 +38,12 @@ export interface RolePolicy {
   directory: DirectoryScope;
   fields: Partial<Record<Category, Decision>>;
   /**
+   * The most one operation may cost: every field counts 1, multiplied by the
+   * sizes of the lists around it (`first`, or 10 for a list without one).
+   * Dashboards need more than a partner's page; see policy/limits.ts.
+   */
+  maxCost: number;
+  /**
    * True for a role that acts for another organization under a sharing
    * agreement: its decisions hold only for the categories the caller's
    * organization is granted (organization.shared_categories, loaded per
@@ -72,6 +78,7 @@ const billingRecord = { claim: allow, diagnosisCodes: allow, invoice: allow, pay
 export const ACCESS_POLICY: Record<Role, RolePolicy> = {
   clinician: {
     description: 'Treats the patients of their care teams: full clinical record, masked SSN, coverage for prescribing.',
+    maxCost: 10_000,
     patients: 'careTeam',
     directory: 'all',
     fields: {
@@ -94,6 +101,7 @@ export const ACCESS_POLICY: Record<Role, RolePolicy> = {
   },
   nurse: {
     description: 'Cares for the patients of their care teams: clinical data without clinical notes, masked SSN.',
+    maxCost: 10_000,
     patients: 'careTeam',
     directory: 'all',
     fields: {
@@ -112,6 +120,7 @@ export const ACCESS_POLICY: Record<Role, RolePolicy> = {
   },
   billing: {
     description: 'Bills for the organization: what a claim needs, no clinical content beyond diagnosis codes on claims.',
+    maxCost: 50_000,
     patients: 'organization',
     directory: 'all',
     fields: {
@@ -127,6 +136,7 @@ export const ACCESS_POLICY: Record<Role, RolePolicy> = {
   },
   patient: {
     description: 'The patient: their own record only, SSN masked.',
+    maxCost: 5_000,
     patients: 'self',
     directory: 'all',
     fields: {
@@ -149,6 +159,7 @@ export const ACCESS_POLICY: Record<Role, RolePolicy> = {
   },
   researcher: {
     description: 'De-identified research cohort (HIPAA Safe Harbor): no names, contact, SSN, MRN, street or dates below the year.',
+    maxCost: 50_000,
     patients: 'researchCohort',
     directory: 'none',
     fields: {
@@ -166,6 +177,7 @@ export const ACCESS_POLICY: Record<Role, RolePolicy> = {
   partner: {
     description:
       'A partner organization (a pharmacy, a payer, a care-coordination service): at most this narrow set, of it only what its sharing agreement grants, only for patients who consented to share with it; never more than a treating clinician sees.',
+    maxCost: 2_000,
     patients: 'partnerConsent',
     directory: 'all',
     boundBySharingAgreement: true,
@@ -187,6 +199,7 @@ export const ACCESS_POLICY: Record<Role, RolePolicy> = {
   },
   auditor: {
     description: 'Reviews access: identifies records (MRN, name, organization), reads no clinical or billing content.',
+    maxCost: 20_000,
     patients: 'organization',
     directory: 'all',
     fields: { ...records, directory: allow, mrn: allow, name: allow, managingOrganization: allow, auditLog: allow },
@@ -194,12 +207,14 @@ export const ACCESS_POLICY: Record<Role, RolePolicy> = {
   admin: {
     description:
       'Administers the care teams of its organization: identifies records, reads no clinical or billing content; cannot add its own practitioner, nor act while its token carries a care-team role; every change is audited and alerted.',
+    maxCost: 5_000,
     patients: 'organization',
     directory: 'all',
     fields: { ...records, directory: allow, mrn: allow, name: allow, careTeam: allow, managingOrganization: allow, writeCareTeam: allow },
   },
   integrator: {
     description: 'Builds integrations: introspects its schema view, reads no data.',
+    maxCost: 1_000,
     patients: 'none',
     directory: 'none',
     fields: { ...always },

@@ -3,6 +3,7 @@ import type { Role } from '../auth/index.js';
 import type { Decision } from './access-policy.js';
 import { categoryDeciderFor, refusedArguments, type ArgumentRefusal } from './arguments.js';
 import { decideField } from './decisions.js';
+import { DEFAULT_OPERATION_LIMITS, costBudget, measureOperation, type LimitBreach } from './limits.js';
 
 /** One field of an operation and what the roles get for it. */
 export interface FieldVerdict {
@@ -25,6 +26,8 @@ export type OperationCheck =
       deniedArguments: ArgumentRefusal[];
       /** The same for a token without MFA (PHI arguments need it). */
       deniedArgumentsWithoutMfa: ArgumentRefusal[];
+      /** Each operation's cost (variables unknown: lists at their default page size) against the roles' budget, and any default limit it passes. */
+      costs: { operation: string; cost: number; budget: number; breach: LimitBreach | null }[];
     }
   | { ok: false; errors: string[] };
 
@@ -65,5 +68,11 @@ export function checkOperation(schema: GraphQLSchema, source: string, roles: rea
   const operations = document.definitions.filter((definition): definition is OperationDefinitionNode => definition.kind === Kind.OPERATION_DEFINITION);
   const decide = categoryDeciderFor(roles);
   const argumentsOf = (mfa: boolean) => operations.flatMap((operation) => refusedArguments(schema, document, operation, undefined, decide, mfa, true));
-  return { ok: true, fields, deniedArguments: argumentsOf(true), deniedArgumentsWithoutMfa: argumentsOf(false) };
+  const budget = costBudget(roles);
+  const costs = operations.map((operation) => {
+    const measured = measureOperation(schema, document, operation, undefined, DEFAULT_OPERATION_LIMITS, Number.MAX_SAFE_INTEGER);
+    const cost = measureOperation(schema, document, operation, undefined, { ...DEFAULT_OPERATION_LIMITS, maxDepth: Infinity, maxAliases: Infinity, maxDirectives: Infinity, maxRootFields: Infinity, maxEntities: Infinity }, -1);
+    return { operation: operation.name?.value ?? '(anonymous)', cost: cost?.measured ?? 0, budget, breach: measured ?? (cost && cost.measured > budget ? { ...cost, max: budget } : null) };
+  });
+  return { ok: true, fields, deniedArguments: argumentsOf(true), deniedArgumentsWithoutMfa: argumentsOf(false), costs };
 }

@@ -38,3 +38,16 @@ export {
 } from './arguments.js';
 export { argumentPolicyPlugin, type ArgumentPolicyOptions } from './argument-plugin.js';
 export { DEFAULT_DENIAL, REASONS, reasonFor } from './reasons.js';
+export {
+  DEFAULT_OPERATION_LIMITS,
+  MAX_MUTATION_FIELDS,
+  costBudget,
+  countTokens,
+  measureOperation,
+  measureSource,
+  operationLimitError,
+  type LimitBreach,
+  type LimitName,
+  type OperationLimits,
+} from './limits.js';
+export { operationLimitsPlugin } from './limits-plugin.js';

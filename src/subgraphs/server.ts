@@ -10,14 +10,14 @@ import express from 'express';
 import { isObjectType, parse, type GraphQLSchema } from 'graphql';
 import type { TokenVerifier } from '../auth/index.js';
 import type { Cache } from '../cache/index.js';
-import { applyDecryptionOnly, applyPolicy, argumentDecider, argumentDenied, deny, isPhi, argumentPolicyPlugin, introspectionByRolePlugin, isPromiseLike, type ArgumentRefusal, type Unseal } from '../policy/index.js';
+import { DEFAULT_OPERATION_LIMITS, applyDecryptionOnly, applyPolicy, argumentDecider, argumentDenied, deny, isPhi, operationLimitsPlugin, type LimitBreach, type OperationLimits, argumentPolicyPlugin, introspectionByRolePlugin, isPromiseLike, type ArgumentRefusal, type Unseal } from '../policy/index.js';
 import { CryptoError, CursorSealer, Sealed, StudyPseudonyms, unseal } from '../crypto/index.js';
 import { decryptionFailed } from '../errors.js';
 import { createErrorFormatter } from '../graphql-errors.js';
 import type { Database } from '../db/index.js';
 import type { Sealer } from '../db/encryption.js';
 import type { Logger } from '../logger.js';
-import { createApp, errorHandler, healthRoutes, listen, locals, logArgumentRefusals, MAX_BODY_BYTES, requestId, requireToken } from '../http.js';
+import { createApp, errorHandler, healthRoutes, listen, locals, logArgumentRefusals, logLimitBreach, MAX_BODY_BYTES, operationSourceLimits, requestId, requireToken } from '../http.js';
 import { GRAPHQL_PATH, schemaPath, type SubgraphName } from './catalog.js';
 import { createSubgraphContext, type SubgraphContext } from './context.js';
 import { CURSOR_TTL_SECONDS } from './pagination.js';
@@ -111,6 +111,14 @@ export interface SubgraphDependencies {
   unprotectedForBenchmark?: boolean;
   /** Benchmarks only: serve without writing the audit trail, to price it. Refused when NODE_ENV=production. */
   unauditedForBenchmark?: boolean;
+  /** What one operation may ask for; the defaults when absent. */
+  operationLimits?: OperationLimits;
+}
+
+/** An operation refused for a limit is logged, and audited as a refusal (the audit plugin records its operation's hash). */
+function recordLimitBreach(logger: Logger, context: SubgraphContext, breach: LimitBreach): void {
+  logLimitBreach(logger, context, breach);
+  context.audit.group({ patientId: null, entityType: 'Operation', entityId: null, action: 'read' }).add(`Operation.${breach.limit}`, 'denied', 'OPERATION_LIMIT');
 }
 
 export interface RunningServer {
@@ -127,7 +135,7 @@ export interface RunningServer {
  */
 export async function startSubgraph(
   name: SubgraphName,
-  { db, cache, sealer, auditStore, auditMetrics, alertThresholds, verifier, logger, unprotectedForBenchmark, unauditedForBenchmark }: SubgraphDependencies,
+  { db, cache, sealer, auditStore, auditMetrics, alertThresholds, verifier, logger, unprotectedForBenchmark, unauditedForBenchmark, operationLimits }: SubgraphDependencies,
   host: string,
   port: number,
 ): Promise<RunningServer> {
@@ -135,6 +143,7 @@ export async function startSubgraph(
   const app = createApp();
   const httpServer: Server = createServer(app);
   const schema = buildSchema(name, { enforcePolicy: !unprotectedForBenchmark });
+  const limits = operationLimits ?? DEFAULT_OPERATION_LIMITS;
   const cursorSealer = new CursorSealer(sealer.ring, CURSOR_TTL_SECONDS);
   const pseudonyms = new StudyPseudonyms(sealer.ring);
   const apollo = new ApolloServer<SubgraphContext>({
@@ -149,9 +158,13 @@ export async function startSubgraph(
     formatError: createErrorFormatter(log),
     logger: log,
     // No inline traces: timing data per field is not for callers.
+    // A backstop: the same token limit is checked, with its own error, before parsing (operationSourceLimits).
+    parseOptions: { maxTokens: limits.maxTokens + 1 },
     plugins: [
       ApolloServerPluginDrainHttpServer({ httpServer }),
       ApolloServerPluginInlineTraceDisabled(),
+      // Limits first: nothing resolves for an operation past them (a direct call as much as the gateway's).
+      operationLimitsPlugin<SubgraphContext>(() => schema, limits, { onRefused: (context, breach) => recordLimitBreach(log, context, breach) }),
       // Arguments are reads (also through _entities and when called directly): refused before anything resolves.
       ...(unprotectedForBenchmark ? [] : [
             argumentPolicyPlugin<SubgraphContext>(() => schema, {
@@ -173,6 +186,7 @@ export async function startSubgraph(
     requestId,
     requireToken(verifier, log),
     express.json({ limit: MAX_BODY_BYTES }),
+    operationSourceLimits(limits, log),
     expressMiddleware(apollo, {
       context: ({ req, res }) => {
         const { principal, requestId: id } = locals(res);
