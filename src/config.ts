@@ -4,6 +4,7 @@ import { SUBGRAPH_NAMES, type SubgraphName, DEFAULT_SUBGRAPH_PORTS } from './sub
 import { DEFAULT_AUDIT_RETENTION_DAYS } from './db/migrations/Migration20261125150000AuditTrail.js';
 import { DEFAULT_ALERT_THRESHOLDS, type AlertThresholds } from './audit/alerts.js';
 import { DEFAULT_OPERATION_LIMITS, type OperationLimits } from './policy/limits.js';
+import { DEFAULT_DATABASE_TIMEOUTS, type DatabaseTimeouts } from './db/orm.js';
 
 /**
  * The environment, parsed once at start. Every problem is collected and
@@ -70,6 +71,9 @@ const environmentSchema = z
     AUDIT_RETENTION_DAYS: z.coerce.number().int().min(1).default(DEFAULT_AUDIT_RETENTION_DAYS),
     LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
     SEED_PATIENTS: z.coerce.number().int().min(0).default(300),
+    DATABASE_STATEMENT_TIMEOUT_MS: limit(DEFAULT_DATABASE_TIMEOUTS.statementMs, 100),
+    DATABASE_LOCK_TIMEOUT_MS: limit(DEFAULT_DATABASE_TIMEOUTS.lockMs, 100),
+    DATABASE_ACQUIRE_TIMEOUT_MS: limit(DEFAULT_DATABASE_TIMEOUTS.acquireMs, 100),
     OPERATION_MAX_DOCUMENT_BYTES: limit(DEFAULT_OPERATION_LIMITS.maxDocumentBytes),
     OPERATION_MAX_TOKENS: limit(DEFAULT_OPERATION_LIMITS.maxTokens),
     OPERATION_MAX_DEPTH: limit(DEFAULT_OPERATION_LIMITS.maxDepth),
@@ -146,7 +150,8 @@ export interface Config {
   logLevel: Environment['LOG_LEVEL'];
   seedPatients: number;
   /** What one operation may ask for (README, "Limits"); cost budgets are per role, in the policy. */
-  operationLimits: OperationLimits;
+  operationLimits: OperationLimits;  /** Deadlines of the API's PostgreSQL connections (statement, lock wait, pool wait). */
+  databaseTimeouts: DatabaseTimeouts;
 }
 
 export class ConfigError extends Error {
@@ -197,6 +202,7 @@ export function loadConfig(source: NodeJS.ProcessEnv = process.env): Config {
     },
     logLevel: env.LOG_LEVEL,
     seedPatients: env.SEED_PATIENTS,
+    databaseTimeouts: { statementMs: env.DATABASE_STATEMENT_TIMEOUT_MS, lockMs: env.DATABASE_LOCK_TIMEOUT_MS, acquireMs: env.DATABASE_ACQUIRE_TIMEOUT_MS },
     operationLimits: {
       maxDocumentBytes: env.OPERATION_MAX_DOCUMENT_BYTES,
       maxTokens: env.OPERATION_MAX_TOKENS,

@@ -14,8 +14,12 @@ export const ErrorCode = {
   Internal: 'INTERNAL_SERVER_ERROR',
   /** A stored value failed authentication (tampered or moved), or its key is retired or unknown. */
   DecryptionFailed: 'DECRYPTION_FAILED',
+  /** An operation past one of its limits (size, tokens, depth, aliases, directives, root fields, mutations, entities, cost), refused before it ran. */
+  OperationLimit: 'OPERATION_LIMIT',
   /** The audit trail could not be written, so the response carries no data (fail closed). */
   AuditUnavailable: 'AUDIT_UNAVAILABLE',
+  /** The database did not answer in time (a statement, a lock wait or a pooled connection past its deadline) or went away: nothing is returned; retry. */
+  DatabaseUnavailable: 'DATABASE_UNAVAILABLE',
 } as const;
 export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode];
 
@@ -34,6 +38,8 @@ export const CLIENT_ERROR_CODES: ReadonlySet<string> = new Set<string>([
   ErrorCode.Unauthenticated,
   ErrorCode.DecryptionFailed,
   ErrorCode.AuditUnavailable,
+  ErrorCode.DatabaseUnavailable,
+  ErrorCode.OperationLimit,
   ApolloServerErrorCode.GRAPHQL_PARSE_FAILED,
   ApolloServerErrorCode.GRAPHQL_VALIDATION_FAILED,
   ApolloServerErrorCode.BAD_REQUEST,
@@ -91,4 +97,31 @@ export function describeError(error: unknown): string {
     return `database error ${error.name}${error.code ? ` (SQLSTATE ${error.code})` : ''}; details are withheld because they can quote stored values`;
   }
   return error instanceof Error ? error.message : String(error);
+}
+
+/**
+ * SQLSTATEs of a database that did not answer in time or went away:
+ * query_canceled (statement_timeout), lock_not_available (lock_timeout),
+ * admin_shutdown and crash_shutdown, cannot_connect_now, and the
+ * connection_exception class.
+ */
+const DATABASE_UNAVAILABLE_STATES = new Set(['57014', '55P03', '57P01', '57P02', '57P03', '08000', '08003', '08006', '08001', '08004']);
+/** node-postgres's own words for a connection that was lost or never came (no SQLSTATE); a failed fetch to a subgraph is not one of them. */
+const LOST_CONNECTION = /^Connection terminated|timeout exceeded when trying to connect|Client has encountered a connection error/;
+
+/** True for a failure that means the database is unavailable now (slow, locked or gone), not a bug. */
+export function isDatabaseUnavailable(error: unknown): boolean {
+  for (let current: unknown = error, depth = 0; current instanceof Error && depth < 5; depth += 1) {
+    const code = (current as { code?: unknown }).code;
+    if (typeof code === 'string' && DATABASE_UNAVAILABLE_STATES.has(code)) return true;
+    if (LOST_CONNECTION.test(current.message)) return true;
+    current = (current as { cause?: unknown; originalError?: unknown }).originalError ?? (current as { cause?: unknown }).cause;
+  }
+  return false;
+}
+
+export function databaseUnavailable(): GraphQLError {
+  return new GraphQLError('The database did not answer in time, so nothing is returned. Retry shortly; quote the request id.', {
+    extensions: { code: ErrorCode.DatabaseUnavailable },
+  });
 }

@@ -1,5 +1,5 @@
 import type { GraphQLFormattedError } from 'graphql';
-import { CLIENT_ERROR_CODES, ErrorCode, INTERNAL_ERROR_MESSAGE } from './errors.js';
+import { CLIENT_ERROR_CODES, ErrorCode, INTERNAL_ERROR_MESSAGE, databaseUnavailable, isDatabaseUnavailable } from './errors.js';
 import type { Logger } from './logger.js';
 
 /**
@@ -29,7 +29,7 @@ import type { Logger } from './logger.js';
  * a path we set, never a caught error's text. Those that say why are
  * codes (UPPER_SNAKE), so not even a sentence can pass through them.
  */
-const CLIENT_EXTENSIONS = ['code', 'reason', 'cause', 'field', 'argumentName', 'argument', 'argumentPath', 'requestId'] as const;
+const CLIENT_EXTENSIONS = ['code', 'reason', 'cause', 'field', 'argumentName', 'argument', 'argumentPath', 'limit', 'max', 'measured', 'requestId'] as const;
 const CODE_EXTENSIONS: ReadonlySet<string> = new Set(['code', 'reason', 'cause']);
 const CODE = /^[A-Z][A-Z0-9_]{0,63}$/;
 
@@ -133,6 +133,9 @@ export function formatClientError(formatted: GraphQLFormattedError, error?: unkn
   const extensions = formatted.extensions ?? {};
   if (!isClientError(formatted)) {
     const requestId = extensions['requestId'];
+    if (error !== undefined && isDatabaseUnavailable(error)) {
+      return { message: databaseUnavailable().message, ...position(formatted), extensions: { code: ErrorCode.DatabaseUnavailable, ...(typeof requestId === 'string' && { requestId }) } };
+    }
     return {
       message: INTERNAL_ERROR_MESSAGE,
       ...position(formatted),

@@ -74,6 +74,7 @@ export async function startApi(config: Config, logger: Logger, options: StartOpt
         dataDir: config.database.dataDir,
         onStatement: options.onStatement,
         log: (message) => logger.debug({ component: 'orm' }, message),
+        timeouts: config.databaseTimeouts,
       });
       opened.db = db;
       await migrateOrCheck(db, config, logger);

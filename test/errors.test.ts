@@ -36,17 +36,20 @@ describe('the error formatter', () => {
     });
     const error = new GraphQLError(driver.message, { originalError: driver, path: ['patient', 'ssn'], extensions: { exception: { stacktrace: driver.stack?.split('\n') } } });
     const shown = formatClientError({ ...rendered(error), locations: [{ line: 1, column: 3 }], extensions: { ...error.extensions, code: 'INTERNAL_SERVER_ERROR', stacktrace: ['at pg'] } }, error);
+    // A lost connection is said as the database being unavailable (the response is then withheld, 503), never in the driver's words.
     expect(shown).toEqual({
-      message: 'Internal server error; quote the request id when reporting it.',
+      message: 'The database did not answer in time, so nothing is returned. Retry shortly; quote the request id.',
       locations: [{ line: 1, column: 3 }],
       path: ['patient', 'ssn'],
-      extensions: { code: 'INTERNAL_SERVER_ERROR' },
+      extensions: { code: 'DATABASE_UNAVAILABLE' },
     });
+    const bug = Object.assign(new Error('duplicate key value violates unique constraint "patient_mrn_key": MRN-0042'), { name: 'UniqueConstraintViolationException', code: '23505' });
+    const hidden = formatClientError(rendered(new GraphQLError(bug.message, { originalError: bug }), 'INTERNAL_SERVER_ERROR'), new GraphQLError(bug.message, { originalError: bug }));
+    expect(hidden).toEqual({ message: 'Internal server error; quote the request id when reporting it.', extensions: { code: 'INTERNAL_SERVER_ERROR' } });
   });
 
   it('answers an error without a code, or with a code not meant for clients, as INTERNAL_SERVER_ERROR', () => {
     for (const [message, code] of [
-      ['Connection terminated unexpectedly', undefined],
       ['request to http://10.0.3.7:4002/graphql failed, reason: connect ECONNREFUSED 10.0.3.7:4002', 'DOWNSTREAM_SERVICE_ERROR'],
       ['duplicate key value violates unique constraint "patient_mrn_key"', 'INTERNAL_SERVER_ERROR'],
       ['Cannot return null for non-nullable field Patient.id.', 'SOMETHING_NEW'],
@@ -151,7 +154,7 @@ describe('the error formatter', () => {
     const driver = Object.assign(new Error('Connection terminated unexpectedly while reading "patient"."ssn" = 123-45-6789'), { name: 'ConnectionException', code: '57P01' });
     const error = new GraphQLError(driver.message, { originalError: driver });
     const shown = createErrorFormatter(logger)(rendered(error), error);
-    expect(shown.extensions).toEqual({ code: 'INTERNAL_SERVER_ERROR' });
+    expect(shown.extensions).toEqual({ code: 'DATABASE_UNAVAILABLE' });
     const log = lines.join('');
     expect(log).toContain('ConnectionException');
     expect(log).toContain('57P01');
@@ -365,7 +368,7 @@ describe('a database that goes away mid-request', () => {
       const during = await pending;
       const errors = during.body.errors ?? [];
       expect(errors.length).toBeGreaterThan(0);
-      for (const error of errors) expect(['INTERNAL_SERVER_ERROR', 'AUDIT_UNAVAILABLE']).toContain(error.extensions?.['code']);
+      for (const error of errors) expect(['INTERNAL_SERVER_ERROR', 'AUDIT_UNAVAILABLE', 'DATABASE_UNAVAILABLE']).toContain(error.extensions?.['code']);
       // The audit write usually meets a dead connection too: then, by design, nothing at all is returned (fail closed).
       if (errors.some((error) => error.extensions?.['code'] === 'AUDIT_UNAVAILABLE')) {
         expect(during.status).toBe(503);

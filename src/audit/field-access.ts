@@ -25,8 +25,16 @@ const MUTATIONS: Record<string, (input: Input, principal: Principal) => Target> 
   openEmergencyAccess: (input) => ({ patientId: stringOf(input['patientId']), entityType: 'EmergencyAccess', entityId: null, action: 'create', fields: ['reason', 'minutes'] }),
 };
 
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+
+/**
+ * A record id as the audit trail stores it: every id of this API is a UUID.
+ * Anything else a caller sent (a malformed id, half a megabyte of text) is
+ * recorded as no id, never passed to the audit insert, which it would make
+ * fail (and so withhold every response at the caller's will).
+ */
 function stringOf(value: unknown): string | null {
-  return typeof value === 'string' ? value : null;
+  return typeof value === 'string' && UUID.test(value) ? value : null;
 }
 
 function targetOf(type: string, field: string, parent: unknown, args: Input, principal: Principal): Target {

@@ -69,7 +69,8 @@ export function auditPlugin<TContext extends AuditedContext>(
             clientName: header(headers, CLIENT_NAME),
             clientVersion: header(headers, CLIENT_VERSION),
             ip: contextValue.clientIp,
-            operationName: header(headers, FORWARDED_OPERATION_NAME) ?? operationName ?? null,
+            // A name sent straight to a subgraph has no length limit of its own: cut like a forwarded one, so the audit row always fits.
+            operationName: header(headers, FORWARDED_OPERATION_NAME) ?? operationName?.slice(0, MAX_HEADER_LENGTH) ?? null,
             operationHash: header(headers, FORWARDED_OPERATION_HASH) ?? operationHash(source ?? ''),
           };
           const recordedAt = new Date();

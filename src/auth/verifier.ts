@@ -134,6 +134,10 @@ export function principalFromClaims(payload: JWTPayload): Principal {
   if (!payload.sub || !payload.jti || payload.exp === undefined) {
     throw new AuthenticationError('INVALID_CLAIMS', 'sub/jti/exp');
   }
+  // The subject and token id are recorded with every audit event: bounded like the columns that hold them.
+  if (payload.sub.length > MAX_CLAIM_LENGTH || payload.jti.length > MAX_CLAIM_LENGTH || (organizationId?.length ?? 0) > MAX_CLAIM_LENGTH) {
+    throw new AuthenticationError('INVALID_CLAIMS', 'sub/jti/org length');
+  }
   return {
     subject: payload.sub,
     roles: [...new Set(roles)],
@@ -145,6 +149,9 @@ export function principalFromClaims(payload: JWTPayload): Principal {
     study: roles.includes('researcher') ? study : null,
   };
 }
+
+/** The longest subject, token id or organization a token may carry. */
+const MAX_CLAIM_LENGTH = 255;
 
 function optionalString(value: unknown, claim: string): string | null {
   if (value === undefined || value === null) return null;

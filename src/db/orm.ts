@@ -22,7 +22,18 @@ export interface DatabaseOptions {
   poolSize?: number;
   /** Where MikroORM's own messages (migrations applied, warnings) go; silent by default. */
   log?: (message: string) => void;
+  /** Deadlines of every PostgreSQL connection (the API's; command-line tools run without them). */
+  timeouts?: DatabaseTimeouts;
 }
+
+/** How long one statement, one lock wait and one wait for a pooled connection may take, in milliseconds. */
+export interface DatabaseTimeouts {
+  statementMs: number;
+  lockMs: number;
+  acquireMs: number;
+}
+
+export const DEFAULT_DATABASE_TIMEOUTS: DatabaseTimeouts = { statementMs: 10_000, lockMs: 2_000, acquireMs: 3_000 };
 
 export interface Database {
   kind: DatabaseKind;
@@ -64,6 +75,15 @@ export async function openDatabase(options: DatabaseOptions): Promise<Database> 
       ...common,
       clientUrl: options.url,
       pool: { min: 0, max: options.poolSize ?? DEFAULT_POOL_SIZE },
+      // Set on every connection at its start (node-postgres sends them as session settings); the pool's wait for a connection is bounded too.
+      ...(options.timeouts && {
+        driverOptions: {
+          statement_timeout: options.timeouts.statementMs,
+          lock_timeout: options.timeouts.lockMs,
+          idle_in_transaction_session_timeout: options.timeouts.statementMs * 2,
+          connectionTimeoutMillis: options.timeouts.acquireMs,
+        },
+      }),
     })) as SqlOrm;
   } else {
     kind = 'pglite';

@@ -15,9 +15,14 @@ import { GRAPHQL_PATH, isSubgraphName, type SubgraphName } from '../subgraphs/ca
 import type { RunningServer } from '../subgraphs/server.js';
 import { SUPERGRAPH_PATH } from './compose.js';
 import { createErrorFormatter } from '../graphql-errors.js';
+import { inputTextPlugin } from '../input-checks.js';
+import { withholdWhenDatabaseUnavailable } from '../unavailable.js';
+import { ErrorCode, databaseUnavailable } from '../errors.js';
 import { loadApiSchema } from './api-schema.js';
 
 const MAX_FORWARDED_HEADER = 200;
+/** A subgraph's whole-operation refusals that reach the client as the subgraph said them. */
+const PASSED_ON_FROM_SUBGRAPHS = new Set(['FORBIDDEN', 'BAD_USER_INPUT', 'OPERATION_LIMIT']);
 /** The name of the first operation of a document, when the request does not name one. */
 const OPERATION_NAME = /^\s*(query|mutation|subscription)\s+([_A-Za-z][_0-9A-Za-z]*)/;
 
@@ -46,19 +51,22 @@ class ForwardingDataSource extends RemoteGraphQLDataSource<GatewayContext> {
 
   /**
    * A subgraph that could not write its audit trail withheld its data: say so with the same code.
-   * A subgraph that refused the operation whole (403, e.g. an argument its own, narrower decisions
-   * do not allow) says why in its first error: passed on as it is (the error formatter still filters it).
+   * A subgraph that refused the operation whole (403: an argument its own, narrower decisions do
+   * not allow; 400: a value only it can check, such as a date of the calendar, or a limit) says
+   * why in its first error: passed on as it is (the error formatter still filters it).
    */
   override async errorFromResponse(response: Parameters<RemoteGraphQLDataSource['errorFromResponse']>[0]): Promise<GraphQLError> {
-    if (response.status === 403) {
+    if (response.status === 403 || response.status === 400) {
       const body = (await response.clone().json().catch(() => null)) as { errors?: { message?: unknown; extensions?: Record<string, unknown> }[] } | null;
       const refusal = body?.errors?.[0];
-      if (refusal?.extensions?.['code'] === 'FORBIDDEN' && typeof refusal.message === 'string') {
+      const code = refusal?.extensions?.['code'];
+      if (typeof code === 'string' && PASSED_ON_FROM_SUBGRAPHS.has(code) && typeof refusal?.message === 'string') {
         return new GraphQLError(refusal.message, { extensions: refusal.extensions });
       }
     }
     if (response.status === 503) {
       const body = (await response.clone().json().catch(() => null)) as { errors?: { extensions?: { code?: string } }[] } | null;
+      if (body?.errors?.some((error) => error.extensions?.code === ErrorCode.DatabaseUnavailable)) return databaseUnavailable();
       if (body?.errors?.some((error) => error.extensions?.code === AUDIT_UNAVAILABLE)) {
         return new GraphQLError('The audit trail is unavailable, so no data is returned. Retry later; quote the request id.', {
           extensions: { code: AUDIT_UNAVAILABLE },
@@ -173,8 +181,11 @@ export async function startGateway(deps: GatewayDependencies, host: string, port
       operationLimitsPlugin<GatewayContext>(() => apiSchema, limits, { onRefused: (context, breach) => logLimitBreach(log, context, breach, context.forwarded[FORWARDED_OPERATION_HASH]) }),
       // Arguments are reads: refused before planning when the caller may not read what they match.
       argumentPolicyPlugin<GatewayContext>(() => apiSchema, { onRefused: (context, refusals) => logArgumentRefusals(log, context, refusals) }),
+      // Every string within its length, without control characters: refused before anything runs.
+      inputTextPlugin<GatewayContext>(() => apiSchema),
       introspectionByRolePlugin<GatewayContext>(() => apiSchema),
       auditFailClosedPlugin(),
+      withholdWhenDatabaseUnavailable<GatewayContext>(),
       argumentRefusedWholePlugin(log),
     ],
   });

@@ -1,7 +1,7 @@
 import type { GraphQLField, GraphQLFieldResolver, GraphQLSchema } from 'graphql';
 import { defaultFieldResolver, GraphQLError, isIntrospectionType, isObjectType } from 'graphql';
 import type { Principal, Role } from '../auth/index.js';
-import { CLIENT_ERROR_CODES, forbidden, internalError } from '../errors.js';
+import { CLIENT_ERROR_CODES, databaseUnavailable, forbidden, internalError, isDatabaseUnavailable } from '../errors.js';
 import { ACCESS_POLICY } from './access-policy.js';
 import { isPhi } from './categories.js';
 import { categoryOf } from './classification.js';
@@ -94,6 +94,8 @@ export function refusalOf(decision: FieldDecision, principal: Principal): GraphQ
 /** Expected errors (codes meant for clients) pass; anything else becomes a bare internal error (a driver message can quote values). */
 export function sanitizedError(thrown: unknown): GraphQLError {
   if (thrown instanceof GraphQLError && CLIENT_ERROR_CODES.has(String(thrown.extensions['code']))) return thrown;
+  // A database past its deadline or gone is said as such (the response is then withheld whole, 503), never with the driver's words.
+  if (isDatabaseUnavailable(thrown)) return databaseUnavailable();
   return internalError();
 }
 

@@ -19,6 +19,7 @@ import {
   type SelectionSetNode,
 } from 'graphql';
 import type { Role } from '../auth/index.js';
+import { ErrorCode } from '../errors.js';
 import { ACCESS_POLICY } from './access-policy.js';
 
 /**
@@ -264,6 +265,6 @@ const LIMIT_WORDS: Record<LimitName, string> = {
 export function operationLimitError(breach: LimitBreach): GraphQLError {
   return new GraphQLError(
     `The operation was not run: its ${LIMIT_WORDS[breach.limit]} is ${breach.measured}, over the limit of ${breach.max}. Ask for less (smaller pages, fewer fields or aliases) or split it.`,
-    { extensions: { code: 'OPERATION_LIMIT', limit: breach.limit, max: breach.max, measured: breach.measured } },
+    { extensions: { code: ErrorCode.OperationLimit, limit: breach.limit, max: breach.max, measured: breach.measured } },
   );
 }

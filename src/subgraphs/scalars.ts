@@ -17,9 +17,16 @@ export function toIsoDateTime(value: string | Date): string {
   return (typeof value === 'string' ? new Date(value) : value).toISOString();
 }
 
+/** True when YYYY-MM-DD (the start of `value`) is a day of the calendar: Date.parse takes 2020-02-31 for March 2. */
+function isCalendarDate(value: string): boolean {
+  const [year, month, day] = value.slice(0, 10).split('-').map(Number) as [number, number, number];
+  const date = new Date(Date.UTC(year, month - 1, day));
+  return date.getUTCFullYear() === year && date.getUTCMonth() === month - 1 && date.getUTCDate() === day;
+}
+
 function parseChecked(pattern: RegExp, name: string, expected: string) {
   return (value: unknown): string => {
-    if (typeof value !== 'string' || !pattern.test(value) || Number.isNaN(Date.parse(value))) throw invalid(name, expected);
+    if (typeof value !== 'string' || !pattern.test(value) || Number.isNaN(Date.parse(value)) || !isCalendarDate(value)) throw invalid(name, expected);
     return value;
   };
 }

@@ -14,6 +14,8 @@ import { DEFAULT_OPERATION_LIMITS, applyDecryptionOnly, applyPolicy, argumentDec
 import { CryptoError, CursorSealer, Sealed, StudyPseudonyms, unseal } from '../crypto/index.js';
 import { decryptionFailed } from '../errors.js';
 import { createErrorFormatter } from '../graphql-errors.js';
+import { inputTextPlugin } from '../input-checks.js';
+import { withholdWhenDatabaseUnavailable } from '../unavailable.js';
 import type { Database } from '../db/index.js';
 import type { Sealer } from '../db/encryption.js';
 import type { Logger } from '../logger.js';
@@ -173,8 +175,11 @@ export async function startSubgraph(
               onRefused: (context, refusals) => recordArgumentRefusals(log, context, refusals),
             }),
           ]),
+      // Every string within its length, without control characters: refused before anything runs.
+      inputTextPlugin<SubgraphContext>(() => schema),
       introspectionByRolePlugin<SubgraphContext>(() => schema),
       emergencyAccessMarkPlugin(),
+      withholdWhenDatabaseUnavailable<SubgraphContext>(),
       ...(unauditedForBenchmark ? [] : [auditPlugin<SubgraphContext>(name, auditStore, auditMetrics, { cache, thresholds: alertThresholds })]),
     ],
   });
