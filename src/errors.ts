@@ -20,6 +20,8 @@ export const ErrorCode = {
   AuditUnavailable: 'AUDIT_UNAVAILABLE',
   /** The database did not answer in time (a statement, a lock wait or a pooled connection past its deadline) or went away: nothing is returned; retry. */
   DatabaseUnavailable: 'DATABASE_UNAVAILABLE',
+  /** The cache (Redis) did not answer, and what was asked needs it (a revocation, an emergency grant): nothing is returned; retry. */
+  CacheUnavailable: 'CACHE_UNAVAILABLE',
 } as const;
 export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode];
 
@@ -39,6 +41,7 @@ export const CLIENT_ERROR_CODES: ReadonlySet<string> = new Set<string>([
   ErrorCode.DecryptionFailed,
   ErrorCode.AuditUnavailable,
   ErrorCode.DatabaseUnavailable,
+  ErrorCode.CacheUnavailable,
   ErrorCode.OperationLimit,
   ApolloServerErrorCode.GRAPHQL_PARSE_FAILED,
   ApolloServerErrorCode.GRAPHQL_VALIDATION_FAILED,
@@ -123,5 +126,20 @@ export function isDatabaseUnavailable(error: unknown): boolean {
 export function databaseUnavailable(): GraphQLError {
   return new GraphQLError('The database did not answer in time, so nothing is returned. Retry shortly; quote the request id.', {
     extensions: { code: ErrorCode.DatabaseUnavailable },
+  });
+}
+
+/** True for the cache's own "did not answer" (src/cache: CacheUnavailableError), wherever it was wrapped. */
+export function isCacheUnavailable(error: unknown): boolean {
+  for (let current: unknown = error, depth = 0; current instanceof Error && depth < 5; depth += 1) {
+    if (current.name === 'CacheUnavailableError') return true;
+    current = (current as { originalError?: unknown }).originalError ?? (current as { cause?: unknown }).cause;
+  }
+  return false;
+}
+
+export function cacheUnavailable(): GraphQLError {
+  return new GraphQLError('The cache did not answer, so nothing is returned. Retry shortly; quote the request id.', {
+    extensions: { code: ErrorCode.CacheUnavailable },
   });
 }

@@ -1,5 +1,5 @@
 import type { GraphQLFormattedError } from 'graphql';
-import { CLIENT_ERROR_CODES, ErrorCode, INTERNAL_ERROR_MESSAGE, databaseUnavailable, isDatabaseUnavailable } from './errors.js';
+import { CLIENT_ERROR_CODES, ErrorCode, INTERNAL_ERROR_MESSAGE, cacheUnavailable, databaseUnavailable, isCacheUnavailable, isDatabaseUnavailable } from './errors.js';
 import type { Logger } from './logger.js';
 
 /**
@@ -133,6 +133,9 @@ export function formatClientError(formatted: GraphQLFormattedError, error?: unkn
   const extensions = formatted.extensions ?? {};
   if (!isClientError(formatted)) {
     const requestId = extensions['requestId'];
+    if (error !== undefined && isCacheUnavailable(error)) {
+      return { message: cacheUnavailable().message, ...position(formatted), extensions: { code: ErrorCode.CacheUnavailable, ...(typeof requestId === 'string' && { requestId }) } };
+    }
     if (error !== undefined && isDatabaseUnavailable(error)) {
       return { message: databaseUnavailable().message, ...position(formatted), extensions: { code: ErrorCode.DatabaseUnavailable, ...(typeof requestId === 'string' && { requestId }) } };
     }

@@ -6,6 +6,8 @@ import type { Principal, TokenVerifier } from './auth/index.js';
 import { AuthenticationError } from './auth/index.js';
 import type { Logger } from './logger.js';
 import { operationHash } from './audit/index.js';
+import { cacheUnavailable, isCacheUnavailable } from './errors.js';
+import { RETRY_AFTER_SECONDS } from './unavailable.js';
 import { measureSource, operationLimitError, type ArgumentRefusal, type LimitBreach, type OperationLimits } from './policy/index.js';
 
 /** HTTP pieces shared by the gateway and the subgraphs. */
@@ -37,6 +39,13 @@ export function requireToken(verifier: TokenVerifier, logger: Logger) {
         next();
       },
       (error: unknown) => {
+        // The revocation list could not be read: a token is never taken as not revoked because Redis did not answer.
+        if (isCacheUnavailable(error)) {
+          logger.warn({ requestId: response.locals['requestId'], event: 'cache-unavailable', step: 'revocation-check' }, 'token refused: the revocation list did not answer');
+          const refusal = cacheUnavailable();
+          response.status(503).setHeader('retry-after', String(RETRY_AFTER_SECONDS)).json({ errors: [{ message: refusal.message, extensions: refusal.extensions }] });
+          return;
+        }
         if (!(error instanceof AuthenticationError)) {
           next(error);
           return;
@@ -56,18 +65,24 @@ export function locals(response: Response): RequestLocals {
   return response.locals as unknown as RequestLocals;
 }
 
-/** /healthz says the process is alive; /readyz says its dependencies answer. */
+/** How long /readyz waits for its checks: a dependency slower than this is not ready (and a pool run dry does not hang the probe). */
+export const READINESS_TIMEOUT_MS = 1_000;
+
+/** /healthz says the process is alive; /readyz says its dependencies answer, within READINESS_TIMEOUT_MS. */
 export function healthRoutes(app: Express, ready: () => Promise<boolean>): void {
   app.get('/healthz', (_request, response) => {
     response.json({ status: 'ok' });
   });
-  app.get('/readyz', (_request, response, next) => {
-    ready().then(
-      (ok) => {
-        response.status(ok ? 200 : 503).json({ status: ok ? 'ready' : 'unavailable' });
-      },
-      (error: unknown) => next(error),
-    );
+  app.get('/readyz', (_request, response) => {
+    let timer: NodeJS.Timeout | undefined;
+    const deadline = new Promise<boolean>((resolve) => {
+      timer = setTimeout(() => resolve(false), READINESS_TIMEOUT_MS);
+    });
+    // Awaited, never tested for truth as a promise; a failing check is "not ready", not an error.
+    void Promise.race([ready().catch(() => false), deadline]).then((ok) => {
+      clearTimeout(timer);
+      response.status(ok ? 200 : 503).json({ status: ok ? 'ready' : 'unavailable' });
+    });
   });
 }
 

@@ -77,3 +77,38 @@ describe('a table locked by someone else', () => {
     expect(observations(after.body)?.length).toBeGreaterThan(0);
   });
 });
+
+describe('readiness', () => {
+  it('answers /readyz 503 within its deadline while PostgreSQL refuses connections, on the gateway and every subgraph, and 200 again after', async (context) => {
+    context.skip(!postgres, 'needs PostgreSQL (DATABASE_URL or 127.0.0.1:5432)');
+    const url = new URL(stack.config.database.url ?? '');
+    const database = url.pathname.slice(1);
+    const adminUrl = new URL(url);
+    adminUrl.pathname = '/postgres';
+    const admin = new pg.Client({ connectionString: adminUrl.toString() });
+    await admin.connect();
+    const probes = () => [new URL('/readyz', stack.gatewayUrl), ...(['patient', 'clinical', 'billing'] as const).map((name) => new URL('/readyz', stack.subgraphUrl(name)))];
+    try {
+      await admin.query(`alter database "${database}" allow_connections false`);
+      await admin.query('select pg_terminate_backend(pid) from pg_stat_activity where datname = $1', [database]);
+      for (const probe of probes()) {
+        const started = Date.now();
+        const response = await fetch(probe);
+        expect(response.status, probe.toString()).toBe(503);
+        expect(Date.now() - started, probe.toString()).toBeLessThan(3_000);
+      }
+    } finally {
+      await admin.query(`alter database "${database}" allow_connections true`);
+      await admin.end();
+    }
+    for (const probe of probes()) {
+      const deadline = Date.now() + 10_000;
+      let status = 0;
+      while (status !== 200 && Date.now() < deadline) {
+        status = (await fetch(probe)).status;
+        if (status !== 200) await new Promise((resolve) => setTimeout(resolve, 200));
+      }
+      expect(status, probe.toString()).toBe(200);
+    }
+  });
+});

@@ -21,3 +21,17 @@ export interface Cache {
   ping(): Promise<boolean>;
   close(): Promise<void>;
 }
+
+/**
+ * The cache did not answer (Redis down, unreachable or slow): raised by
+ * every operation of a cache that could not do it. Callers decide: a
+ * revocation, an emergency grant or a sharing agreement is never taken as
+ * absent (the request is refused, 503 CACHE_UNAVAILABLE); what the
+ * database knows as well (care-team membership) is read from it instead.
+ */
+export class CacheUnavailableError extends Error {
+  constructor(operation: string) {
+    super(`the cache did not answer (${operation})`);
+    this.name = 'CacheUnavailableError';
+  }
+}

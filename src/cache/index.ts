@@ -3,6 +3,7 @@ import { MemoryCache } from './memory.js';
 import { RedisCache } from './redis.js';
 
 export type { Cache, SetAddition } from './cache.js';
+export { CacheUnavailableError } from './cache.js';
 export { MemoryCache } from './memory.js';
 export { RedisCache } from './redis.js';
 

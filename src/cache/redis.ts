@@ -1,7 +1,11 @@
 import { Redis } from 'ioredis';
-import type { Cache, SetAddition } from './cache.js';
+import { CacheUnavailableError, type Cache, type SetAddition } from './cache.js';
 
 const CONNECT_TIMEOUT_MS = 2_000;
+/** A command not answered within this fails: a request never waits on Redis longer. */
+export const COMMAND_TIMEOUT_MS = 1_000;
+/** Reconnection attempts back off up to this, and never stop: Redis coming back is picked up without a restart. */
+const MAX_RECONNECT_DELAY_MS = 2_000;
 const KEY_PREFIX = 'phi-graph:';
 
 /** Cache on Redis. Keys are prefixed so the API can share a Redis instance. */
@@ -19,9 +23,14 @@ export class RedisCache implements Cache {
       keyPrefix: prefix,
       lazyConnect: true,
       connectTimeout: CONNECT_TIMEOUT_MS,
-      maxRetriesPerRequest: 2,
-      enableOfflineQueue: true,
+      commandTimeout: COMMAND_TIMEOUT_MS,
+      // While Redis is away a command fails at once instead of queueing (requests would pile up behind it for seconds).
+      maxRetriesPerRequest: 0,
+      enableOfflineQueue: false,
+      retryStrategy: (attempt) => Math.min(attempt * 200, MAX_RECONNECT_DELAY_MS),
     });
+    // A lost connection is reported by the commands that fail meanwhile; the client reconnects by itself.
+    client.on('error', () => undefined);
     try {
       await client.connect();
       await client.ping();
@@ -34,29 +43,38 @@ export class RedisCache implements Cache {
   }
 
   get(key: string): Promise<string | null> {
-    return this.#client.get(key);
+    return unavailableOnFailure('get', () => this.#client.get(key));
   }
 
-  async set(key: string, value: string, ttlSeconds?: number): Promise<void> {
-    if (ttlSeconds) await this.#client.set(key, value, 'EX', ttlSeconds);
-    else await this.#client.set(key, value);
+  set(key: string, value: string, ttlSeconds?: number): Promise<void> {
+    return unavailableOnFailure('set', async () => {
+      if (ttlSeconds) await this.#client.set(key, value, 'EX', ttlSeconds);
+      else await this.#client.set(key, value);
+    });
   }
 
-  async delete(key: string): Promise<void> {
-    await this.#client.del(key);
+  delete(key: string): Promise<void> {
+    return unavailableOnFailure('delete', async () => {
+      await this.#client.del(key);
+    });
   }
 
-  async increment(key: string, ttlSeconds: number, by = 1): Promise<number> {
-    const [[, count]] = (await this.#client.multi().incrby(key, by).expire(key, ttlSeconds, 'NX').exec()) as [[Error | null, number]];
-    return count;
+  increment(key: string, ttlSeconds: number, by = 1): Promise<number> {
+    return unavailableOnFailure('increment', async () => {
+      const results = (await this.#client.multi().incrby(key, by).expire(key, ttlSeconds, 'NX').exec()) as [Error | null, number][] | null;
+      if (!results || results[0]?.[0]) throw results?.[0]?.[0] ?? new Error('no reply');
+      return results[0]?.[1] ?? 0;
+    });
   }
 
-  async addToSet(key: string, members: readonly string[], ttlSeconds: number): Promise<SetAddition> {
-    if (members.length === 0) return { added: 0, size: await this.#client.scard(key) };
-    const results = (await this.#client.multi().sadd(key, ...members).expire(key, ttlSeconds, 'NX').scard(key).exec()) as [Error | null, number][] | null;
-    const failed = results?.find(([error]) => error !== null)?.[0];
-    if (!results || failed) throw failed ?? new Error(`the set ${key} was not updated`);
-    return { added: results[0]?.[1] ?? 0, size: results[2]?.[1] ?? 0 };
+  addToSet(key: string, members: readonly string[], ttlSeconds: number): Promise<SetAddition> {
+    return unavailableOnFailure('addToSet', async () => {
+      if (members.length === 0) return { added: 0, size: await this.#client.scard(key) };
+      const results = (await this.#client.multi().sadd(key, ...members).expire(key, ttlSeconds, 'NX').scard(key).exec()) as [Error | null, number][] | null;
+      const failed = results?.find(([error]) => error !== null)?.[0];
+      if (!results || failed) throw failed ?? new Error(`the set ${key} was not updated`);
+      return { added: results[0]?.[1] ?? 0, size: results[2]?.[1] ?? 0 };
+    });
   }
 
   async ping(): Promise<boolean> {
@@ -69,5 +87,14 @@ export class RedisCache implements Cache {
 
   async close(): Promise<void> {
     await this.#client.quit().catch(() => this.#client.disconnect());
+  }
+}
+
+/** Any failure of a Redis command (down, unreachable, timed out) is the cache being unavailable, said without Redis's own words. */
+async function unavailableOnFailure<T>(operation: string, command: () => Promise<T>): Promise<T> {
+  try {
+    return await command();
+  } catch {
+    throw new CacheUnavailableError(operation);
   }
 }

@@ -17,7 +17,7 @@ import { SUPERGRAPH_PATH } from './compose.js';
 import { createErrorFormatter } from '../graphql-errors.js';
 import { inputTextPlugin } from '../input-checks.js';
 import { withholdWhenDatabaseUnavailable } from '../unavailable.js';
-import { ErrorCode, databaseUnavailable } from '../errors.js';
+import { ErrorCode, cacheUnavailable, databaseUnavailable } from '../errors.js';
 import { loadApiSchema } from './api-schema.js';
 
 const MAX_FORWARDED_HEADER = 200;
@@ -67,6 +67,7 @@ class ForwardingDataSource extends RemoteGraphQLDataSource<GatewayContext> {
     if (response.status === 503) {
       const body = (await response.clone().json().catch(() => null)) as { errors?: { extensions?: { code?: string } }[] } | null;
       if (body?.errors?.some((error) => error.extensions?.code === ErrorCode.DatabaseUnavailable)) return databaseUnavailable();
+      if (body?.errors?.some((error) => error.extensions?.code === ErrorCode.CacheUnavailable)) return cacheUnavailable();
       if (body?.errors?.some((error) => error.extensions?.code === AUDIT_UNAVAILABLE)) {
         return new GraphQLError('The audit trail is unavailable, so no data is returned. Retry later; quote the request id.', {
           extensions: { code: AUDIT_UNAVAILABLE },

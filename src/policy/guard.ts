@@ -1,7 +1,7 @@
 import type { GraphQLField, GraphQLFieldResolver, GraphQLSchema } from 'graphql';
 import { defaultFieldResolver, GraphQLError, isIntrospectionType, isObjectType } from 'graphql';
 import type { Principal, Role } from '../auth/index.js';
-import { CLIENT_ERROR_CODES, databaseUnavailable, forbidden, internalError, isDatabaseUnavailable } from '../errors.js';
+import { CLIENT_ERROR_CODES, cacheUnavailable, databaseUnavailable, forbidden, internalError, isCacheUnavailable, isDatabaseUnavailable } from '../errors.js';
 import { ACCESS_POLICY } from './access-policy.js';
 import { isPhi } from './categories.js';
 import { categoryOf } from './classification.js';
@@ -96,6 +96,7 @@ export function sanitizedError(thrown: unknown): GraphQLError {
   if (thrown instanceof GraphQLError && CLIENT_ERROR_CODES.has(String(thrown.extensions['code']))) return thrown;
   // A database past its deadline or gone is said as such (the response is then withheld whole, 503), never with the driver's words.
   if (isDatabaseUnavailable(thrown)) return databaseUnavailable();
+  if (isCacheUnavailable(thrown)) return cacheUnavailable();
   return internalError();
 }
 

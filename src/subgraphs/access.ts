@@ -4,7 +4,7 @@ import type { EntityManager } from '@mikro-orm/sql';
 import type { Principal, Role } from '../auth/index.js';
 import type { Cache } from '../cache/index.js';
 import { AppUser, CareTeamMember, Organization, Patient } from '../db/entities.js';
-import { internalError } from '../errors.js';
+import { databaseUnavailable, internalError, isDatabaseUnavailable } from '../errors.js';
 import {
   ACCESS_POLICY,
   type Category,
@@ -176,16 +176,17 @@ async function scopeFilter(scope: PatientScope, principal: Principal, reach: Rea
  */
 async function agreementOf(organizationId: string | null, em: EntityManager, cache: Cache): Promise<SharingAgreement> {
   if (!organizationId || !isUuid(organizationId)) return NO_AGREEMENT;
+  const key = `${AGREEMENT_KEY}${organizationId}`;
+  // The database holds the agreement: without the cache it is read from there (safe), and the cache is filled when it answers again.
+  const cached = await cache.get(key).catch(() => null);
+  if (cached !== null) return sharingAgreement(JSON.parse(cached) as string[]);
   try {
-    const key = `${AGREEMENT_KEY}${organizationId}`;
-    const cached = await cache.get(key);
-    if (cached !== null) return sharingAgreement(JSON.parse(cached) as string[]);
     const organization = await em.findOne(Organization, { id: organizationId }, { fields: ['sharedCategories'] });
     const categories = organization?.sharedCategories ?? [];
-    await cache.set(key, JSON.stringify(categories), AGREEMENT_TTL_SECONDS);
+    await cache.set(key, JSON.stringify(categories), AGREEMENT_TTL_SECONDS).catch(() => undefined);
     return sharingAgreement(categories);
-  } catch {
-    throw internalError();
+  } catch (error) {
+    throw isDatabaseUnavailable(error) ? databaseUnavailable() : internalError();
   }
 }
 
@@ -197,20 +198,22 @@ async function practitionerOf(subject: string, em: EntityManager): Promise<strin
 /** Care teams the caller is a member of: Redis (or in-process) first, the database on a miss. */
 async function careTeamsOf(subject: string, practitionerOfCaller: () => Promise<string | null>, em: EntityManager, cache: Cache): Promise<string[]> {
   const key = `${MEMBERSHIP_KEY}${subject}`;
-  const cached = await cache.get(key);
+  // The database holds the memberships: without the cache they are read from there (safe).
+  const cached = await cache.get(key).catch(() => null);
   if (cached !== null) return JSON.parse(cached) as string[];
   const practitionerId = await practitionerOfCaller();
   const teamIds = practitionerId
     ? (await em.find(CareTeamMember, { practitioner: practitionerId })).map((member) => member.careTeam.id).sort()
     : [];
-  await cache.set(key, JSON.stringify(teamIds), MEMBERSHIP_TTL_SECONDS);
+  await cache.set(key, JSON.stringify(teamIds), MEMBERSHIP_TTL_SECONDS).catch(() => undefined);
   return teamIds;
 }
 
 /** Drops cached memberships of a practitioner's accounts, so the next request sees a change at once. */
 export async function invalidateCareTeamMembership(em: EntityManager, cache: Cache, practitionerId: string): Promise<void> {
   const users = await em.find(AppUser, { practitioner: practitionerId }, { fields: ['subject'] });
-  await Promise.all(users.map((user) => cache.delete(`${MEMBERSHIP_KEY}${user.subject}`)));
+  // Without the cache there is nothing to drop now; what it holds when it comes back only lacks the new team (less access, for at most the TTL).
+  await Promise.all(users.map((user) => cache.delete(`${MEMBERSHIP_KEY}${user.subject}`).catch(() => undefined)));
 }
 
 /** For tokens with several roles: which of them reach each patient, one statement per batch. */
