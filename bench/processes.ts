@@ -14,8 +14,20 @@ import { DEVELOPMENT_KEY_FILE, mintDevelopmentToken, type Role } from '../src/au
  * gateway first answers, and its resident memory from /proc.
  */
 
+/**
+ * Budgets over time for the benchmarks: one token sends thousands of
+ * requests a minute, far past any role's budget. The counters still run
+ * (their cost is measured); they just never refuse.
+ */
+export const BENCH_BUDGETS = {
+  RATE_LIMIT_REQUESTS_PER_MINUTE: '100000000',
+  RATE_LIMIT_IN_FLIGHT: '100000',
+  RATE_LIMIT_PATIENTS_PER_HOUR: '100000000',
+} as const;
+
 /** The environment variables src/config.ts reads: a child gets only those the benchmark sets, never the caller's. */
 const CONFIG_VARIABLES = [
+  'RATE_LIMIT_REQUESTS_PER_MINUTE', 'RATE_LIMIT_IN_FLIGHT', 'RATE_LIMIT_PATIENTS_PER_HOUR',
   'NODE_ENV', 'HOST', 'PORT', 'SUBGRAPH_HOST', 'PATIENT_SUBGRAPH_PORT', 'CLINICAL_SUBGRAPH_PORT', 'BILLING_SUBGRAPH_PORT',
   'PATIENT_SUBGRAPH_URL', 'CLINICAL_SUBGRAPH_URL', 'BILLING_SUBGRAPH_URL', 'DATABASE_URL', 'DATA_DIR', 'REDIS_URL', 'REDIS_KEY_PREFIX',
   'AUTH_ISSUER', 'AUTH_AUDIENCE', 'AUTH_JWKS_URL', 'AUTH_PUBLIC_KEY', 'AUTH_ALGORITHMS', 'PHI_KEY_RING', 'ALERT_DISTINCT_PATIENTS_PER_HOUR',
@@ -95,6 +107,7 @@ export async function spawnServer(command: readonly string[], settings: ServerSe
     BILLING_SUBGRAPH_PORT: String(billingPort),
     DATA_DIR: settings.dataDir,
     LOG_LEVEL: 'silent',
+    ...BENCH_BUDGETS,
     ...(settings.databaseUrl && { DATABASE_URL: settings.databaseUrl }),
     ...(settings.redisUrl && { REDIS_URL: settings.redisUrl }),
     ...(settings.redisKeyPrefix && { REDIS_KEY_PREFIX: settings.redisKeyPrefix }),

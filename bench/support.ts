@@ -18,6 +18,7 @@ import { startSubgraph, type RunningServer } from '../src/subgraphs/server.js';
 import { invalidateCareTeamMembership } from '../src/subgraphs/access.js';
 import { SUBGRAPH_NAMES, type SubgraphName } from '../src/subgraphs/catalog.js';
 import { DatabaseAuditStore, type AuditMetrics } from '../src/audit/index.js';
+import { BENCH_BUDGETS } from './processes.js';
 
 /**
  * Shared machinery of the benchmarks: a database (scratch PostgreSQL or
@@ -312,6 +313,7 @@ function cleanupList(): { push: (cleanup: () => Promise<unknown>) => void; stop:
   };
 }
 
+
 /** The API's configuration for a benchmark: random ports, silent, no seeding unless asked, PGlite in `dataDir` unless a URL is given. */
 function benchConfig(dataDir: string, databaseUrl: string | undefined, redisUrl: string | undefined): Config {
   return loadConfig({
@@ -323,6 +325,7 @@ function benchConfig(dataDir: string, databaseUrl: string | undefined, redisUrl:
     DATA_DIR: dataDir,
     LOG_LEVEL: 'silent',
     SEED_PATIENTS: '0',
+    ...BENCH_BUDGETS,
     ...(databaseUrl && { DATABASE_URL: databaseUrl }),
     ...(redisUrl && { REDIS_URL: redisUrl }),
   });
@@ -622,13 +625,13 @@ async function attachVariant(api: Api, logger: Logger, config: Config, spec: Var
   try {
     for (const name of SUBGRAPH_NAMES) {
       servers.push(
-        await startSubgraph(name, { db, cache: api.cache, sealer, auditStore: new DatabaseAuditStore(db), auditMetrics, alertThresholds: config.alertThresholds, verifier: api.verifier, logger, unprotectedForBenchmark: spec.unprotected, unauditedForBenchmark: spec.unaudited ?? false }, config.subgraphs.host, 0),
+        await startSubgraph(name, { db, cache: api.cache, sealer, auditStore: new DatabaseAuditStore(db), auditMetrics, alertThresholds: config.alertThresholds, verifier: api.verifier, logger, unprotectedForBenchmark: spec.unprotected, unauditedForBenchmark: spec.unaudited ?? false, operationLimits: config.operationLimits, rateLimitOverrides: config.rateLimitOverrides }, config.subgraphs.host, 0),
       );
     }
     const subgraphUrls = Object.fromEntries(SUBGRAPH_NAMES.map((name, index) => [name, servers[index]?.url ?? ''])) as Record<SubgraphName, string>;
     servers.push(
       await startGateway(
-        { verifier: api.verifier, logger, subgraphUrls, ready: async () => (await db.ping()) && (await api.cache.ping()) },
+        { verifier: api.verifier, logger, subgraphUrls, ready: async () => (await db.ping()) && (await api.cache.ping()), operationLimits: config.operationLimits, cache: api.cache, rateLimitOverrides: config.rateLimitOverrides },
         config.gateway.host,
         0,
       ),

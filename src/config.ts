@@ -74,6 +74,9 @@ const environmentSchema = z
     DATABASE_STATEMENT_TIMEOUT_MS: limit(DEFAULT_DATABASE_TIMEOUTS.statementMs, 100),
     DATABASE_LOCK_TIMEOUT_MS: limit(DEFAULT_DATABASE_TIMEOUTS.lockMs, 100),
     DATABASE_ACQUIRE_TIMEOUT_MS: limit(DEFAULT_DATABASE_TIMEOUTS.acquireMs, 100),
+    RATE_LIMIT_REQUESTS_PER_MINUTE: z.preprocess((value) => (typeof value === 'string' && value.trim() === '' ? undefined : value), z.coerce.number().int().min(1).optional()),
+    RATE_LIMIT_PATIENTS_PER_HOUR: z.preprocess((value) => (typeof value === 'string' && value.trim() === '' ? undefined : value), z.coerce.number().int().min(1).optional()),
+    RATE_LIMIT_IN_FLIGHT: z.preprocess((value) => (typeof value === 'string' && value.trim() === '' ? undefined : value), z.coerce.number().int().min(1).optional()),
     OPERATION_MAX_DOCUMENT_BYTES: limit(DEFAULT_OPERATION_LIMITS.maxDocumentBytes),
     OPERATION_MAX_TOKENS: limit(DEFAULT_OPERATION_LIMITS.maxTokens),
     OPERATION_MAX_DEPTH: limit(DEFAULT_OPERATION_LIMITS.maxDepth),
@@ -152,6 +155,8 @@ export interface Config {
   /** What one operation may ask for (README, "Limits"); cost budgets are per role, in the policy. */
   operationLimits: OperationLimits;  /** Deadlines of the API's PostgreSQL connections (statement, lock wait, pool wait). */
   databaseTimeouts: DatabaseTimeouts;
+  /** When set, replace every role's requests per minute and in flight (the policy's otherwise). */
+  rateLimitOverrides: { requestsPerMinute?: number; inFlight?: number; patientsPerHour?: number };
 }
 
 export class ConfigError extends Error {
@@ -202,6 +207,11 @@ export function loadConfig(source: NodeJS.ProcessEnv = process.env): Config {
     },
     logLevel: env.LOG_LEVEL,
     seedPatients: env.SEED_PATIENTS,
+    rateLimitOverrides: {
+      ...(env.RATE_LIMIT_REQUESTS_PER_MINUTE !== undefined && { requestsPerMinute: env.RATE_LIMIT_REQUESTS_PER_MINUTE }),
+      ...(env.RATE_LIMIT_IN_FLIGHT !== undefined && { inFlight: env.RATE_LIMIT_IN_FLIGHT }),
+      ...(env.RATE_LIMIT_PATIENTS_PER_HOUR !== undefined && { patientsPerHour: env.RATE_LIMIT_PATIENTS_PER_HOUR }),
+    },
     databaseTimeouts: { statementMs: env.DATABASE_STATEMENT_TIMEOUT_MS, lockMs: env.DATABASE_LOCK_TIMEOUT_MS, acquireMs: env.DATABASE_ACQUIRE_TIMEOUT_MS },
     operationLimits: {
       maxDocumentBytes: env.OPERATION_MAX_DOCUMENT_BYTES,

@@ -22,6 +22,8 @@ export const ErrorCode = {
   DatabaseUnavailable: 'DATABASE_UNAVAILABLE',
   /** The cache (Redis) did not answer, and what was asked needs it (a revocation, an emergency grant): nothing is returned; retry. */
   CacheUnavailable: 'CACHE_UNAVAILABLE',
+  /** A principal past one of its budgets over time (requests per minute, in flight, patients per hour); retry after Retry-After. */
+  RateLimited: 'RATE_LIMITED',
 } as const;
 export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode];
 
@@ -42,6 +44,7 @@ export const CLIENT_ERROR_CODES: ReadonlySet<string> = new Set<string>([
   ErrorCode.AuditUnavailable,
   ErrorCode.DatabaseUnavailable,
   ErrorCode.CacheUnavailable,
+  ErrorCode.RateLimited,
   ErrorCode.OperationLimit,
   ApolloServerErrorCode.GRAPHQL_PARSE_FAILED,
   ApolloServerErrorCode.GRAPHQL_VALIDATION_FAILED,

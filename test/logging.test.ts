@@ -147,6 +147,10 @@ beforeAll(async () => {
     // Each role reads everything it can reach in one query: deeper and costlier than any operation of the product (README, "Limits").
     OPERATION_MAX_DEPTH: '12',
     OPERATION_MAX_COST: '10000000',
+    // One account reads under every role here (see test/support/stack.ts): budgets over time are tested on their own.
+    RATE_LIMIT_REQUESTS_PER_MINUTE: '1000000',
+    RATE_LIMIT_IN_FLIGHT: '10000',
+    RATE_LIMIT_PATIENTS_PER_HOUR: '1000000',
   });
   api = await startApi(config, createLogger('trace', pino.destination({ dest: logFile, sync: true })), { seedPatients: PATIENTS });
   const read = await readDevelopmentPrincipals(dataDir);

@@ -43,18 +43,32 @@ function hourBucket(now: Date): string {
   return now.toISOString().slice(0, 13);
 }
 
+/** What one request's events did to the principal's hourly counters: the alerts raised, and how many distinct patients it has read this hour. */
+export interface AccessWatch {
+  alerts: Alert[];
+  /** Distinct patients whose data the principal read this hour, this request included. */
+  patients: number;
+  /** Of them, read under break-the-glass grants. */
+  emergencyPatients: number;
+}
+
 /** Updates the counters with one request's events and returns the alerts it raises. */
-export async function watchAccess(cache: Cache, events: readonly AuditEventRecord[], thresholds: AlertThresholds, now = new Date()): Promise<Alert[]> {
+export async function watchAccess(cache: Cache, events: readonly AuditEventRecord[], thresholds: AlertThresholds, now = new Date()): Promise<AccessWatch> {
   const subject = events[0]?.subject;
-  if (!subject) return [];
+  if (!subject) return { alerts: [], patients: 0, emergencyPatients: 0 };
   const bucket = `access-watch:${subject}:${hourBucket(now)}`;
   const alerts: Alert[] = [];
   const patients = [...new Set(events.filter((event) => event.action === 'read' && event.patientId).map((event) => event.patientId as string))];
   const denied = events.reduce((sum, event) => sum + event.fields.filter((field) => field.outcome === 'denied').length, 0);
   const ssnReads = events.reduce((sum, event) => sum + event.fields.filter((field) => field.field === SSN_FIELD && field.outcome !== 'denied').length, 0);
 
+  let readPatients = 0;
+  let emergencyPatients = 0;
+  const underGrants = [...new Set(events.filter((event) => event.action === 'read' && event.emergency && event.patientId).map((event) => event.patientId as string))];
+  if (underGrants.length > 0) emergencyPatients = (await cache.addToSet(`${bucket}:emergency-patients`, underGrants, HOUR_SECONDS)).size;
   if (patients.length > 0) {
     const { added, size: after } = await cache.addToSet(`${bucket}:patients`, patients, HOUR_SECONDS);
+    readPatients = after;
     const before = after - added;
     if (before < thresholds.distinctPatientsPerHour && after >= thresholds.distinctPatientsPerHour) {
       alerts.push({ kind: 'distinct-patients-per-hour', count: after, threshold: thresholds.distinctPatientsPerHour });
@@ -71,7 +85,7 @@ export async function watchAccess(cache: Cache, events: readonly AuditEventRecor
   if (events.some((event) => event.emergency || (event.entityType === 'EmergencyAccess' && event.action === 'create'))) {
     alerts.push({ kind: 'emergency-access', count: 1, threshold: 1 });
   }
-  return alerts;
+  return { alerts, patients: readPatients, emergencyPatients };
 }
 
 /**

@@ -1,12 +1,15 @@
-import { HeaderMap, type ApolloServerPlugin } from '@apollo/server';
+import { HeaderMap, type ApolloServerPlugin, type GraphQLResponse } from '@apollo/server';
 import { GraphQLError } from 'graphql';
 import type { Principal } from '../auth/index.js';
 import type { Logger } from '../logger.js';
 import type { AuditCollector } from './collector.js';
-import { operationHash, type RequestFacts } from './events.js';
-import { alertEvent, logAlerts, watchAccess, type Alert, type AlertThresholds } from './alerts.js';
+import { operationHash, type AuditEventRecord, type RequestFacts } from './events.js';
+import { alertEvent, logAlerts, watchAccess, type AccessWatch, type Alert, type AlertThresholds } from './alerts.js';
 import type { Cache } from '../cache/index.js';
-import { ErrorCode } from '../errors.js';
+import { ErrorCode, cacheUnavailable } from '../errors.js';
+import { EMERGENCY_PATIENTS_PER_HOUR, type RateBudget } from '../policy/index.js';
+import { rateBudget, rateLimited, secondsToNextHour, type RateLimitOverrides, type RateLimitReason } from '../rate-limits.js';
+import { RETRY_AFTER_SECONDS } from '../unavailable.js';
 import type { AuditStore } from './store.js';
 
 /**
@@ -45,6 +48,8 @@ function header(headers: { get(name: string): string | undefined } | undefined, 
 export interface AuditWatch {
   cache: Cache;
   thresholds: AlertThresholds;
+  /** Settings that replace the policy's budgets (RATE_LIMIT_*). */
+  rateOverrides?: RateLimitOverrides;
 }
 
 export function auditPlugin<TContext extends AuditedContext>(
@@ -79,7 +84,7 @@ export function auditPlugin<TContext extends AuditedContext>(
           // an alert is recorded only once the access itself is on record.
           const watching = watchAccess(watch.cache, events, watch.thresholds, recordedAt).catch((error: unknown) => {
             contextValue.logger.error({ event: 'access-alert-failed', requestId: facts.requestId, err: { name: (error as Error).name } }, 'access counters could not be updated');
-            return [];
+            return null;
           });
           try {
             await store.append(events);
@@ -99,11 +104,52 @@ export function auditPlugin<TContext extends AuditedContext>(
             response.body = { kind: 'single', singleResult: { data: null, errors: [withheld] } };
             return;
           }
-          await recordAlerts([...audit.alerts, ...(await watching)], facts, recordedAt, store, contextValue.logger);
+          const watched = await watching;
+          withholdPastBudget(response, watched, events, rateBudget(principal.roles, watch.rateOverrides), principal.subject, contextValue.requestId, contextValue.logger);
+          await recordAlerts([...audit.alerts, ...(watched?.alerts ?? [])], facts, recordedAt, store, contextValue.logger);
         },
       });
     },
   };
+}
+
+/**
+ * The exfiltration budget, after the fact: a response that takes the
+ * principal past its distinct patients of the hour (or past the stricter
+ * budget of reads under emergency grants) leaves without data, 429
+ * RATE_LIMITED; the next requests are refused before they run
+ * (src/rate-limits.ts). If the counters could not be updated, a response
+ * that read patients is withheld too (503): the budget is never waived.
+ */
+function withholdPastBudget(
+  response: { http: { status?: number; headers: HeaderMap }; body: GraphQLResponse['body'] },
+  watched: AccessWatch | null,
+  events: readonly AuditEventRecord[],
+  budget: RateBudget,
+  subject: string,
+  requestId: string,
+  logger: Logger,
+): void {
+  const readPatients = events.some((event) => event.action === 'read' && event.patientId);
+  if (!readPatients) return;
+  if (!watched) {
+    response.http.status = 503;
+    response.http.headers.set('retry-after', String(RETRY_AFTER_SECONDS));
+    const withheld = cacheUnavailable().toJSON();
+    response.body = { kind: 'single', singleResult: { data: null, errors: [{ ...withheld, extensions: { ...withheld.extensions, requestId } }] } };
+    return;
+  }
+  const passed: [RateLimitReason, number] | null =
+    budget.patientsPerHour > 0 && watched.patients > budget.patientsPerHour
+      ? ['PATIENTS_PER_HOUR', budget.patientsPerHour]
+      : watched.emergencyPatients > EMERGENCY_PATIENTS_PER_HOUR
+        ? ['EMERGENCY_PATIENTS_PER_HOUR', EMERGENCY_PATIENTS_PER_HOUR]
+        : null;
+  if (!passed) return;
+  logger.warn({ event: 'rate-limited', reason: passed[0], subject, requestId, patients: watched.patients }, 'a response was withheld: the principal passed its patient budget');
+  response.http.status = 429;
+  response.http.headers.set('retry-after', String(secondsToNextHour()));
+  response.body = { kind: 'single', singleResult: { data: null, errors: [rateLimited(passed[0], passed[1]).toJSON()] } };
 }
 
 /** Records the alerts this request raised; a failure here is logged, the access is already on record. */

@@ -17,12 +17,16 @@ import { SUPERGRAPH_PATH } from './compose.js';
 import { createErrorFormatter } from '../graphql-errors.js';
 import { inputTextPlugin } from '../input-checks.js';
 import { withholdWhenDatabaseUnavailable } from '../unavailable.js';
+import { rateLimits, type RateLimitOverrides } from '../rate-limits.js';
+import type { Cache } from '../cache/index.js';
 import { ErrorCode, cacheUnavailable, databaseUnavailable } from '../errors.js';
 import { loadApiSchema } from './api-schema.js';
 
 const MAX_FORWARDED_HEADER = 200;
+/** Retry-After of a budget refusal that came from a subgraph (its own header does not cross the gateway). */
+const SUBGRAPH_RATE_RETRY_SECONDS = 60;
 /** A subgraph's whole-operation refusals that reach the client as the subgraph said them. */
-const PASSED_ON_FROM_SUBGRAPHS = new Set(['FORBIDDEN', 'BAD_USER_INPUT', 'OPERATION_LIMIT']);
+const PASSED_ON_FROM_SUBGRAPHS = new Set(['FORBIDDEN', 'BAD_USER_INPUT', 'OPERATION_LIMIT', 'RATE_LIMITED']);
 /** The name of the first operation of a document, when the request does not name one. */
 const OPERATION_NAME = /^\s*(query|mutation|subscription)\s+([_A-Za-z][_0-9A-Za-z]*)/;
 
@@ -56,7 +60,7 @@ class ForwardingDataSource extends RemoteGraphQLDataSource<GatewayContext> {
    * why in its first error: passed on as it is (the error formatter still filters it).
    */
   override async errorFromResponse(response: Parameters<RemoteGraphQLDataSource['errorFromResponse']>[0]): Promise<GraphQLError> {
-    if (response.status === 403 || response.status === 400) {
+    if (response.status === 403 || response.status === 400 || response.status === 429) {
       const body = (await response.clone().json().catch(() => null)) as { errors?: { message?: unknown; extensions?: Record<string, unknown> }[] } | null;
       const refusal = body?.errors?.[0];
       const code = refusal?.extensions?.['code'];
@@ -130,6 +134,25 @@ function argumentRefusedWholePlugin(log: Logger): ApolloServerPlugin<GatewayCont
   };
 }
 
+/** A subgraph that refused a principal past its budget (429): the whole response is refused, with no data from any subgraph. */
+function rateLimitedWholePlugin(): ApolloServerPlugin<GatewayContext> {
+  return {
+    requestDidStart() {
+      return Promise.resolve({
+        willSendResponse({ response }) {
+          if (response.body.kind !== 'single') return Promise.resolve();
+          const limited = (response.body.singleResult.errors ?? []).filter((error) => error.extensions?.['code'] === ErrorCode.RateLimited);
+          if (limited.length === 0 || response.http.status === 429) return Promise.resolve();
+          response.http.status = 429;
+          response.http.headers.set('retry-after', String(SUBGRAPH_RATE_RETRY_SECONDS));
+          response.body.singleResult = { errors: limited.map(({ path: _path, ...error }) => error) };
+          return Promise.resolve();
+        },
+      });
+    },
+  };
+}
+
 export interface GatewayDependencies {
   verifier: TokenVerifier;
   logger: Logger;
@@ -139,6 +162,9 @@ export interface GatewayDependencies {
   ready: () => Promise<boolean>;
   /** What one operation may ask for; the defaults when absent. */
   operationLimits?: OperationLimits;
+  /** The rate counters (shared with the subgraphs); without one, no budget over time is kept here (the subgraphs keep theirs). */
+  cache?: Cache;
+  rateLimitOverrides?: RateLimitOverrides;
 }
 
 /**
@@ -187,6 +213,7 @@ export async function startGateway(deps: GatewayDependencies, host: string, port
       introspectionByRolePlugin<GatewayContext>(() => apiSchema),
       auditFailClosedPlugin(),
       withholdWhenDatabaseUnavailable<GatewayContext>(),
+      rateLimitedWholePlugin(),
       argumentRefusedWholePlugin(log),
     ],
   });
@@ -197,6 +224,7 @@ export async function startGateway(deps: GatewayDependencies, host: string, port
     GRAPHQL_PATH,
     requestId,
     requireToken(deps.verifier, log),
+    ...(deps.cache ? [rateLimits(deps.cache, 'gateway', log, { overrides: deps.rateLimitOverrides })] : []),
     express.json({ limit: MAX_BODY_BYTES }),
     operationSourceLimits(limits, log),
     expressMiddleware(apollo, {

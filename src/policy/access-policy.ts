@@ -32,6 +32,12 @@ export type PatientScope =
 /** Directory rows (practitioners, organizations, care teams): everyone's or nobody's. */
 export type DirectoryScope = 'all' | 'none';
 
+export interface RateBudget {
+  requestsPerMinute: number;
+  inFlight: number;
+  patientsPerHour: number;
+}
+
 export interface RolePolicy {
   description: string;
   patients: PatientScope;
@@ -43,6 +49,12 @@ export interface RolePolicy {
    * Dashboards need more than a partner's page; see policy/limits.ts.
    */
   maxCost: number;
+  /**
+   * What one principal of the role may ask for over time (rate.ts):
+   * requests per minute, requests in flight at once, and distinct patients
+   * whose data it received in the last hour (the exfiltration budget).
+   */
+  rate: RateBudget;
   /**
    * True for a role that acts for another organization under a sharing
    * agreement: its decisions hold only for the categories the caller's
@@ -78,6 +90,7 @@ const billingRecord = { claim: allow, diagnosisCodes: allow, invoice: allow, pay
 export const ACCESS_POLICY: Record<Role, RolePolicy> = {
   clinician: {
     description: 'Treats the patients of their care teams: full clinical record, masked SSN, coverage for prescribing.',
+    rate: { requestsPerMinute: 600, inFlight: 20, patientsPerHour: 300 },
     maxCost: 10_000,
     patients: 'careTeam',
     directory: 'all',
@@ -101,6 +114,7 @@ export const ACCESS_POLICY: Record<Role, RolePolicy> = {
   },
   nurse: {
     description: 'Cares for the patients of their care teams: clinical data without clinical notes, masked SSN.',
+    rate: { requestsPerMinute: 600, inFlight: 20, patientsPerHour: 300 },
     maxCost: 10_000,
     patients: 'careTeam',
     directory: 'all',
@@ -120,6 +134,7 @@ export const ACCESS_POLICY: Record<Role, RolePolicy> = {
   },
   billing: {
     description: 'Bills for the organization: what a claim needs, no clinical content beyond diagnosis codes on claims.',
+    rate: { requestsPerMinute: 600, inFlight: 10, patientsPerHour: 20_000 },
     maxCost: 50_000,
     patients: 'organization',
     directory: 'all',
@@ -136,6 +151,7 @@ export const ACCESS_POLICY: Record<Role, RolePolicy> = {
   },
   patient: {
     description: 'The patient: their own record only, SSN masked.',
+    rate: { requestsPerMinute: 120, inFlight: 5, patientsPerHour: 1 },
     maxCost: 5_000,
     patients: 'self',
     directory: 'all',
@@ -159,6 +175,7 @@ export const ACCESS_POLICY: Record<Role, RolePolicy> = {
   },
   researcher: {
     description: 'De-identified research cohort (HIPAA Safe Harbor): no names, contact, SSN, MRN, street or dates below the year.',
+    rate: { requestsPerMinute: 300, inFlight: 5, patientsPerHour: 50_000 },
     maxCost: 50_000,
     patients: 'researchCohort',
     directory: 'none',
@@ -177,6 +194,7 @@ export const ACCESS_POLICY: Record<Role, RolePolicy> = {
   partner: {
     description:
       'A partner organization (a pharmacy, a payer, a care-coordination service): at most this narrow set, of it only what its sharing agreement grants, only for patients who consented to share with it; never more than a treating clinician sees.',
+    rate: { requestsPerMinute: 300, inFlight: 10, patientsPerHour: 500 },
     maxCost: 2_000,
     patients: 'partnerConsent',
     directory: 'all',
@@ -199,6 +217,7 @@ export const ACCESS_POLICY: Record<Role, RolePolicy> = {
   },
   auditor: {
     description: 'Reviews access: identifies records (MRN, name, organization), reads no clinical or billing content.',
+    rate: { requestsPerMinute: 300, inFlight: 10, patientsPerHour: 5_000 },
     maxCost: 20_000,
     patients: 'organization',
     directory: 'all',
@@ -207,6 +226,7 @@ export const ACCESS_POLICY: Record<Role, RolePolicy> = {
   admin: {
     description:
       'Administers the care teams of its organization: identifies records, reads no clinical or billing content; cannot add its own practitioner, nor act while its token carries a care-team role; every change is audited and alerted.',
+    rate: { requestsPerMinute: 300, inFlight: 10, patientsPerHour: 5_000 },
     maxCost: 5_000,
     patients: 'organization',
     directory: 'all',
@@ -214,12 +234,16 @@ export const ACCESS_POLICY: Record<Role, RolePolicy> = {
   },
   integrator: {
     description: 'Builds integrations: introspects its schema view, reads no data.',
+    rate: { requestsPerMinute: 120, inFlight: 5, patientsPerHour: 0 },
     maxCost: 1_000,
     patients: 'none',
     directory: 'none',
     fields: { ...always },
   },
 };
+
+/** Distinct patients one principal may read under break-the-glass grants per hour: stricter than any role's budget. */
+export const EMERGENCY_PATIENTS_PER_HOUR = 10;
 
 /** Roles that may introspect the schema (each sees its own view). */
 export const INTROSPECTION_ROLES: readonly Role[] = ['integrator', 'admin'];

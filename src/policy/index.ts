@@ -1,4 +1,4 @@
-export { ACCESS_POLICY, INTROSPECTION_ROLES, allow, deny, mask, type Decision, type PatientScope, type DirectoryScope, type RolePolicy } from './access-policy.js';
+export { ACCESS_POLICY, EMERGENCY_PATIENTS_PER_HOUR, INTROSPECTION_ROLES, type RateBudget, allow, deny, mask, type Decision, type PatientScope, type DirectoryScope, type RolePolicy } from './access-policy.js';
 export { CATEGORIES, CATEGORY_NAMES, isPhi, type Category } from './categories.js';
 export { CLASSIFICATION, categoryOf } from './classification.js';
 export { MASKERS, ageAt, maskBirthYear, maskLast4, maskSsnLast4, maskZip3, type MaskerName } from './maskers.js';

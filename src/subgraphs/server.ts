@@ -16,6 +16,7 @@ import { decryptionFailed } from '../errors.js';
 import { createErrorFormatter } from '../graphql-errors.js';
 import { inputTextPlugin } from '../input-checks.js';
 import { withholdWhenDatabaseUnavailable } from '../unavailable.js';
+import { rateLimits, type RateLimitOverrides } from '../rate-limits.js';
 import type { Database } from '../db/index.js';
 import type { Sealer } from '../db/encryption.js';
 import type { Logger } from '../logger.js';
@@ -28,6 +29,9 @@ import { auditPlugin, type AlertThresholds, type AuditMetrics, type AuditStore }
 import { resolvers as patientResolvers } from './patient/resolvers.js';
 import { resolvers as clinicalResolvers } from './clinical/resolvers.js';
 import { resolvers as billingResolvers } from './billing/resolvers.js';
+
+/** How many of a subgraph's requests one client request through the gateway may be. */
+const SUBGRAPH_RATE_FACTOR = 3;
 
 const RESOLVERS: Record<SubgraphName, unknown> = {
   patient: patientResolvers,
@@ -115,6 +119,7 @@ export interface SubgraphDependencies {
   unauditedForBenchmark?: boolean;
   /** What one operation may ask for; the defaults when absent. */
   operationLimits?: OperationLimits;
+  rateLimitOverrides?: RateLimitOverrides;
 }
 
 /** An operation refused for a limit is logged, and audited as a refusal (the audit plugin records its operation's hash). */
@@ -137,7 +142,7 @@ export interface RunningServer {
  */
 export async function startSubgraph(
   name: SubgraphName,
-  { db, cache, sealer, auditStore, auditMetrics, alertThresholds, verifier, logger, unprotectedForBenchmark, unauditedForBenchmark, operationLimits }: SubgraphDependencies,
+  { db, cache, sealer, auditStore, auditMetrics, alertThresholds, verifier, logger, unprotectedForBenchmark, unauditedForBenchmark, operationLimits, rateLimitOverrides }: SubgraphDependencies,
   host: string,
   port: number,
 ): Promise<RunningServer> {
@@ -180,7 +185,7 @@ export async function startSubgraph(
       introspectionByRolePlugin<SubgraphContext>(() => schema),
       emergencyAccessMarkPlugin(),
       withholdWhenDatabaseUnavailable<SubgraphContext>(),
-      ...(unauditedForBenchmark ? [] : [auditPlugin<SubgraphContext>(name, auditStore, auditMetrics, { cache, thresholds: alertThresholds })]),
+      ...(unauditedForBenchmark ? [] : [auditPlugin<SubgraphContext>(name, auditStore, auditMetrics, { cache, thresholds: alertThresholds, rateOverrides: rateLimitOverrides })]),
     ],
   });
   await apollo.start();
@@ -190,6 +195,8 @@ export async function startSubgraph(
     GRAPHQL_PATH,
     requestId,
     requireToken(verifier, log),
+    // A client request reaches a subgraph once or twice through the gateway: its budgets here are scaled to that.
+    rateLimits(cache, `subgraph:${name}`, log, { factor: SUBGRAPH_RATE_FACTOR, overrides: rateLimitOverrides }),
     express.json({ limit: MAX_BODY_BYTES }),
     operationSourceLimits(limits, log),
     expressMiddleware(apollo, {

@@ -67,6 +67,11 @@ export async function startTestStack(options: { patients?: number; env?: Record<
     LOG_LEVEL: 'silent',
     // Each stack its own Redis keys: seeded subjects repeat across stacks and runs.
     REDIS_KEY_PREFIX: `phi-graph-test:${randomBytes(6).toString('hex')}:`,
+    // Test files send hundreds of requests a minute from one account; the budgets over time are tested on their own (rate-limits.test.ts).
+    RATE_LIMIT_REQUESTS_PER_MINUTE: '1000000',
+    RATE_LIMIT_IN_FLIGHT: '10000',
+    // Tests reuse one account under several roles (a patient's subject with every role reads many patients).
+    RATE_LIMIT_PATIENTS_PER_HOUR: '1000000',
     ...options.env,
   });
   const statements = { count: 0 };
