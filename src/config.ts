@@ -71,6 +71,7 @@ const environmentSchema = z
     AUDIT_RETENTION_DAYS: z.coerce.number().int().min(1).default(DEFAULT_AUDIT_RETENTION_DAYS),
     LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
     SEED_PATIENTS: z.coerce.number().int().min(0).default(300),
+    GATEWAY_SUBGRAPH_TIMEOUT_MS: limit(15_000, 100),
     DATABASE_STATEMENT_TIMEOUT_MS: limit(DEFAULT_DATABASE_TIMEOUTS.statementMs, 100),
     DATABASE_LOCK_TIMEOUT_MS: limit(DEFAULT_DATABASE_TIMEOUTS.lockMs, 100),
     DATABASE_ACQUIRE_TIMEOUT_MS: limit(DEFAULT_DATABASE_TIMEOUTS.acquireMs, 100),
@@ -155,6 +156,8 @@ export interface Config {
   /** What one operation may ask for (README, "Limits"); cost budgets are per role, in the policy. */
   operationLimits: OperationLimits;  /** Deadlines of the API's PostgreSQL connections (statement, lock wait, pool wait). */
   databaseTimeouts: DatabaseTimeouts;
+  /** How long the gateway waits for a subgraph's answer. */
+  subgraphTimeoutMs: number;
   /** When set, replace every role's requests per minute and in flight (the policy's otherwise). */
   rateLimitOverrides: { requestsPerMinute?: number; inFlight?: number; patientsPerHour?: number };
 }
@@ -212,6 +215,7 @@ export function loadConfig(source: NodeJS.ProcessEnv = process.env): Config {
       ...(env.RATE_LIMIT_IN_FLIGHT !== undefined && { inFlight: env.RATE_LIMIT_IN_FLIGHT }),
       ...(env.RATE_LIMIT_PATIENTS_PER_HOUR !== undefined && { patientsPerHour: env.RATE_LIMIT_PATIENTS_PER_HOUR }),
     },
+    subgraphTimeoutMs: env.GATEWAY_SUBGRAPH_TIMEOUT_MS,
     databaseTimeouts: { statementMs: env.DATABASE_STATEMENT_TIMEOUT_MS, lockMs: env.DATABASE_LOCK_TIMEOUT_MS, acquireMs: env.DATABASE_ACQUIRE_TIMEOUT_MS },
     operationLimits: {
       maxDocumentBytes: env.OPERATION_MAX_DOCUMENT_BYTES,

@@ -24,6 +24,8 @@ export const ErrorCode = {
   CacheUnavailable: 'CACHE_UNAVAILABLE',
   /** A principal past one of its budgets over time (requests per minute, in flight, patients per hour); retry after Retry-After. */
   RateLimited: 'RATE_LIMITED',
+  /** A subgraph did not answer the gateway in time: nothing is returned (504); retry. */
+  SubgraphTimeout: 'SUBGRAPH_TIMEOUT',
 } as const;
 export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode];
 
@@ -45,6 +47,7 @@ export const CLIENT_ERROR_CODES: ReadonlySet<string> = new Set<string>([
   ErrorCode.DatabaseUnavailable,
   ErrorCode.CacheUnavailable,
   ErrorCode.RateLimited,
+  ErrorCode.SubgraphTimeout,
   ErrorCode.OperationLimit,
   ApolloServerErrorCode.GRAPHQL_PARSE_FAILED,
   ApolloServerErrorCode.GRAPHQL_VALIDATION_FAILED,

@@ -1,3 +1,4 @@
+import type { ApolloServerPlugin } from '@apollo/server';
 import type { NextFunction, Request, Response } from 'express';
 import { GraphQLError } from 'graphql';
 import type { Principal } from './auth/index.js';
@@ -111,8 +112,10 @@ export function rateLimits(cache: Cache, scope: string, logger: Logger, options:
         released = true;
         void cache.increment(inFlightKey, IN_FLIGHT_TTL_SECONDS, -1).catch(() => undefined);
       };
+      // Released when the work is done (the response sent, or the GraphQL request finished: releaseInFlightPlugin),
+      // not when the client goes away: a client that disconnects does not stop what it started.
       response.once('finish', release);
-      response.once('close', release);
+      response.locals['releaseInFlight'] = release;
       if (running > inFlight) return refuse(response, 'IN_FLIGHT', inFlight, 1);
       next();
     };
@@ -127,4 +130,29 @@ export function rateLimits(cache: Cache, scope: string, logger: Logger, options:
       response.status(503).setHeader('retry-after', String(RETRY_AFTER_SECONDS)).json({ errors: [{ message: refusal.message, extensions: refusal.extensions }] });
     });
   };
+}
+
+/** What a request's GraphQL context carries of its in-flight slot. */
+export interface InFlightSlot {
+  releaseInFlight?: () => void;
+}
+
+/** Releases the request's in-flight slot when its GraphQL work is done, whether or not its client is still there. */
+export function releaseInFlightPlugin<TContext extends InFlightSlot>(): ApolloServerPlugin<TContext> {
+  return {
+    requestDidStart() {
+      return Promise.resolve({
+        willSendResponse({ contextValue }) {
+          contextValue.releaseInFlight?.();
+          return Promise.resolve();
+        },
+      });
+    },
+  };
+}
+
+/** The release function the rate limits left for this response, if any. */
+export function inFlightRelease(response: Response): (() => void) | undefined {
+  const release: unknown = response.locals['releaseInFlight'];
+  return typeof release === 'function' ? (release as () => void) : undefined;
 }

@@ -422,3 +422,43 @@ describe('a subgraph the gateway cannot reach', () => {
     }
   });
 });
+
+describe('a subgraph that does not answer', () => {
+  it('is given up at the gateway\'s fetch deadline: 504 SUBGRAPH_TIMEOUT, no data, no address, quickly', async () => {
+    // Accepts the request and never answers, standing in for a stuck clinical subgraph.
+    const requests: { destroy(): void }[] = [];
+    const stuck = createServer((request) => {
+      requests.push(request.socket);
+    });
+    await new Promise<void>((resolve) => stuck.listen(0, '127.0.0.1', resolve));
+    const { port } = stuck.address() as AddressInfo;
+    const gateway = await startGateway(
+      {
+        verifier: stack.api.verifier,
+        logger: createLogger('silent'),
+        subgraphUrls: { patient: stack.subgraphUrl('patient'), clinical: `http://127.0.0.1:${port}/graphql`, billing: stack.subgraphUrl('billing') },
+        ready: () => Promise.resolve(true),
+        subgraphTimeoutMs: 500,
+      },
+      '127.0.0.1',
+      0,
+    );
+    try {
+      const started = Date.now();
+      const response = await post(gateway.url, 'query($id: ID!) { patient(id: $id) { id conditions(first: 1) { edges { node { id } } } } }', {
+        token: await stack.token('clinician'),
+        variables: { id: stack.principals.patient.patientId },
+      });
+      expect(Date.now() - started).toBeLessThan(5_000);
+      expect(response.status).toBe(504);
+      expect(response.body.data ?? null).toBeNull();
+      expect(response.body.errors?.map((error) => error.extensions?.['code'])).toEqual(['SUBGRAPH_TIMEOUT']);
+      expect(JSON.stringify(response.body)).not.toMatch(new RegExp(`${port}|127\\.0\\.0\\.1|timeout of|request to|clinical`, 'i'));
+      expect(requests.length).toBeGreaterThan(0);
+    } finally {
+      for (const socket of requests) socket.destroy();
+      await gateway.stop();
+      await new Promise((resolve) => stuck.close(resolve));
+    }
+  });
+});

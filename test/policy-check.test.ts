@@ -70,8 +70,8 @@ describe('npm run policy:check', () => {
   it('prints an operation\'s cost against the role\'s budget, and fails one that would be refused for a limit', async () => {
     const page = '{ patients(first: 50) { edges { node { id name { given family } } } } }';
     const partner = await check(page, '--role', 'partner');
-    expect(partner.stdout).toMatch(/COST {2}\(anonymous\): \d+ of the budget of 2000\n/);
-    const dashboard = '{ patients(first: 1000) { edges { node { id name { given family } birthDate } } } }';
+    expect(partner.stdout).toMatch(/COST {2}\(anonymous\): \d+ of the budget of 5000\n/);
+    const dashboard = '{ patients(first: 1000) { edges { node { id name { given family } birthDate gender } } } }';
     const refused = await check(dashboard, '--role', 'partner');
     expect(refused.code).toBe(1);
     expect(refused.stdout).toContain('REFUSED at run time: cost');

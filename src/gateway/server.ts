@@ -16,13 +16,15 @@ import type { RunningServer } from '../subgraphs/server.js';
 import { SUPERGRAPH_PATH } from './compose.js';
 import { createErrorFormatter } from '../graphql-errors.js';
 import { inputTextPlugin } from '../input-checks.js';
-import { withholdWhenDatabaseUnavailable } from '../unavailable.js';
-import { rateLimits, type RateLimitOverrides } from '../rate-limits.js';
+import { RETRY_AFTER_SECONDS, withholdWhenDatabaseUnavailable } from '../unavailable.js';
+import { inFlightRelease, rateLimits, releaseInFlightPlugin, type RateLimitOverrides } from '../rate-limits.js';
 import type { Cache } from '../cache/index.js';
 import { ErrorCode, cacheUnavailable, databaseUnavailable } from '../errors.js';
 import { loadApiSchema } from './api-schema.js';
 
 const MAX_FORWARDED_HEADER = 200;
+/** Longer than a subgraph's own database deadlines (src/db/orm.ts), so a subgraph says why it is slow before the gateway gives up. */
+export const DEFAULT_SUBGRAPH_TIMEOUT_MS = 15_000;
 /** Retry-After of a budget refusal that came from a subgraph (its own header does not cross the gateway). */
 const SUBGRAPH_RATE_RETRY_SECONDS = 60;
 /** A subgraph's whole-operation refusals that reach the client as the subgraph said them. */
@@ -38,6 +40,8 @@ export interface GatewayContext {
   authorization: string;
   /** Facts the subgraphs' audit records need about the client and its operation (never the operation's variables). */
   forwarded: Record<string, string>;
+  /** Releases the request's in-flight slot (rate limits) when the work is done. */
+  releaseInFlight?: () => void;
 }
 
 /**
@@ -45,6 +49,19 @@ export interface GatewayContext {
  * authenticates the caller itself, plus the facts its audit records need.
  */
 class ForwardingDataSource extends RemoteGraphQLDataSource<GatewayContext> {
+  constructor(url: string, timeoutMs: number) {
+    super({ url });
+    // Apollo's fetcher (make-fetch-happen) takes a per-request timeout: a subgraph that does not answer in time is given up.
+    const fetcher = this.fetcher;
+    this.fetcher = ((target: string, init: Parameters<typeof fetcher>[1]) => fetcher(target, { ...init, timeout: timeoutMs } as Parameters<typeof fetcher>[1]));
+  }
+
+  /** A subgraph past the fetch deadline: said with a code (the response then leaves without data, 504), never the fetch error. */
+  override didEncounterError(error: Error, ...rest: Parameters<RemoteGraphQLDataSource<GatewayContext>['didEncounterError']> extends [unknown, ...infer R] ? R : never): void {
+    if ((error as { type?: unknown }).type === 'request-timeout' || error.name === 'AbortError') throw subgraphTimeout();
+    super.didEncounterError(error, ...rest);
+  }
+
   override willSendRequest({ request, context }: GraphQLDataSourceProcessOptions<GatewayContext>): void {
     const caller = context as Partial<GatewayContext>;
     if (!caller.authorization || !caller.requestId) return; // the gateway's own health checks carry no caller
@@ -153,6 +170,31 @@ function rateLimitedWholePlugin(): ApolloServerPlugin<GatewayContext> {
   };
 }
 
+function subgraphTimeout(): GraphQLError {
+  return new GraphQLError('A part of the API did not answer in time, so nothing is returned. Retry shortly; quote the request id.', {
+    extensions: { code: ErrorCode.SubgraphTimeout },
+  });
+}
+
+/** A subgraph past the gateway's fetch deadline: the whole response is 504, with no partial data. */
+function subgraphTimeoutWholePlugin(): ApolloServerPlugin<GatewayContext> {
+  return {
+    requestDidStart() {
+      return Promise.resolve({
+        willSendResponse({ response, contextValue }) {
+          if (response.body.kind !== 'single') return Promise.resolve();
+          if (!(response.body.singleResult.errors ?? []).some((error) => error.extensions?.['code'] === ErrorCode.SubgraphTimeout)) return Promise.resolve();
+          response.http.status = 504;
+          response.http.headers.set('retry-after', String(RETRY_AFTER_SECONDS));
+          const timedOut = subgraphTimeout().toJSON();
+          response.body.singleResult = { data: null, errors: [{ ...timedOut, extensions: { ...timedOut.extensions, requestId: contextValue.requestId } }] };
+          return Promise.resolve();
+        },
+      });
+    },
+  };
+}
+
 export interface GatewayDependencies {
   verifier: TokenVerifier;
   logger: Logger;
@@ -165,6 +207,8 @@ export interface GatewayDependencies {
   /** The rate counters (shared with the subgraphs); without one, no budget over time is kept here (the subgraphs keep theirs). */
   cache?: Cache;
   rateLimitOverrides?: RateLimitOverrides;
+  /** How long the gateway waits for a subgraph's answer (DEFAULT_SUBGRAPH_TIMEOUT_MS when absent). */
+  subgraphTimeoutMs?: number;
 }
 
 /**
@@ -184,7 +228,8 @@ export async function startGateway(deps: GatewayDependencies, host: string, port
     logger: gatewayLog,
     buildService: ({ name, url }) => {
       const target = isSubgraphName(name) ? deps.subgraphUrls[name] : url;
-      return new ForwardingDataSource({ url: target });
+      if (!target) throw new Error(`the supergraph names subgraph ${name} without a URL`);
+      return new ForwardingDataSource(target, deps.subgraphTimeoutMs ?? DEFAULT_SUBGRAPH_TIMEOUT_MS);
     },
   });
   const app = createApp();
@@ -214,6 +259,8 @@ export async function startGateway(deps: GatewayDependencies, host: string, port
       auditFailClosedPlugin(),
       withholdWhenDatabaseUnavailable<GatewayContext>(),
       rateLimitedWholePlugin(),
+      subgraphTimeoutWholePlugin(),
+      releaseInFlightPlugin<GatewayContext>(),
       argumentRefusedWholePlugin(log),
     ],
   });
@@ -239,7 +286,8 @@ export async function startGateway(deps: GatewayDependencies, host: string, port
         if (typeof body.query === 'string') forwarded[FORWARDED_OPERATION_HASH] = operationHash(body.query);
         const named = typeof body.operationName === 'string' ? body.operationName : typeof body.query === 'string' ? OPERATION_NAME.exec(body.query)?.[2] : undefined;
         if (named) forwarded[FORWARDED_OPERATION_NAME] = named.slice(0, MAX_FORWARDED_HEADER);
-        return Promise.resolve({ principal, requestId: id, authorization: req.header('authorization') ?? '', forwarded });
+        const releaseInFlight = inFlightRelease(res);
+        return Promise.resolve({ principal, requestId: id, authorization: req.header('authorization') ?? '', forwarded, ...(releaseInFlight && { releaseInFlight }) });
       },
     }),
   );

@@ -195,7 +195,7 @@ export const ACCESS_POLICY: Record<Role, RolePolicy> = {
     description:
       'A partner organization (a pharmacy, a payer, a care-coordination service): at most this narrow set, of it only what its sharing agreement grants, only for patients who consented to share with it; never more than a treating clinician sees.',
     rate: { requestsPerMinute: 300, inFlight: 10, patientsPerHour: 500 },
-    maxCost: 2_000,
+    maxCost: 5_000,
     patients: 'partnerConsent',
     directory: 'all',
     boundBySharingAgreement: true,

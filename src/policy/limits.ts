@@ -107,16 +107,19 @@ export function measureSource(source: string, limits: OperationLimits): LimitBre
 
 interface Measure {
   depth: number;
+  /** Aliases and directives as written, each fragment counted at every spread (not multiplied by list sizes). */
   aliases: number;
   directives: number;
   /** Fields resolved, each multiplied by the sizes of the lists around it. */
   cost: number;
+  /** Representations asked of `_entities`, wherever the field sits. */
+  entities: number;
 }
 
-const ZERO: Measure = { depth: 0, aliases: 0, directives: 0, cost: 0 };
+const ZERO: Measure = { depth: 0, aliases: 0, directives: 0, cost: 0, entities: 0 };
 
 function add(a: Measure, b: Measure): Measure {
-  return { depth: Math.max(a.depth, b.depth), aliases: a.aliases + b.aliases, directives: a.directives + b.directives, cost: a.cost + b.cost };
+  return { depth: Math.max(a.depth, b.depth), aliases: a.aliases + b.aliases, directives: a.directives + b.directives, cost: a.cost + b.cost, entities: a.entities + b.entities };
 }
 
 type Variables = Readonly<Record<string, unknown>> | undefined;
@@ -125,7 +128,8 @@ type Variables = Readonly<Record<string, unknown>> | undefined;
 function listSize(field: GraphQLField<unknown, unknown>, node: FieldNode, variables: Variables): number {
   const argumentValue = (name: string): unknown => {
     const given = node.arguments?.find((argument) => argument.name.value === name)?.value;
-    if (!given) return field.args.find((argument) => argument.name === name)?.defaultValue;
+    // Absent or null: the resolver serves the argument's default.
+    if (!given || given.kind === Kind.NULL) return field.args.find((argument) => argument.name === name)?.defaultValue;
     if (given.kind === Kind.VARIABLE) return variables?.[given.name.value] ?? field.args.find((argument) => argument.name === name)?.defaultValue;
     if (given.kind === Kind.INT) return Number(given.value);
     if (given.kind === Kind.LIST) return given.values.length;
@@ -157,17 +161,24 @@ export function measureOperation(
   const fragments = new Map(
     document.definitions.filter((definition): definition is FragmentDefinitionNode => definition.kind === Kind.FRAGMENT_DEFINITION).map((fragment) => [fragment.name.value, fragment]),
   );
+  /** By fragment and the rows its connection holds where it is spread: a fragment is measured once per distinct context. */
   const fragmentMeasures = new Map<string, Measure>();
   const onPath = new Set<string>();
 
-  /** `rows`: for a connection's selection, how many rows its `edges` hold (its `first`); everything else under it counts once. */
+  /** `rows`: for a connection's selection (fragments on it included), how many rows its `edges` hold (its `first`); everything else under it counts once. */
   const measureSet = (selectionSet: SelectionSetNode, parent: GraphQLNamedType | undefined, rows = 1): Measure => {
     let total = ZERO;
     for (const selection of selectionSet.selections) {
       const directives = selection.directives?.length ?? 0;
       if (selection.kind === Kind.FIELD) {
-        // Introspection is answered from the caller's schema view, bounded by the schema itself (its type references nest deeper than data).
-        if (INTROSPECTION_ROOTS.has(selection.name.value)) continue;
+        const alias = selection.alias ? 1 : 0;
+        // Introspection is answered from the caller's schema view, bounded by the schema itself (its type references nest deeper than data):
+        // its depth and cost are not counted, its aliases and directives are.
+        if (INTROSPECTION_ROOTS.has(selection.name.value)) {
+          const inner = selection.selectionSet ? measureSet(selection.selectionSet, undefined) : ZERO;
+          total = add(total, { ...ZERO, aliases: alias + inner.aliases, directives: directives + inner.directives });
+          continue;
+        }
         const field = parent && isObjectType(parent) ? parent.getFields()[selection.name.value] : undefined;
         const named = field ? getNamedType(field.type) : undefined;
         const size = field && !selection.name.value.startsWith('__') ? listSize(field, selection, variables) : 1;
@@ -180,25 +191,27 @@ export function measureOperation(
         const plumbing = isEdges || (selection.name.value === 'node' && (parent?.name.endsWith('Edge') ?? false));
         total = add(total, {
           depth: child.depth + (plumbing ? 0 : 1),
-          aliases: (selection.alias ? 1 : 0) + child.aliases * multiplier,
-          directives: directives + child.directives * multiplier,
+          aliases: alias + child.aliases,
+          directives: directives + child.directives,
           cost: 1 + child.cost * multiplier,
+          entities: (selection.name.value === '_entities' ? size : 0) + child.entities * multiplier,
         });
       } else if (selection.kind === Kind.INLINE_FRAGMENT) {
         const typed = selection.typeCondition ? schema.getType(selection.typeCondition.name.value) : parent;
-        const inner = measureSet(selection.selectionSet, typed ?? undefined);
+        const inner = measureSet(selection.selectionSet, typed ?? undefined, rows);
         total = add(total, { ...inner, directives: inner.directives + directives });
       } else {
         const name = selection.name.value;
         const fragment = fragments.get(name);
         if (!fragment || onPath.has(name)) continue; // validation refuses unknown and cyclic fragments
-        let inner = fragmentMeasures.get(name);
+        const key = `${name}|${rows}`;
+        let inner = fragmentMeasures.get(key);
         if (!inner) {
           onPath.add(name);
-          inner = measureSet(fragment.selectionSet, schema.getType(fragment.typeCondition.name.value) ?? undefined);
+          inner = measureSet(fragment.selectionSet, schema.getType(fragment.typeCondition.name.value) ?? undefined, rows);
           inner = { ...inner, directives: inner.directives + (fragment.directives?.length ?? 0) };
           onPath.delete(name);
-          fragmentMeasures.set(name, inner);
+          fragmentMeasures.set(key, inner);
         }
         total = add(total, { ...inner, directives: inner.directives + directives });
       }
@@ -217,8 +230,7 @@ export function measureOperation(
   if (measured.depth > limits.maxDepth) return { limit: 'depth', max: limits.maxDepth, measured: measured.depth };
   if (measured.aliases > limits.maxAliases) return { limit: 'aliases', max: limits.maxAliases, measured: measured.aliases };
   if (measured.directives + operationDirectives > limits.maxDirectives) return { limit: 'directives', max: limits.maxDirectives, measured: measured.directives + operationDirectives };
-  const entities = entityCount(operation, variables);
-  if (entities > limits.maxEntities) return { limit: 'entities', max: limits.maxEntities, measured: entities };
+  if (measured.entities > limits.maxEntities) return { limit: 'entities', max: limits.maxEntities, measured: measured.entities };
   if (measured.cost > maxCost) return { limit: 'cost', max: maxCost, measured: Math.round(measured.cost) };
   return null;
 }
@@ -232,21 +244,6 @@ function collectRootFields(selectionSet: SelectionSetNode, fragments: Map<string
     if (!fragment || seen.has(fragment.name.value)) return [];
     return collectRootFields(fragment.selectionSet, fragments, new Set([...seen, fragment.name.value]));
   });
-}
-
-/** Representations asked of `_entities`, over every root `_entities` field. */
-function entityCount(operation: OperationDefinitionNode, variables: Variables): number {
-  let count = 0;
-  for (const selection of operation.selectionSet.selections) {
-    if (selection.kind !== Kind.FIELD || selection.name.value !== '_entities') continue;
-    const given = selection.arguments?.find((argument) => argument.name.value === 'representations')?.value;
-    if (given?.kind === Kind.LIST) count += given.values.length;
-    else if (given?.kind === Kind.VARIABLE) {
-      const value = variables?.[given.name.value];
-      count += Array.isArray(value) ? value.length : 1;
-    }
-  }
-  return count;
 }
 
 const LIMIT_WORDS: Record<LimitName, string> = {

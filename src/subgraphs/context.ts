@@ -40,6 +40,8 @@ export interface SubgraphContext {
   ids: RecordIds;
   /** Shows a stored record id as this caller's study pseudonym (researchers only; see the policy's studyPseudonym masker). */
   pseudonymize?: (type: string, id: string) => string | null;
+  /** Releases the request's in-flight slot (rate limits) when the work is done. */
+  releaseInFlight?: () => void;
 }
 
 export interface RecordIds {
@@ -67,7 +69,7 @@ export async function createSubgraphContext(
   logger: Logger,
   sealer: Sealer,
   clientIp: string | null,
-  options: { audited: boolean; cursorSealer: CursorSealer; pseudonyms: StudyPseudonyms },
+  options: { audited: boolean; cursorSealer: CursorSealer; pseudonyms: StudyPseudonyms; releaseInFlight?: () => void },
 ): Promise<SubgraphContext> {
   const { study } = principal;
   const access = await createAccessControl(principal, em, cache);
@@ -86,6 +88,7 @@ export async function createSubgraphContext(
     ...(options.audited && { auditField: auditFieldAccess(audit, principal) }),
     clientIp,
     cursors,
+    ...(options.releaseInFlight && { releaseInFlight: options.releaseInFlight }),
     ...(study === null
       ? { ids: IDENTIFIED }
       : { ids: { stored: (type, id) => options.pseudonyms.reveal(study, type, id) }, pseudonymize: (type: string, id: string) => options.pseudonyms.hide(study, type, id) }),

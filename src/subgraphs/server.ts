@@ -16,7 +16,7 @@ import { decryptionFailed } from '../errors.js';
 import { createErrorFormatter } from '../graphql-errors.js';
 import { inputTextPlugin } from '../input-checks.js';
 import { withholdWhenDatabaseUnavailable } from '../unavailable.js';
-import { rateLimits, type RateLimitOverrides } from '../rate-limits.js';
+import { inFlightRelease, rateLimits, releaseInFlightPlugin, type RateLimitOverrides } from '../rate-limits.js';
 import type { Database } from '../db/index.js';
 import type { Sealer } from '../db/encryption.js';
 import type { Logger } from '../logger.js';
@@ -185,6 +185,7 @@ export async function startSubgraph(
       introspectionByRolePlugin<SubgraphContext>(() => schema),
       emergencyAccessMarkPlugin(),
       withholdWhenDatabaseUnavailable<SubgraphContext>(),
+      releaseInFlightPlugin<SubgraphContext>(),
       ...(unauditedForBenchmark ? [] : [auditPlugin<SubgraphContext>(name, auditStore, auditMetrics, { cache, thresholds: alertThresholds, rateOverrides: rateLimitOverrides })]),
     ],
   });
@@ -202,7 +203,7 @@ export async function startSubgraph(
     expressMiddleware(apollo, {
       context: ({ req, res }) => {
         const { principal, requestId: id } = locals(res);
-        return Promise.resolve(createSubgraphContext(principal, id, db.fork(), cache, log, sealer, req.ip ?? null, { audited: !unauditedForBenchmark, cursorSealer, pseudonyms }));
+        return Promise.resolve(createSubgraphContext(principal, id, db.fork(), cache, log, sealer, req.ip ?? null, { audited: !unauditedForBenchmark, cursorSealer, pseudonyms, releaseInFlight: inFlightRelease(res) }));
       },
     }),
   );
