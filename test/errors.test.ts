@@ -455,6 +455,8 @@ describe('a subgraph that does not answer', () => {
       expect(response.body.errors?.map((error) => error.extensions?.['code'])).toEqual(['SUBGRAPH_TIMEOUT']);
       expect(JSON.stringify(response.body)).not.toMatch(new RegExp(`${port}|127\\.0\\.0\\.1|timeout of|request to|clinical`, 'i'));
       expect(requests.length).toBeGreaterThan(0);
+      // Nothing leaves for Apollo: the gateway's built-in usage data collection (an OTLP export and cloud-metadata probes) is off.
+      expect(process.env['APOLLO_TELEMETRY_DISABLED']).toBe('true');
     } finally {
       for (const socket of requests) socket.destroy();
       await gateway.stop();

@@ -223,6 +223,9 @@ export async function startGateway(deps: GatewayDependencies, host: string, port
   const supergraphSdl = readFileSync(SUPERGRAPH_PATH, 'utf8');
   const apiSchema = loadApiSchema(supergraphSdl);
   const limits = deps.operationLimits ?? DEFAULT_OPERATION_LIMITS;
+  // Apollo Gateway collects usage data by default: an OTLP export to Apollo's servers and cloud-metadata probes
+  // (GCP, AWS, Azure, Alibaba) from every instance. Never, for an API in front of PHI: off before the gateway is built.
+  process.env['APOLLO_TELEMETRY_DISABLED'] = 'true';
   const gateway = new ApolloGateway({
     supergraphSdl,
     logger: gatewayLog,
