@@ -149,3 +149,16 @@ export function cacheUnavailable(): GraphQLError {
     extensions: { code: ErrorCode.CacheUnavailable },
   });
 }
+
+/** What a response withheld for want of an audit record says (a subgraph's, and the gateway's for the whole request). */
+export const AUDIT_UNAVAILABLE_MESSAGE = 'The audit trail is unavailable, so no data is returned. Retry later; quote the request id.';
+
+export function auditUnavailable(): GraphQLError {
+  return new GraphQLError(AUDIT_UNAVAILABLE_MESSAGE, { extensions: { code: ErrorCode.AuditUnavailable } });
+}
+
+export function subgraphTimeout(): GraphQLError {
+  return new GraphQLError('A part of the API did not answer in time, so nothing is returned. Retry shortly; quote the request id.', {
+    extensions: { code: ErrorCode.SubgraphTimeout },
+  });
+}

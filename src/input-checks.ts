@@ -1,9 +1,9 @@
 import { HeaderMap, type ApolloServerPlugin, type BaseContext, type GraphQLRequestContext, type GraphQLResponse } from '@apollo/server';
+import { coercedVariables } from './policy/operation-variables.js';
 import {
   GraphQLError,
   Kind,
   TypeInfo,
-  getVariableValues,
   isInputObjectType,
   isListType,
   isNonNullType,
@@ -140,9 +140,9 @@ export function inputTextPlugin<TContext extends BaseContext>(schema: () => Grap
         responseForOperation(requestContext: GraphQLRequestContext<TContext>) {
           const { operation, document } = requestContext;
           if (!operation || !document) return Promise.resolve(null);
-          const coerced = getVariableValues(schema(), operation.variableDefinitions ?? [], requestContext.request.variables ?? {});
-          if (coerced.errors) return Promise.resolve(null);
-          const problems = textProblems(schema(), document, operation, coerced.coerced);
+          const variables = coercedVariables(schema(), operation, requestContext.request);
+          if (!variables) return Promise.resolve(null);
+          const problems = textProblems(schema(), document, operation, variables);
           if (problems.length === 0) return Promise.resolve(null);
           const response: GraphQLResponse = {
             http: { status: 400, headers: new HeaderMap() },

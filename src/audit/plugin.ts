@@ -6,7 +6,7 @@ import type { AuditCollector } from './collector.js';
 import { operationHash, type AuditEventRecord, type RequestFacts } from './events.js';
 import { alertEvent, logAlerts, watchAccess, type AccessWatch, type Alert, type AlertThresholds } from './alerts.js';
 import type { Cache } from '../cache/index.js';
-import { ErrorCode, cacheUnavailable } from '../errors.js';
+import { AUDIT_UNAVAILABLE_MESSAGE, ErrorCode, cacheUnavailable } from '../errors.js';
 import { EMERGENCY_PATIENTS_PER_HOUR, type RateBudget } from '../policy/index.js';
 import { rateBudget, rateLimited, secondsToNextHour, type RateLimitOverrides, type RateLimitReason } from '../rate-limits.js';
 import { RETRY_AFTER_SECONDS } from '../unavailable.js';
@@ -98,9 +98,7 @@ export function auditPlugin<TContext extends AuditedContext>(
             );
             response.http.status = 503;
             response.http.headers = new HeaderMap([['retry-after', '5']]);
-            const withheld = new GraphQLError('The audit trail is unavailable, so no data is returned. Retry later; quote the request id.', {
-              extensions: { code: AUDIT_UNAVAILABLE, requestId: contextValue.requestId },
-            }).toJSON();
+            const withheld = new GraphQLError(AUDIT_UNAVAILABLE_MESSAGE, { extensions: { code: AUDIT_UNAVAILABLE, requestId: contextValue.requestId } }).toJSON();
             response.body = { kind: 'single', singleResult: { data: null, errors: [withheld] } };
             return;
           }

@@ -1,7 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import { ApolloGateway, RemoteGraphQLDataSource, type GraphQLDataSourceProcessOptions } from '@apollo/gateway';
-import { ApolloServer, type ApolloServerPlugin } from '@apollo/server';
+import { ApolloServer } from '@apollo/server';
 import { GraphQLError } from 'graphql';
 import { AUDIT_UNAVAILABLE, FORWARDED_OPERATION_HASH, FORWARDED_OPERATION_NAME, operationHash } from '../audit/index.js';
 import { DEFAULT_OPERATION_LIMITS, argumentPolicyPlugin, introspectionByRolePlugin, operationLimitsPlugin, type OperationLimits } from '../policy/index.js';
@@ -16,17 +16,23 @@ import type { RunningServer } from '../subgraphs/server.js';
 import { SUPERGRAPH_PATH } from './compose.js';
 import { createErrorFormatter } from '../graphql-errors.js';
 import { inputTextPlugin } from '../input-checks.js';
-import { RETRY_AFTER_SECONDS, withholdWhenDatabaseUnavailable } from '../unavailable.js';
+import {
+  ARGUMENT_DENIED_RULE,
+  AUDIT_UNAVAILABLE_RULE,
+  CACHE_UNAVAILABLE_RULE,
+  DATABASE_UNAVAILABLE_RULE,
+  RATE_LIMITED_RULE,
+  SUBGRAPH_TIMEOUT_RULE,
+  withholdWholeResponses,
+} from '../unavailable.js';
 import { inFlightRelease, rateLimits, releaseInFlightPlugin, type RateLimitOverrides } from '../rate-limits.js';
 import type { Cache } from '../cache/index.js';
-import { ErrorCode, cacheUnavailable, databaseUnavailable } from '../errors.js';
+import { ErrorCode, auditUnavailable, cacheUnavailable, databaseUnavailable, subgraphTimeout } from '../errors.js';
 import { loadApiSchema } from './api-schema.js';
 
 const MAX_FORWARDED_HEADER = 200;
 /** Longer than a subgraph's own database deadlines (src/db/orm.ts), so a subgraph says why it is slow before the gateway gives up. */
 export const DEFAULT_SUBGRAPH_TIMEOUT_MS = 15_000;
-/** Retry-After of a budget refusal that came from a subgraph (its own header does not cross the gateway). */
-const SUBGRAPH_RATE_RETRY_SECONDS = 60;
 /** A subgraph's whole-operation refusals that reach the client as the subgraph said them. */
 const PASSED_ON_FROM_SUBGRAPHS = new Set(['FORBIDDEN', 'BAD_USER_INPUT', 'OPERATION_LIMIT', 'RATE_LIMITED']);
 /** The name of the first operation of a document, when the request does not name one. */
@@ -90,109 +96,11 @@ class ForwardingDataSource extends RemoteGraphQLDataSource<GatewayContext> {
       if (body?.errors?.some((error) => error.extensions?.code === ErrorCode.DatabaseUnavailable)) return databaseUnavailable();
       if (body?.errors?.some((error) => error.extensions?.code === ErrorCode.CacheUnavailable)) return cacheUnavailable();
       if (body?.errors?.some((error) => error.extensions?.code === AUDIT_UNAVAILABLE)) {
-        return new GraphQLError('The audit trail is unavailable, so no data is returned. Retry later; quote the request id.', {
-          extensions: { code: AUDIT_UNAVAILABLE },
-        });
+        return auditUnavailable();
       }
     }
     return super.errorFromResponse(response);
   }
-}
-
-/** Fail closed across subgraphs: if any subgraph withheld its data for want of an audit, nothing is returned. */
-function auditFailClosedPlugin(): ApolloServerPlugin<GatewayContext> {
-  return {
-    requestDidStart() {
-      return Promise.resolve({
-        willSendResponse({ response, contextValue }) {
-          if (response.body.kind !== 'single') return Promise.resolve();
-          const errors = response.body.singleResult.errors ?? [];
-          if (!errors.some((error) => error.extensions?.['code'] === AUDIT_UNAVAILABLE)) return Promise.resolve();
-          response.http.status = 503;
-          response.body.singleResult = {
-            data: null,
-            errors: [
-              new GraphQLError('The audit trail is unavailable, so no data is returned. Retry later; quote the request id.', {
-                extensions: { code: AUDIT_UNAVAILABLE, requestId: contextValue.requestId },
-              }).toJSON(),
-            ],
-          };
-          return Promise.resolve();
-        },
-      });
-    },
-  };
-}
-
-/**
- * A subgraph may refuse an argument the gateway let through (its own
- * decisions are narrower: a partner's sharing agreement is read there).
- * The operation is then refused whole, as the gateway refuses it: HTTP 403,
- * no data from any subgraph, the argument errors alone.
- */
-function argumentRefusedWholePlugin(log: Logger): ApolloServerPlugin<GatewayContext> {
-  return {
-    requestDidStart() {
-      return Promise.resolve({
-        willSendResponse({ response, contextValue }) {
-          if (response.body.kind !== 'single') return Promise.resolve();
-          const refused = (response.body.singleResult.errors ?? []).filter((error) => error.extensions?.['reason'] === 'ARGUMENT_DENIED');
-          if (refused.length === 0 || response.http.status === 403) return Promise.resolve();
-          log.warn(
-            { event: 'argument-denied', subject: contextValue.principal.subject, requestId: contextValue.requestId, arguments: refused.map((error) => error.extensions?.['argument']) },
-            'a subgraph refused an operation for an argument its caller may not use',
-          );
-          response.http.status = 403;
-          response.body.singleResult = { errors: refused.map(({ path: _path, ...error }) => error) };
-          return Promise.resolve();
-        },
-      });
-    },
-  };
-}
-
-/** A subgraph that refused a principal past its budget (429): the whole response is refused, with no data from any subgraph. */
-function rateLimitedWholePlugin(): ApolloServerPlugin<GatewayContext> {
-  return {
-    requestDidStart() {
-      return Promise.resolve({
-        willSendResponse({ response }) {
-          if (response.body.kind !== 'single') return Promise.resolve();
-          const limited = (response.body.singleResult.errors ?? []).filter((error) => error.extensions?.['code'] === ErrorCode.RateLimited);
-          if (limited.length === 0 || response.http.status === 429) return Promise.resolve();
-          response.http.status = 429;
-          response.http.headers.set('retry-after', String(SUBGRAPH_RATE_RETRY_SECONDS));
-          response.body.singleResult = { errors: limited.map(({ path: _path, ...error }) => error) };
-          return Promise.resolve();
-        },
-      });
-    },
-  };
-}
-
-function subgraphTimeout(): GraphQLError {
-  return new GraphQLError('A part of the API did not answer in time, so nothing is returned. Retry shortly; quote the request id.', {
-    extensions: { code: ErrorCode.SubgraphTimeout },
-  });
-}
-
-/** A subgraph past the gateway's fetch deadline: the whole response is 504, with no partial data. */
-function subgraphTimeoutWholePlugin(): ApolloServerPlugin<GatewayContext> {
-  return {
-    requestDidStart() {
-      return Promise.resolve({
-        willSendResponse({ response, contextValue }) {
-          if (response.body.kind !== 'single') return Promise.resolve();
-          if (!(response.body.singleResult.errors ?? []).some((error) => error.extensions?.['code'] === ErrorCode.SubgraphTimeout)) return Promise.resolve();
-          response.http.status = 504;
-          response.http.headers.set('retry-after', String(RETRY_AFTER_SECONDS));
-          const timedOut = subgraphTimeout().toJSON();
-          response.body.singleResult = { data: null, errors: [{ ...timedOut, extensions: { ...timedOut.extensions, requestId: contextValue.requestId } }] };
-          return Promise.resolve();
-        },
-      });
-    },
-  };
 }
 
 export interface GatewayDependencies {
@@ -259,12 +167,18 @@ export async function startGateway(deps: GatewayDependencies, host: string, port
       // Every string within its length, without control characters: refused before anything runs.
       inputTextPlugin<GatewayContext>(() => apiSchema),
       introspectionByRolePlugin<GatewayContext>(() => apiSchema),
-      auditFailClosedPlugin(),
-      withholdWhenDatabaseUnavailable<GatewayContext>(),
-      rateLimitedWholePlugin(),
-      subgraphTimeoutWholePlugin(),
+      // Whatever a subgraph said of the whole operation (its audit, a dependency, its deadline, a budget, an argument) refuses it whole here.
+      withholdWholeResponses<GatewayContext>(
+        [AUDIT_UNAVAILABLE_RULE, DATABASE_UNAVAILABLE_RULE, CACHE_UNAVAILABLE_RULE, SUBGRAPH_TIMEOUT_RULE, RATE_LIMITED_RULE, ARGUMENT_DENIED_RULE],
+        (context, rule, errors) => {
+          if (rule !== ARGUMENT_DENIED_RULE) return;
+          log.warn(
+            { event: 'argument-denied', subject: context.principal.subject, requestId: context.requestId, arguments: errors.map((error) => error.extensions?.['argument']) },
+            'a subgraph refused an operation for an argument its caller may not use',
+          );
+        },
+      ),
       releaseInFlightPlugin<GatewayContext>(),
-      argumentRefusedWholePlugin(log),
     ],
   });
   await apollo.start();

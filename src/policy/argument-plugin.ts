@@ -1,5 +1,6 @@
 import { HeaderMap, type ApolloServerPlugin, type GraphQLRequestContext, type GraphQLResponse } from '@apollo/server';
-import { getVariableValues, type GraphQLSchema } from 'graphql';
+import { coercedVariables } from './operation-variables.js';
+import type { GraphQLSchema } from 'graphql';
 import type { Principal } from '../auth/index.js';
 import { argumentDenied, categoryDeciderFor, refusedArguments, type ArgumentRefusal, type CategoryDecider } from './arguments.js';
 
@@ -33,10 +34,9 @@ export function argumentPolicyPlugin<TContext extends { principal: Principal }>(
           const { principal } = contextValue;
           const decide = options.decider?.(contextValue) ?? categoryDeciderFor(principal.roles);
           // The values the operation will run with: variables as coerced, defaults of absent ones included.
-          const coerced = getVariableValues(schema(), operation.variableDefinitions ?? [], requestContext.request.variables ?? {});
-          // Variables that do not coerce never run: execution refuses them with BAD_USER_INPUT.
-          if (coerced.errors) return Promise.resolve(null);
-          const refusals = refusedArguments(schema(), document, operation, coerced.coerced, decide, principal.mfa);
+          const variables = coercedVariables(schema(), operation, requestContext.request);
+          if (!variables) return Promise.resolve(null);
+          const refusals = refusedArguments(schema(), document, operation, variables, decide, principal.mfa);
           if (refusals.length === 0) return Promise.resolve(null);
           options.onRefused?.(contextValue, refusals);
           const response: GraphQLResponse = {

@@ -1,5 +1,6 @@
 import { HeaderMap, type ApolloServerPlugin, type GraphQLRequestContext, type GraphQLResponse } from '@apollo/server';
-import { getVariableValues, type GraphQLSchema } from 'graphql';
+import { coercedVariables } from './operation-variables.js';
+import type { GraphQLSchema } from 'graphql';
 import type { Principal } from '../auth/index.js';
 import { costBudget, measureOperation, operationLimitError, type LimitBreach, type OperationLimits } from './limits.js';
 
@@ -27,10 +28,9 @@ export function operationLimitsPlugin<TContext extends { principal: Principal }>
         responseForOperation(requestContext: GraphQLRequestContext<TContext>) {
           const { operation, document, contextValue } = requestContext;
           if (!operation || !document) return Promise.resolve(null);
-          const coerced = getVariableValues(schema(), operation.variableDefinitions ?? [], requestContext.request.variables ?? {});
-          // Variables that do not coerce never run: execution refuses them with BAD_USER_INPUT.
-          if (coerced.errors) return Promise.resolve(null);
-          const breach = measureOperation(schema(), document, operation, coerced.coerced, limits, limits.maxCost ?? costBudget(contextValue.principal.roles));
+          const variables = coercedVariables(schema(), operation, requestContext.request);
+          if (!variables) return Promise.resolve(null);
+          const breach = measureOperation(schema(), document, operation, variables, limits, limits.maxCost ?? costBudget(contextValue.principal.roles));
           if (!breach) return Promise.resolve(null);
           options.onRefused?.(contextValue, breach);
           const response: GraphQLResponse = {

@@ -15,7 +15,7 @@ import { CryptoError, CursorSealer, Sealed, StudyPseudonyms, unseal } from '../c
 import { decryptionFailed } from '../errors.js';
 import { createErrorFormatter } from '../graphql-errors.js';
 import { inputTextPlugin } from '../input-checks.js';
-import { withholdWhenDatabaseUnavailable } from '../unavailable.js';
+import { AUDIT_UNAVAILABLE_RULE, CACHE_UNAVAILABLE_RULE, DATABASE_UNAVAILABLE_RULE, withholdWholeResponses } from '../unavailable.js';
 import { inFlightRelease, rateLimits, releaseInFlightPlugin, type RateLimitOverrides } from '../rate-limits.js';
 import type { Database } from '../db/index.js';
 import type { Sealer } from '../db/encryption.js';
@@ -184,7 +184,8 @@ export async function startSubgraph(
       inputTextPlugin<SubgraphContext>(() => schema),
       introspectionByRolePlugin<SubgraphContext>(() => schema),
       emergencyAccessMarkPlugin(),
-      withholdWhenDatabaseUnavailable<SubgraphContext>(),
+      // A dependency that did not answer withholds the whole response (the audit plugin's own refusal first).
+      withholdWholeResponses<SubgraphContext>([AUDIT_UNAVAILABLE_RULE, DATABASE_UNAVAILABLE_RULE, CACHE_UNAVAILABLE_RULE]),
       releaseInFlightPlugin<SubgraphContext>(),
       ...(unauditedForBenchmark ? [] : [auditPlugin<SubgraphContext>(name, auditStore, auditMetrics, { cache, thresholds: alertThresholds, rateOverrides: rateLimitOverrides })]),
     ],
