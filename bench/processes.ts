@@ -32,6 +32,10 @@ const CONFIG_VARIABLES = [
   'PATIENT_SUBGRAPH_URL', 'CLINICAL_SUBGRAPH_URL', 'BILLING_SUBGRAPH_URL', 'DATABASE_URL', 'DATA_DIR', 'REDIS_URL', 'REDIS_KEY_PREFIX',
   'AUTH_ISSUER', 'AUTH_AUDIENCE', 'AUTH_JWKS_URL', 'AUTH_PUBLIC_KEY', 'AUTH_ALGORITHMS', 'PHI_KEY_RING', 'ALERT_DISTINCT_PATIENTS_PER_HOUR',
   'ALERT_DENIED_FIELDS_PER_HOUR', 'ALERT_SSN_READS_PER_HOUR', 'AUDIT_RETENTION_DAYS', 'LOG_LEVEL', 'SEED_PATIENTS',
+  'GATEWAY_SUBGRAPH_TIMEOUT_MS', 'REQUEST_DEADLINE_MS', 'RESPONSE_MAX_BYTES', 'PROCESS_HEAP_MB',
+  'DATABASE_STATEMENT_TIMEOUT_MS', 'DATABASE_LOCK_TIMEOUT_MS', 'DATABASE_ACQUIRE_TIMEOUT_MS',
+  'OPERATION_MAX_DOCUMENT_BYTES', 'OPERATION_MAX_TOKENS', 'OPERATION_MAX_DEPTH', 'OPERATION_MAX_ALIASES', 'OPERATION_MAX_DIRECTIVES',
+  'OPERATION_MAX_ROOT_FIELDS', 'OPERATION_MAX_ENTITIES', 'OPERATION_MAX_COST',
 ] as const;
 
 /** How long a stopped server may take to finish in-flight requests and exit before it is killed. */
@@ -69,6 +73,10 @@ export interface ServerSettings {
   redisKeyPrefix?: string;
   /** Patients to seed into an empty database (unset: the server's default). */
   seedPatients?: number;
+  /** `bench` (the default): BENCH_BUDGETS, budgets that never refuse; `policy`: each role's own budgets, as deployed. */
+  budgets?: 'bench' | 'policy';
+  /** More configuration for the child (variables of src/config.ts). */
+  env?: Record<string, string>;
 }
 
 export interface ServerProcess {
@@ -107,7 +115,8 @@ export async function spawnServer(command: readonly string[], settings: ServerSe
     BILLING_SUBGRAPH_PORT: String(billingPort),
     DATA_DIR: settings.dataDir,
     LOG_LEVEL: 'silent',
-    ...BENCH_BUDGETS,
+    ...(settings.budgets !== 'policy' && BENCH_BUDGETS),
+    ...settings.env,
     ...(settings.databaseUrl && { DATABASE_URL: settings.databaseUrl }),
     ...(settings.redisUrl && { REDIS_URL: settings.redisUrl }),
     ...(settings.redisKeyPrefix && { REDIS_KEY_PREFIX: settings.redisKeyPrefix }),

@@ -564,7 +564,8 @@ async function startChild(stack: CopiesStack, nodeFlags: readonly string[], onSt
     ...(stack.config.redisUrl && { redisUrl: stack.config.redisUrl, redisKeyPrefix: stack.config.redisKeyPrefix }),
     seedPatients: 0,
   };
-  const server = await spawnServer([process.execPath, ...nodeFlags, '--import', 'tsx', 'src/main.ts'], settings, REPO_ROOT);
+  // One process (--single-process): the memory of the gateway and the three subgraphs together, as measured before npm start supervised separate processes.
+  const server = await spawnServer([process.execPath, ...nodeFlags, '--import', 'tsx', 'src/main.ts', '--single-process'], settings, REPO_ROOT);
   onStop(async () => void (await server.stop()));
   await waitUntilServing(server, CHILD_START_TIMEOUT_MS);
   return server;
@@ -876,7 +877,7 @@ function reportText(findings: Findings): string {
       `Peak RSS ${mib(memory.samples.at(-1)?.peakMiB ?? 0)} MiB; RSS after ${options.memoryRequests} requests ${mib(memory.samples.at(-1)?.rssMiB ?? 0)} MiB (${signed(memory.sinceWarmupMiB)} MiB since the warm-up). ` +
         `Trend from request ${memory.trendFrom} on (least squares over a sample every ${memory.sampleEvery} requests): ${signed(memory.trendMiBPer10k)} MiB per 10,000 requests, ${signed(memory.growthMiB)} MiB over the ${options.memoryRequests - memory.trendFrom} requests: ` +
         `${memory.flat ? 'no growth beyond noise' : '**grows beyond noise**'} (noise: max(${MEMORY_NOISE_MIB} MiB, ${MEMORY_NOISE_SHARE * 100}% of the RSS at request ${memory.trendFrom}); the heap reaches its working size during the first thousands of requests, a leak keeps growing after. ` +
-        `\`node --import tsx src/main.ts\` (as \`npm start\`), on its own copy of the seeded database, ${options.concurrency} requests in flight, mix ${memory.mix}, after ${MEMORY_WARMUP_REQUESTS} warm-up requests; ${memory.requestsPerSecond.toFixed(0)} req/s. VmRSS and VmHWM from /proc/<pid>/status.`,
+        `\`node --import tsx src/main.ts --single-process\` (npm start's processes in one), on its own copy of the seeded database, ${options.concurrency} requests in flight, mix ${memory.mix}, after ${MEMORY_WARMUP_REQUESTS} warm-up requests; ${memory.requestsPerSecond.toFixed(0)} req/s. VmRSS and VmHWM from /proc/<pid>/status.`,
     );
   }
   if (findings.profile) {

@@ -13,6 +13,13 @@ import { DEFAULT_DATABASE_TIMEOUTS, type DatabaseTimeouts } from './db/orm.js';
 
 const port = z.coerce.number().int().min(0).max(65_535);
 
+/** The whole of one client request, at the gateway and (shortened by what the gateway has left) on each subgraph. */
+export const DEFAULT_REQUEST_DEADLINE_MS = 30_000;
+/** The largest response body the gateway or a subgraph sends; a larger one is refused (RESPONSE_TOO_LARGE). */
+export const DEFAULT_RESPONSE_MAX_BYTES = 8 * 1024 * 1024;
+/** The V8 heap cap of each supervised process (--max-old-space-size). */
+export const DEFAULT_PROCESS_HEAP_MB = 1024;
+
 /** Tolerated clock difference between the token issuer and the API, in seconds. */
 export const DEFAULT_CLOCK_TOLERANCE_SECONDS = 30;
 /** More than five minutes would keep an expired token alive far past its `exp`. */
@@ -72,6 +79,9 @@ const environmentSchema = z
     LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
     SEED_PATIENTS: z.coerce.number().int().min(0).default(300),
     GATEWAY_SUBGRAPH_TIMEOUT_MS: limit(15_000, 100),
+    REQUEST_DEADLINE_MS: limit(DEFAULT_REQUEST_DEADLINE_MS, 100),
+    RESPONSE_MAX_BYTES: limit(DEFAULT_RESPONSE_MAX_BYTES, 1024),
+    PROCESS_HEAP_MB: limit(DEFAULT_PROCESS_HEAP_MB, 64),
     DATABASE_STATEMENT_TIMEOUT_MS: limit(DEFAULT_DATABASE_TIMEOUTS.statementMs, 100),
     DATABASE_LOCK_TIMEOUT_MS: limit(DEFAULT_DATABASE_TIMEOUTS.lockMs, 100),
     DATABASE_ACQUIRE_TIMEOUT_MS: limit(DEFAULT_DATABASE_TIMEOUTS.acquireMs, 100),
@@ -154,10 +164,17 @@ export interface Config {
   logLevel: Environment['LOG_LEVEL'];
   seedPatients: number;
   /** What one operation may ask for (README, "Limits"); cost budgets are per role, in the policy. */
-  operationLimits: OperationLimits;  /** Deadlines of the API's PostgreSQL connections (statement, lock wait, pool wait). */
+  operationLimits: OperationLimits;
+  /** Deadlines of the API's PostgreSQL connections (statement, lock wait, pool wait). */
   databaseTimeouts: DatabaseTimeouts;
   /** How long the gateway waits for a subgraph's answer. */
   subgraphTimeoutMs: number;
+  /** The deadline of one whole request (gateway and subgraphs). */
+  requestDeadlineMs: number;
+  /** The largest response body sent. */
+  responseMaxBytes: number;
+  /** The heap cap of each supervised process, in MiB. */
+  processHeapMb: number;
   /** When set, replace every role's requests per minute and in flight (the policy's otherwise). */
   rateLimitOverrides: { requestsPerMinute?: number; inFlight?: number; patientsPerHour?: number };
 }
@@ -216,6 +233,9 @@ export function loadConfig(source: NodeJS.ProcessEnv = process.env): Config {
       ...(env.RATE_LIMIT_PATIENTS_PER_HOUR !== undefined && { patientsPerHour: env.RATE_LIMIT_PATIENTS_PER_HOUR }),
     },
     subgraphTimeoutMs: env.GATEWAY_SUBGRAPH_TIMEOUT_MS,
+    requestDeadlineMs: env.REQUEST_DEADLINE_MS,
+    responseMaxBytes: env.RESPONSE_MAX_BYTES,
+    processHeapMb: env.PROCESS_HEAP_MB,
     databaseTimeouts: { statementMs: env.DATABASE_STATEMENT_TIMEOUT_MS, lockMs: env.DATABASE_LOCK_TIMEOUT_MS, acquireMs: env.DATABASE_ACQUIRE_TIMEOUT_MS },
     operationLimits: {
       maxDocumentBytes: env.OPERATION_MAX_DOCUMENT_BYTES,

@@ -26,6 +26,12 @@ export const ErrorCode = {
   RateLimited: 'RATE_LIMITED',
   /** A subgraph did not answer the gateway in time: nothing is returned (504); retry. */
   SubgraphTimeout: 'SUBGRAPH_TIMEOUT',
+  /** A subgraph could not be reached (its process is down or restarting): nothing is returned (503); retry. */
+  SubgraphUnavailable: 'SUBGRAPH_UNAVAILABLE',
+  /** The request ran past its overall deadline: nothing is returned and nothing written (504); retry. */
+  RequestTimeout: 'REQUEST_TIMEOUT',
+  /** The response would have been larger than the largest one sent: ask for smaller pages or fewer fields. */
+  ResponseTooLarge: 'RESPONSE_TOO_LARGE',
 } as const;
 export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode];
 
@@ -48,6 +54,9 @@ export const CLIENT_ERROR_CODES: ReadonlySet<string> = new Set<string>([
   ErrorCode.CacheUnavailable,
   ErrorCode.RateLimited,
   ErrorCode.SubgraphTimeout,
+  ErrorCode.SubgraphUnavailable,
+  ErrorCode.RequestTimeout,
+  ErrorCode.ResponseTooLarge,
   ErrorCode.OperationLimit,
   ApolloServerErrorCode.GRAPHQL_PARSE_FAILED,
   ApolloServerErrorCode.GRAPHQL_VALIDATION_FAILED,
@@ -160,5 +169,23 @@ export function auditUnavailable(): GraphQLError {
 export function subgraphTimeout(): GraphQLError {
   return new GraphQLError('A part of the API did not answer in time, so nothing is returned. Retry shortly; quote the request id.', {
     extensions: { code: ErrorCode.SubgraphTimeout },
+  });
+}
+
+export function subgraphUnavailable(): GraphQLError {
+  return new GraphQLError('A part of the API is not reachable right now (it is being restarted), so nothing is returned. Retry shortly; quote the request id.', {
+    extensions: { code: ErrorCode.SubgraphUnavailable },
+  });
+}
+
+export function requestTimeout(deadlineMs: number): GraphQLError {
+  return new GraphQLError(`The request ran past its deadline of ${deadlineMs} ms, so nothing is returned and nothing was written. Retry, or ask for less; quote the request id.`, {
+    extensions: { code: ErrorCode.RequestTimeout, limit: 'deadlineMs', max: deadlineMs },
+  });
+}
+
+export function responseTooLarge(maxBytes: number, bytes: number): GraphQLError {
+  return new GraphQLError(`The response would be ${bytes} bytes, more than the ${maxBytes} bytes one response may carry: ask for smaller pages or fewer fields.`, {
+    extensions: { code: ErrorCode.ResponseTooLarge, limit: 'responseBytes', max: maxBytes, measured: bytes },
   });
 }

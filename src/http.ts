@@ -6,7 +6,7 @@ import type { Principal, TokenVerifier } from './auth/index.js';
 import { AuthenticationError } from './auth/index.js';
 import type { Logger } from './logger.js';
 import { operationHash } from './audit/index.js';
-import { cacheUnavailable, isCacheUnavailable } from './errors.js';
+import { cacheUnavailable, isCacheUnavailable, responseTooLarge } from './errors.js';
 import { RETRY_AFTER_SECONDS } from './unavailable.js';
 import { measureSource, operationLimitError, type ArgumentRefusal, type LimitBreach, type OperationLimits } from './policy/index.js';
 
@@ -14,7 +14,8 @@ import { measureSource, operationLimitError, type ArgumentRefusal, type LimitBre
 
 export const REQUEST_ID_HEADER = 'x-request-id';
 const REQUEST_ID = /^[A-Za-z0-9._:-]{8,128}$/;
-export const MAX_BODY_BYTES = '1mb';
+/** The largest request body read: a document is at most 16 KB and 1,000 entity representations about 100 KB; a larger body is refused from its Content-Length, unread. */
+export const MAX_BODY_BYTES = '256kb';
 
 export interface RequestLocals {
   principal: Principal;
@@ -61,6 +62,43 @@ export function requireToken(verifier: TokenVerifier, logger: Logger) {
   };
 }
 
+/** The header a gateway sends each subgraph with the milliseconds its client request has left; a subgraph only ever shortens its own deadline by it. */
+export const REQUEST_TIMEOUT_HEADER = 'x-request-timeout-ms';
+
+/** When this request must be done by (epoch ms): the server's own deadline, shortened by what the caller says it has left. */
+export function requestDeadline(request: Request, deadlineMs: number): number {
+  const remaining = Number(request.header(REQUEST_TIMEOUT_HEADER));
+  const budget = Number.isInteger(remaining) && remaining > 0 ? Math.min(remaining, deadlineMs) : deadlineMs;
+  return Date.now() + budget;
+}
+
+/**
+ * The largest response body sent: a larger one is replaced, before any of
+ * it leaves, by 400 RESPONSE_TOO_LARGE (the limit and the size, never the
+ * data). The operation limits keep responses far below it; this is the
+ * backstop for what they cannot see (long stored texts, say).
+ */
+export function responseSizeLimit(maxBytes: number, logger: Logger) {
+  return (_request: Request, response: Response, next: NextFunction): void => {
+    const end = response.end.bind(response) as (chunk?: unknown, ...rest: unknown[]) => Response;
+    const limited = (chunk?: unknown, ...rest: unknown[]): Response => {
+      const bytes = typeof chunk === 'string' ? Buffer.byteLength(chunk) : chunk instanceof Uint8Array ? chunk.byteLength : 0;
+      if (bytes <= maxBytes || response.headersSent) return end(chunk, ...rest);
+      const requestId = response.locals['requestId'] as string | undefined;
+      logger.warn({ event: 'response-too-large', requestId, bytes, maxBytes }, 'response refused: larger than the largest one sent');
+      const refusal = responseTooLarge(maxBytes, bytes);
+      const body = JSON.stringify({ errors: [{ message: refusal.message, extensions: { ...refusal.extensions, requestId } }] });
+      response.statusCode = 400;
+      response.removeHeader('etag');
+      response.setHeader('content-type', 'application/json; charset=utf-8');
+      response.setHeader('content-length', Buffer.byteLength(body));
+      return end(body, 'utf8');
+    };
+    response.end = limited as Response['end'];
+    next();
+  };
+}
+
 export function locals(response: Response): RequestLocals {
   return response.locals as unknown as RequestLocals;
 }
@@ -84,6 +122,26 @@ export function healthRoutes(app: Express, ready: () => Promise<boolean>): void 
       response.status(ok ? 200 : 503).json({ status: ok ? 'ready' : 'unavailable' });
     });
   });
+}
+
+/** Bytes of MAX_BODY_BYTES, for the Content-Length check. */
+const MAX_BODY = 256 * 1024;
+
+function bodyTooLarge(response: Response): void {
+  response.status(413).json({
+    errors: [{ message: `The request could not be read (HTTP 413): send a JSON body of at most ${MAX_BODY_BYTES}.`, extensions: { code: 'BAD_REQUEST' } }],
+  });
+}
+
+/** A body announced larger than MAX_BODY_BYTES is refused first, unread and before the token is checked: it costs nothing to send one. */
+export function refuseLargeBodies(request: Request, response: Response, next: NextFunction): void {
+  const length = Number(request.header('content-length'));
+  if (Number.isFinite(length) && length > MAX_BODY) {
+    response.setHeader('connection', 'close');
+    bodyTooLarge(response);
+    return;
+  }
+  next();
 }
 
 /** Client mistakes (malformed JSON, oversized body) get their 4xx; anything else a JSON 500 without internals. */

@@ -87,8 +87,13 @@ function refuse(response: Response, reason: RateLimitReason, limit: number, retr
  */
 export function rateLimits(cache: Cache, scope: string, logger: Logger, options: { factor?: number; overrides?: RateLimitOverrides } = {}) {
   const factor = options.factor ?? 1;
+  const spent = new SpentBudgets();
   return (request: Request, response: Response, next: NextFunction): void => {
     const { principal, requestId } = response.locals as { principal: Principal; requestId: string };
+    // A principal already past a budget that does not reset before a known time is refused here, without a round trip:
+    // a flood past its budget costs a token check and nothing more.
+    const known = spent.refusal(principal.subject);
+    if (known) return refuse(response, known.reason, known.limit, known.retryAfter);
     const budget = rateBudget(principal.roles, options.overrides);
     const now = new Date();
     const minute = Math.floor(now.getTime() / 60_000);
@@ -101,9 +106,15 @@ export function rateLimits(cache: Cache, scope: string, logger: Logger, options:
       response.setHeader('ratelimit-limit', String(perMinute));
       response.setHeader('ratelimit-remaining', String(Math.max(0, perMinute - count)));
       response.setHeader('ratelimit-reset', String(resetIn));
-      if (count > perMinute) return refuse(response, 'REQUESTS_PER_MINUTE', perMinute, resetIn);
+      if (count > perMinute) {
+        spent.remember(principal.subject, 'REQUESTS_PER_MINUTE', perMinute, resetIn);
+        return refuse(response, 'REQUESTS_PER_MINUTE', perMinute, resetIn);
+      }
       const patients = (await cache.addToSet(patientsReadKey(principal.subject, now), [], 3600)).size;
-      if (patients >= budget.patientsPerHour && budget.patientsPerHour > 0) return refuse(response, 'PATIENTS_PER_HOUR', budget.patientsPerHour, secondsToNextHour(now));
+      if (patients >= budget.patientsPerHour && budget.patientsPerHour > 0) {
+        spent.remember(principal.subject, 'PATIENTS_PER_HOUR', budget.patientsPerHour, secondsToNextHour(now));
+        return refuse(response, 'PATIENTS_PER_HOUR', budget.patientsPerHour, secondsToNextHour(now));
+      }
       const inFlight = budget.inFlight * factor;
       const running = await cache.increment(inFlightKey, IN_FLIGHT_TTL_SECONDS);
       let released = false;
@@ -130,6 +141,40 @@ export function rateLimits(cache: Cache, scope: string, logger: Logger, options:
       response.status(503).setHeader('retry-after', String(RETRY_AFTER_SECONDS)).json({ errors: [{ message: refusal.message, extensions: refusal.extensions }] });
     });
   };
+}
+
+/** How many principals one process remembers as past their budget (the oldest are forgotten first: they are asked of the cache again). */
+const MAX_REMEMBERED = 10_000;
+
+/**
+ * The principals this process has refused for a budget that stays spent
+ * until a known time (the minute's requests, the hour's patients): until
+ * then they are refused without asking the cache. The shared counters stay
+ * the truth; this only saves asking them again what cannot have changed.
+ * In-flight refusals are not remembered (a slot frees at any moment).
+ */
+class SpentBudgets {
+  private readonly until = new Map<string, { at: number; reason: RateLimitReason; limit: number }>();
+
+  remember(subject: string, reason: RateLimitReason, limit: number, seconds: number): void {
+    this.until.delete(subject);
+    if (this.until.size >= MAX_REMEMBERED) {
+      const oldest = this.until.keys().next().value;
+      if (oldest !== undefined) this.until.delete(oldest);
+    }
+    this.until.set(subject, { at: Date.now() + seconds * 1000, reason, limit });
+  }
+
+  refusal(subject: string): { reason: RateLimitReason; limit: number; retryAfter: number } | null {
+    const entry = this.until.get(subject);
+    if (!entry) return null;
+    const left = entry.at - Date.now();
+    if (left <= 0) {
+      this.until.delete(subject);
+      return null;
+    }
+    return { reason: entry.reason, limit: entry.limit, retryAfter: Math.ceil(left / 1000) };
+  }
 }
 
 /** What a request's GraphQL context carries of its in-flight slot. */

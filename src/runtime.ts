@@ -16,7 +16,8 @@ import { startSubgraph, type RunningServer } from './subgraphs/server.js';
  * gateway. main.ts and the integration tests both start it from here.
  */
 
-export type Mode = { kind: 'all' } | { kind: 'subgraph'; name: SubgraphName } | { kind: 'gateway' };
+/** `all`: everything in this process (tests, `--single-process`); `subgraphs`: the three without the gateway (the embedded database's one owner). */
+export type Mode = { kind: 'all' } | { kind: 'subgraphs' } | { kind: 'subgraph'; name: SubgraphName } | { kind: 'gateway' };
 
 export interface Api {
   gateway: RunningServer | null;
@@ -42,6 +43,11 @@ export interface StartOptions {
   unprotectedForBenchmark?: boolean;
   /** Benchmarks only: subgraphs that collect and write no audit trail, to measure its cost. Refused in production. */
   unauditedForBenchmark?: boolean;
+  /**
+   * A supervised child: the supervisor has prepared the storage (prepareStorage), so this
+   * process only checks that no migration is pending and seeds nothing.
+   */
+  prepared?: boolean;
 }
 
 export async function startApi(config: Config, logger: Logger, options: StartOptions = {}): Promise<Api> {
@@ -69,31 +75,21 @@ export async function startApi(config: Config, logger: Logger, options: StartOpt
     let seeded = 0;
     let sealer: Sealer | null = null;
     if (needsDatabase) {
-      const db = await openDatabase({
-        url: config.database.url,
-        dataDir: config.database.dataDir,
-        onStatement: options.onStatement,
-        log: (message) => logger.debug({ component: 'orm' }, message),
-        timeouts: config.databaseTimeouts,
-      });
+      const db = await openApiDatabase(config, logger, options.onStatement);
       opened.db = db;
-      await migrateOrCheck(db, config, logger);
-      const retention = await ensureAuditRetention(db, config.auditRetentionDays);
-      if (retention.retentionDays > config.auditRetentionDays) {
-        logger.warn({ configured: config.auditRetentionDays, kept: retention.retentionDays }, 'audit retention cannot be shortened; keeping the longer one');
-      }
-      sealer = await openSealer(db, { keyRingJson: config.keyRingJson, dataDir: config.database.dataDir, allowDevelopmentKeyRing: !config.isProduction });
-      seeded = await prepareData(db, sealer, config, logger, options.seedPatients ?? config.seedPatients);
+      const prepared = await prepareDatabase(db, config, logger, options.prepared ? { checkOnly: true } : { seedPatients: options.seedPatients ?? config.seedPatients });
+      sealer = prepared.sealer;
+      seeded = prepared.seeded;
     }
     const subgraphs: Partial<Record<SubgraphName, RunningServer>> = {};
     const auditStore = opened.db ? new DatabaseAuditStore(opened.db) : null;
-    const subgraphNames = mode.kind === 'all' ? SUBGRAPH_NAMES : mode.kind === 'subgraph' ? [mode.name] : [];
+    const subgraphNames = mode.kind === 'all' || mode.kind === 'subgraphs' ? SUBGRAPH_NAMES : mode.kind === 'subgraph' ? [mode.name] : [];
     for (const name of subgraphNames) {
       const db = opened.db;
       if (!db || !sealer || !auditStore) throw new Error('a subgraph needs the database and the key ring');
       const server = await startSubgraph(
         name,
-        { db, cache, sealer, auditStore, auditMetrics, alertThresholds: config.alertThresholds, verifier, logger, unprotectedForBenchmark: options.unprotectedForBenchmark ?? false, unauditedForBenchmark: options.unauditedForBenchmark ?? false, operationLimits: config.operationLimits, rateLimitOverrides: config.rateLimitOverrides },
+        { db, cache, sealer, auditStore, auditMetrics, alertThresholds: config.alertThresholds, verifier, logger, unprotectedForBenchmark: options.unprotectedForBenchmark ?? false, unauditedForBenchmark: options.unauditedForBenchmark ?? false, operationLimits: config.operationLimits, rateLimitOverrides: config.rateLimitOverrides, requestDeadlineMs: config.requestDeadlineMs, responseMaxBytes: config.responseMaxBytes },
         config.subgraphs.host,
         config.subgraphs.ports[name],
       );
@@ -101,12 +97,12 @@ export async function startApi(config: Config, logger: Logger, options: StartOpt
       subgraphs[name] = server;
     }
     let gateway: RunningServer | null = null;
-    if (mode.kind !== 'subgraph') {
+    if (mode.kind === 'all' || mode.kind === 'gateway') {
       const subgraphUrls = Object.fromEntries(
         SUBGRAPH_NAMES.map((name) => [name, subgraphs[name]?.url ?? config.subgraphs.urls[name] ?? defaultUrl(config, name)]),
       ) as Record<SubgraphName, string>;
       gateway = await startGateway(
-        { verifier, logger, subgraphUrls, ready: async () => (opened.db ? await opened.db.ping() : true) && (await cache.ping()), operationLimits: config.operationLimits, cache, rateLimitOverrides: config.rateLimitOverrides, subgraphTimeoutMs: config.subgraphTimeoutMs },
+        { verifier, logger, subgraphUrls, ready: async () => (opened.db ? await opened.db.ping() : true) && (await cache.ping()), operationLimits: config.operationLimits, cache, rateLimitOverrides: config.rateLimitOverrides, subgraphTimeoutMs: config.subgraphTimeoutMs, requestDeadlineMs: config.requestDeadlineMs, responseMaxBytes: config.responseMaxBytes },
         config.gateway.host,
         config.gateway.port,
       );
@@ -119,6 +115,54 @@ export async function startApi(config: Config, logger: Logger, options: StartOpt
   }
 }
 
+function openApiDatabase(config: Config, logger: Logger, onStatement?: (sql: string) => void): Promise<Database> {
+  return openDatabase({
+    url: config.database.url,
+    dataDir: config.database.dataDir,
+    onStatement,
+    log: (message) => logger.debug({ component: 'orm' }, message),
+    timeouts: config.databaseTimeouts,
+  });
+}
+
+type Preparation = { checkOnly: true } | { checkOnly?: false; seedPatients: number };
+
+/**
+ * Migrations, the audit retention, the key ring and (outside production) the synthetic data.
+ * A supervised child only checks: its supervisor prepared everything once, before any child started.
+ */
+async function prepareDatabase(db: Database, config: Config, logger: Logger, preparation: Preparation): Promise<{ sealer: Sealer; seeded: number }> {
+  await migrateOrCheck(db, config, logger, preparation.checkOnly === true);
+  const retention = await ensureAuditRetention(db, config.auditRetentionDays);
+  if (retention.retentionDays > config.auditRetentionDays && !preparation.checkOnly) {
+    logger.warn({ configured: config.auditRetentionDays, kept: retention.retentionDays }, 'audit retention cannot be shortened; keeping the longer one');
+  }
+  const sealer = await openSealer(db, { keyRingJson: config.keyRingJson, dataDir: config.database.dataDir, allowDevelopmentKeyRing: !config.isProduction });
+  const seeded = preparation.checkOnly ? 0 : await prepareData(db, sealer, config, logger, preparation.seedPatients);
+  return { sealer, seeded };
+}
+
+/**
+ * What the supervisor does once before its children start (they would race
+ * each other to it): the development signing key, migrations, the key ring
+ * and the synthetic data. The database is closed again: with PGlite its one
+ * owner is a child. Returns the number of patients seeded.
+ */
+export async function prepareStorage(config: Config, logger: Logger, seedPatients = config.seedPatients): Promise<number> {
+  const cache = await openCache(config.redisUrl, config.redisKeyPrefix);
+  try {
+    await createTokenVerifier(config.auth, config.database.dataDir, revocationList(cache));
+  } finally {
+    await cache.close();
+  }
+  const db = await openApiDatabase(config, logger);
+  try {
+    return (await prepareDatabase(db, config, logger, { seedPatients })).seeded;
+  } finally {
+    await db.close();
+  }
+}
+
 function defaultUrl(config: Config, name: SubgraphName): string {
   return `http://${config.subgraphs.host}:${config.subgraphs.ports[name]}/graphql`;
 }
@@ -128,8 +172,8 @@ function defaultUrl(config: Config, name: SubgraphName): string {
  * deliberate step (`npm run migrate`) and the API refuses to start while
  * any is pending.
  */
-async function migrateOrCheck(db: Database, config: Config, logger: Logger): Promise<void> {
-  if (config.isProduction) {
+async function migrateOrCheck(db: Database, config: Config, logger: Logger, checkOnly = false): Promise<void> {
+  if (config.isProduction || checkOnly) {
     const pending = await db.pendingMigrations();
     if (pending.length > 0) {
       throw new Error(`${pending.length} database migration(s) pending (${pending.join(', ')}): run "npm run migrate" first`);

@@ -1,6 +1,6 @@
 import type { ApolloServerPlugin, BaseContext } from '@apollo/server';
 import type { GraphQLFormattedError } from 'graphql';
-import { AUDIT_UNAVAILABLE_MESSAGE, cacheUnavailable, databaseUnavailable, ErrorCode, subgraphTimeout } from './errors.js';
+import { AUDIT_UNAVAILABLE_MESSAGE, cacheUnavailable, databaseUnavailable, ErrorCode, subgraphTimeout, subgraphUnavailable } from './errors.js';
 
 /** How long a client should wait before retrying a request refused because a dependency did not answer. */
 export const RETRY_AFTER_SECONDS = 5;
@@ -33,6 +33,10 @@ export const AUDIT_UNAVAILABLE_RULE: WholeResponseRule = {
 export const DATABASE_UNAVAILABLE_RULE: WholeResponseRule = { matches: withCode(ErrorCode.DatabaseUnavailable), status: 503, retryAfterSeconds: RETRY_AFTER_SECONDS, replaceWith: () => databaseUnavailable().toJSON() };
 export const CACHE_UNAVAILABLE_RULE: WholeResponseRule = { matches: withCode(ErrorCode.CacheUnavailable), status: 503, retryAfterSeconds: RETRY_AFTER_SECONDS, replaceWith: () => cacheUnavailable().toJSON() };
 export const SUBGRAPH_TIMEOUT_RULE: WholeResponseRule = { matches: withCode(ErrorCode.SubgraphTimeout), status: 504, retryAfterSeconds: RETRY_AFTER_SECONDS, replaceWith: () => subgraphTimeout().toJSON() };
+export const SUBGRAPH_UNAVAILABLE_RULE: WholeResponseRule = { matches: withCode(ErrorCode.SubgraphUnavailable), status: 503, retryAfterSeconds: RETRY_AFTER_SECONDS, replaceWith: () => subgraphUnavailable().toJSON() };
+/** The request's own deadline: the error says which (limit deadlineMs, its max), so it is sent as it is. */
+export const REQUEST_TIMEOUT_RULE: WholeResponseRule = { matches: withCode(ErrorCode.RequestTimeout), status: 504, retryAfterSeconds: RETRY_AFTER_SECONDS };
+export const RESPONSE_TOO_LARGE_RULE: WholeResponseRule = { matches: withCode(ErrorCode.ResponseTooLarge), status: 400 };
 export const RATE_LIMITED_RULE: WholeResponseRule = { matches: withCode(ErrorCode.RateLimited), status: 429, retryAfterSeconds: SUBGRAPH_RATE_RETRY_SECONDS };
 export const ARGUMENT_DENIED_RULE: WholeResponseRule = { matches: (error) => error.extensions?.['reason'] === 'ARGUMENT_DENIED', status: 403 };
 

@@ -388,7 +388,7 @@ describe('a database that goes away mid-request', () => {
 });
 
 describe('a subgraph the gateway cannot reach', () => {
-  it('answers a bare INTERNAL_SERVER_ERROR, without the subgraph\'s address or the fetch error', async () => {
+  it('answers 503 SUBGRAPH_UNAVAILABLE without partial data, the subgraph\'s address or the fetch error', async () => {
     // A port nothing listens on any more, standing in for the clinical subgraph.
     const closed = createServer();
     await new Promise<void>((resolve) => closed.listen(0, '127.0.0.1', resolve));
@@ -410,13 +410,21 @@ describe('a subgraph the gateway cannot reach', () => {
         variables: { id: stack.principals.patient.patientId },
       });
       const errors = response.body.errors ?? [];
-      expect(errors.length).toBeGreaterThan(0);
-      for (const error of errors) expect(error.extensions?.['code']).toBe('INTERNAL_SERVER_ERROR');
+      expect(response.status).toBe(503);
+      expect(response.headers.get('retry-after')).toBe('5');
+      expect(errors.map((error) => error.extensions?.['code'])).toEqual(['SUBGRAPH_UNAVAILABLE']);
       const shown = JSON.stringify(errors);
       expect(shown).not.toContain(String(port));
       expect(shown).not.toMatch(/ECONNREFUSED|127\.0\.0\.1|request to|fetch|clinical|serviceName/i);
-      // The rest of the answer still comes from the subgraphs that are up.
-      expect((response.body.data as { patient?: { id?: string } | null } | null)?.patient?.id).toBe(stack.principals.patient.patientId);
+      // A half-answered page is not an answer: nothing of the subgraphs that are up either.
+      expect(response.body.data ?? null).toBeNull();
+      // What does not need the missing subgraph is served as usual.
+      const patientOnly = await post<{ patient: { id: string } | null }>(gateway.url, 'query($id: ID!) { patient(id: $id) { id } }', {
+        token: await stack.token('clinician'),
+        variables: { id: stack.principals.patient.patientId },
+      });
+      expect(patientOnly.status).toBe(200);
+      expect(patientOnly.body.data?.patient?.id).toBe(stack.principals.patient.patientId);
     } finally {
       await gateway.stop();
     }

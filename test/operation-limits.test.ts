@@ -161,6 +161,18 @@ describe('an operation past a limit, over HTTP', () => {
     expect(rows[0]?.operation_hash).toMatch(/^[0-9a-f]{64}$/);
   });
 
+  it('refuses a body larger than 256 KB from its length, before the token is checked, on the gateway and on a subgraph', async () => {
+    const body = JSON.stringify({ query: `{ viewer { ${'subject '.repeat(40_000)} } }` });
+    expect(body.length).toBeGreaterThan(256 * 1024);
+    for (const url of [stack.gatewayUrl, stack.subgraphUrl('clinical')]) {
+      // No token at all: the size is refused first (401 would mean the body's cost was paid after the token check).
+      const response = await fetch(url, { method: 'POST', headers: { 'content-type': 'application/json' }, body });
+      expect(response.status).toBe(413);
+      const answer = (await response.json()) as { errors: { extensions: { code: string } }[] };
+      expect(answer.errors[0]?.extensions.code).toBe('BAD_REQUEST');
+    }
+  });
+
   it('still serves the product\'s own operations: a chart, a billing dashboard of 1,000 rows, introspection', async () => {
     const chart = await post(stack.gatewayUrl, 'query($id: ID!) { patient(id: $id) { id name { given family } encounters(first: 10) { edges { node { id type { code } } } } observations(first: 10) { edges { node { id value } } } } }', {
       token: await stack.token('clinician'),

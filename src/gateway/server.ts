@@ -10,7 +10,7 @@ import { expressMiddleware } from '@as-integrations/express5';
 import express from 'express';
 import type { Principal, TokenVerifier } from '../auth/index.js';
 import type { Logger } from '../logger.js';
-import { createApp, errorHandler, healthRoutes, listen, locals, logArgumentRefusals, logLimitBreach, MAX_BODY_BYTES, operationSourceLimits, REQUEST_ID_HEADER, requestId, requireToken } from '../http.js';
+import { createApp, errorHandler, healthRoutes, listen, locals, logArgumentRefusals, logLimitBreach, MAX_BODY_BYTES, operationSourceLimits, refuseLargeBodies, REQUEST_ID_HEADER, REQUEST_TIMEOUT_HEADER, requestDeadline, requestId, requireToken, responseSizeLimit } from '../http.js';
 import { GRAPHQL_PATH, isSubgraphName, type SubgraphName } from '../subgraphs/catalog.js';
 import type { RunningServer } from '../subgraphs/server.js';
 import { SUPERGRAPH_PATH } from './compose.js';
@@ -22,19 +22,27 @@ import {
   CACHE_UNAVAILABLE_RULE,
   DATABASE_UNAVAILABLE_RULE,
   RATE_LIMITED_RULE,
+  REQUEST_TIMEOUT_RULE,
+  RESPONSE_TOO_LARGE_RULE,
   SUBGRAPH_TIMEOUT_RULE,
+  SUBGRAPH_UNAVAILABLE_RULE,
   withholdWholeResponses,
 } from '../unavailable.js';
 import { inFlightRelease, rateLimits, releaseInFlightPlugin, type RateLimitOverrides } from '../rate-limits.js';
 import type { Cache } from '../cache/index.js';
-import { ErrorCode, auditUnavailable, cacheUnavailable, databaseUnavailable, subgraphTimeout } from '../errors.js';
+import { ErrorCode, auditUnavailable, cacheUnavailable, databaseUnavailable, requestTimeout, subgraphTimeout, subgraphUnavailable } from '../errors.js';
+import { DEFAULT_REQUEST_DEADLINE_MS, DEFAULT_RESPONSE_MAX_BYTES } from '../config.js';
 import { loadApiSchema } from './api-schema.js';
 
 const MAX_FORWARDED_HEADER = 200;
 /** Longer than a subgraph's own database deadlines (src/db/orm.ts), so a subgraph says why it is slow before the gateway gives up. */
 export const DEFAULT_SUBGRAPH_TIMEOUT_MS = 15_000;
+/** How much sooner than the gateway a subgraph's deadline comes: its answer's way back. */
+const SUBGRAPH_DEADLINE_MARGIN_MS = 250;
 /** A subgraph's whole-operation refusals that reach the client as the subgraph said them. */
-const PASSED_ON_FROM_SUBGRAPHS = new Set(['FORBIDDEN', 'BAD_USER_INPUT', 'OPERATION_LIMIT', 'RATE_LIMITED']);
+const PASSED_ON_FROM_SUBGRAPHS = new Set(['FORBIDDEN', 'BAD_USER_INPUT', 'OPERATION_LIMIT', 'RATE_LIMITED', 'RESPONSE_TOO_LARGE', 'REQUEST_TIMEOUT']);
+/** Connection errors of a subgraph that is not there (its process down or being restarted). */
+const UNREACHABLE = new Set(['ECONNREFUSED', 'ECONNRESET', 'EPIPE', 'EHOSTUNREACH', 'ECONNABORTED']);
 /** The name of the first operation of a document, when the request does not name one. */
 const OPERATION_NAME = /^\s*(query|mutation|subscription)\s+([_A-Za-z][_0-9A-Za-z]*)/;
 
@@ -48,6 +56,10 @@ export interface GatewayContext {
   forwarded: Record<string, string>;
   /** Releases the request's in-flight slot (rate limits) when the work is done. */
   releaseInFlight?: () => void;
+  /** When the whole request must be done (epoch ms); each subgraph fetch gets what is left. */
+  deadline: number;
+  /** The request deadline this gateway runs with (for the error). */
+  deadlineMs: number;
 }
 
 /**
@@ -57,20 +69,42 @@ export interface GatewayContext {
 class ForwardingDataSource extends RemoteGraphQLDataSource<GatewayContext> {
   constructor(url: string, timeoutMs: number) {
     super({ url });
-    // Apollo's fetcher (make-fetch-happen) takes a per-request timeout: a subgraph that does not answer in time is given up.
+    // Apollo's fetcher (make-fetch-happen) takes a per-request timeout: a subgraph that does not answer in time is
+    // given up, at the fetch deadline or when the client request's own deadline comes, whichever is first.
     const fetcher = this.fetcher;
-    this.fetcher = ((target: string, init: Parameters<typeof fetcher>[1]) => fetcher(target, { ...init, timeout: timeoutMs } as Parameters<typeof fetcher>[1]));
+    this.fetcher = ((target: string, init: Parameters<typeof fetcher>[1]) => {
+      const left = Number(init?.headers?.[REQUEST_TIMEOUT_HEADER]) + SUBGRAPH_DEADLINE_MARGIN_MS;
+      const timeout = Number.isFinite(left) && left > 0 ? Math.min(timeoutMs, left) : timeoutMs;
+      return fetcher(target, { ...init, timeout } as Parameters<typeof fetcher>[1]);
+    });
   }
 
-  /** A subgraph past the fetch deadline: said with a code (the response then leaves without data, 504), never the fetch error. */
+  /**
+   * Said with a code (the response then leaves without data), never the fetch error: a subgraph past the
+   * fetch deadline (504 SUBGRAPH_TIMEOUT), the request past its own (504 REQUEST_TIMEOUT), a subgraph that
+   * cannot be reached, being restarted by its supervisor (503 SUBGRAPH_UNAVAILABLE).
+   */
   override didEncounterError(error: Error, ...rest: Parameters<RemoteGraphQLDataSource<GatewayContext>['didEncounterError']> extends [unknown, ...infer R] ? R : never): void {
-    if ((error as { type?: unknown }).type === 'request-timeout' || error.name === 'AbortError') throw subgraphTimeout();
+    const context = rest[2] as Partial<GatewayContext> | undefined;
+    if ((error as { type?: unknown }).type === 'request-timeout' || error.name === 'AbortError') {
+      if (context?.deadline !== undefined && Date.now() >= context.deadline) throw requestTimeout(context.deadlineMs ?? 0);
+      throw subgraphTimeout();
+    }
+    const code = (error as { code?: unknown }).code;
+    if (typeof code === 'string' && UNREACHABLE.has(code)) throw subgraphUnavailable();
     super.didEncounterError(error, ...rest);
   }
 
   override willSendRequest({ request, context }: GraphQLDataSourceProcessOptions<GatewayContext>): void {
     const caller = context as Partial<GatewayContext>;
     if (!caller.authorization || !caller.requestId) return; // the gateway's own health checks carry no caller
+    if (caller.deadline !== undefined) {
+      // The subgraph gets a little less than what is left, so it gives up (and rolls back) before the gateway does:
+      // a write the gateway reports as timed out never commits after it.
+      const left = caller.deadline - Date.now() - SUBGRAPH_DEADLINE_MARGIN_MS;
+      if (left <= 0) throw requestTimeout(caller.deadlineMs ?? 0);
+      request.http?.headers.set(REQUEST_TIMEOUT_HEADER, String(left));
+    }
     request.http?.headers.set('authorization', caller.authorization);
     request.http?.headers.set(REQUEST_ID_HEADER, caller.requestId);
     for (const [name, value] of Object.entries(caller.forwarded ?? {})) request.http?.headers.set(name, value);
@@ -83,7 +117,7 @@ class ForwardingDataSource extends RemoteGraphQLDataSource<GatewayContext> {
    * why in its first error: passed on as it is (the error formatter still filters it).
    */
   override async errorFromResponse(response: Parameters<RemoteGraphQLDataSource['errorFromResponse']>[0]): Promise<GraphQLError> {
-    if (response.status === 403 || response.status === 400 || response.status === 429) {
+    if (response.status === 403 || response.status === 400 || response.status === 429 || response.status === 504) {
       const body = (await response.clone().json().catch(() => null)) as { errors?: { message?: unknown; extensions?: Record<string, unknown> }[] } | null;
       const refusal = body?.errors?.[0];
       const code = refusal?.extensions?.['code'];
@@ -99,6 +133,8 @@ class ForwardingDataSource extends RemoteGraphQLDataSource<GatewayContext> {
         return auditUnavailable();
       }
     }
+    // A proxy's or a dying process's answer with no GraphQL body of ours: the subgraph is not there.
+    if (response.status === 502 || response.status === 503) return subgraphUnavailable();
     return super.errorFromResponse(response);
   }
 }
@@ -117,6 +153,10 @@ export interface GatewayDependencies {
   rateLimitOverrides?: RateLimitOverrides;
   /** How long the gateway waits for a subgraph's answer (DEFAULT_SUBGRAPH_TIMEOUT_MS when absent). */
   subgraphTimeoutMs?: number;
+  /** The deadline of one whole client request (DEFAULT_REQUEST_DEADLINE_MS when absent). */
+  requestDeadlineMs?: number;
+  /** The largest response body sent (DEFAULT_RESPONSE_MAX_BYTES when absent). */
+  responseMaxBytes?: number;
 }
 
 /**
@@ -169,8 +209,11 @@ export async function startGateway(deps: GatewayDependencies, host: string, port
       introspectionByRolePlugin<GatewayContext>(() => apiSchema),
       // Whatever a subgraph said of the whole operation (its audit, a dependency, its deadline, a budget, an argument) refuses it whole here.
       withholdWholeResponses<GatewayContext>(
-        [AUDIT_UNAVAILABLE_RULE, DATABASE_UNAVAILABLE_RULE, CACHE_UNAVAILABLE_RULE, SUBGRAPH_TIMEOUT_RULE, RATE_LIMITED_RULE, ARGUMENT_DENIED_RULE],
+        [AUDIT_UNAVAILABLE_RULE, DATABASE_UNAVAILABLE_RULE, CACHE_UNAVAILABLE_RULE, REQUEST_TIMEOUT_RULE, SUBGRAPH_TIMEOUT_RULE, SUBGRAPH_UNAVAILABLE_RULE, RATE_LIMITED_RULE, RESPONSE_TOO_LARGE_RULE, ARGUMENT_DENIED_RULE],
         (context, rule, errors) => {
+          if (rule === REQUEST_TIMEOUT_RULE || rule === SUBGRAPH_TIMEOUT_RULE || rule === SUBGRAPH_UNAVAILABLE_RULE) {
+            log.warn({ event: 'request-withheld', code: errors[0]?.extensions?.['code'], subject: context.principal.subject, requestId: context.requestId }, 'a subgraph did not answer in time or could not be reached: response withheld');
+          }
           if (rule !== ARGUMENT_DENIED_RULE) return;
           log.warn(
             { event: 'argument-denied', subject: context.principal.subject, requestId: context.requestId, arguments: errors.map((error) => error.extensions?.['argument']) },
@@ -184,9 +227,12 @@ export async function startGateway(deps: GatewayDependencies, host: string, port
   await apollo.start();
 
   healthRoutes(app, deps.ready);
+  const deadlineMs = deps.requestDeadlineMs ?? DEFAULT_REQUEST_DEADLINE_MS;
   app.use(
     GRAPHQL_PATH,
     requestId,
+    refuseLargeBodies,
+    responseSizeLimit(deps.responseMaxBytes ?? DEFAULT_RESPONSE_MAX_BYTES, log),
     requireToken(deps.verifier, log),
     ...(deps.cache ? [rateLimits(deps.cache, 'gateway', log, { overrides: deps.rateLimitOverrides })] : []),
     express.json({ limit: MAX_BODY_BYTES }),
@@ -204,7 +250,8 @@ export async function startGateway(deps: GatewayDependencies, host: string, port
         const named = typeof body.operationName === 'string' ? body.operationName : typeof body.query === 'string' ? OPERATION_NAME.exec(body.query)?.[2] : undefined;
         if (named) forwarded[FORWARDED_OPERATION_NAME] = named.slice(0, MAX_FORWARDED_HEADER);
         const releaseInFlight = inFlightRelease(res);
-        return Promise.resolve({ principal, requestId: id, authorization: req.header('authorization') ?? '', forwarded, ...(releaseInFlight && { releaseInFlight }) });
+        const deadline = requestDeadline(req, deadlineMs);
+        return Promise.resolve({ principal, requestId: id, authorization: req.header('authorization') ?? '', forwarded, deadline, deadlineMs, ...(releaseInFlight && { releaseInFlight }) });
       },
     }),
   );

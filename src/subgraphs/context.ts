@@ -42,6 +42,10 @@ export interface SubgraphContext {
   pseudonymize?: (type: string, id: string) => string | null;
   /** Releases the request's in-flight slot (rate limits) when the work is done. */
   releaseInFlight?: () => void;
+  /** When this request must be done (epoch ms): no write starts after it and no read answers after it. */
+  deadline: number;
+  /** The deadline this subgraph runs with (for the error). */
+  deadlineMs: number;
 }
 
 export interface RecordIds {
@@ -69,7 +73,7 @@ export async function createSubgraphContext(
   logger: Logger,
   sealer: Sealer,
   clientIp: string | null,
-  options: { audited: boolean; cursorSealer: CursorSealer; pseudonyms: StudyPseudonyms; releaseInFlight?: () => void },
+  options: { audited: boolean; cursorSealer: CursorSealer; pseudonyms: StudyPseudonyms; releaseInFlight?: () => void; deadline: number; deadlineMs: number },
 ): Promise<SubgraphContext> {
   const { study } = principal;
   const access = await createAccessControl(principal, em, cache);
@@ -88,6 +92,8 @@ export async function createSubgraphContext(
     ...(options.audited && { auditField: auditFieldAccess(audit, principal) }),
     clientIp,
     cursors,
+    deadline: options.deadline,
+    deadlineMs: options.deadlineMs,
     ...(options.releaseInFlight && { releaseInFlight: options.releaseInFlight }),
     ...(study === null
       ? { ids: IDENTIFIED }

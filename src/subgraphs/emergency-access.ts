@@ -57,11 +57,13 @@ export async function grantEmergencyAccess(
   minutes: number,
   em: EntityManager,
   cache: Cache,
+  /** How the row is written (a mutation's writeBeforeDeadline); directly on `em` when absent. */
+  write: (work: (em: EntityManager) => Promise<unknown>) => Promise<unknown> = (work) => work(em),
 ): Promise<EmergencyGrant> {
   const grantedAt = new Date();
   const expiresAt = new Date(grantedAt.getTime() + minutes * 60 * MILLISECONDS_PER_SECOND);
   const id = randomUUID();
-  await em.insert(EmergencyAccess, { id, subject, patient: patientId, reason, grantedAt, expiresAt });
+  await write((writer) => writer.insert(EmergencyAccess, { id, subject, patient: patientId, reason, grantedAt, expiresAt }));
   const current = await activeEmergencyGrants(subject, em, cache);
   const grant = { id, patientId, expiresAt };
   await store(cache, subject, [...current.filter((existing) => existing.patientId !== patientId), grant]);

@@ -15,16 +15,18 @@ import { CryptoError, CursorSealer, Sealed, StudyPseudonyms, unseal } from '../c
 import { decryptionFailed } from '../errors.js';
 import { createErrorFormatter } from '../graphql-errors.js';
 import { inputTextPlugin } from '../input-checks.js';
-import { AUDIT_UNAVAILABLE_RULE, CACHE_UNAVAILABLE_RULE, DATABASE_UNAVAILABLE_RULE, withholdWholeResponses } from '../unavailable.js';
+import { AUDIT_UNAVAILABLE_RULE, CACHE_UNAVAILABLE_RULE, DATABASE_UNAVAILABLE_RULE, REQUEST_TIMEOUT_RULE, withholdWholeResponses } from '../unavailable.js';
+import { DEFAULT_REQUEST_DEADLINE_MS, DEFAULT_RESPONSE_MAX_BYTES } from '../config.js';
 import { inFlightRelease, rateLimits, releaseInFlightPlugin, type RateLimitOverrides } from '../rate-limits.js';
 import type { Database } from '../db/index.js';
 import type { Sealer } from '../db/encryption.js';
 import type { Logger } from '../logger.js';
-import { createApp, errorHandler, healthRoutes, listen, locals, logArgumentRefusals, logLimitBreach, MAX_BODY_BYTES, operationSourceLimits, requestId, requireToken } from '../http.js';
+import { createApp, errorHandler, healthRoutes, listen, locals, logArgumentRefusals, logLimitBreach, MAX_BODY_BYTES, operationSourceLimits, refuseLargeBodies, requestDeadline, requestId, requireToken, responseSizeLimit } from '../http.js';
 import { GRAPHQL_PATH, schemaPath, type SubgraphName } from './catalog.js';
 import { createSubgraphContext, type SubgraphContext } from './context.js';
 import { CURSOR_TTL_SECONDS } from './pagination.js';
 import { emergencyAccessMarkPlugin } from './emergency-mark-plugin.js';
+import { readDeadlinePlugin } from './deadline.js';
 import { auditPlugin, type AlertThresholds, type AuditMetrics, type AuditStore } from '../audit/index.js';
 import { resolvers as patientResolvers } from './patient/resolvers.js';
 import { resolvers as clinicalResolvers } from './clinical/resolvers.js';
@@ -120,6 +122,10 @@ export interface SubgraphDependencies {
   /** What one operation may ask for; the defaults when absent. */
   operationLimits?: OperationLimits;
   rateLimitOverrides?: RateLimitOverrides;
+  /** The deadline of one request (DEFAULT_REQUEST_DEADLINE_MS when absent; shortened by the gateway's). */
+  requestDeadlineMs?: number;
+  /** The largest response body sent (DEFAULT_RESPONSE_MAX_BYTES when absent). */
+  responseMaxBytes?: number;
 }
 
 /** An operation refused for a limit is logged, and audited as a refusal (the audit plugin records its operation's hash). */
@@ -142,7 +148,7 @@ export interface RunningServer {
  */
 export async function startSubgraph(
   name: SubgraphName,
-  { db, cache, sealer, auditStore, auditMetrics, alertThresholds, verifier, logger, unprotectedForBenchmark, unauditedForBenchmark, operationLimits, rateLimitOverrides }: SubgraphDependencies,
+  { db, cache, sealer, auditStore, auditMetrics, alertThresholds, verifier, logger, unprotectedForBenchmark, unauditedForBenchmark, operationLimits, rateLimitOverrides, requestDeadlineMs, responseMaxBytes }: SubgraphDependencies,
   host: string,
   port: number,
 ): Promise<RunningServer> {
@@ -184,8 +190,10 @@ export async function startSubgraph(
       inputTextPlugin<SubgraphContext>(() => schema),
       introspectionByRolePlugin<SubgraphContext>(() => schema),
       emergencyAccessMarkPlugin(),
+      // A read past the request's deadline leaves without data; listed before the audit plugin, which records the refusal.
+      readDeadlinePlugin(),
       // A dependency that did not answer withholds the whole response (the audit plugin's own refusal first).
-      withholdWholeResponses<SubgraphContext>([AUDIT_UNAVAILABLE_RULE, DATABASE_UNAVAILABLE_RULE, CACHE_UNAVAILABLE_RULE]),
+      withholdWholeResponses<SubgraphContext>([AUDIT_UNAVAILABLE_RULE, DATABASE_UNAVAILABLE_RULE, CACHE_UNAVAILABLE_RULE, REQUEST_TIMEOUT_RULE]),
       releaseInFlightPlugin<SubgraphContext>(),
       ...(unauditedForBenchmark ? [] : [auditPlugin<SubgraphContext>(name, auditStore, auditMetrics, { cache, thresholds: alertThresholds, rateOverrides: rateLimitOverrides })]),
     ],
@@ -193,9 +201,12 @@ export async function startSubgraph(
   await apollo.start();
 
   healthRoutes(app, () => db.ping());
+  const deadlineMs = requestDeadlineMs ?? DEFAULT_REQUEST_DEADLINE_MS;
   app.use(
     GRAPHQL_PATH,
     requestId,
+    refuseLargeBodies,
+    responseSizeLimit(responseMaxBytes ?? DEFAULT_RESPONSE_MAX_BYTES, log),
     requireToken(verifier, log),
     // A client request reaches a subgraph once or twice through the gateway: its budgets here are scaled to that.
     rateLimits(cache, `subgraph:${name}`, log, { factor: SUBGRAPH_RATE_FACTOR, overrides: rateLimitOverrides }),
@@ -204,7 +215,7 @@ export async function startSubgraph(
     expressMiddleware(apollo, {
       context: ({ req, res }) => {
         const { principal, requestId: id } = locals(res);
-        return Promise.resolve(createSubgraphContext(principal, id, db.fork(), cache, log, sealer, req.ip ?? null, { audited: !unauditedForBenchmark, cursorSealer, pseudonyms, releaseInFlight: inFlightRelease(res) }));
+        return Promise.resolve(createSubgraphContext(principal, id, db.fork(), cache, log, sealer, req.ip ?? null, { audited: !unauditedForBenchmark, cursorSealer, pseudonyms, releaseInFlight: inFlightRelease(res), deadline: requestDeadline(req, deadlineMs), deadlineMs }));
       },
     }),
   );

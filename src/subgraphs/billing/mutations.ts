@@ -1,4 +1,5 @@
 import { randomUUID } from 'node:crypto';
+import { writeBeforeDeadline } from '../writes.js';
 import type { MutationResolvers, RecordPaymentInput } from './__generated__/resolvers-types.js';
 import type { QueryResult } from '@mikro-orm/core';
 import { Payment } from '../../db/entities.js';
@@ -28,7 +29,7 @@ async function recordPayment(input: RecordPaymentInput, context: SubgraphContext
     return failed('INVALID_INPUT', 'The amount is more than the invoice balance.', [{ field: 'input.amountCents', message: `At most ${invoice.balanceCents} cents.` }]);
   }
   const id = randomUUID();
-  const applied = await context.em.transactional(async (em) => {
+  const applied = await writeBeforeDeadline(context, async (em) => {
     // Arithmetic in SQL, guarded in the same statement: no lost update between two payments.
     const result = await em.execute<QueryResult>(
       `update "invoice" set "balance_cents" = "balance_cents" - ?,
@@ -48,7 +49,7 @@ async function recordPayment(input: RecordPaymentInput, context: SubgraphContext
       receivedAt,
     });
     return true;
-  });
+  }, 'Mutation.recordPayment');
   if (!applied) return failed('CONFLICT', 'The invoice changed meanwhile; read it again and retry.');
   // The invoice this request loaded is stale now: the payload shows the new balance.
   await context.em.refresh(invoice);

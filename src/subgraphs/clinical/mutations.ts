@@ -1,4 +1,5 @@
 import { randomUUID } from 'node:crypto';
+import { writeBeforeDeadline } from '../writes.js';
 import type { AddClinicalNoteInput, AddConditionInput, MutationResolvers } from './__generated__/resolvers-types.js';
 import { ClinicalNote, Condition, Encounter } from '../../db/entities.js';
 import type { SubgraphContext } from '../context.js';
@@ -50,17 +51,18 @@ async function addClinicalNote(input: AddClinicalNoteInput, context: SubgraphCon
   if (refused) return refused;
   const id = randomUUID();
   const stored = await sealRow('clinical_note', { id, text: input.text }, context.sealer);
-  await context.em.insert(ClinicalNote, {
+  const author = await context.access.practitionerId();
+  await writeBeforeDeadline(context, (em) => em.insert(ClinicalNote, {
     id,
     patient: input.patientId,
     encounter: input.encounterId ?? null,
-    author: await context.access.practitionerId(),
+    author,
     typeCode: input.typeCode,
     typeDisplay: NOTE_TYPES[input.typeCode] ?? input.typeCode,
     text: stored['text'] as Buffer,
     cryptoVersion: CRYPTO_VERSION_ENCRYPTED,
     createdAt: new Date(),
-  });
+  }), 'Mutation.addClinicalNote');
   return { ok: true, error: null, note: await context.loader(clinicalNoteById).load(id) };
 }
 
@@ -74,7 +76,7 @@ async function addCondition(input: AddConditionInput, context: SubgraphContext):
   if (refused) return refused;
   const id = randomUUID();
   const stored = await sealRow('condition', { id, code: input.code, display: input.display.trim() }, context.sealer);
-  await context.em.insert(Condition, {
+  await writeBeforeDeadline(context, (em) => em.insert(Condition, {
     id,
     patient: input.patientId,
     encounter: input.encounterId ?? null,
@@ -84,7 +86,7 @@ async function addCondition(input: AddConditionInput, context: SubgraphContext):
     clinicalStatus: input.clinicalStatus,
     onsetDate: input.onsetDate ?? null,
     recordedDate: today,
-  });
+  }), 'Mutation.addCondition');
   return { ok: true, error: null, condition: await context.loader(conditionById).load(id) };
 }
 

@@ -1,4 +1,5 @@
 import type { MutationResolvers, UpdateContactInput, AddCareTeamMemberInput, OpenEmergencyAccessInput } from './__generated__/resolvers-types.js';
+import { writeBeforeDeadline } from '../writes.js';
 import { ROLES, type Role } from '../../auth/index.js';
 import { recordCareTeamChange } from '../../audit/index.js';
 import { CareTeam, CareTeamMember, Patient, Practitioner } from '../../db/entities.js';
@@ -52,13 +53,13 @@ async function updateMyContact({ input }: { input: UpdateContactInput }, context
       postal_code: input.address.postalCode,
     });
   }
-  const written = await context.em.transactional(async (em) => {
+  const written = await writeBeforeDeadline(context, async (em) => {
     const stored = await sealColumnsForUpdate(em, 'patient', patientId, changes, context.sealer);
     if (!stored) return false;
     const columns = Object.keys(stored);
     await em.execute(`update "patient" set ${columns.map((column) => `"${column}" = ?`).join(', ')} where "id" = ?`, [...columns.map((column) => stored[column]), patientId], 'run');
     return true;
-  });
+  }, 'Mutation.updateMyContact');
   if (!written) return failed('NOT_FOUND', 'Your patient record was not found.');
   const patient = await context.em.fork().findOne(Patient, patientId);
   return { ok: true, error: null, patient };
@@ -110,7 +111,7 @@ async function addCareTeamMember({ input }: { input: AddCareTeamMemberInput }, c
   }
   const existing = await context.em.count(CareTeamMember, { careTeam: team.id, practitioner: practitioner.id });
   if (existing > 0) return failed('CONFLICT', 'The practitioner is already a member of this care team.');
-  await context.em.insert(CareTeamMember, { careTeam: team.id, practitioner: practitioner.id });
+  await writeBeforeDeadline(context, (em) => em.insert(CareTeamMember, { careTeam: team.id, practitioner: practitioner.id }), 'Mutation.addCareTeamMember');
   recordCareTeamChange(context.audit, { ...change, refusal: null });
   // The practitioner's next request sees the team's patients: drop the cached membership now.
   await invalidateCareTeamMembership(context.em, context.cache, practitioner.id);
@@ -137,7 +138,9 @@ async function openEmergencyAccess(
   if (await context.loader(patientById).load(input.patientId)) {
     return failed('CONFLICT', 'You can already see this patient; no emergency access is needed.');
   }
-  const grant = await grantEmergencyAccess(context.principal.subject, input.patientId, input.reason.trim(), minutes, context.em, context.cache);
+  const grant = await grantEmergencyAccess(context.principal.subject, input.patientId, input.reason.trim(), minutes, context.em, context.cache, (work) =>
+    writeBeforeDeadline(context, work, 'Mutation.openEmergencyAccess'),
+  );
   context.logger.warn({ event: 'emergency-access-granted', subject: context.principal.subject, grantId: grant.id, minutes, requestId: context.requestId }, 'break-the-glass access opened');
   return { ok: true, error: null, grant: { id: grant.id, patientId: grant.patientId, expiresAt: grant.expiresAt.toISOString() } };
 }
