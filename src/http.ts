@@ -20,6 +20,37 @@ export const MAX_BODY_BYTES = '256kb';
 export interface RequestLocals {
   principal: Principal;
   requestId: string;
+  /** The client's Idempotency-Key, when it sent a well-formed one (idempotencyKey). */
+  idempotencyKey?: string;
+}
+
+/** The name of the first operation of a document, when the request does not name one. */
+const OPERATION_NAME = /^\s*(query|mutation|subscription)\s+([_A-Za-z][_0-9A-Za-z]*)/;
+
+export function operationNameOf(document: string): string | null {
+  return OPERATION_NAME.exec(document)?.[2] ?? null;
+}
+
+export const IDEMPOTENCY_KEY_HEADER = 'idempotency-key';
+/** A key is the client's own: a UUID, a ULID, any short token of letters, digits and `-_.:`. */
+const IDEMPOTENCY_KEY = /^[A-Za-z0-9._:-]{8,128}$/;
+
+/**
+ * Reads the client's `Idempotency-Key` (a mutation sent again with the same
+ * key is applied once: src/subgraphs/writes.ts); a malformed one is refused
+ * before anything runs, 400 BAD_USER_INPUT with reason IDEMPOTENCY_KEY_INVALID.
+ */
+export function idempotencyKey(request: Request, response: Response, next: NextFunction): void {
+  const key = request.header(IDEMPOTENCY_KEY_HEADER);
+  if (key === undefined) return next();
+  if (!IDEMPOTENCY_KEY.test(key)) {
+    response.status(400).json({
+      errors: [{ message: 'The Idempotency-Key header must be 8 to 128 letters, digits or -_.: characters (a UUID, say).', extensions: { code: 'BAD_USER_INPUT', reason: 'IDEMPOTENCY_KEY_INVALID' } }],
+    });
+    return;
+  }
+  response.locals['idempotencyKey'] = key;
+  next();
 }
 
 /** Accepts a caller's request id when well-formed, otherwise starts a new one, and echoes it. */

@@ -1,6 +1,7 @@
 import type { Config } from './config.js';
 import { createTokenVerifier, type TokenVerifier } from './auth/index.js';
-import { openCache, revocationList, type Cache } from './cache/index.js';
+import { openCache, revocationList, type Cache, type RevocationList } from './cache/index.js';
+import { DatabaseRevocationStore } from './db/revocations.js';
 import { openDatabase, type Database } from './db/index.js';
 import { encryptPlaintextRows, openSealer, type Sealer } from './db/encryption.js';
 import { DatabaseAuditStore, ensureAuditRetention, type AuditMetrics } from './audit/index.js';
@@ -25,6 +26,8 @@ export interface Api {
   db: Database | null;
   cache: Cache;
   verifier: TokenVerifier;
+  /** Revocations of this process: in the database (when it has one) and the cache. */
+  revocations: RevocationList;
   /** Field encryption of this process (null for a gateway alone). */
   sealer: Sealer | null;
   /** Audit batches written and failed by this process's subgraphs. */
@@ -71,7 +74,6 @@ export async function startApi(config: Config, logger: Logger, options: StartOpt
     logger.debug('cache closed');
   };
   try {
-    const verifier = await createTokenVerifier(config.auth, config.database.dataDir, revocationList(cache));
     let seeded = 0;
     let sealer: Sealer | null = null;
     if (needsDatabase) {
@@ -81,6 +83,9 @@ export async function startApi(config: Config, logger: Logger, options: StartOpt
       sealer = prepared.sealer;
       seeded = prepared.seeded;
     }
+    // Kept in the database, copied in the cache: an emptied cache is filled again from the database (a gateway alone has none).
+    const revocations = revocationList(cache, opened.db ? new DatabaseRevocationStore(opened.db) : undefined);
+    const verifier = await createTokenVerifier(config.auth, config.database.dataDir, revocations);
     const subgraphs: Partial<Record<SubgraphName, RunningServer>> = {};
     const auditStore = opened.db ? new DatabaseAuditStore(opened.db) : null;
     const subgraphNames = mode.kind === 'all' || mode.kind === 'subgraphs' ? SUBGRAPH_NAMES : mode.kind === 'subgraph' ? [mode.name] : [];
@@ -89,7 +94,7 @@ export async function startApi(config: Config, logger: Logger, options: StartOpt
       if (!db || !sealer || !auditStore) throw new Error('a subgraph needs the database and the key ring');
       const server = await startSubgraph(
         name,
-        { db, cache, sealer, auditStore, auditMetrics, alertThresholds: config.alertThresholds, verifier, logger, unprotectedForBenchmark: options.unprotectedForBenchmark ?? false, unauditedForBenchmark: options.unauditedForBenchmark ?? false, operationLimits: config.operationLimits, rateLimitOverrides: config.rateLimitOverrides, requestDeadlineMs: config.requestDeadlineMs, responseMaxBytes: config.responseMaxBytes },
+        { db, cache, sealer, auditStore, auditMetrics, alertThresholds: config.alertThresholds, verifier, logger, unprotectedForBenchmark: options.unprotectedForBenchmark ?? false, unauditedForBenchmark: options.unauditedForBenchmark ?? false, operationLimits: config.operationLimits, rateLimitOverrides: config.rateLimitOverrides, requestDeadlineMs: config.requestDeadlineMs, responseMaxBytes: config.responseMaxBytes, isRevoked: (tokenId) => revocations.isRevoked(tokenId) },
         config.subgraphs.host,
         config.subgraphs.ports[name],
       );
@@ -108,7 +113,7 @@ export async function startApi(config: Config, logger: Logger, options: StartOpt
       );
       started.push(gateway);
     }
-    return { gateway, subgraphs, db: opened.db, cache, verifier, sealer, auditMetrics, seeded, stop: stopAll };
+    return { gateway, subgraphs, db: opened.db, cache, verifier, revocations, sealer, auditMetrics, seeded, stop: stopAll };
   } catch (error) {
     await stopAll().catch(() => undefined);
     throw error;

@@ -38,6 +38,10 @@ export const SUBGRAPH_UNAVAILABLE_RULE: WholeResponseRule = { matches: withCode(
 export const REQUEST_TIMEOUT_RULE: WholeResponseRule = { matches: withCode(ErrorCode.RequestTimeout), status: 504, retryAfterSeconds: RETRY_AFTER_SECONDS };
 export const RESPONSE_TOO_LARGE_RULE: WholeResponseRule = { matches: withCode(ErrorCode.ResponseTooLarge), status: 400 };
 export const RATE_LIMITED_RULE: WholeResponseRule = { matches: withCode(ErrorCode.RateLimited), status: 429, retryAfterSeconds: SUBGRAPH_RATE_RETRY_SECONDS };
+/** An Idempotency-Key sent again with another request: nothing ran, the request as a whole is refused. */
+export const IDEMPOTENCY_KEY_REUSED_RULE: WholeResponseRule = { matches: (error) => error.extensions?.['reason'] === 'IDEMPOTENCY_KEY_REUSED', status: 400 };
+/** A subgraph refused the caller's token (revoked while the request ran): the whole answer is 401. */
+export const UNAUTHENTICATED_RULE: WholeResponseRule = { matches: withCode(ErrorCode.Unauthenticated), status: 401 };
 export const ARGUMENT_DENIED_RULE: WholeResponseRule = { matches: (error) => error.extensions?.['reason'] === 'ARGUMENT_DENIED', status: 403 };
 
 /**

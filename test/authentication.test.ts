@@ -1,7 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { SignJWT, base64url, decodeJwt, generateKeyPair } from 'jose';
 import { loadOrCreateDevelopmentKey } from '../src/auth/index.js';
-import { revocationList } from '../src/cache/index.js';
 import { SUBGRAPH_NAMES } from '../src/subgraphs/catalog.js';
 import { post, startTestStack, type TestStack } from './support/stack.js';
 
@@ -83,7 +82,7 @@ const attacks: { name: string; header: () => Promise<string | undefined> }[] = [
     name: 'a revoked token',
     header: async () => {
       const token = await stack.token('clinician');
-      await revocationList(stack.api.cache).revoke(decodeJwt(token).jti ?? '', 300);
+      await stack.api.revocations.revoke(decodeJwt(token).jti ?? '', new Date(Date.now() + 300_000));
       return `Bearer ${token}`;
     },
   },

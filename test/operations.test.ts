@@ -76,22 +76,24 @@ describe('npm run token', () => {
 });
 
 describe('npm run token:revoke', () => {
-  it('revokes a token everywhere through Redis, or refuses without Redis', async () => {
+  it('revokes a token everywhere, in PostgreSQL and Redis, or refuses without them', async () => {
     const token = await stack.token('clinician');
     const result = await run('node_modules/.bin/tsx', ['src/cli/revoke-token.ts', '--token', token], {
-      env: { ...process.env, REDIS_URL: stack.config.redisUrl ?? '', REDIS_KEY_PREFIX: stack.config.redisKeyPrefix, NODE_ENV: 'development' },
+      env: { ...process.env, DATABASE_URL: stack.config.database.url ?? '', REDIS_URL: stack.config.redisUrl ?? '', REDIS_KEY_PREFIX: stack.config.redisKeyPrefix, NODE_ENV: 'development' },
     }).then(
       (done) => ({ code: 0, ...done }),
       (error: { code: number; stdout: string; stderr: string }) => error,
     );
     const response = await post(stack.gatewayUrl, '{ viewer { subject } }', { token });
-    if (stack.config.redisUrl) {
+    if (stack.config.redisUrl && stack.config.database.url) {
       expect(result.code).toBe(0);
       expect(response.status).toBe(401);
       expect(response.body.errors?.[0]?.extensions?.['reason']).toBe('REVOKED_TOKEN');
+      // Kept in the database too: it outlives the cache.
+      expect(await stack.sql('select jti from revoked_token where jti = ?', [decodeJwt(token).jti])).toHaveLength(1);
     } else {
       expect(result.code).toBe(1);
-      expect(result.stderr).toContain('REDIS_URL is required');
+      expect(result.stderr).toMatch(/(DATABASE_URL|REDIS_URL) is required/);
       expect(response.status).toBe(200);
     }
   }, 60_000);

@@ -55,6 +55,16 @@ export class AuditGroup {
 export class AuditCollector {
   readonly #groups = new Map<string, AuditGroup>();
   readonly #alerts: Alert[] = [];
+  readonly #written: AuditEventRecord[] = [];
+
+  /** Events a mutation wrote in its own transaction, once it committed: the access watch counts them with the rest. */
+  get written(): readonly AuditEventRecord[] {
+    return this.#written;
+  }
+
+  recordWritten(events: readonly AuditEventRecord[]): void {
+    this.#written.push(...events);
+  }
 
   /** Alerts raised by the request's own code (a care-team change); the audit plugin logs and records them once the request's events are on record. */
   get alerts(): readonly Alert[] {
@@ -81,15 +91,51 @@ export class AuditCollector {
   }
 
   /**
+   * Takes the groups of writes (create, update, delete) out of the request's
+   * collection: a mutation writes them in its own transaction, beside its
+   * rows (src/subgraphs/writes.ts), so the audit plugin does not again.
+   */
+  takeWrites(): AuditGroup[] {
+    const taken: AuditGroup[] = [];
+    for (const [key, group] of this.#groups) {
+      if (group.target.action === 'read') continue;
+      taken.push(group);
+      this.#groups.delete(key);
+    }
+    return taken;
+  }
+
+  /**
+   * Write groups that are still here when the response leaves were never
+   * committed (input refused, nothing found, a transaction rolled back):
+   * they are recorded as denied attempts, never as writes.
+   */
+  markUnwritten(reason = 'NOT_WRITTEN'): void {
+    for (const group of this.#groups.values()) {
+      if (group.target.action === 'read') continue;
+      for (const field of [...group.fields.keys()]) group.add(field, 'denied', reason);
+    }
+  }
+
+  /** Groups taken out and not written after all, back in (markUnwritten then records them as attempts). */
+  restore(groups: readonly AuditGroup[]): void {
+    for (const group of groups) {
+      const { target } = group;
+      const mine = this.group(target);
+      for (const [field, record] of group.fields) mine.add(field, record.outcome, record.reason);
+    }
+  }
+
+  /**
    * The events to write, with the request's facts and the break-the-glass
    * marks. Properties are listed, not spread from `facts`: V8 turns a spread
    * followed by more properties into a slow object, 20 µs each, 20 ms for a
    * thousand-row list.
    */
-  events(facts: RequestFacts, recordedAt: Date, emergencyGrants: ReadonlyMap<string, string>): AuditEventRecord[] {
+  events(facts: RequestFacts, recordedAt: Date, emergencyGrants: ReadonlyMap<string, string>, groups: Iterable<AuditGroup> = this.#groups.values()): AuditEventRecord[] {
     const at = recordedAt.toISOString();
     const { requestId, subgraph, subject, roles, organizationId, clientName, clientVersion, ip, operationName, operationHash } = facts;
-    return [...this.#groups.values()].map(({ target, fields }) => {
+    return [...groups].map(({ target, fields }) => {
       const grant = target.patientId ? emergencyGrants.get(target.patientId) ?? null : null;
       return {
         requestId,

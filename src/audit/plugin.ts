@@ -45,6 +45,35 @@ function header(headers: { get(name: string): string | undefined } | undefined, 
   return value ? value.slice(0, MAX_HEADER_LENGTH) : null;
 }
 
+/**
+ * The facts of one request that every audit record of it carries: the
+ * audit plugin's (reads) and a mutation's own (writes, in its transaction)
+ * are the same. Headers are cut to MAX_HEADER_LENGTH so a record always fits.
+ */
+export function requestFacts(
+  subgraph: string,
+  principal: Principal,
+  requestId: string,
+  ip: string | null,
+  headers: { get(name: string): string | undefined } | undefined,
+  operationName: string | null | undefined,
+  source: string | undefined,
+): RequestFacts {
+  return {
+    requestId,
+    subgraph,
+    subject: principal.subject,
+    roles: [...principal.roles],
+    organizationId: principal.organizationId,
+    clientName: header(headers, CLIENT_NAME),
+    clientVersion: header(headers, CLIENT_VERSION),
+    ip,
+    // A name sent straight to a subgraph has no length limit of its own: cut like a forwarded one, so the audit row always fits.
+    operationName: header(headers, FORWARDED_OPERATION_NAME) ?? operationName?.slice(0, MAX_HEADER_LENGTH) ?? null,
+    operationHash: header(headers, FORWARDED_OPERATION_HASH) ?? operationHash(source ?? ''),
+  };
+}
+
 export interface AuditWatch {
   cache: Cache;
   thresholds: AlertThresholds;
@@ -63,31 +92,20 @@ export function auditPlugin<TContext extends AuditedContext>(
       return Promise.resolve({
         async willSendResponse({ contextValue, request, response, source, operationName }) {
           const { audit, principal } = contextValue;
-          if (audit.size === 0) return;
-          const headers = request.http?.headers;
-          const facts: RequestFacts = {
-            requestId: contextValue.requestId,
-            subgraph,
-            subject: principal.subject,
-            roles: [...principal.roles],
-            organizationId: principal.organizationId,
-            clientName: header(headers, CLIENT_NAME),
-            clientVersion: header(headers, CLIENT_VERSION),
-            ip: contextValue.clientIp,
-            // A name sent straight to a subgraph has no length limit of its own: cut like a forwarded one, so the audit row always fits.
-            operationName: header(headers, FORWARDED_OPERATION_NAME) ?? operationName?.slice(0, MAX_HEADER_LENGTH) ?? null,
-            operationHash: header(headers, FORWARDED_OPERATION_HASH) ?? operationHash(source ?? ''),
-          };
+          if (audit.size === 0 && audit.written.length === 0 && audit.alerts.length === 0) return;
+          const facts = requestFacts(subgraph, principal, contextValue.requestId, contextValue.clientIp, request.http?.headers, operationName, source);
+          // Writes are on record with their rows (their mutation's transaction); what is left of them was never written.
+          audit.markUnwritten();
           const recordedAt = new Date();
           const events = audit.events(facts, recordedAt, contextValue.access.emergencyReads);
           // The counters move while the batch is written (one round trip fewer on the response's path);
           // an alert is recorded only once the access itself is on record.
-          const watching = watchAccess(watch.cache, events, watch.thresholds, recordedAt).catch((error: unknown) => {
+          const watching = watchAccess(watch.cache, [...audit.written, ...events], watch.thresholds, recordedAt).catch((error: unknown) => {
             contextValue.logger.error({ event: 'access-alert-failed', requestId: facts.requestId, err: { name: (error as Error).name } }, 'access counters could not be updated');
             return null;
           });
           try {
-            await store.append(events);
+            if (events.length > 0) await store.append(events);
             metrics.writes += 1;
           } catch (error) {
             metrics.failures += 1;

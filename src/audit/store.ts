@@ -1,4 +1,5 @@
 import { sql } from 'kysely';
+import type { EntityManager } from '@mikro-orm/sql';
 import type { Database } from '../db/index.js';
 import { fieldsKey, payloadDigest, sameFacts, type AuditEventRecord } from './events.js';
 
@@ -17,7 +18,8 @@ import { fieldsKey, payloadDigest, sameFacts, type AuditEventRecord } from './ev
  * before; readers unnest the rows (auditEntries).
  */
 export interface AuditStore {
-  append(events: readonly AuditEventRecord[]): Promise<number>;
+  /** `em`: a transaction to append in (a mutation's, so its rows and its record commit together); a connection of its own otherwise. */
+  append(events: readonly AuditEventRecord[], em?: EntityManager): Promise<number>;
 }
 
 /**
@@ -96,13 +98,14 @@ function groupEvents(events: readonly AuditEventRecord[]): { facts: unknown[]; r
 export class DatabaseAuditStore implements AuditStore {
   constructor(private readonly db: Database) {}
 
-  async append(events: readonly AuditEventRecord[]): Promise<number> {
+  async append(events: readonly AuditEventRecord[], em?: EntityManager): Promise<number> {
     if (events.length === 0) return 0;
     const digest = payloadDigest(events);
     const recordedAt = events[0]?.recordedAt ?? new Date().toISOString();
     const { facts, rows } = groupEvents(events);
     const statement = appendStatement(recordedAt, events.length, digest, JSON.stringify(facts), JSON.stringify(rows));
-    const [result] = (await statement.execute(this.db.fork().getKysely())).rows;
+    // Inside em.transactional, the Kysely of that EntityManager runs in its transaction (MikroORM 7.1+).
+    const [result] = (await statement.execute((em ?? this.db.fork()).getKysely())).rows;
     if (result?.written !== events.length) throw new Error(`the audit batch wrote ${result?.written ?? 0} of ${events.length} events`);
     return Number(result.batch_sequence);
   }

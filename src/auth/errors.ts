@@ -18,6 +18,10 @@ const MESSAGES: Record<AuthFailureReason, string> = {
   INVALID_CLAIMS: 'The bearer token is missing required claims or names an unknown role.',
 };
 
+export function isAuthFailureReason(value: string): value is AuthFailureReason {
+  return Object.hasOwn(MESSAGES, value);
+}
+
 export class AuthenticationError extends Error {
   constructor(
     readonly reason: AuthFailureReason,

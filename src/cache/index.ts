@@ -12,15 +12,48 @@ export async function openCache(redisUrl: string | undefined, prefix?: string): 
 }
 
 const REVOKED_PREFIX = 'revoked-token:';
+/** Set once the cache holds every revocation in force (from the database); gone when the cache was emptied. */
+const LOADED_KEY = 'revocations-loaded';
+const MILLISECONDS_PER_SECOND = 1000;
 
-/** Token revocation on top of the cache: a revoked jti stays listed until the token would have expired. */
-export function revocationList(cache: Cache) {
+/** Where revocations are kept for good (PostgreSQL, src/db/revocations.ts); the cache holds a copy. */
+export interface RevocationStore {
+  record(tokenId: string, expiresAt: Date): Promise<void>;
+  /** Every revocation whose token has not expired yet. */
+  inForce(): Promise<{ tokenId: string; expiresAt: Date }[]>;
+}
+
+export type RevocationList = ReturnType<typeof revocationList>;
+
+/**
+ * Token revocation: kept in the database until the token would have
+ * expired, and copied into the cache, which every request asks. A cache
+ * emptied by a flush or a restart has lost its "loaded" mark: the next
+ * check fills it again from the database before it answers, so a revoked
+ * token never comes back to life. Without a store (a gateway alone, which
+ * has no database) the cache is all there is; the subgraphs behind it check
+ * every token again with their store.
+ */
+export function revocationList(cache: Cache, store?: RevocationStore) {
+  const key = (tokenId: string) => `${REVOKED_PREFIX}${tokenId}`;
+  const ttl = (expiresAt: Date) => Math.max(1, Math.ceil((expiresAt.getTime() - Date.now()) / MILLISECONDS_PER_SECOND));
+  let reloading: Promise<void> | null = null;
+  const reload = async (from: RevocationStore) => {
+    for (const { tokenId, expiresAt } of await from.inForce()) await cache.set(key(tokenId), '1', ttl(expiresAt));
+    await cache.set(LOADED_KEY, new Date().toISOString());
+  };
   return {
     async isRevoked(tokenId: string): Promise<boolean> {
-      return (await cache.get(`${REVOKED_PREFIX}${tokenId}`)) !== null;
+      if ((await cache.get(key(tokenId))) !== null) return true;
+      if (!store || (await cache.get(LOADED_KEY)) !== null) return false;
+      reloading ??= reload(store).finally(() => (reloading = null));
+      await reloading;
+      return (await cache.get(key(tokenId))) !== null;
     },
-    async revoke(tokenId: string, ttlSeconds: number): Promise<void> {
-      await cache.set(`${REVOKED_PREFIX}${tokenId}`, '1', Math.max(1, Math.ceil(ttlSeconds)));
+    /** In the database first (it outlives the cache), then in the cache. */
+    async revoke(tokenId: string, expiresAt: Date): Promise<void> {
+      await store?.record(tokenId, expiresAt);
+      await cache.set(key(tokenId), '1', ttl(expiresAt));
     },
   };
 }

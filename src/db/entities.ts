@@ -433,6 +433,35 @@ export const AppUserSchema = defineEntity({
 export class AppUser extends AppUserSchema.class {}
 AppUserSchema.setClass(AppUser);
 
+/** A mutation's Idempotency-Key (src/subgraphs/writes.ts): what it was bound to (a digest, never the values) and what it wrote. */
+export const IdempotencyKeySchema = defineEntity({
+  name: 'IdempotencyKey',
+  tableName: 'idempotency_key',
+  properties: {
+    subject: p.text().primary(),
+    key: p.text().primary(),
+    coordinate: p.text(),
+    requestDigest: p.blob(),
+    resultId: p.text().nullable(),
+    createdAt: p.datetime().defaultRaw('now()').index(),
+  },
+});
+export class IdempotencyKey extends IdempotencyKeySchema.class {}
+IdempotencyKeySchema.setClass(IdempotencyKey);
+
+/** A revoked token id until the token would have expired (src/db/revocations.ts); the cache holds a copy. */
+export const RevokedTokenSchema = defineEntity({
+  name: 'RevokedToken',
+  tableName: 'revoked_token',
+  properties: {
+    jti: p.text().primary(),
+    expiresAt: p.datetime().index(),
+    revokedAt: p.datetime().defaultRaw('now()'),
+  },
+});
+export class RevokedToken extends RevokedTokenSchema.class {}
+RevokedTokenSchema.setClass(RevokedToken);
+
 export const ENTITIES = [
   Organization,
   Practitioner,
@@ -456,4 +485,6 @@ export const ENTITIES = [
   AuditBatch,
   AuditChain,
   AppUser,
+  IdempotencyKey,
+  RevokedToken,
 ];

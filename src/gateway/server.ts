@@ -8,9 +8,9 @@ import { DEFAULT_OPERATION_LIMITS, argumentPolicyPlugin, introspectionByRolePlug
 import { ApolloServerPluginDrainHttpServer } from '@apollo/server/plugin/drainHttpServer';
 import { expressMiddleware } from '@as-integrations/express5';
 import express from 'express';
-import type { Principal, TokenVerifier } from '../auth/index.js';
+import { AuthenticationError, isAuthFailureReason, type Principal, type TokenVerifier } from '../auth/index.js';
 import type { Logger } from '../logger.js';
-import { createApp, errorHandler, healthRoutes, listen, locals, logArgumentRefusals, logLimitBreach, MAX_BODY_BYTES, operationSourceLimits, refuseLargeBodies, REQUEST_ID_HEADER, REQUEST_TIMEOUT_HEADER, requestDeadline, requestId, requireToken, responseSizeLimit } from '../http.js';
+import { createApp, errorHandler, healthRoutes, listen, locals, logArgumentRefusals, logLimitBreach, MAX_BODY_BYTES, idempotencyKey, IDEMPOTENCY_KEY_HEADER, operationNameOf, operationSourceLimits, refuseLargeBodies, REQUEST_ID_HEADER, REQUEST_TIMEOUT_HEADER, requestDeadline, requestId, requireToken, responseSizeLimit } from '../http.js';
 import { GRAPHQL_PATH, isSubgraphName, type SubgraphName } from '../subgraphs/catalog.js';
 import type { RunningServer } from '../subgraphs/server.js';
 import { SUPERGRAPH_PATH } from './compose.js';
@@ -19,10 +19,12 @@ import { inputTextPlugin } from '../input-checks.js';
 import {
   ARGUMENT_DENIED_RULE,
   AUDIT_UNAVAILABLE_RULE,
+  IDEMPOTENCY_KEY_REUSED_RULE,
   CACHE_UNAVAILABLE_RULE,
   DATABASE_UNAVAILABLE_RULE,
   RATE_LIMITED_RULE,
   REQUEST_TIMEOUT_RULE,
+  UNAUTHENTICATED_RULE,
   RESPONSE_TOO_LARGE_RULE,
   SUBGRAPH_TIMEOUT_RULE,
   SUBGRAPH_UNAVAILABLE_RULE,
@@ -43,8 +45,6 @@ const SUBGRAPH_DEADLINE_MARGIN_MS = 250;
 const PASSED_ON_FROM_SUBGRAPHS = new Set(['FORBIDDEN', 'BAD_USER_INPUT', 'OPERATION_LIMIT', 'RATE_LIMITED', 'RESPONSE_TOO_LARGE', 'REQUEST_TIMEOUT']);
 /** Connection errors of a subgraph that is not there (its process down or being restarted). */
 const UNREACHABLE = new Set(['ECONNREFUSED', 'ECONNRESET', 'EPIPE', 'EHOSTUNREACH', 'ECONNABORTED']);
-/** The name of the first operation of a document, when the request does not name one. */
-const OPERATION_NAME = /^\s*(query|mutation|subscription)\s+([_A-Za-z][_0-9A-Za-z]*)/;
 
 /** What the gateway knows about one client request. */
 export interface GatewayContext {
@@ -117,6 +117,13 @@ class ForwardingDataSource extends RemoteGraphQLDataSource<GatewayContext> {
    * why in its first error: passed on as it is (the error formatter still filters it).
    */
   override async errorFromResponse(response: Parameters<RemoteGraphQLDataSource['errorFromResponse']>[0]): Promise<GraphQLError> {
+    if (response.status === 401) {
+      // A subgraph refused the token itself (revoked meanwhile, say): the client's answer is the same 401.
+      const body = (await response.clone().json().catch(() => null)) as { errors?: { extensions?: Record<string, unknown> }[] } | null;
+      const reason = body?.errors?.[0]?.extensions?.['reason'];
+      const refusal = new AuthenticationError(typeof reason === 'string' && isAuthFailureReason(reason) ? reason : 'INVALID_TOKEN').toGraphQLError();
+      return new GraphQLError(refusal.message, { extensions: { code: 'UNAUTHENTICATED', reason: refusal.extensions['reason'] } });
+    }
     if (response.status === 403 || response.status === 400 || response.status === 429 || response.status === 504) {
       const body = (await response.clone().json().catch(() => null)) as { errors?: { message?: unknown; extensions?: Record<string, unknown> }[] } | null;
       const refusal = body?.errors?.[0];
@@ -209,7 +216,7 @@ export async function startGateway(deps: GatewayDependencies, host: string, port
       introspectionByRolePlugin<GatewayContext>(() => apiSchema),
       // Whatever a subgraph said of the whole operation (its audit, a dependency, its deadline, a budget, an argument) refuses it whole here.
       withholdWholeResponses<GatewayContext>(
-        [AUDIT_UNAVAILABLE_RULE, DATABASE_UNAVAILABLE_RULE, CACHE_UNAVAILABLE_RULE, REQUEST_TIMEOUT_RULE, SUBGRAPH_TIMEOUT_RULE, SUBGRAPH_UNAVAILABLE_RULE, RATE_LIMITED_RULE, RESPONSE_TOO_LARGE_RULE, ARGUMENT_DENIED_RULE],
+        [UNAUTHENTICATED_RULE, AUDIT_UNAVAILABLE_RULE, DATABASE_UNAVAILABLE_RULE, CACHE_UNAVAILABLE_RULE, REQUEST_TIMEOUT_RULE, SUBGRAPH_TIMEOUT_RULE, SUBGRAPH_UNAVAILABLE_RULE, RATE_LIMITED_RULE, RESPONSE_TOO_LARGE_RULE, IDEMPOTENCY_KEY_REUSED_RULE, ARGUMENT_DENIED_RULE],
         (context, rule, errors) => {
           if (rule === REQUEST_TIMEOUT_RULE || rule === SUBGRAPH_TIMEOUT_RULE || rule === SUBGRAPH_UNAVAILABLE_RULE) {
             log.warn({ event: 'request-withheld', code: errors[0]?.extensions?.['code'], subject: context.principal.subject, requestId: context.requestId }, 'a subgraph did not answer in time or could not be reached: response withheld');
@@ -234,6 +241,7 @@ export async function startGateway(deps: GatewayDependencies, host: string, port
     refuseLargeBodies,
     responseSizeLimit(deps.responseMaxBytes ?? DEFAULT_RESPONSE_MAX_BYTES, log),
     requireToken(deps.verifier, log),
+    idempotencyKey,
     ...(deps.cache ? [rateLimits(deps.cache, 'gateway', log, { overrides: deps.rateLimitOverrides })] : []),
     express.json({ limit: MAX_BODY_BYTES }),
     operationSourceLimits(limits, log),
@@ -247,8 +255,11 @@ export async function startGateway(deps: GatewayDependencies, host: string, port
           if (value) forwarded[name] = value.slice(0, MAX_FORWARDED_HEADER);
         }
         if (typeof body.query === 'string') forwarded[FORWARDED_OPERATION_HASH] = operationHash(body.query);
-        const named = typeof body.operationName === 'string' ? body.operationName : typeof body.query === 'string' ? OPERATION_NAME.exec(body.query)?.[2] : undefined;
+        const named = typeof body.operationName === 'string' ? body.operationName : typeof body.query === 'string' ? operationNameOf(body.query) : null;
         if (named) forwarded[FORWARDED_OPERATION_NAME] = named.slice(0, MAX_FORWARDED_HEADER);
+        // The subgraph that writes keeps the key (checked at the door: idempotencyKey).
+        const key = locals(res).idempotencyKey;
+        if (key) forwarded[IDEMPOTENCY_KEY_HEADER] = key;
         const releaseInFlight = inFlightRelease(res);
         const deadline = requestDeadline(req, deadlineMs);
         return Promise.resolve({ principal, requestId: id, authorization: req.header('authorization') ?? '', forwarded, deadline, deadlineMs, ...(releaseInFlight && { releaseInFlight }) });

@@ -3,7 +3,7 @@ import type { Principal } from '../auth/index.js';
 import type { Cache } from '../cache/index.js';
 import type { Logger } from '../logger.js';
 import type { Sealer } from '../db/encryption.js';
-import { AuditCollector, auditFieldAccess } from '../audit/index.js';
+import { AuditCollector, auditFieldAccess, type AuditStore, type RequestFacts } from '../audit/index.js';
 import type { CursorSealer, StudyPseudonyms } from '../crypto/index.js';
 import { createAccessControl, type AccessControl } from './access.js';
 import { PageCursors } from './pagination.js';
@@ -42,6 +42,12 @@ export interface SubgraphContext {
   pseudonymize?: (type: string, id: string) => string | null;
   /** Releases the request's in-flight slot (rate limits) when the work is done. */
   releaseInFlight?: () => void;
+  /** The facts every audit record of this request carries (writes are recorded in their own transaction). */
+  auditFacts: RequestFacts;
+  /** Where a mutation writes its audit records, in its transaction; null in a benchmark's unaudited variant. */
+  auditStore: AuditStore | null;
+  /** The client's Idempotency-Key (checked at the door): a mutation with one is applied once (writes.ts). */
+  idempotencyKey: string | null;
   /** When this request must be done (epoch ms): no write starts after it and no read answers after it. */
   deadline: number;
   /** The deadline this subgraph runs with (for the error). */
@@ -73,7 +79,17 @@ export async function createSubgraphContext(
   logger: Logger,
   sealer: Sealer,
   clientIp: string | null,
-  options: { audited: boolean; cursorSealer: CursorSealer; pseudonyms: StudyPseudonyms; releaseInFlight?: () => void; deadline: number; deadlineMs: number },
+  options: {
+    audited: boolean;
+    cursorSealer: CursorSealer;
+    pseudonyms: StudyPseudonyms;
+    releaseInFlight?: () => void;
+    deadline: number;
+    deadlineMs: number;
+    auditFacts: RequestFacts;
+    auditStore: AuditStore | null;
+    idempotencyKey: string | null;
+  },
 ): Promise<SubgraphContext> {
   const { study } = principal;
   const access = await createAccessControl(principal, em, cache);
@@ -94,6 +110,9 @@ export async function createSubgraphContext(
     cursors,
     deadline: options.deadline,
     deadlineMs: options.deadlineMs,
+    auditFacts: options.auditFacts,
+    auditStore: options.auditStore,
+    idempotencyKey: options.idempotencyKey,
     ...(options.releaseInFlight && { releaseInFlight: options.releaseInFlight }),
     ...(study === null
       ? { ids: IDENTIFIED }

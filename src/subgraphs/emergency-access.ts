@@ -57,13 +57,23 @@ export async function grantEmergencyAccess(
   minutes: number,
   em: EntityManager,
   cache: Cache,
-  /** How the row is written (a mutation's writeBeforeDeadline); directly on `em` when absent. */
-  write: (work: (em: EntityManager) => Promise<unknown>) => Promise<unknown> = (work) => work(em),
-): Promise<EmergencyGrant> {
+  /**
+   * How the row is written (a mutation's writeWithRecord, with its audit record, in one transaction); directly on `em`
+   * when absent. It answers false when it wrote nothing (an Idempotency-Key's first request already did): then no grant.
+   */
+  write: (work: (em: EntityManager) => Promise<string>) => Promise<boolean> = async (work) => {
+    await work(em);
+    return true;
+  },
+): Promise<EmergencyGrant | null> {
   const grantedAt = new Date();
   const expiresAt = new Date(grantedAt.getTime() + minutes * 60 * MILLISECONDS_PER_SECOND);
   const id = randomUUID();
-  await write((writer) => writer.insert(EmergencyAccess, { id, subject, patient: patientId, reason, grantedAt, expiresAt }));
+  const wrote = await write(async (writer) => {
+    await writer.insert(EmergencyAccess, { id, subject, patient: patientId, reason, grantedAt, expiresAt });
+    return id;
+  });
+  if (!wrote) return null;
   const current = await activeEmergencyGrants(subject, em, cache);
   const grant = { id, patientId, expiresAt };
   await store(cache, subject, [...current.filter((existing) => existing.patientId !== patientId), grant]);

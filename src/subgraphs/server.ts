@@ -15,19 +15,20 @@ import { CryptoError, CursorSealer, Sealed, StudyPseudonyms, unseal } from '../c
 import { decryptionFailed } from '../errors.js';
 import { createErrorFormatter } from '../graphql-errors.js';
 import { inputTextPlugin } from '../input-checks.js';
-import { AUDIT_UNAVAILABLE_RULE, CACHE_UNAVAILABLE_RULE, DATABASE_UNAVAILABLE_RULE, REQUEST_TIMEOUT_RULE, withholdWholeResponses } from '../unavailable.js';
+import { AUDIT_UNAVAILABLE_RULE, CACHE_UNAVAILABLE_RULE, DATABASE_UNAVAILABLE_RULE, IDEMPOTENCY_KEY_REUSED_RULE, REQUEST_TIMEOUT_RULE, withholdWholeResponses } from '../unavailable.js';
 import { DEFAULT_REQUEST_DEADLINE_MS, DEFAULT_RESPONSE_MAX_BYTES } from '../config.js';
 import { inFlightRelease, rateLimits, releaseInFlightPlugin, type RateLimitOverrides } from '../rate-limits.js';
 import type { Database } from '../db/index.js';
 import type { Sealer } from '../db/encryption.js';
 import type { Logger } from '../logger.js';
-import { createApp, errorHandler, healthRoutes, listen, locals, logArgumentRefusals, logLimitBreach, MAX_BODY_BYTES, operationSourceLimits, refuseLargeBodies, requestDeadline, requestId, requireToken, responseSizeLimit } from '../http.js';
+import { createApp, errorHandler, healthRoutes, listen, locals, logArgumentRefusals, logLimitBreach, MAX_BODY_BYTES, idempotencyKey, operationNameOf, operationSourceLimits, refuseLargeBodies, requestDeadline, requestId, requireToken, responseSizeLimit } from '../http.js';
 import { GRAPHQL_PATH, schemaPath, type SubgraphName } from './catalog.js';
 import { createSubgraphContext, type SubgraphContext } from './context.js';
 import { CURSOR_TTL_SECONDS } from './pagination.js';
 import { emergencyAccessMarkPlugin } from './emergency-mark-plugin.js';
 import { readDeadlinePlugin } from './deadline.js';
-import { auditPlugin, type AlertThresholds, type AuditMetrics, type AuditStore } from '../audit/index.js';
+import { revocationRecheckPlugin } from './revocation-recheck.js';
+import { auditPlugin, requestFacts, type AlertThresholds, type AuditMetrics, type AuditStore } from '../audit/index.js';
 import { resolvers as patientResolvers } from './patient/resolvers.js';
 import { resolvers as clinicalResolvers } from './clinical/resolvers.js';
 import { resolvers as billingResolvers } from './billing/resolvers.js';
@@ -122,6 +123,8 @@ export interface SubgraphDependencies {
   /** What one operation may ask for; the defaults when absent. */
   operationLimits?: OperationLimits;
   rateLimitOverrides?: RateLimitOverrides;
+  /** Asked again as each response leaves (a token revoked while its request ran gets no data); the verifier's own list. */
+  isRevoked?: (tokenId: string) => Promise<boolean>;
   /** The deadline of one request (DEFAULT_REQUEST_DEADLINE_MS when absent; shortened by the gateway's). */
   requestDeadlineMs?: number;
   /** The largest response body sent (DEFAULT_RESPONSE_MAX_BYTES when absent). */
@@ -148,7 +151,7 @@ export interface RunningServer {
  */
 export async function startSubgraph(
   name: SubgraphName,
-  { db, cache, sealer, auditStore, auditMetrics, alertThresholds, verifier, logger, unprotectedForBenchmark, unauditedForBenchmark, operationLimits, rateLimitOverrides, requestDeadlineMs, responseMaxBytes }: SubgraphDependencies,
+  { db, cache, sealer, auditStore, auditMetrics, alertThresholds, verifier, logger, unprotectedForBenchmark, unauditedForBenchmark, operationLimits, rateLimitOverrides, requestDeadlineMs, responseMaxBytes, isRevoked }: SubgraphDependencies,
   host: string,
   port: number,
 ): Promise<RunningServer> {
@@ -193,8 +196,9 @@ export async function startSubgraph(
       // A read past the request's deadline leaves without data; listed before the audit plugin, which records the refusal.
       readDeadlinePlugin(),
       // A dependency that did not answer withholds the whole response (the audit plugin's own refusal first).
-      withholdWholeResponses<SubgraphContext>([AUDIT_UNAVAILABLE_RULE, DATABASE_UNAVAILABLE_RULE, CACHE_UNAVAILABLE_RULE, REQUEST_TIMEOUT_RULE]),
+      withholdWholeResponses<SubgraphContext>([AUDIT_UNAVAILABLE_RULE, DATABASE_UNAVAILABLE_RULE, CACHE_UNAVAILABLE_RULE, REQUEST_TIMEOUT_RULE, IDEMPOTENCY_KEY_REUSED_RULE]),
       releaseInFlightPlugin<SubgraphContext>(),
+      ...(isRevoked ? [revocationRecheckPlugin(isRevoked)] : []),
       ...(unauditedForBenchmark ? [] : [auditPlugin<SubgraphContext>(name, auditStore, auditMetrics, { cache, thresholds: alertThresholds, rateOverrides: rateLimitOverrides })]),
     ],
   });
@@ -208,6 +212,7 @@ export async function startSubgraph(
     refuseLargeBodies,
     responseSizeLimit(responseMaxBytes ?? DEFAULT_RESPONSE_MAX_BYTES, log),
     requireToken(verifier, log),
+    idempotencyKey,
     // A client request reaches a subgraph once or twice through the gateway: its budgets here are scaled to that.
     rateLimits(cache, `subgraph:${name}`, log, { factor: SUBGRAPH_RATE_FACTOR, overrides: rateLimitOverrides }),
     express.json({ limit: MAX_BODY_BYTES }),
@@ -215,7 +220,22 @@ export async function startSubgraph(
     expressMiddleware(apollo, {
       context: ({ req, res }) => {
         const { principal, requestId: id } = locals(res);
-        return Promise.resolve(createSubgraphContext(principal, id, db.fork(), cache, log, sealer, req.ip ?? null, { audited: !unauditedForBenchmark, cursorSealer, pseudonyms, releaseInFlight: inFlightRelease(res), deadline: requestDeadline(req, deadlineMs), deadlineMs }));
+        const body = (req.body ?? {}) as { query?: unknown; operationName?: unknown };
+        const operationName = typeof body.operationName === 'string' ? body.operationName : typeof body.query === 'string' ? operationNameOf(body.query) : null;
+        const auditFacts = requestFacts(name, principal, id, req.ip ?? null, { get: (header) => req.header(header) }, operationName, typeof body.query === 'string' ? body.query : '');
+        return Promise.resolve(
+          createSubgraphContext(principal, id, db.fork(), cache, log, sealer, req.ip ?? null, {
+            audited: !unauditedForBenchmark,
+            cursorSealer,
+            pseudonyms,
+            releaseInFlight: inFlightRelease(res),
+            deadline: requestDeadline(req, deadlineMs),
+            deadlineMs,
+            auditFacts,
+            auditStore: unauditedForBenchmark ? null : auditStore,
+            idempotencyKey: locals(res).idempotencyKey ?? null,
+          }),
+        );
       },
     }),
   );

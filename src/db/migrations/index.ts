@@ -5,6 +5,7 @@ import { Migration20261125140000FieldEncryption } from './Migration2026112514000
 import { Migration20261125150000AuditTrail } from './Migration20261125150000AuditTrail.js';
 import { Migration20261126000000AuditEventGroups } from './Migration20261126000000AuditEventGroups.js';
 import { Migration20261127000000SharingAgreements } from './Migration20261127000000SharingAgreements.js';
+import { Migration20261130000000WritesAndRevocations } from './Migration20261130000000WritesAndRevocations.js';
 
 /**
  * Every migration, in order. Listed explicitly (not discovered from the
@@ -19,4 +20,5 @@ export const MIGRATIONS = [
   { name: 'Migration20261125150000AuditTrail', class: Migration20261125150000AuditTrail },
   { name: 'Migration20261126000000AuditEventGroups', class: Migration20261126000000AuditEventGroups },
   { name: 'Migration20261127000000SharingAgreements', class: Migration20261127000000SharingAgreements },
+  { name: 'Migration20261130000000WritesAndRevocations', class: Migration20261130000000WritesAndRevocations },
 ];

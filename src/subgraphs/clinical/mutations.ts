@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import { writeBeforeDeadline } from '../writes.js';
+import { earlierWrite, writeWithRecord } from '../writes.js';
 import type { AddClinicalNoteInput, AddConditionInput, MutationResolvers } from './__generated__/resolvers-types.js';
 import { ClinicalNote, Condition, Encounter } from '../../db/entities.js';
 import type { SubgraphContext } from '../context.js';
@@ -44,6 +44,8 @@ async function checkTarget(
 }
 
 async function addClinicalNote(input: AddClinicalNoteInput, context: SubgraphContext): Promise<Failure | { ok: true; error: null; note: ClinicalNote | null }> {
+  const earlier = await earlierWrite(context, 'Mutation.addClinicalNote', input);
+  if (earlier) return { ok: true, error: null, note: earlier.resultId ? await context.loader(clinicalNoteById).load(earlier.resultId) : null };
   const check = new InputCheck()
     .require(input.typeCode in NOTE_TYPES, 'input.typeCode', `Use one of ${Object.keys(NOTE_TYPES).join(', ')}.`)
     .require(input.text.trim().length > 0 && input.text.length <= MAX_NOTE_LENGTH, 'input.text', `Write 1 to ${MAX_NOTE_LENGTH} characters.`);
@@ -52,7 +54,11 @@ async function addClinicalNote(input: AddClinicalNoteInput, context: SubgraphCon
   const id = randomUUID();
   const stored = await sealRow('clinical_note', { id, text: input.text }, context.sealer);
   const author = await context.access.practitionerId();
-  await writeBeforeDeadline(context, (em) => em.insert(ClinicalNote, {
+  const written = await writeWithRecord(context, {
+    coordinate: 'Mutation.addClinicalNote',
+    input,
+    resultId: () => id,
+    work: (em) => em.insert(ClinicalNote, {
     id,
     patient: input.patientId,
     encounter: input.encounterId ?? null,
@@ -62,11 +68,15 @@ async function addClinicalNote(input: AddClinicalNoteInput, context: SubgraphCon
     text: stored['text'] as Buffer,
     cryptoVersion: CRYPTO_VERSION_ENCRYPTED,
     createdAt: new Date(),
-  }), 'Mutation.addClinicalNote');
-  return { ok: true, error: null, note: await context.loader(clinicalNoteById).load(id) };
+  }),
+  });
+  const noteId = written.replayed ? written.resultId : id;
+  return { ok: true, error: null, note: noteId ? await context.loader(clinicalNoteById).load(noteId) : null };
 }
 
 async function addCondition(input: AddConditionInput, context: SubgraphContext): Promise<Failure | { ok: true; error: null; condition: Condition | null }> {
+  const earlier = await earlierWrite(context, 'Mutation.addCondition', input);
+  if (earlier) return { ok: true, error: null, condition: earlier.resultId ? await context.loader(conditionById).load(earlier.resultId) : null };
   const today = toIsoDate(new Date());
   const check = new InputCheck()
     .require(ICD10_CM.test(input.code), 'input.code', 'Use an ICD-10-CM code such as E11.9.')
@@ -76,7 +86,11 @@ async function addCondition(input: AddConditionInput, context: SubgraphContext):
   if (refused) return refused;
   const id = randomUUID();
   const stored = await sealRow('condition', { id, code: input.code, display: input.display.trim() }, context.sealer);
-  await writeBeforeDeadline(context, (em) => em.insert(Condition, {
+  const written = await writeWithRecord(context, {
+    coordinate: 'Mutation.addCondition',
+    input,
+    resultId: () => id,
+    work: (em) => em.insert(Condition, {
     id,
     patient: input.patientId,
     encounter: input.encounterId ?? null,
@@ -86,8 +100,10 @@ async function addCondition(input: AddConditionInput, context: SubgraphContext):
     clinicalStatus: input.clinicalStatus,
     onsetDate: input.onsetDate ?? null,
     recordedDate: today,
-  }), 'Mutation.addCondition');
-  return { ok: true, error: null, condition: await context.loader(conditionById).load(id) };
+  }),
+  });
+  const conditionId = written.replayed ? written.resultId : id;
+  return { ok: true, error: null, condition: conditionId ? await context.loader(conditionById).load(conditionId) : null };
 }
 
 export const mutations: MutationResolvers = {

@@ -1,8 +1,8 @@
 import type { MutationResolvers, UpdateContactInput, AddCareTeamMemberInput, OpenEmergencyAccessInput } from './__generated__/resolvers-types.js';
-import { writeBeforeDeadline } from '../writes.js';
+import { earlierWrite, writeWithRecord } from '../writes.js';
 import { ROLES, type Role } from '../../auth/index.js';
 import { recordCareTeamChange } from '../../audit/index.js';
-import { CareTeam, CareTeamMember, Patient, Practitioner } from '../../db/entities.js';
+import { CareTeam, CareTeamMember, EmergencyAccess, Patient, Practitioner } from '../../db/entities.js';
 import { ACCESS_POLICY } from '../../policy/index.js';
 import { invalidateCareTeamMembership } from '../access.js';
 import { sealColumnsForUpdate } from '../../db/encryption.js';
@@ -40,6 +40,8 @@ function checkContact(input: UpdateContactInput): InputCheck {
 async function updateMyContact({ input }: { input: UpdateContactInput }, context: SubgraphContext): Promise<Failure | { ok: true; error: null; patient: Patient | null }> {
   const patientId = context.principal.patientId;
   if (!patientId) return failed('NOT_FOUND', 'Your token names no patient record.');
+  // Setting the same contact again is harmless; a retried one with the same Idempotency-Key answers the record as it is.
+  if (await earlierWrite(context, 'Mutation.updateMyContact', input)) return { ok: true, error: null, patient: await context.em.fork().findOne(Patient, patientId) };
   const check = checkContact(input);
   if (!check.ok) return invalidInput(check);
   const changes: Record<string, string> = {};
@@ -53,14 +55,20 @@ async function updateMyContact({ input }: { input: UpdateContactInput }, context
       postal_code: input.address.postalCode,
     });
   }
-  const written = await writeBeforeDeadline(context, async (em) => {
-    const stored = await sealColumnsForUpdate(em, 'patient', patientId, changes, context.sealer);
-    if (!stored) return false;
-    const columns = Object.keys(stored);
-    await em.execute(`update "patient" set ${columns.map((column) => `"${column}" = ?`).join(', ')} where "id" = ?`, [...columns.map((column) => stored[column]), patientId], 'run');
-    return true;
-  }, 'Mutation.updateMyContact');
-  if (!written) return failed('NOT_FOUND', 'Your patient record was not found.');
+  const written = await writeWithRecord(context, {
+    coordinate: 'Mutation.updateMyContact',
+    input,
+    resultId: () => patientId,
+    wrote: (found: boolean) => found,
+    work: async (em) => {
+      const stored = await sealColumnsForUpdate(em, 'patient', patientId, changes, context.sealer);
+      if (!stored) return false;
+      const columns = Object.keys(stored);
+      await em.execute(`update "patient" set ${columns.map((column) => `"${column}" = ?`).join(', ')} where "id" = ?`, [...columns.map((column) => stored[column]), patientId], 'run');
+      return true;
+    },
+  });
+  if (!written.replayed && !written.result) return failed('NOT_FOUND', 'Your patient record was not found.');
   const patient = await context.em.fork().findOne(Patient, patientId);
   return { ok: true, error: null, patient };
 }
@@ -81,6 +89,8 @@ const CARE_TEAM_ROLES: readonly Role[] = ROLES.filter((role) => ACCESS_POLICY[ro
  * the change or the refusal, with both ids as entities, and an access alert.
  */
 async function addCareTeamMember({ input }: { input: AddCareTeamMemberInput }, context: SubgraphContext): Promise<Failure | { ok: true; error: null; careTeam: CareTeam | null }> {
+  const earlier = await earlierWrite(context, 'Mutation.addCareTeamMember', input);
+  if (earlier) return { ok: true, error: null, careTeam: earlier.resultId ? await context.loader(careTeamById).load(earlier.resultId) : null };
   const check = new InputCheck()
     .require(isUuid(input.careTeamId), 'input.careTeamId', 'Not an id.')
     .require(isUuid(input.practitionerId), 'input.practitionerId', 'Not an id.');
@@ -111,8 +121,16 @@ async function addCareTeamMember({ input }: { input: AddCareTeamMemberInput }, c
   }
   const existing = await context.em.count(CareTeamMember, { careTeam: team.id, practitioner: practitioner.id });
   if (existing > 0) return failed('CONFLICT', 'The practitioner is already a member of this care team.');
-  await writeBeforeDeadline(context, (em) => em.insert(CareTeamMember, { careTeam: team.id, practitioner: practitioner.id }), 'Mutation.addCareTeamMember');
-  recordCareTeamChange(context.audit, { ...change, refusal: null });
+  await writeWithRecord(context, {
+    coordinate: 'Mutation.addCareTeamMember',
+    input,
+    resultId: () => team.id,
+    work: async (em) => {
+      await em.insert(CareTeamMember, { careTeam: team.id, practitioner: practitioner.id });
+      // On record with the change itself, in its transaction.
+      recordCareTeamChange(context.audit, { ...change, refusal: null });
+    },
+  });
   // The practitioner's next request sees the team's patients: drop the cached membership now.
   await invalidateCareTeamMembership(context.em, context.cache, practitioner.id);
   return { ok: true, error: null, careTeam: await context.loader(careTeamById).load(team.id) };
@@ -121,7 +139,9 @@ async function addCareTeamMember({ input }: { input: AddCareTeamMemberInput }, c
 async function openEmergencyAccess(
   { input }: { input: OpenEmergencyAccessInput },
   context: SubgraphContext,
-): Promise<Failure | { ok: true; error: null; grant: { id: string; patientId: string; expiresAt: string } }> {
+): Promise<Failure | { ok: true; error: null; grant: { id: string; patientId: string; expiresAt: string } | null }> {
+  const earlier = await earlierWrite(context, 'Mutation.openEmergencyAccess', input);
+  if (earlier) return emergencyGrantAnswer(earlier.resultId, context);
   const minutes = input.minutes ?? EMERGENCY_ACCESS_MINUTES.default;
   const check = new InputCheck()
     .require(isUuid(input.patientId), 'input.patientId', 'Not an id.')
@@ -138,11 +158,21 @@ async function openEmergencyAccess(
   if (await context.loader(patientById).load(input.patientId)) {
     return failed('CONFLICT', 'You can already see this patient; no emergency access is needed.');
   }
-  const grant = await grantEmergencyAccess(context.principal.subject, input.patientId, input.reason.trim(), minutes, context.em, context.cache, (work) =>
-    writeBeforeDeadline(context, work, 'Mutation.openEmergencyAccess'),
-  );
+  let replayedId: string | null | undefined;
+  const grant = await grantEmergencyAccess(context.principal.subject, input.patientId, input.reason.trim(), minutes, context.em, context.cache, async (work) => {
+    const written = await writeWithRecord(context, { coordinate: 'Mutation.openEmergencyAccess', input, work, resultId: (id) => id });
+    if (written.replayed) replayedId = written.resultId;
+    return !written.replayed;
+  });
+  if (replayedId !== undefined || !grant) return emergencyGrantAnswer(replayedId ?? null, context);
   context.logger.warn({ event: 'emergency-access-granted', subject: context.principal.subject, grantId: grant.id, minutes, requestId: context.requestId }, 'break-the-glass access opened');
   return { ok: true, error: null, grant: { id: grant.id, patientId: grant.patientId, expiresAt: grant.expiresAt.toISOString() } };
+}
+
+/** A grant opened by the first request of an Idempotency-Key, as that one answered it. */
+async function emergencyGrantAnswer(grantId: string | null, context: SubgraphContext): Promise<{ ok: true; error: null; grant: { id: string; patientId: string; expiresAt: string } | null }> {
+  const row = grantId ? await context.em.fork().findOne(EmergencyAccess, { id: grantId, subject: context.principal.subject }) : null;
+  return { ok: true, error: null, grant: row ? { id: row.id, patientId: row.patient.id, expiresAt: row.expiresAt.toISOString() } : null };
 }
 
 export const mutations: MutationResolvers = {
