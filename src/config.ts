@@ -72,6 +72,8 @@ const environmentSchema = z
         .default(DEFAULT_CLOCK_TOLERANCE_SECONDS),
     ),
     PHI_KEY_RING: z.string().optional(),
+    AUDIT_SIGNING_KEY: z.preprocess((value) => (typeof value === 'string' && value.trim() === '' ? undefined : value), z.string().optional()),
+    AUDIT_CHECKPOINT_SECONDS: limit(60, 1),
     ALERT_DISTINCT_PATIENTS_PER_HOUR: z.coerce.number().int().min(1).default(DEFAULT_ALERT_THRESHOLDS.distinctPatientsPerHour),
     ALERT_DENIED_FIELDS_PER_HOUR: z.coerce.number().int().min(1).default(DEFAULT_ALERT_THRESHOLDS.deniedFieldsPerHour),
     ALERT_SSN_READS_PER_HOUR: z.coerce.number().int().min(1).default(DEFAULT_ALERT_THRESHOLDS.ssnReadsPerHour),
@@ -119,6 +121,7 @@ const environmentSchema = z
     } else if (/"development"\s*:\s*true/.test(env.PHI_KEY_RING)) {
       refuse('PHI_KEY_RING is a development key ring; production refuses it', 'PHI_KEY_RING');
     }
+    if (!env.AUDIT_SIGNING_KEY) refuse('production needs AUDIT_SIGNING_KEY, the Ed25519 key that signs audit checkpoints (the generated development key is refused)', 'AUDIT_SIGNING_KEY');
     if (!env.DATABASE_URL) refuse('production needs DATABASE_URL (the embedded PGlite database is for development)', 'DATABASE_URL');
     if (!env.REDIS_URL) refuse('production needs REDIS_URL (the in-process cache is not shared between instances)', 'REDIS_URL');
   });
@@ -157,6 +160,10 @@ export interface Config {
   auth: AuthConfig;
   /** The key ring as JSON from the environment; outside production, absent means the development key ring. */
   keyRingJson: string | undefined;
+  /** The Ed25519 private key (PEM) that signs audit checkpoints; outside production, absent means the development key. */
+  auditSigningKeyPem: string | undefined;
+  /** How often the chain head is signed into a checkpoint (and at start and stop). */
+  auditCheckpointSeconds: number;
   /** Audit rows are kept at least this long; it can be raised, never lowered below what the database holds. */
   auditRetentionDays: number;
   /** Per-principal access counters that raise an alert when crossed. */
@@ -220,6 +227,8 @@ export function loadConfig(source: NodeJS.ProcessEnv = process.env): Config {
     },
     keyRingJson: env.PHI_KEY_RING,
     auditRetentionDays: env.AUDIT_RETENTION_DAYS,
+    auditSigningKeyPem: env.AUDIT_SIGNING_KEY,
+    auditCheckpointSeconds: env.AUDIT_CHECKPOINT_SECONDS,
     alertThresholds: {
       distinctPatientsPerHour: env.ALERT_DISTINCT_PATIENTS_PER_HOUR,
       deniedFieldsPerHour: env.ALERT_DENIED_FIELDS_PER_HOUR,

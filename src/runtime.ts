@@ -2,6 +2,8 @@ import type { Config } from './config.js';
 import { createTokenVerifier, type TokenVerifier } from './auth/index.js';
 import { openCache, revocationList, type Cache, type RevocationList } from './cache/index.js';
 import { DatabaseRevocationStore } from './db/revocations.js';
+import { CHECKPOINT_FOLDER, FolderCheckpointSink, loadSigningKey, writeCheckpoint } from './audit/checkpoints.js';
+import { join } from 'node:path';
 import { openDatabase, type Database } from './db/index.js';
 import { encryptPlaintextRows, openSealer, type Sealer } from './db/encryption.js';
 import { DatabaseAuditStore, ensureAuditRetention, type AuditMetrics } from './audit/index.js';
@@ -63,11 +65,13 @@ export async function startApi(config: Config, logger: Logger, options: StartOpt
   const auditMetrics: AuditMetrics = { writes: 0, failures: 0 };
   const opened: { db: Database | null } = { db: null };
   const started: RunningServer[] = [];
+  const checkpointer: { stop?: () => Promise<void> } = {};
   const stopAll = async () => {
     for (const server of started.reverse()) {
       await server.stop();
       logger.debug({ server: server.name }, 'stopped');
     }
+    await checkpointer.stop?.();
     await opened.db?.close();
     logger.debug('database closed');
     await cache.close();
@@ -88,6 +92,9 @@ export async function startApi(config: Config, logger: Logger, options: StartOpt
     const verifier = await createTokenVerifier(config.auth, config.database.dataDir, revocations);
     const subgraphs: Partial<Record<SubgraphName, RunningServer>> = {};
     const auditStore = opened.db ? new DatabaseAuditStore(opened.db) : null;
+    // One process signs the audit chain into checkpoints outside the database: the one that serves the patient subgraph.
+    const servesPatient = mode.kind === 'all' || mode.kind === 'subgraphs' || (mode.kind === 'subgraph' && mode.name === 'patient');
+    if (opened.db && servesPatient) checkpointer.stop = await startCheckpoints(opened.db, config, logger);
     const subgraphNames = mode.kind === 'all' || mode.kind === 'subgraphs' ? SUBGRAPH_NAMES : mode.kind === 'subgraph' ? [mode.name] : [];
     for (const name of subgraphNames) {
       const db = opened.db;
@@ -118,6 +125,31 @@ export async function startApi(config: Config, logger: Logger, options: StartOpt
     await stopAll().catch(() => undefined);
     throw error;
   }
+}
+
+/**
+ * Signs the audit chain's head into a checkpoint outside the database (the
+ * data folder's audit-checkpoints/) at start, every AUDIT_CHECKPOINT_SECONDS
+ * and at stop. A checkpoint that cannot be written is logged, never fatal:
+ * the chain itself is still written and verified.
+ */
+async function startCheckpoints(db: Database, config: Config, logger: Logger): Promise<() => Promise<void>> {
+  const key = await loadSigningKey({ pem: config.auditSigningKeyPem, dataDir: config.database.dataDir, allowDevelopmentKey: !config.isProduction });
+  const sink = new FolderCheckpointSink(join(config.database.dataDir, CHECKPOINT_FOLDER));
+  const write = async () => {
+    try {
+      await writeCheckpoint(db, sink, key);
+    } catch (error) {
+      logger.error({ event: 'audit-checkpoint-failed', err: { name: (error as Error).name } }, 'audit checkpoint could not be written');
+    }
+  };
+  await write();
+  const timer = setInterval(() => void write(), config.auditCheckpointSeconds * 1000);
+  timer.unref();
+  return async () => {
+    clearInterval(timer);
+    await write();
+  };
 }
 
 function openApiDatabase(config: Config, logger: Logger, onStatement?: (sql: string) => void): Promise<Database> {

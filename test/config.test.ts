@@ -1,3 +1,4 @@
+import { generateKeyPairSync } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
 import { ConfigError, loadConfig } from '../src/config.js';
 import { generateKeyRingDocument } from '../src/crypto/index.js';
@@ -25,6 +26,7 @@ describe('configuration', () => {
     expect(problems).toContain('DATABASE_URL');
     expect(problems).toContain('REDIS_URL');
     expect(problems).toContain('PHI_KEY_RING');
+    expect(problems).toContain('AUDIT_SIGNING_KEY');
   });
 
   it('refuses the development key ring in production', () => {
@@ -48,6 +50,7 @@ describe('configuration', () => {
       DATABASE_URL: 'postgres://api@db.internal/phi',
       REDIS_URL: 'redis://cache.internal:6379',
       PHI_KEY_RING: JSON.stringify(generateKeyRingDocument(false)),
+      AUDIT_SIGNING_KEY: generateKeyPairSync('ed25519').privateKey.export({ type: 'pkcs8', format: 'pem' }).toString(),
     });
     expect(config.auth.allowDevelopmentKey).toBe(false);
   });

@@ -7,15 +7,20 @@ import { loadConfig } from '../config.js';
 import { openDatabase, type Database } from '../db/index.js';
 import { AUDIT_EXPORT_FORMATS, exportAuditLines, verifyAuditChain, type AuditExportFormat } from '../audit/index.js';
 import { describeError } from '../errors.js';
+import { CHECKPOINT_FOLDER, FolderCheckpointSink, loadSigningKey, verifyAgainstCheckpoints, writeCheckpoint } from '../audit/checkpoints.js';
+import { join } from 'node:path';
 
 /**
- * npm run audit:verify   walks the audit hash chain and reports any edited, deleted or reordered row (exit 1).
+ * npm run audit:verify   walks the audit hash chain and reports any edited, deleted or reordered row, then checks
+ *                        the chain against every signed checkpoint outside the database (truncation, rewritten
+ *                        and re-chained batches, a head moved back, a bad signature) (exit 1).
+ * npm run audit:checkpoint   signs the chain's head now into a checkpoint outside the database.
  * npm run audit:export -- --from <ISO> --to <ISO> [--format ndjson|fhir] [--out file]
  *                        writes every audit event recorded in [from, to) as NDJSON (events, or FHIR R4
  *                        AuditEvent resources), streamed page by page; to stdout, or to the file (written
  *                        as <file>.partial and renamed once complete). A summary goes to stderr.
  */
-const USAGE = 'usage: audit.ts verify | audit.ts export --from <ISO 8601> --to <ISO 8601> [--format ndjson|fhir] [--out file]';
+const USAGE = 'usage: audit.ts verify | audit.ts checkpoint | audit.ts export --from <ISO 8601> --to <ISO 8601> [--format ndjson|fhir] [--out file]';
 
 class UsageError extends Error {}
 
@@ -108,8 +113,8 @@ try {
   const { positionals, values } = parseCommandLine();
   const [command] = positionals;
   if (positionals.length > 1) throw new UsageError(USAGE);
-  if (command === 'verify' && Object.keys(values).length > 0) throw new UsageError(USAGE);
-  if (command !== 'verify' && command !== 'export') throw new UsageError(USAGE);
+  if ((command === 'verify' || command === 'checkpoint') && Object.keys(values).length > 0) throw new UsageError(USAGE);
+  if (command !== 'verify' && command !== 'export' && command !== 'checkpoint') throw new UsageError(USAGE);
   const config = loadConfig();
   const db = await openDatabase({ url: config.database.url, dataDir: config.database.dataDir });
   try {
@@ -123,6 +128,24 @@ try {
           for (const problem of report.problems) console.error(`  batch ${problem.sequence}: ${problem.problem}`);
           process.exitCode = 1;
         }
+        // The chain alone proves nothing against whoever runs the database: check it against the signed checkpoints kept outside it.
+        const key = await loadSigningKey({ pem: config.auditSigningKeyPem, dataDir: config.database.dataDir, allowDevelopmentKey: !config.isProduction });
+        const sink = new FolderCheckpointSink(join(config.database.dataDir, CHECKPOINT_FOLDER));
+        const checked = await verifyAgainstCheckpoints(db, await sink.lines(), key.publicKey);
+        if (checked.ok) {
+          console.log(`Signed checkpoints hold: ${checked.checked} checked against the chain (${sink.description}).`);
+        } else {
+          console.error(`Signed checkpoints CONTRADICT the database (${checked.problems.length} problems, ${sink.description}):`);
+          for (const problem of checked.problems) console.error(`  ${problem.line > 0 ? `checkpoint ${problem.line}` : 'checkpoints'}: ${problem.problem}`);
+          process.exitCode = 1;
+        }
+        break;
+      }
+      case 'checkpoint': {
+        const key = await loadSigningKey({ pem: config.auditSigningKeyPem, dataDir: config.database.dataDir, allowDevelopmentKey: !config.isProduction });
+        const sink = new FolderCheckpointSink(join(config.database.dataDir, CHECKPOINT_FOLDER));
+        const written = await writeCheckpoint(db, sink, key, { force: true });
+        console.log(`Checkpoint signed: chain of ${written?.size ?? 0} batches, head ${written?.head ?? ''}, in ${sink.description}.`);
         break;
       }
       case 'export':
