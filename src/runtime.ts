@@ -2,6 +2,7 @@ import type { Config } from './config.js';
 import { createTokenVerifier, type TokenVerifier } from './auth/index.js';
 import { openCache, revocationList, type Cache, type RevocationList } from './cache/index.js';
 import { DatabaseRevocationStore } from './db/revocations.js';
+import { databaseRoleProblem } from './db/roles.js';
 import { CHECKPOINT_FOLDER, FolderCheckpointSink, loadSigningKey, writeCheckpoint } from './audit/checkpoints.js';
 import { join } from 'node:path';
 import { openDatabase, type Database } from './db/index.js';
@@ -210,6 +211,11 @@ function defaultUrl(config: Config, name: SubgraphName): string {
  * any is pending.
  */
 async function migrateOrCheck(db: Database, config: Config, logger: Logger, checkOnly = false): Promise<void> {
+  if (config.isProduction && db.kind !== 'pglite') {
+    // A superuser or the tables' owner could switch the audit trail's append-only triggers off.
+    const problem = await databaseRoleProblem(db);
+    if (problem) throw new Error(`${problem}; production refuses it`);
+  }
   if (config.isProduction || checkOnly) {
     const pending = await db.pendingMigrations();
     if (pending.length > 0) {
