@@ -33,7 +33,8 @@ const LOCAL_REDIS = 'redis://127.0.0.1:6379';
 
 const { values } = parseArgs({
   options: {
-    seconds: { type: 'string', default: '15' },
+    seconds: { type: 'string', default: '12' },
+    rounds: { type: 'string', default: '3' },
     rate: { type: 'string', default: '8' },
     attackers: { type: 'string', default: '8' },
     'heap-mb': { type: 'string', default: '512' },
@@ -46,6 +47,7 @@ const WINDOW_MS = Number(values.seconds) * 1000;
 const RATE = Number(values.rate);
 const ATTACKERS = Number(values.attackers);
 const HEAP_MB = Number(values['heap-mb']);
+const ROUNDS = Number(values.rounds);
 
 function log(message: string): void {
   process.stderr.write(`[abuse] ${message}\n`);
@@ -253,6 +255,10 @@ async function runAttack(url: string, token: string, attack: Attack, windowMs: n
 interface Row {
   /** CPU seconds this benchmark's own process (both clients) used in the window. */
   clientCpuSeconds: number;
+  /** The attack's name, or null for a window without attack. */
+  attack: string | null;
+  /** The window without attack just before this one. */
+  before: Row | null;
   scenario: string;
   what: string;
   attacker: string;
@@ -295,7 +301,7 @@ async function main(): Promise<void> {
     }
     const pidsBefore = new Map(groupProcesses(server.pid).map(({ label, pid }) => [label, pid]));
     const rows: Row[] = [];
-    const runWindow = async (scenario: string, what: string, attack: Attack | null): Promise<void> => {
+    const runWindow = async (scenario: string, what: string, attack: Attack | null): Promise<Row> => {
       const group = server?.pid ?? 0;
       const stopSampling = sampleMemory(group);
       const attackerToken = attack ? await mint(attack.role ?? 'clinician', `bench:attacker:${scenario}:${Date.now()}`) : '';
@@ -309,20 +315,25 @@ async function main(): Promise<void> {
       const restarted = [...pidsBefore].filter(([label, pid]) => label !== 'prepare' && now.get(label) !== pid).map(([label]) => label);
       for (const [label, pid] of now) pidsBefore.set(label, pid);
       const attacker = attackResult ? `${attackResult.requests} sent: ${Object.entries(attackResult.outcomes).map(([key, count]) => `${count}× ${key}`).join(', ')}` : '';
-      rows.push({ scenario, what, attacker, normal: normalResult, peaks, restarted, clientCpuSeconds });
+      const row: Row = { scenario, what, attacker, normal: normalResult, peaks, restarted, clientCpuSeconds, attack: attack?.name ?? null, before: null };
+      rows.push(row);
       log(`${scenario}: normal p50 ${percentile(normalResult.latencies, 50).toFixed(1)} ms, p99 ${percentile(normalResult.latencies, 99).toFixed(1)} ms, ${normalResult.errors} errors; ${attacker}`);
       // Let the attacker's in-flight work drain before the next window.
       await new Promise((done) => setTimeout(done, 2_000));
+      return row;
     };
 
     log('warming up (not counted)');
     await runNormal(server.gatewayUrl, normal, Math.max(WINDOW_MS, 20_000));
     // Side by side: each attack right after a window without attack, and compared with that one (the shared machine drifts over a run).
     const selected = values.only ? new Set(values.only.split(',').map((name) => name.trim())) : null;
-    for (const attack of attacks(patientId)) {
-      if (selected && !selected.has(attack.name)) continue;
-      await runWindow(`no attack (before ${attack.name})`, 'normal traffic alone', null);
-      await runWindow(attack.name, attack.what, attack);
+    for (let round = 1; round <= ROUNDS; round += 1) {
+      for (const attack of attacks(patientId)) {
+        if (selected && !selected.has(attack.name)) continue;
+        const before = await runWindow(`no attack (round ${round}, before ${attack.name})`, 'normal traffic alone', null);
+        const during = await runWindow(attack.name, attack.what, attack);
+        during.before = before;
+      }
     }
     await runWindow('no attack, at the end', 'normal traffic alone, after every attack', null);
 
@@ -337,29 +348,34 @@ async function main(): Promise<void> {
 }
 
 function render(rows: readonly Row[], setup: { usePostgres: boolean; redisUrl: boolean }): string {
-  const quiet = (row: Row) => row.scenario.startsWith('no attack');
-  const quietP99s = rows.filter(quiet).map((row) => percentile(row.normal.latencies, 99));
+  const quietP99s = rows.filter((row) => row.attack === null).map((row) => percentile(row.normal.latencies, 99));
   const labels = [...new Set(rows.flatMap((row) => Object.keys(row.peaks)))].filter((label) => label !== 'prepare');
+  const median = (samples: number[]) => percentile(samples, 50);
   const lines = [
     '## Abuse: normal traffic while one account attacks (`npm run bench:abuse`)',
     '',
-    `Command: \`npm run bench:abuse -- --seconds ${values.seconds} --rate ${values.rate} --attackers ${values.attackers} --heap-mb ${values['heap-mb']}\`; ${setup.usePostgres ? 'PostgreSQL' : 'PGlite'}, ${setup.redisUrl ? 'Redis' : 'in-process cache'}; written ${new Date().toISOString()}; node ${process.version}, ${cpus().length} cores, load average ${loadavg().map((load) => load.toFixed(2)).join(' ')} at the end.`,
+    `Command: \`npm run bench:abuse -- --seconds ${values.seconds} --rounds ${ROUNDS} --rate ${values.rate} --attackers ${values.attackers} --heap-mb ${values['heap-mb']}\`; ${setup.usePostgres ? 'PostgreSQL' : 'PGlite'}, ${setup.redisUrl ? 'Redis' : 'in-process cache'}; written ${new Date().toISOString()}; node ${process.version}, ${cpus().length} cores, load average ${loadavg().map((load) => load.toFixed(2)).join(' ')} at the end.`,
     '',
-    `\`npm start\` (a supervisor, each process capped at ${HEAP_MB} MiB of heap), the policy's own budgets. Normal traffic: ${normalDescription()}, paced at ${RATE} requests a second each (open loop), through the gateway. Each attack: another account, ${ATTACKERS} requests in flight for ${values.seconds} s. "p99 ×" is an attack window's normal p99 over that of the window without attack just before it (windows without attack: p99 from ${Math.min(...quietP99s).toFixed(0)} to ${Math.max(...quietP99s).toFixed(0)} ms, median ${percentile(quietP99s, 50).toFixed(0)} ms). The clients run on the same two cores as the API: the CPU they spend sending ("clients' CPU s", of the ${values.seconds} s window, both clients together) is taken from the API too. Peak RSS per process in MiB (sampled every 200 ms).`,
+    `\`npm start\` (a supervisor, each process capped at ${HEAP_MB} MiB of heap), the policy's own budgets. Normal traffic: ${normalDescription()}, paced at ${RATE} requests a second each (open loop), through the gateway. Each attack: another account, ${ATTACKERS} requests in flight for ${values.seconds} s, right after a window of the same length without attack; ${ROUNDS} rounds of every attack. "p99 ×" is the attack window's normal p99 over that of the window just before it: the median of the rounds, and the lowest and highest. Windows without attack had a p99 from ${Math.min(...quietP99s).toFixed(0)} to ${Math.max(...quietP99s).toFixed(0)} ms (median ${median(quietP99s).toFixed(0)}): one p99 of ${2 * RATE * Number(values.seconds)} requests on a shared two-core machine moves that much by itself. The clients run on the same two cores as the API: the CPU they spend sending ("clients' CPU s", median per window, both clients) is taken from the API too. Peak RSS per process in MiB, the highest of any window of the attack (sampled every 200 ms).`,
     '',
-    `| scenario | normal requests | normal errors | normal p50 ms | normal p99 ms | p99 × | ${labels.map((label) => `${label} RSS`).join(' | ')} | restarted | clients' CPU s | what the attacker got |`,
+    `| attack | normal errors | normal p50 ms | normal p99 ms | p99 × (median) | p99 × (lowest–highest) | ${labels.map((label) => `${label} RSS`).join(' | ')} | restarted | clients' CPU s | what the attacker got (last round) |`,
     `| --- | ---: | ---: | ---: | ---: | ---: | ${labels.map(() => '---:').join(' | ')} | --- | ---: | --- |`,
   ];
-  rows.forEach((row, index) => {
-    const p99 = percentile(row.normal.latencies, 99);
-    const before = rows[index - 1];
-    const ratio = !quiet(row) && before ? (p99 / percentile(before.normal.latencies, 99)).toFixed(2) : '';
+  const names = [...new Set(rows.flatMap((row) => (row.attack ? [row.attack] : [])))];
+  for (const name of names) {
+    const windows = rows.filter((row) => row.attack === name);
+    const ratios = windows.map((row) => percentile(row.normal.latencies, 99) / percentile(row.before?.normal.latencies ?? [], 99));
+    const last = windows[windows.length - 1];
     lines.push(
-      `| ${row.scenario} | ${row.normal.latencies.length} | ${row.normal.errors} | ${percentile(row.normal.latencies, 50).toFixed(1)} | ${p99.toFixed(1)} | ${ratio} | ${labels.map((label) => (row.peaks[label] ?? 0).toFixed(0)).join(' | ')} | ${row.restarted.join(', ') || 'none'} | ${row.clientCpuSeconds.toFixed(1)} | ${row.attacker || '—'} |`,
+      `| ${name} | ${windows.reduce((sum, row) => sum + row.normal.errors, 0)} | ${median(windows.map((row) => percentile(row.normal.latencies, 50))).toFixed(1)} | ${median(windows.map((row) => percentile(row.normal.latencies, 99))).toFixed(1)} | ${median(ratios).toFixed(2)} | ${Math.min(...ratios).toFixed(2)}–${Math.max(...ratios).toFixed(2)} | ${labels.map((label) => Math.max(...windows.map((row) => row.peaks[label] ?? 0)).toFixed(0)).join(' | ')} | ${[...new Set(windows.flatMap((row) => row.restarted))].join(', ') || 'none'} | ${median(windows.map((row) => row.clientCpuSeconds)).toFixed(1)} | ${last?.attacker ?? '—'} |`,
     );
-  });
+  }
+  const quietRows = rows.filter((row) => row.attack === null);
+  lines.push(
+    `| (no attack) | ${quietRows.reduce((sum, row) => sum + row.normal.errors, 0)} | ${median(quietRows.map((row) => percentile(row.normal.latencies, 50))).toFixed(1)} | ${median(quietP99s).toFixed(1)} | | | ${labels.map((label) => Math.max(...quietRows.map((row) => row.peaks[label] ?? 0)).toFixed(0)).join(' | ')} | ${[...new Set(quietRows.flatMap((row) => row.restarted))].join(', ') || 'none'} | ${median(quietRows.map((row) => row.clientCpuSeconds)).toFixed(1)} | — |`,
+  );
   lines.push('', 'The attacks:', '');
-  for (const row of rows.filter((candidate) => !quiet(candidate))) lines.push(`- **${row.scenario}**: ${row.what}.`);
+  for (const name of names) lines.push(`- **${name}**: ${rows.find((row) => row.attack === name)?.what ?? ''}.`);
   return lines.join('\n');
 }
 
