@@ -1,11 +1,14 @@
 import { execFile } from 'node:child_process';
-import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { copyFile, mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { CHECKPOINT_FILE, CHECKPOINT_FOLDER, FolderCheckpointSink, loadSigningKey, verifyAgainstCheckpoints, writeCheckpoint, type SigningKey } from '../src/audit/checkpoints.js';
-import { auditEntries, auditEventFromRow, chainHash, payloadDigest, verifyAuditChain } from '../src/audit/index.js';
+import { CHECKPOINT_FILE, CHECKPOINT_FOLDER, DEVELOPMENT_SIGNING_KEY_FILE, FolderCheckpointSink, loadSigningKey, verifyAgainstCheckpoints, writeCheckpoint, type SigningKey } from '../src/audit/checkpoints.js';
+import { auditEntries, auditEventFromRow, chainHash, exportAuditEvents, payloadDigest, verifyAuditChain } from '../src/audit/index.js';
+import { verificationBundle, verifyExport, type VerificationBundle } from '../src/audit/offline.js';
+import type { StoredAuditEvent } from '../src/audit/events.js';
+import { createPublicKey } from 'node:crypto';
 import { toBuffer } from '../src/crypto/index.js';
 import { post, startTestStack, type TestStack } from './support/stack.js';
 
@@ -161,6 +164,58 @@ describe('signed checkpoints outside the database', () => {
     const report = await verifyAgainstCheckpoints(stack.api.db!, await foreign.lines(), key.publicKey);
     expect(report.problems[0]?.problem).toMatch(/was signed by another key/);
   });
+
+  it('let an outside auditor verify an export with nothing but the public key, and show an event altered in it', async () => {
+    const from = new Date(Date.now() - 1000);
+    await readSome(3);
+    const sink = await freshSink();
+    await writeCheckpoint(stack.api.db!, sink, key);
+    const to = new Date(Date.now() + 1000);
+    const events: StoredAuditEvent[] = [];
+    for await (const event of exportAuditEvents(stack.api.db!, { from, to })) events.push(JSON.parse(JSON.stringify(event)) as StoredAuditEvent);
+    const bundle = await verificationBundle(stack.api.db!, new Set(events.map((event) => event.batchSequence)), key, await sink.lines());
+    // Everything crosses as JSON, as the files do: nothing of the database's remains.
+    const offline = JSON.parse(JSON.stringify(bundle)) as VerificationBundle;
+    const publicKey = createPublicKey(key.publicKeyPem);
+    expect(verifyExport(events, offline, publicKey)).toMatchObject({ ok: true, checkpointsMatched: 1, problems: [] });
+
+    const altered = events.map((event, index) => (index === 0 ? { ...event, fields: event.fields.map((field) => ({ ...field, outcome: 'denied' as const })) } : event));
+    const report = verifyExport(altered, offline, publicKey);
+    expect(report.ok).toBe(false);
+    expect(report.problems.join('\n')).toContain(`batch ${events[0]?.batchSequence}: its events differ from what was written`);
+    const dropped = verifyExport(events.slice(1), offline, publicKey);
+    expect(dropped.problems.join('\n')).toMatch(/events in the export, \d+ were written/);
+    // Another key than the one the auditor holds: nothing verifies.
+    const other = await loadSigningKey({ pem: undefined, dataDir: await mkdtemp(join(tmpdir(), 'phi-graph-auditor-key-')), allowDevelopmentKey: true });
+    expect(verifyExport(events, offline, other.publicKey).problems.join('\n')).toMatch(/signed by another key/);
+
+    // The commands: npm run audit:export -- --out FILE writes FILE.verification.json; audit:verify -- --export FILE checks it offline.
+    if (stack.config.database.url) {
+      const run = promisify(execFile);
+      const folder = await mkdtemp(join(tmpdir(), 'phi-graph-export-'));
+      folders.push(folder);
+      const out = join(folder, 'audit.ndjson');
+      // A data folder of its own, with the same signing key: the stack's checkpoints remember the attacks of the tests above.
+      const dataDir = join(folder, 'data');
+      await mkdir(dataDir);
+      await copyFile(join(stack.config.database.dataDir, DEVELOPMENT_SIGNING_KEY_FILE), join(dataDir, DEVELOPMENT_SIGNING_KEY_FILE));
+      await writeCheckpoint(stack.api.db!, new FolderCheckpointSink(join(dataDir, CHECKPOINT_FOLDER)), key, { force: true });
+      const env = { ...process.env, DATABASE_URL: stack.config.database.url, DATA_DIR: dataDir, NODE_ENV: 'development' };
+      await run('node_modules/.bin/tsx', ['src/cli/audit.ts', 'export', '--from', from.toISOString(), '--to', new Date(Date.now() + 1000).toISOString(), '--out', out], { env });
+      const pem = join(folder, 'public.pem');
+      await writeFile(pem, key.publicKeyPem);
+      const verified = await run('node_modules/.bin/tsx', ['src/cli/audit.ts', 'verify', '--export', out, '--public-key', pem], { env: { PATH: process.env['PATH'] } });
+      expect(verified.stdout).toMatch(/Export verified offline: \d+ events in \d+ batches, \d+ signed checkpoints matched/);
+      const lines = (await readFile(out, 'utf8')).trim().split('\n');
+      await writeFile(out, `${lines.slice(1).join('\n')}\n`);
+      const failed = await run('node_modules/.bin/tsx', ['src/cli/audit.ts', 'verify', '--export', out, '--public-key', pem], { env: { PATH: process.env['PATH'] } }).then(
+        () => ({ code: 0, stderr: '' }),
+        (error: { code: number; stderr: string }) => error,
+      );
+      expect(failed.code).toBe(1);
+      expect(failed.stderr).toContain('Export FAILS verification');
+    }
+  }, 60_000);
 
   it('refuse the development signing key in production', async () => {
     await expect(loadSigningKey({ pem: undefined, dataDir: stack.config.database.dataDir, allowDevelopmentKey: false })).rejects.toThrow(/AUDIT_SIGNING_KEY is required in production/);

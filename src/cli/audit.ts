@@ -1,11 +1,14 @@
 import { once } from 'node:events';
 import { createWriteStream } from 'node:fs';
-import { rename, rm } from 'node:fs/promises';
+import { readFile, rename, rm, writeFile } from 'node:fs/promises';
+import { createPublicKey } from 'node:crypto';
 import type { Writable } from 'node:stream';
 import { parseArgs } from 'node:util';
-import { loadConfig } from '../config.js';
+import { loadConfig, type Config } from '../config.js';
 import { openDatabase, type Database } from '../db/index.js';
-import { AUDIT_EXPORT_FORMATS, exportAuditLines, verifyAuditChain, type AuditExportFormat } from '../audit/index.js';
+import { AUDIT_EXPORT_FORMATS, exportAuditEvents, formatAuditEvent, verifyAuditChain, type AuditExportFormat } from '../audit/index.js';
+import { verificationBundle, verifyExport, type VerificationBundle } from '../audit/offline.js';
+import type { StoredAuditEvent } from '../audit/events.js';
 import { describeError } from '../errors.js';
 import { CHECKPOINT_FOLDER, FolderCheckpointSink, loadSigningKey, verifyAgainstCheckpoints, writeCheckpoint } from '../audit/checkpoints.js';
 import { join } from 'node:path';
@@ -15,12 +18,15 @@ import { join } from 'node:path';
  *                        the chain against every signed checkpoint outside the database (truncation, rewritten
  *                        and re-chained batches, a head moved back, a bad signature) (exit 1).
  * npm run audit:checkpoint   signs the chain's head now into a checkpoint outside the database.
+ * npm run audit:verify -- --export FILE [--public-key PEM]
+ *                        verifies an NDJSON export offline, without the database: its events against the batches,
+ *                        links and signed checkpoints of FILE.verification.json (written by audit:export --out).
  * npm run audit:export -- --from <ISO> --to <ISO> [--format ndjson|fhir] [--out file]
  *                        writes every audit event recorded in [from, to) as NDJSON (events, or FHIR R4
  *                        AuditEvent resources), streamed page by page; to stdout, or to the file (written
  *                        as <file>.partial and renamed once complete). A summary goes to stderr.
  */
-const USAGE = 'usage: audit.ts verify | audit.ts checkpoint | audit.ts export --from <ISO 8601> --to <ISO 8601> [--format ndjson|fhir] [--out file]';
+const USAGE = 'usage: audit.ts verify [--export file [--public-key pem]] | audit.ts checkpoint | audit.ts export --from <ISO 8601> --to <ISO 8601> [--format ndjson|fhir] [--out file]';
 
 class UsageError extends Error {}
 
@@ -34,6 +40,8 @@ function parseCommandLine() {
         to: { type: 'string' },
         format: { type: 'string' },
         out: { type: 'string' },
+        export: { type: 'string' },
+        'public-key': { type: 'string' },
       },
     });
   } catch (error) {
@@ -82,12 +90,19 @@ async function writeLines(lines: AsyncIterable<string>, stream: Writable): Promi
   return count;
 }
 
-async function exportCommand(db: Database, values: ExportArguments): Promise<void> {
+async function exportCommand(db: Database, values: ExportArguments, config: Config): Promise<void> {
   const from = instant('from', values.from);
   const to = instant('to', values.to);
   if (from.getTime() >= to.getTime()) throw new UsageError('--from must be before --to');
   const format = exportFormat(values.format);
-  const lines = exportAuditLines(db, { from, to }, format);
+  // The batches of the exported events, for the offline verification bundle written beside an NDJSON file.
+  const sequences = new Set<number>();
+  const lines = (async function* () {
+    for await (const event of exportAuditEvents(db, { from, to })) {
+      sequences.add(event.batchSequence);
+      yield `${formatAuditEvent(event, format)}\n`;
+    }
+  })();
   let count: number;
   if (values.out) {
     const partial = `${values.out}.partial`;
@@ -98,6 +113,12 @@ async function exportCommand(db: Database, values: ExportArguments): Promise<voi
       file.end();
       await once(file, 'close');
       await rename(partial, values.out);
+      if (format === 'ndjson') {
+        const key = await loadSigningKey({ pem: config.auditSigningKeyPem, dataDir: config.database.dataDir, allowDevelopmentKey: !config.isProduction });
+        const sink = new FolderCheckpointSink(join(config.database.dataDir, CHECKPOINT_FOLDER));
+        const bundle = await verificationBundle(db, sequences, key, await sink.lines());
+        await writeFile(`${values.out}.verification.json`, `${JSON.stringify(bundle, null, 1)}\n`, { mode: 0o600 });
+      }
     } catch (error) {
       file.destroy();
       await rm(partial, { force: true });
@@ -106,14 +127,41 @@ async function exportCommand(db: Database, values: ExportArguments): Promise<voi
   } else {
     count = await writeLines(lines, process.stdout);
   }
-  console.error(`Exported ${count} audit events recorded in [${from.toISOString()}, ${to.toISOString()}) as ${format}${values.out ? ` to ${values.out}` : ''}.`);
+  console.error(
+    `Exported ${count} audit events recorded in [${from.toISOString()}, ${to.toISOString()}) as ${format}${values.out ? ` to ${values.out}` : ''}${values.out && format === 'ndjson' ? `, and what verifies it offline to ${values.out}.verification.json` : ''}.`,
+  );
+}
+
+/** An export verified with nothing of ours but the public key (given, or the bundle's, compared by id). */
+async function verifyOffline(file: string, publicKeyFile: string | undefined): Promise<void> {
+  const events = (await readFile(file, 'utf8'))
+    .split('\n')
+    .filter((line) => line.trim() !== '')
+    .map((line) => JSON.parse(line) as StoredAuditEvent);
+  const bundle = JSON.parse(await readFile(`${file}.verification.json`, 'utf8')) as VerificationBundle;
+  const publicKey = createPublicKey(publicKeyFile ? await readFile(publicKeyFile, 'utf8') : bundle.publicKey);
+  if (!publicKeyFile) console.error(`Verifying with the public key inside the export (id ${bundle.keyId}): check that id against the key you were given, or pass --public-key.`);
+  const report = verifyExport(events, bundle, publicKey);
+  if (report.ok) {
+    console.log(`Export verified offline: ${report.events} events in ${report.batches} batches, ${report.checkpointsMatched} signed checkpoints matched.`);
+  } else {
+    console.error(`Export FAILS verification (${report.problems.length} problems):`);
+    for (const problem of report.problems) console.error(`  ${problem}`);
+    process.exitCode = 1;
+  }
 }
 
 try {
   const { positionals, values } = parseCommandLine();
   const [command] = positionals;
   if (positionals.length > 1) throw new UsageError(USAGE);
-  if ((command === 'verify' || command === 'checkpoint') && Object.keys(values).length > 0) throw new UsageError(USAGE);
+  const offline = command === 'verify' && values.export !== undefined;
+  if (command === 'verify' && Object.keys(values).some((name) => name !== 'export' && name !== 'public-key')) throw new UsageError(USAGE);
+  if (command === 'checkpoint' && Object.keys(values).length > 0) throw new UsageError(USAGE);
+  if (offline) {
+    await verifyOffline(values.export ?? '', values['public-key']);
+    process.exit(process.exitCode ?? 0);
+  }
   if (command !== 'verify' && command !== 'export' && command !== 'checkpoint') throw new UsageError(USAGE);
   const config = loadConfig();
   const db = await openDatabase({ url: config.database.url, dataDir: config.database.dataDir });
@@ -149,7 +197,7 @@ try {
         break;
       }
       case 'export':
-        await exportCommand(db, values);
+        await exportCommand(db, values, config);
         break;
     }
   } finally {
