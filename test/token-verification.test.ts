@@ -1,3 +1,4 @@
+import { generateKeyPairSync } from 'node:crypto';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -18,6 +19,7 @@ const productionEnv = {
   DATABASE_URL: 'postgres://api@db.internal/phi',
   REDIS_URL: 'redis://cache.internal:6379',
   PHI_KEY_RING: JSON.stringify(generateKeyRingDocument(false)),
+  AUDIT_SIGNING_KEY: generateKeyPairSync('ed25519').privateKey.export({ type: 'pkcs8', format: 'pem' }).toString(),
 };
 
 beforeAll(async () => {
