@@ -219,5 +219,8 @@ describe('signed checkpoints outside the database', () => {
 
   it('refuse the development signing key in production', async () => {
     await expect(loadSigningKey({ pem: undefined, dataDir: stack.config.database.dataDir, allowDevelopmentKey: false })).rejects.toThrow(/AUDIT_SIGNING_KEY is required in production/);
+    // Copied into AUDIT_SIGNING_KEY, it is still the development key.
+    const copied = await readFile(join(stack.config.database.dataDir, DEVELOPMENT_SIGNING_KEY_FILE), 'utf8');
+    await expect(loadSigningKey({ pem: copied, dataDir: stack.config.database.dataDir, allowDevelopmentKey: false })).rejects.toThrow(/development signing key/);
   });
 });

@@ -105,9 +105,17 @@ function signingKeyFrom(pem: string, development: boolean): SigningKey {
  * (config.ts refuses production without AUDIT_SIGNING_KEY).
  */
 export async function loadSigningKey(options: { pem: string | undefined; dataDir: string; allowDevelopmentKey: boolean }): Promise<SigningKey> {
-  if (options.pem) return signingKeyFrom(options.pem, false);
-  if (!options.allowDevelopmentKey) throw new Error('AUDIT_SIGNING_KEY is required in production (the development key is refused)');
   const path = join(options.dataDir, DEVELOPMENT_SIGNING_KEY_FILE);
+  if (options.pem) {
+    const key = signingKeyFrom(options.pem, false);
+    // The development key copied into AUDIT_SIGNING_KEY is still the development key.
+    const development = await readFile(path, 'utf8').catch(() => null);
+    if (!options.allowDevelopmentKey && development && signingKeyFrom(development, true).keyId === key.keyId) {
+      throw new Error('AUDIT_SIGNING_KEY is the development signing key of the data folder; production refuses it');
+    }
+    return key;
+  }
+  if (!options.allowDevelopmentKey) throw new Error('AUDIT_SIGNING_KEY is required in production (the development key is refused)');
   const existing = await readFile(path, 'utf8').catch(() => null);
   if (existing) return signingKeyFrom(existing, true);
   await mkdir(options.dataDir, { recursive: true });
