@@ -7,7 +7,9 @@ export type CryptoFailure =
   /** The value is under a key version that has been retired. */
   | 'KEY_RETIRED'
   /** The value names a key that this key ring does not have. */
-  | 'KEY_UNKNOWN';
+  | 'KEY_UNKNOWN'
+  /** An encrypted column whose row claims to be unencrypted: never read as plaintext (only `data:encrypt` turns such rows into ciphertext). */
+  | 'NOT_ENCRYPTED';
 
 export class CryptoError extends Error {
   constructor(

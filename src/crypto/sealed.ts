@@ -1,3 +1,4 @@
+import { CryptoError } from './errors.js';
 import type { FieldCipher, FieldLocation } from './field-cipher.js';
 
 /**
@@ -10,7 +11,11 @@ import type { FieldCipher, FieldLocation } from './field-cipher.js';
 export interface SealedPart {
   stored: Uint8Array;
   location: FieldLocation;
-  /** False for rows written before encryption (crypto_version 0): the bytes are UTF-8 plaintext. */
+  /**
+   * False for a row marked as written before encryption (crypto_version 0). Such a value is never read:
+   * the mark sits outside the envelope, so whoever can write the row could set it and plant a value.
+   * `npm run data:encrypt` (and `npm start` outside production) encrypts those rows before they are served.
+   */
   encrypted: boolean;
 }
 
@@ -42,7 +47,8 @@ export function toBuffer(bytes: Uint8Array): Buffer {
 export function unseal<T>(sealed: Sealed<T>, cipher: FieldCipher): T | Promise<T> {
   const plaintexts: string[] = [];
   for (const [index, part] of sealed.parts.entries()) {
-    const plaintext = part.encrypted ? cipher.decryptIfKeyReady(toBuffer(part.stored), part.location) : toBuffer(part.stored).toString('utf8');
+    refuseUnencrypted(part);
+    const plaintext = cipher.decryptIfKeyReady(toBuffer(part.stored), part.location);
     if (plaintext === undefined) return unsealWaiting(sealed, cipher, plaintexts, index);
     plaintexts.push(plaintext);
   }
@@ -52,7 +58,13 @@ export function unseal<T>(sealed: Sealed<T>, cipher: FieldCipher): T | Promise<T
 /** The rest of `unseal` from part `from` on, waiting for keys. */
 async function unsealWaiting<T>(sealed: Sealed<T>, cipher: FieldCipher, plaintexts: string[], from: number): Promise<T> {
   for (const part of sealed.parts.slice(from)) {
-    plaintexts.push(part.encrypted ? await cipher.decrypt(toBuffer(part.stored), part.location) : toBuffer(part.stored).toString('utf8'));
+    refuseUnencrypted(part);
+    plaintexts.push(await cipher.decrypt(toBuffer(part.stored), part.location));
   }
   return sealed.open(plaintexts);
+}
+
+/** An encrypted column never serves plaintext, whatever the row says of itself. */
+function refuseUnencrypted(part: SealedPart): void {
+  if (!part.encrypted) throw new CryptoError('NOT_ENCRYPTED', `${part.location.table}.${part.location.column} of a row marked as not encrypted`);
 }

@@ -1,3 +1,4 @@
+import { CryptoError } from '../crypto/errors.js';
 import type { EntityManager } from '@mikro-orm/sql';
 import {
   FieldCipher,
@@ -308,9 +309,9 @@ export async function sealColumnsForUpdate(
     [rowId],
   );
   if (!current) return null;
-  if (Number(current['crypto_version']) !== CRYPTO_VERSION_ENCRYPTED) {
-    return sealRow(table, { ...plaintextOf(current, spec), ...changes }, sealer);
-  }
+  // A row marked as not encrypted is never taken as plaintext here either: encrypting it along with the change
+  // would make a value planted beside the mark readable. Only data:encrypt turns such rows into ciphertext.
+  if (Number(current['crypto_version']) !== CRYPTO_VERSION_ENCRYPTED) throw new CryptoError('NOT_ENCRYPTED', `${table} row marked as not encrypted`);
   const sealed: Row = {};
   for (const [column, value] of Object.entries(changes)) {
     if (!spec.columns.includes(column)) throw new Error(`${table}.${column} is not an encrypted column`);

@@ -2,7 +2,8 @@ import { createHash } from 'node:crypto';
 import type { EntityManager } from '@mikro-orm/sql';
 import { GraphQLError } from 'graphql';
 import type { AuditEventRecord, AuditGroup } from '../audit/index.js';
-import { auditUnavailable, ErrorCode, requestTimeout } from '../errors.js';
+import { auditUnavailable, decryptionFailed, ErrorCode, requestTimeout } from '../errors.js';
+import { CryptoError } from '../crypto/index.js';
 import type { SubgraphContext } from './context.js';
 import { recordDeadlineRefusal } from './deadline.js';
 
@@ -92,6 +93,8 @@ export async function writeWithRecord<T>(context: SubgraphContext, write: Write<
     // Rolled back: what was taken to be written with it is back, and recorded as an attempt (markUnwritten).
     context.audit.restore(taken);
     if (error instanceof GraphQLError) throw error;
+    // A row marked as not encrypted is not written around either (sealColumnsForUpdate): said with its reason.
+    if (error instanceof CryptoError) throw decryptionFailed(error.failure, write.coordinate);
     if (error instanceof AuditWriteFailed) {
       const code = (error.cause as { code?: unknown } | null)?.code;
       context.logger.error(

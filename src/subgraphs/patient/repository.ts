@@ -1,3 +1,4 @@
+import { CRYPTO_VERSION_ENCRYPTED } from '../../db/encryption.js';
 import type { FilterQuery } from '@mikro-orm/core';
 import type { KeyRing } from '../../crypto/index.js';
 import { blindIndexOf } from '../../db/encryption.js';
@@ -57,11 +58,11 @@ export async function listPatients(
 
 /**
  * Exact MRN lookup through the blind index: an indexed equality, nothing
- * decrypted. Rows not yet encrypted (crypto_version 0, during the
- * migration) are matched on their plaintext bytes.
+ * decrypted. Only encrypted rows are found: a row marked as not encrypted
+ * is never read (its mark sits outside the envelope; see crypto/sealed.ts).
  */
 export async function findPatientByMrn({ em, access }: LoaderScope, ring: KeyRing, mrn: string): Promise<Patient | null> {
-  const byMrn: FilterQuery<Patient> = { $or: [{ mrnIndex: blindIndexOf(ring, 'mrn', mrn) }, { cryptoVersion: 0, mrn: Buffer.from(mrn.trim(), 'utf8') }] };
+  const byMrn: FilterQuery<Patient> = { mrnIndex: blindIndexOf(ring, 'mrn', mrn), cryptoVersion: CRYPTO_VERSION_ENCRYPTED };
   const patient = await em.findOne(Patient, { $and: [byMrn, await access.patientFilter()] });
   if (patient) await access.recordReads([patient.id]);
   return patient;
