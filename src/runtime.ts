@@ -3,6 +3,7 @@ import { createTokenVerifier, type TokenVerifier } from './auth/index.js';
 import { openCache, revocationList, type Cache, type RevocationList } from './cache/index.js';
 import { DatabaseRevocationStore } from './db/revocations.js';
 import { databaseRoleProblem } from './db/roles.js';
+import { purgeExpiredRows } from './db/housekeeping.js';
 import { CHECKPOINT_FOLDER, FolderCheckpointSink, loadSigningKey, writeCheckpoint } from './audit/checkpoints.js';
 import { join } from 'node:path';
 import { openDatabase, type Database } from './db/index.js';
@@ -143,6 +144,8 @@ async function startCheckpoints(db: Database, config: Config, logger: Logger): P
     } catch (error) {
       logger.error({ event: 'audit-checkpoint-failed', err: { name: (error as Error).name } }, 'audit checkpoint could not be written');
     }
+    // On the same timer: idempotency keys past their time and revocations of expired tokens.
+    await purgeExpiredRows(db).catch((error: unknown) => logger.warn({ event: 'housekeeping-failed', err: { name: (error as Error).name } }, 'expired rows could not be purged'));
   };
   await write();
   const timer = setInterval(() => void write(), config.auditCheckpointSeconds * 1000);

@@ -1,5 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { post, startTestStack, type TestStack } from './support/stack.js';
+import { purgeExpiredRows } from '../src/db/housekeeping.js';
 
 /**
  * A write and its audit record are one: the mutation's rows and its audit
@@ -164,6 +165,20 @@ describe('an Idempotency-Key', () => {
     const other = await post<PaymentPayload>(stack.gatewayUrl, PAY, { token: await stack.token('billing', { subject: `${stack.principals.billing.subject}-other` }), variables: { input }, headers });
     expect(other.body.data?.recordPayment?.ok).toBe(true);
     expect(await paymentsOf(invoice.id)).toHaveLength(2);
+  });
+
+  it('is forgotten after 24 hours: old keys and the revocations of expired tokens are purged, newer ones kept', async () => {
+    const subject = `housekeeping-${Date.now()}`;
+    await stack.sql(
+      `insert into idempotency_key (subject, key, coordinate, request_digest, created_at) values (?, 'old-key-1', 'Mutation.recordPayment', '\\x00', now() - interval '25 hours'), (?, 'new-key-1', 'Mutation.recordPayment', '\\x00', now())`,
+      [subject, subject],
+    );
+    await stack.sql(`insert into revoked_token (jti, expires_at) values (?, now() - interval '1 minute'), (?, now() + interval '1 hour')`, [`${subject}-expired`, `${subject}-live`]);
+    const purged = await purgeExpiredRows(stack.api.db!);
+    expect(purged.idempotencyKeys).toBeGreaterThanOrEqual(1);
+    expect(purged.revocations).toBeGreaterThanOrEqual(1);
+    expect((await stack.sql<{ key: string }>('select key from idempotency_key where subject = ?', [subject])).map((row) => row.key)).toEqual(['new-key-1']);
+    expect((await stack.sql<{ jti: string }>('select jti from revoked_token where jti like ?', [`${subject}-%`])).map((row) => row.jti)).toEqual([`${subject}-live`]);
   });
 
   it('refuses a malformed key before anything runs', async () => {

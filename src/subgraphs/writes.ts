@@ -4,6 +4,7 @@ import { GraphQLError } from 'graphql';
 import type { AuditEventRecord, AuditGroup } from '../audit/index.js';
 import { auditUnavailable, decryptionFailed, ErrorCode, requestTimeout } from '../errors.js';
 import { CryptoError } from '../crypto/index.js';
+import { IDEMPOTENCY_KEY_HOURS } from '../db/housekeeping.js';
 import type { SubgraphContext } from './context.js';
 import { recordDeadlineRefusal } from './deadline.js';
 
@@ -40,8 +41,8 @@ export interface Write<T> {
 
 /** A statement cancelled by its timeout comes back a little before the deadline it was given (the round trip). */
 const DEADLINE_SLACK_MS = 50;
-/** How long an Idempotency-Key is remembered; a key older than this is a new request. */
-const IDEMPOTENCY_HOURS = 24;
+/** How long an Idempotency-Key is remembered; a key older than this is a new request (and is purged: db/housekeeping.ts). */
+const IDEMPOTENCY_HOURS = IDEMPOTENCY_KEY_HOURS;
 
 /** Thrown inside the transaction only to roll it back (the key claim with it); never leaves writeWithRecord. */
 class NothingWritten<T> extends Error {
