@@ -1,6 +1,5 @@
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { readFileSync, readdirSync } from 'node:fs';
-import { connect } from 'node:net';
 import { cpus, loadavg, tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
@@ -11,6 +10,7 @@ import { mintDevelopmentToken, type Role } from '../src/auth/index.js';
 import { readDevelopmentPrincipals } from '../src/db/seed/index.js';
 import { spawnServer, waitUntilServing, type ServerProcess } from './processes.js';
 import { createScratchDatabase, LOCAL_POSTGRES, type ScratchDatabase } from './support.js';
+import { reachable } from '../test/support/services.js';
 
 /**
  * `npm run bench:abuse`: does the API keep serving everyone else while one
@@ -51,20 +51,6 @@ const ROUNDS = Number(values.rounds);
 
 function log(message: string): void {
   process.stderr.write(`[abuse] ${message}\n`);
-}
-
-function reachable(url: string): Promise<boolean> {
-  const { hostname, port } = new URL(url);
-  return new Promise((done) => {
-    const socket = connect({ host: hostname, port: Number(port) });
-    const finish = (ok: boolean) => {
-      socket.destroy();
-      done(ok);
-    };
-    socket.setTimeout(1000, () => finish(false));
-    socket.once('connect', () => finish(true));
-    socket.once('error', () => finish(false));
-  });
 }
 
 function percentile(samples: readonly number[], p: number): number {

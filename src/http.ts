@@ -15,7 +15,7 @@ import { measureSource, operationLimitError, type ArgumentRefusal, type LimitBre
 export const REQUEST_ID_HEADER = 'x-request-id';
 const REQUEST_ID = /^[A-Za-z0-9._:-]{8,128}$/;
 /** The largest request body read: a document is at most 16 KB and 1,000 entity representations about 100 KB; a larger body is refused from its Content-Length, unread. */
-export const MAX_BODY_BYTES = '256kb';
+export const MAX_BODY_BYTES = 256 * 1024;
 
 export interface RequestLocals {
   principal: Principal;
@@ -155,19 +155,20 @@ export function healthRoutes(app: Express, ready: () => Promise<boolean>): void 
   });
 }
 
-/** Bytes of MAX_BODY_BYTES, for the Content-Length check. */
-const MAX_BODY = 256 * 1024;
+function unreadableBody(status: number) {
+  return { message: `The request could not be read (HTTP ${status}): send a JSON body of at most ${MAX_BODY_BYTES / 1024} KB.`, extensions: { code: 'BAD_REQUEST' } };
+}
 
 function bodyTooLarge(response: Response): void {
   response.status(413).json({
-    errors: [{ message: `The request could not be read (HTTP 413): send a JSON body of at most ${MAX_BODY_BYTES}.`, extensions: { code: 'BAD_REQUEST' } }],
+    errors: [unreadableBody(413)],
   });
 }
 
 /** A body announced larger than MAX_BODY_BYTES is refused first, unread and before the token is checked: it costs nothing to send one. */
 export function refuseLargeBodies(request: Request, response: Response, next: NextFunction): void {
   const length = Number(request.header('content-length'));
-  if (Number.isFinite(length) && length > MAX_BODY) {
+  if (Number.isFinite(length) && length > MAX_BODY_BYTES) {
     response.setHeader('connection', 'close');
     bodyTooLarge(response);
     return;
@@ -182,7 +183,7 @@ export function errorHandler(logger: Logger) {
     const status = (error as { status?: unknown } | null)?.status;
     if (typeof status === 'number' && status >= 400 && status < 500) {
       response.status(status).json({
-        errors: [{ message: `The request could not be read (HTTP ${status}): send a JSON body of at most ${MAX_BODY_BYTES}.`, extensions: { code: 'BAD_REQUEST' } }],
+        errors: [unreadableBody(status)],
       });
       return;
     }

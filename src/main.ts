@@ -92,8 +92,9 @@ if (launch.prepareOnly) {
   try {
     const { prepareStorage } = await import('./runtime.js');
     const prepared: ChildMessage = { type: 'prepared', seeded: await prepareStorage(config, logger) };
-    process.send?.(prepared);
-    process.exit(0);
+    // Exit once the message is out (an IPC send is asynchronous).
+    if (process.send) process.send(prepared, () => process.exit(0));
+    else process.exit(0);
   } catch (error) {
     console.error(`phi-graph could not prepare its database: ${describeError(error)}`);
     process.exit(1);

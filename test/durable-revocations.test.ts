@@ -3,6 +3,7 @@ import { Redis } from 'ioredis';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { patientOutsideCareTeams } from './support/fixtures.js';
+import { CacheUnavailableError, MemoryCache, revocationList } from '../src/cache/index.js';
 import { resolveServices } from './support/services.js';
 import { post, startTestStack, type TestStack } from './support/stack.js';
 
@@ -86,6 +87,16 @@ describe('a revoked token', () => {
     expect(response.status).toBe(401);
     expect(response.body.data ?? null).toBeNull();
     expect(response.body.errors?.map((error) => error.extensions?.['reason'])).toEqual(['REVOKED_TOKEN']);
+  });
+});
+
+describe('the revocation list when the database does not answer', () => {
+  it('refuses (cache unavailable, 503 at the door) instead of taking an emptied cache as "nothing revoked"', async () => {
+    const list = revocationList(new MemoryCache(), {
+      record: () => Promise.resolve(),
+      inForce: () => Promise.reject(new Error('connection refused')),
+    });
+    await expect(list.isRevoked('any-token-id')).rejects.toBeInstanceOf(CacheUnavailableError);
   });
 });
 

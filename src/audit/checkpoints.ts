@@ -1,5 +1,5 @@
 import { createHash, createPrivateKey, createPublicKey, generateKeyPairSync, sign, verify, type KeyObject } from 'node:crypto';
-import { appendFile, mkdir, readFile, writeFile } from 'node:fs/promises';
+import { appendFile, mkdir, open, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { toBuffer } from '../crypto/index.js';
 import type { Database } from '../db/index.js';
@@ -41,13 +41,17 @@ export interface SignedCheckpoint extends CheckpointBody {
 export interface CheckpointSink {
   readonly description: string;
   append(line: string): Promise<void>;
-  /** Every line, oldest first. */
+  /** Every line, oldest first (verification). */
   lines(): Promise<string[]>;
+  /** The newest line, or null (every checkpoint write: it must not read the whole history each minute). */
+  last(): Promise<string | null>;
 }
 
 export const CHECKPOINT_FOLDER = 'audit-checkpoints';
 export const CHECKPOINT_FILE = 'checkpoints.jsonl';
 export const DEVELOPMENT_SIGNING_KEY_FILE = 'audit-signing-key.development.pem';
+/** A checkpoint line is about 400 bytes: the file's last few KB hold the newest whole. */
+const TAIL_BYTES = 4096;
 
 /**
  * A folder: one JSON line per checkpoint, appended (O_APPEND, so lines of
@@ -68,6 +72,25 @@ export class FolderCheckpointSink implements CheckpointSink {
   async append(line: string): Promise<void> {
     await mkdir(this.folder, { recursive: true });
     await appendFile(this.file, `${line}\n`, { mode: 0o640 });
+  }
+
+  async last(): Promise<string | null> {
+    let handle;
+    try {
+      handle = await open(this.file, 'r');
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code === 'ENOENT') return null;
+      throw error;
+    }
+    try {
+      const { size } = await handle.stat();
+      const length = Math.min(size, TAIL_BYTES);
+      const { buffer } = await handle.read(Buffer.alloc(length), 0, length, size - length);
+      const lines = buffer.toString('utf8').split('\n').filter((line) => line.trim() !== '');
+      return lines[lines.length - 1] ?? null;
+    } finally {
+      await handle.close();
+    }
   }
 
   async lines(): Promise<string[]> {
@@ -147,8 +170,7 @@ async function chainHead(db: Database): Promise<{ size: number; head: string } |
 export async function writeCheckpoint(db: Database, sink: CheckpointSink, key: SigningKey, options: { force?: boolean } = {}): Promise<SignedCheckpoint | null> {
   const head = await chainHead(db);
   if (!head) throw new Error('the audit chain head is missing');
-  const lines = await sink.lines();
-  const last = lines[lines.length - 1];
+  const last = await sink.last();
   if (last && !options.force) {
     const previous = JSON.parse(last) as Partial<SignedCheckpoint>;
     if (previous.size === head.size && previous.head === head.head) return null;

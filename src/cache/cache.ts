@@ -11,6 +11,8 @@ export interface SetAddition {
 export interface Cache {
   readonly kind: 'redis' | 'memory';
   get(key: string): Promise<string | null>;
+  /** Several keys in one round trip, in order. */
+  getMany(keys: readonly string[]): Promise<(string | null)[]>;
   /** Stores a value; with ttlSeconds it expires by itself. */
   set(key: string, value: string, ttlSeconds?: number): Promise<void>;
   delete(key: string): Promise<void>;

@@ -1,4 +1,4 @@
-import type { Cache } from './cache.js';
+import { CacheUnavailableError, type Cache } from './cache.js';
 import { MemoryCache } from './memory.js';
 import { RedisCache } from './redis.js';
 
@@ -44,9 +44,16 @@ export function revocationList(cache: Cache, store?: RevocationStore) {
   };
   return {
     async isRevoked(tokenId: string): Promise<boolean> {
-      if ((await cache.get(key(tokenId))) !== null) return true;
-      if (!store || (await cache.get(LOADED_KEY)) !== null) return false;
-      reloading ??= reload(store).finally(() => (reloading = null));
+      // One round trip: the token's entry and whether the cache still holds every revocation.
+      const [revoked, loaded] = await cache.getMany([key(tokenId), LOADED_KEY]);
+      if (revoked !== null && revoked !== undefined) return true;
+      if (!store || (loaded !== null && loaded !== undefined)) return false;
+      // A database that does not answer leaves the list unknown: refused as when the cache does not answer (503), never taken as "not revoked".
+      reloading ??= reload(store)
+        .catch(() => {
+          throw new CacheUnavailableError('revocations reload');
+        })
+        .finally(() => (reloading = null));
       await reloading;
       return (await cache.get(key(tokenId))) !== null;
     },

@@ -18,6 +18,10 @@ export class MemoryCache implements Cache {
     return Promise.resolve(this.#live(key)?.value ?? null);
   }
 
+  getMany(keys: readonly string[]): Promise<(string | null)[]> {
+    return Promise.resolve(keys.map((key) => this.#live(key)?.value ?? null));
+  }
+
   set(key: string, value: string, ttlSeconds?: number): Promise<void> {
     this.#entries.set(key, { value, expiresAt: ttlSeconds ? Date.now() + ttlSeconds * MILLISECONDS_PER_SECOND : null });
     return Promise.resolve();

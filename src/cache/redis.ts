@@ -46,6 +46,10 @@ export class RedisCache implements Cache {
     return unavailableOnFailure('get', () => this.#client.get(key));
   }
 
+  getMany(keys: readonly string[]): Promise<(string | null)[]> {
+    return unavailableOnFailure('mget', () => this.#client.mget(...keys));
+  }
+
   set(key: string, value: string, ttlSeconds?: number): Promise<void> {
     return unavailableOnFailure('set', async () => {
       if (ttlSeconds) await this.#client.set(key, value, 'EX', ttlSeconds);

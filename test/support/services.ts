@@ -20,7 +20,8 @@ export interface Services {
   redisUrl: string | undefined;
 }
 
-function reachable(url: string): Promise<boolean> {
+/** Whether something answers TCP at the URL's host and port (shared with the benchmarks). */
+export function reachable(url: string): Promise<boolean> {
   const { hostname, port } = new URL(url);
   return new Promise((resolve) => {
     const socket = connect({ host: hostname, port: Number(port) });
