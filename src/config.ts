@@ -1,3 +1,4 @@
+import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { z } from 'zod';
 import { SUBGRAPH_NAMES, type SubgraphName, DEFAULT_SUBGRAPH_PORTS } from './subgraphs/catalog.js';
@@ -5,6 +6,7 @@ import { DEFAULT_AUDIT_RETENTION_DAYS } from './db/migrations/Migration202611251
 import { DEFAULT_ALERT_THRESHOLDS, type AlertThresholds } from './audit/alerts.js';
 import { DEFAULT_OPERATION_LIMITS, type OperationLimits } from './policy/limits.js';
 import { DEFAULT_DATABASE_TIMEOUTS, type DatabaseTimeouts } from './db/orm.js';
+import type { KeySettings } from './crypto/key-service.js';
 
 /**
  * The environment, parsed once at start. Every problem is collected and
@@ -71,9 +73,18 @@ const environmentSchema = z
         .max(MAX_CLOCK_TOLERANCE_SECONDS, `must be at most ${MAX_CLOCK_TOLERANCE_SECONDS} seconds: a longer tolerance keeps expired tokens alive`)
         .default(DEFAULT_CLOCK_TOLERANCE_SECONDS),
     ),
-    PHI_KEY_RING: z.string().optional(),
+    PHI_KEY_RING: z.preprocess((value) => (typeof value === 'string' && value.trim() === '' ? undefined : value), z.string().optional()),
+    PHI_KEY_RING_FILE: z.preprocess((value) => (typeof value === 'string' && value.trim() === '' ? undefined : value), z.string().optional()),
+    PHI_KMS: z.enum(['ring', 'pkcs11']).default('ring'),
+    PKCS11_MODULE: z.preprocess((value) => (typeof value === 'string' && value.trim() === '' ? undefined : value), z.string().optional()),
+    PKCS11_TOKEN_LABEL: z.preprocess((value) => (typeof value === 'string' && value.trim() === '' ? undefined : value), z.string().optional()),
+    PKCS11_SLOT: z.preprocess((value) => (typeof value === 'string' && value.trim() === '' ? undefined : value), z.coerce.number().int().min(0).optional()),
+    PKCS11_PIN_FILE: z.preprocess((value) => (typeof value === 'string' && value.trim() === '' ? undefined : value), z.string().optional()),
+    PKCS11_PIN: z.preprocess((value) => (typeof value === 'string' && value.trim() === '' ? undefined : value), z.string().optional()),
+    PKCS11_KEY_LABEL_PREFIX: z.string().min(1).default('phi-kek-'),
     AUDIT_SIGNING_KEY: z.preprocess((value) => (typeof value === 'string' && value.trim() === '' ? undefined : value), z.string().optional()),
     AUDIT_CHECKPOINT_SECONDS: limit(60, 1),
+    KEY_REFRESH_SECONDS: limit(60, 1),
     ALERT_DISTINCT_PATIENTS_PER_HOUR: z.coerce.number().int().min(1).default(DEFAULT_ALERT_THRESHOLDS.distinctPatientsPerHour),
     ALERT_DENIED_FIELDS_PER_HOUR: z.coerce.number().int().min(1).default(DEFAULT_ALERT_THRESHOLDS.deniedFieldsPerHour),
     ALERT_SSN_READS_PER_HOUR: z.coerce.number().int().min(1).default(DEFAULT_ALERT_THRESHOLDS.ssnReadsPerHour),
@@ -109,6 +120,12 @@ const environmentSchema = z
         refuse(`algorithm ${algorithm} is not accepted; use some of ${[...ACCEPTED_ALGORITHMS].join(', ')}`, 'AUTH_ALGORITHMS');
       }
     }
+    if (env.PHI_KMS === 'pkcs11') {
+      if (!env.PKCS11_MODULE) refuse('PHI_KMS=pkcs11 needs PKCS11_MODULE, the path of the HSM\'s PKCS#11 library', 'PKCS11_MODULE');
+      if (!env.PKCS11_TOKEN_LABEL && env.PKCS11_SLOT === undefined) refuse('PHI_KMS=pkcs11 needs PKCS11_TOKEN_LABEL (or PKCS11_SLOT)', 'PKCS11_TOKEN_LABEL');
+      if (!env.PKCS11_PIN_FILE && !env.PKCS11_PIN) refuse('PHI_KMS=pkcs11 needs PKCS11_PIN_FILE, a file holding the token\'s user PIN', 'PKCS11_PIN_FILE');
+    }
+    if (env.PHI_KEY_RING && env.PHI_KEY_RING_FILE) refuse('set PHI_KEY_RING or PHI_KEY_RING_FILE, not both', 'PHI_KEY_RING_FILE');
     if (env.NODE_ENV !== 'production') return;
     if (!env.AUTH_JWKS_URL && !env.AUTH_PUBLIC_KEY) {
       refuse('production needs the issuer key: set AUTH_JWKS_URL or AUTH_PUBLIC_KEY (the development signing key is refused)', 'AUTH_JWKS_URL');
@@ -116,9 +133,11 @@ const environmentSchema = z
     if (env.AUTH_ISSUER === 'phi-graph-dev') {
       refuse('production needs the real issuer in AUTH_ISSUER, not the development issuer', 'AUTH_ISSUER');
     }
-    if (!env.PHI_KEY_RING) {
-      refuse('production needs the key ring in PHI_KEY_RING (the generated development key ring is refused)', 'PHI_KEY_RING');
-    } else if (/"development"\s*:\s*true/.test(env.PHI_KEY_RING)) {
+    if (env.PHI_KMS === 'pkcs11') {
+      if (env.PKCS11_PIN) refuse('production reads the PKCS#11 PIN from PKCS11_PIN_FILE (a secret), not from PKCS11_PIN', 'PKCS11_PIN');
+    } else if (!env.PHI_KEY_RING && !env.PHI_KEY_RING_FILE) {
+      refuse('production needs the key-encryption keys: PHI_KMS=pkcs11 (an HSM), or a key ring in PHI_KEY_RING or PHI_KEY_RING_FILE (the generated development key ring is refused)', 'PHI_KEY_RING');
+    } else if (env.PHI_KEY_RING && /"development"\s*:\s*true/.test(env.PHI_KEY_RING)) {
       refuse('PHI_KEY_RING is a development key ring; production refuses it', 'PHI_KEY_RING');
     }
     if (!env.AUDIT_SIGNING_KEY) refuse('production needs AUDIT_SIGNING_KEY, the Ed25519 key that signs audit checkpoints (the generated development key is refused)', 'AUDIT_SIGNING_KEY');
@@ -158,8 +177,10 @@ export interface Config {
   /** Prefix of every key this deployment writes to Redis. */
   redisKeyPrefix: string;
   auth: AuthConfig;
-  /** The key ring as JSON from the environment; outside production, absent means the development key ring. */
-  keyRingJson: string | undefined;
+  /** Where the key-encryption keys come from (README, "Security: encryption at rest"). */
+  keys: KeySettings;
+  /** A running API asks the key service and the data keys again this often (a rotation on a running deployment). */
+  keyRefreshSeconds: number;
   /** The Ed25519 private key (PEM) that signs audit checkpoints; outside production, absent means the development key. */
   auditSigningKeyPem: string | undefined;
   /** How often the chain head is signed into a checkpoint (and at start and stop). */
@@ -190,6 +211,15 @@ export class ConfigError extends Error {
   constructor(readonly problems: string[]) {
     super(`Invalid configuration:\n${problems.map((problem) => `  - ${problem}`).join('\n')}`);
     this.name = 'ConfigError';
+  }
+}
+
+/** A secret kept in a file (a mounted secret): its content without the final newline; never echoed in an error. */
+function readSecretFile(path: string, variable: string): string {
+  try {
+    return readFileSync(path, 'utf8').replace(/\r?\n$/, '');
+  } catch (error) {
+    throw new ConfigError([`${variable}: cannot read the file it names (${(error as NodeJS.ErrnoException).code ?? 'error'})`]);
   }
 }
 
@@ -225,7 +255,24 @@ export function loadConfig(source: NodeJS.ProcessEnv = process.env): Config {
       clockToleranceSeconds: env.AUTH_CLOCK_TOLERANCE_SECONDS,
       allowDevelopmentKey: env.NODE_ENV !== 'production',
     },
-    keyRingJson: env.PHI_KEY_RING,
+    keys: {
+      service: env.PHI_KMS,
+      ringJson: env.PHI_KEY_RING,
+      ringFile: env.PHI_KEY_RING_FILE,
+      dataDir: resolve(env.DATA_DIR),
+      allowDevelopmentRing: env.NODE_ENV !== 'production',
+      pkcs11:
+        env.PHI_KMS === 'pkcs11' && env.PKCS11_MODULE
+          ? {
+              modulePath: env.PKCS11_MODULE,
+              tokenLabel: env.PKCS11_TOKEN_LABEL,
+              slot: env.PKCS11_SLOT,
+              pin: env.PKCS11_PIN_FILE ? readSecretFile(env.PKCS11_PIN_FILE, 'PKCS11_PIN_FILE') : (env.PKCS11_PIN ?? ''),
+              keyLabelPrefix: env.PKCS11_KEY_LABEL_PREFIX,
+            }
+          : undefined,
+    },
+    keyRefreshSeconds: env.KEY_REFRESH_SECONDS,
     auditRetentionDays: env.AUDIT_RETENTION_DAYS,
     auditSigningKeyPem: env.AUDIT_SIGNING_KEY,
     auditCheckpointSeconds: env.AUDIT_CHECKPOINT_SECONDS,

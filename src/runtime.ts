@@ -68,12 +68,14 @@ export async function startApi(config: Config, logger: Logger, options: StartOpt
   const opened: { db: Database | null } = { db: null };
   const started: RunningServer[] = [];
   const checkpointer: { stop?: () => Promise<void> } = {};
+  const keys: { stop?: () => Promise<void> } = {};
   const stopAll = async () => {
     for (const server of started.reverse()) {
       await server.stop();
       logger.debug({ server: server.name }, 'stopped');
     }
     await checkpointer.stop?.();
+    await keys.stop?.();
     await opened.db?.close();
     logger.debug('database closed');
     await cache.close();
@@ -88,6 +90,7 @@ export async function startApi(config: Config, logger: Logger, options: StartOpt
       const prepared = await prepareDatabase(db, config, logger, options.prepared ? { checkOnly: true } : { seedPatients: options.seedPatients ?? config.seedPatients });
       sealer = prepared.sealer;
       seeded = prepared.seeded;
+      keys.stop = startKeyRefresh(sealer, config, logger);
     }
     // Kept in the database, copied in the cache: an emptied cache is filled again from the database (a gateway alone has none).
     const revocations = revocationList(cache, opened.db ? new DatabaseRevocationStore(opened.db) : undefined);
@@ -127,6 +130,35 @@ export async function startApi(config: Config, logger: Logger, options: StartOpt
     await stopAll().catch(() => undefined);
     throw error;
   }
+}
+
+/**
+ * A running API learns key changes by itself (README, "Keys over time"):
+ * every KEY_REFRESH_SECONDS it asks the key service again (a new KEK
+ * version, a retirement) and reads the data keys again (keys:rotate-data),
+ * so new values are written under the current keys without a restart. A
+ * value under a KEK version it does not know makes it ask at once
+ * (rate-limited; field-cipher.ts). A refresh that fails is logged and the
+ * keys it had stay in use.
+ */
+function startKeyRefresh(sealer: Sealer, config: Config, logger: Logger): () => Promise<void> {
+  const kms = sealer.cipher.keyService;
+  let before = kms.currentVersion();
+  const timer = setInterval(() => {
+    sealer.cipher
+      .refresh()
+      .then(() => {
+        const now = kms.currentVersion();
+        if (now !== before) logger.info({ event: 'key-version-changed', from: before, to: now, kms: kms.description }, 'new values are now written under another key-encryption key version');
+        before = now;
+      })
+      .catch((error: unknown) => logger.warn({ event: 'key-refresh-failed', kms: kms.description, err: { name: (error as Error).name } }, 'the key service could not be asked again; the keys in use stay'));
+  }, config.keyRefreshSeconds * 1000);
+  timer.unref();
+  return async () => {
+    clearInterval(timer);
+    await kms.close?.();
+  };
 }
 
 /**
@@ -178,7 +210,7 @@ async function prepareDatabase(db: Database, config: Config, logger: Logger, pre
   if (retention.retentionDays > config.auditRetentionDays && !preparation.checkOnly) {
     logger.warn({ configured: config.auditRetentionDays, kept: retention.retentionDays }, 'audit retention cannot be shortened; keeping the longer one');
   }
-  const sealer = await openSealer(db, { keyRingJson: config.keyRingJson, dataDir: config.database.dataDir, allowDevelopmentKeyRing: !config.isProduction });
+  const sealer = await openSealer(db, config.keys, logger);
   const seeded = preparation.checkOnly ? 0 : await prepareData(db, sealer, config, logger, preparation.seedPatients);
   return { sealer, seeded };
 }
@@ -198,7 +230,9 @@ export async function prepareStorage(config: Config, logger: Logger, seedPatient
   }
   const db = await openApiDatabase(config, logger);
   try {
-    return (await prepareDatabase(db, config, logger, { seedPatients })).seeded;
+    const prepared = await prepareDatabase(db, config, logger, { seedPatients });
+    await prepared.sealer.cipher.keyService.close?.();
+    return prepared.seeded;
   } finally {
     await db.close();
   }

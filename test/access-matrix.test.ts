@@ -151,7 +151,7 @@ function errorsByPath(response: GraphQLResponse): Map<string, { code: unknown; r
 
 /** The pseudonyms a researcher of TEST_STUDY is shown, under the stack's key ring. */
 function pseudonyms(): StudyPseudonyms {
-  return new StudyPseudonyms(stack.api.sealer!.ring);
+  return new StudyPseudonyms(stack.api.sealer!.indexKeys);
 }
 
 async function findingsFor(role: Role, mfa: boolean): Promise<Finding[]> {

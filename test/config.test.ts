@@ -1,7 +1,11 @@
 import { generateKeyPairSync } from 'node:crypto';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { ConfigError, loadConfig } from '../src/config.js';
-import { generateKeyRingDocument } from '../src/crypto/index.js';
+import { DEVELOPMENT_KEY_RING_FILE, generateKeyRingDocument, loadOrCreateDevelopmentKeyRing } from '../src/crypto/index.js';
+import { openKeyService } from '../src/crypto/key-service.js';
 
 describe('configuration', () => {
   it('starts with no configuration at all on the embedded defaults', () => {
@@ -89,5 +93,57 @@ describe('configuration', () => {
       expect(() => loadConfig({ AUTH_CLOCK_TOLERANCE_SECONDS: '301' })).toThrow(/at most 300 seconds/);
       expect(() => loadConfig({ AUTH_CLOCK_TOLERANCE_SECONDS: '-1' })).toThrow(/must not be negative/);
     });
+  });
+});
+
+describe('the key-encryption keys in production', () => {
+  const production = {
+    NODE_ENV: 'production',
+    AUTH_JWKS_URL: 'https://id.hospital.example/.well-known/jwks.json',
+    AUTH_ISSUER: 'https://id.hospital.example',
+    DATABASE_URL: 'postgres://api@db.internal/phi',
+    REDIS_URL: 'redis://cache.internal:6379',
+    AUDIT_SIGNING_KEY: generateKeyPairSync('ed25519').privateKey.export({ type: 'pkcs8', format: 'pem' }).toString(),
+  };
+
+  it('refuses the development ring copied into PHI_KEY_RING without its marker, because it holds the data folder ring keys', async () => {
+    const dataDir = await mkdtemp(join(tmpdir(), 'phi-graph-ring-'));
+    try {
+      const development = await loadOrCreateDevelopmentKeyRing(dataDir);
+      const { development: _marker, ...unmarked } = development;
+      const config = loadConfig({ ...production, DATA_DIR: dataDir, PHI_KEY_RING: JSON.stringify(unmarked) });
+      await expect(openKeyService(config.keys)).rejects.toThrow(/development key ring/);
+      // A ring of its own is accepted next to it.
+      const own = loadConfig({ ...production, DATA_DIR: dataDir, PHI_KEY_RING: JSON.stringify(generateKeyRingDocument(false)) });
+      await expect(openKeyService(own.keys)).resolves.toMatchObject({ kms: { description: 'key ring' } });
+      // The development ring's own file, named as PHI_KEY_RING_FILE, is refused by its name as well.
+      const byFile = loadConfig({ ...production, DATA_DIR: tmpdir(), PHI_KEY_RING_FILE: join(dataDir, DEVELOPMENT_KEY_RING_FILE) });
+      await expect(openKeyService(byFile.keys)).rejects.toThrow(/development key ring/);
+    } finally {
+      await rm(dataDir, { recursive: true, force: true });
+    }
+  });
+
+  it('takes an HSM instead of a ring, with the PIN from a file, never from the environment', async () => {
+    const folder = await mkdtemp(join(tmpdir(), 'phi-graph-pin-'));
+    try {
+      await writeFile(join(folder, 'pin'), '1234\n', { mode: 0o600 });
+      const hsm = { ...production, PHI_KMS: 'pkcs11', PKCS11_MODULE: '/usr/lib/softhsm/libsofthsm2.so', PKCS11_TOKEN_LABEL: 'phi' };
+      const config = loadConfig({ ...hsm, PKCS11_PIN_FILE: join(folder, 'pin') });
+      expect(config.keys.service).toBe('pkcs11');
+      expect(config.keys.pkcs11?.pin).toBe('1234');
+      expect(() => loadConfig({ ...hsm, PKCS11_PIN: '1234' })).toThrow(/PKCS11_PIN_FILE/);
+      expect(() => loadConfig({ ...production, PHI_KMS: 'pkcs11' })).toThrow(/PKCS11_MODULE/);
+      let problems = '';
+      try {
+        loadConfig({ ...hsm, PKCS11_PIN_FILE: join(folder, 'missing') });
+      } catch (error) {
+        problems = (error as ConfigError).problems.join('\n');
+      }
+      expect(problems).toMatch(/PKCS11_PIN_FILE: cannot read/);
+      expect(problems).not.toContain('1234');
+    } finally {
+      await rm(folder, { recursive: true, force: true });
+    }
   });
 });

@@ -155,7 +155,7 @@ describe('row scopes on the patient subgraph', () => {
     const expected = await consented('research', null);
     expect(expected.length).toBeGreaterThan(0);
     // A researcher sees its study's pseudonyms; under the study's key they are exactly the cohort's ids.
-    const pseudonyms = new StudyPseudonyms(stack.api.sealer!.ring);
+    const pseudonyms = new StudyPseudonyms(stack.api.sealer!.indexKeys);
     const shown = await listed('researcher');
     expect(shown.filter((id) => expected.some((row) => row.id === id))).toEqual([]);
     expect(shown.map((id) => pseudonyms.reveal(TEST_STUDY, 'Patient', id) ?? 'not a pseudonym').sort()).toEqual(expected.map((row) => row.id));

@@ -48,7 +48,7 @@ describe('the plaintext-to-ciphertext migration', () => {
       expect(Number(kept?.crypto_version)).toBe(0);
       expect(JSON.parse(toBuffer(kept!.name).toString('utf8'))).toEqual({ given: ['Ada', 'Mae'], family: 'Lovelace' });
 
-      const sealer = await openSealer(db, { keyRingJson: undefined, dataDir, allowDevelopmentKeyRing: true });
+      const sealer = await openSealer(db, { service: 'ring', dataDir, allowDevelopmentRing: true });
       let batches = 0;
       await expect(
         encryptPlaintextRows(db, sealer, {
@@ -74,7 +74,7 @@ describe('the plaintext-to-ciphertext migration', () => {
         expect(await open('ssn')).toBe(patient.ssn);
         expect(await open('birth_date')).toBe('1950-12-10');
         expect(JSON.parse(await open('address_lines'))).toEqual(['1 Old Rd']);
-        expect(toBuffer(row!['mrn_index'] as Uint8Array).equals(blindIndexOf(sealer.ring, 'mrn', patient.mrn))).toBe(true);
+        expect(toBuffer(row!['mrn_index'] as Uint8Array).equals(blindIndexOf(sealer.indexKeys, 'mrn', patient.mrn))).toBe(true);
       }
       const [claim] = await db.fork().execute<{ id: string; diagnosis_codes: Uint8Array }[]>('select id, diagnosis_codes from claim limit 1');
       expect(JSON.parse(await sealer.cipher.decrypt(toBuffer(claim!.diagnosis_codes), { table: 'claim', column: 'diagnosis_codes', rowId: claim!.id }))).toEqual(['I10']);

@@ -64,7 +64,7 @@ describe('at rest', () => {
           const stored = row[column] as Uint8Array | null;
           if (stored === null) continue;
           const bytes = toBuffer(stored);
-          expect(bytes[0], `${table}.${column}`).toBe(1);
+          expect(bytes[0], `${table}.${column}`).toBe(2);
           const plaintext = await cipher().decrypt(bytes, { table, column, rowId: String(row['id']) });
           if (plaintext.length >= 3) expect(bytes.includes(Buffer.from(plaintext, 'utf8')), `${table}.${column}`).toBe(false);
           checked += 1;

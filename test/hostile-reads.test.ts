@@ -434,7 +434,7 @@ function expectCursorRefused(response: GraphQLResponse<unknown>, label: string):
 
 describe('sealed cursors', () => {
   it('refuses an expired cursor, sealed with the server key for the right list and caller, on the gateway and the patient subgraph', async () => {
-    const ring = stack.api.sealer?.ring;
+    const ring = stack.api.sealer?.indexKeys;
     if (!ring) throw new Error('no key ring');
     const subject = stack.principals.admin.subject;
     const token = await stack.token('admin');

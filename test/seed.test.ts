@@ -74,7 +74,7 @@ const ENCRYPTED_TABLE_PATIENT: Readonly<Record<string, string>> = {
  */
 const DISTINCTIVE_PLAINTEXT_BYTES = 5;
 /** Format version, data key id, nonce, then ciphertext as long as the plaintext, then the tag. */
-const ENVELOPE_OVERHEAD_BYTES = 1 + 4 + 12 + 16;
+const ENVELOPE_OVERHEAD_BYTES = 1 + 1 + 4 + 12 + 16;
 /** A consent the partner and researcher row scopes honour, against the real clock (consent alias c). */
 const IN_FORCE_NOW = `c.status = 'active' and c.period_start <= now() and (c.period_end is null or c.period_end > now())`;
 
@@ -102,7 +102,7 @@ async function openFreshDatabase(keyRingJson?: string): Promise<FreshDatabase> {
   const db = await openDatabase({ url: undefined, dataDir });
   opened.push({ db, dataDir });
   await db.migrate();
-  const sealer = await openSealer(db, { keyRingJson, dataDir, allowDevelopmentKeyRing: true });
+  const sealer = await openSealer(db, { service: 'ring', ringJson: keyRingJson, dataDir, allowDevelopmentRing: true });
   return { db, dataDir, sealer };
 }
 
@@ -610,7 +610,7 @@ describe('field encryption of the seeded data', () => {
   it('writes blind indexes of the normalized values: unique MRN indexes, equal under one key ring, different under another', async () => {
     const select = 'select id, mrn, mrn_index, ssn, ssn_index, email, email_index from patient order by id';
     const [stored, twinStored] = await Promise.all([rows<DbRow>(primary.db, select), rows<DbRow>(twin.db, select)]);
-    const { ring } = primary.sealer;
+    const ring = primary.sealer.indexKeys;
     const index = (purpose: 'mrn' | 'ssn' | 'email', value: string) => blindIndexOf(ring, purpose, value).toString('hex');
     let ssns = 0;
     let emails = 0;
@@ -619,7 +619,7 @@ describe('field encryption of the seeded data', () => {
       expect(toBuffer(row['mrn_index'] as Uint8Array).length).toBe(32);
       expect(hex(row['mrn_index'])).toBe(index('mrn', mrn));
       expect(hex(row['mrn_index'])).toBe(index('mrn', ` ${mrn.toLowerCase()} `));
-      expect(hex(row['mrn_index'])).not.toBe(blindIndexOf(other.sealer.ring, 'mrn', mrn).toString('hex'));
+      expect(hex(row['mrn_index'])).not.toBe(blindIndexOf(other.sealer.indexKeys, 'mrn', mrn).toString('hex'));
       const ssn = await plain(primary, 'patient', 'ssn', row);
       if (ssn === null) {
         expect(row['ssn_index']).toBeNull();

@@ -14,8 +14,8 @@ export interface AuditTarget {
   action: AuditAction;
 }
 
-/** A stronger outcome replaces a weaker one for the same field of the same row (denied > masked > allowed). */
-const STRENGTH: Record<FieldOutcome, number> = { allowed: 0, masked: 1, denied: 2 };
+/** A stronger outcome replaces a weaker one for the same field of the same row (denied > failed > masked > allowed). */
+const STRENGTH: Record<FieldOutcome, number> = { allowed: 0, masked: 1, failed: 2, denied: 3 };
 
 /**
  * Records without a reason are shared, one per (field, outcome): a list of a

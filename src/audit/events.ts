@@ -5,7 +5,8 @@ import { createHash } from 'node:crypto';
  * fields read or refused and their outcomes. It never holds a value: field
  * names, ids, codes and request facts only.
  */
-export type FieldOutcome = 'allowed' | 'masked' | 'denied';
+/** `failed`: the field was allowed but its stored value failed to decrypt, so nothing was shown (the reason says why). */
+export type FieldOutcome = 'allowed' | 'masked' | 'failed' | 'denied';
 export type AuditAction = 'read' | 'create' | 'update' | 'delete';
 
 export interface FieldRecord {

@@ -92,8 +92,9 @@ export function toNdjson(event: ExportedAuditEvent): string {
  *   the event's action (the GraphQL operation is the interaction).
  * - action: C | R | U | D (audit-event-action), from the event's action.
  * - outcome: "0" success when every field was allowed or masked; "4" minor
- *   failure when some field was denied (the rest of the response was served).
- *   outcomeDesc lists the denied fields (names and reasons, never values).
+ *   failure when some field was denied or failed to decrypt (the rest of the
+ *   response was served). outcomeDesc lists those fields with their outcome
+ *   and reason (names and reasons, never values).
  * - purposeOfEvent: v3-ActReason ETREAT "Emergency Treatment" when the read
  *   was under a break-the-glass grant; the grant id is an entity detail.
  * - agent[0]: the caller. who.identifier.value = token subject, role = the
@@ -111,7 +112,7 @@ export function toNdjson(event: ExportedAuditEvent): string {
  *     is a FHIR R4 resource type, else an identifier with that text as
  *     display), type "2" System Object, role "4" Domain Resource, one
  *     `detail` per field: type = the field ("Patient.ssn"), valueString =
- *     the outcome ("allowed" | "masked" | "denied:<reason>");
+ *     the outcome ("allowed" | "masked" | "denied:<reason>" | "failed:<reason>");
  *   - the request: BALP entity type XrequestId, what.identifier.value = the
  *     request id (shared by gateway and subgraphs);
  *   - the operation: type "2" System Object, role object-role "24" Query,
@@ -203,7 +204,7 @@ export interface FhirAuditEvent {
   entity: FhirAuditEventEntity[];
 }
 
-/** "allowed", "masked", or "denied:<reason>" (the detail value of a field). */
+/** "allowed", "masked", "denied:<reason>" or "failed:<reason>" (the detail value of a field). */
 export function fieldOutcomeText(field: FieldRecord): string {
   return field.reason ? `${field.outcome}:${field.reason}` : field.outcome;
 }
@@ -215,7 +216,7 @@ function dataReference(entityType: string, entityId: string | null): FhirReferen
 }
 
 export function toFhirAuditEvent(event: ExportedAuditEvent): FhirAuditEvent {
-  const denied = event.fields.filter((field) => field.outcome === 'denied');
+  const denied = event.fields.filter((field) => field.outcome === 'denied' || field.outcome === 'failed');
   const alert = event.entityType === ACCESS_ALERT_ENTITY;
   const caller: FhirAuditEventAgent = {
     ...(event.organizationId && {
@@ -273,7 +274,7 @@ export function toFhirAuditEvent(event: ExportedAuditEvent): FhirAuditEvent {
         }),
     recorded: event.recordedAt,
     outcome: denied.length > 0 ? '4' : '0',
-    ...(denied.length > 0 && { outcomeDesc: `denied: ${denied.map((field) => `${field.field} (${field.reason ?? 'no reason given'})`).join(', ')}` }),
+    ...(denied.length > 0 && { outcomeDesc: denied.map((field) => `${field.outcome}: ${field.field} (${field.reason ?? 'no reason given'})`).join(', ') }),
     ...(event.emergency && {
       purposeOfEvent: [{ coding: [{ system: ACT_REASON, code: 'ETREAT', display: 'Emergency Treatment' }], text: 'break-the-glass access' }],
     }),

@@ -2,6 +2,7 @@ import type { GraphQLError } from 'graphql';
 import type { Principal } from '../auth/index.js';
 import type { FieldDecision } from '../policy/index.js';
 import { AuditGroup, type AuditCollector, type AuditTarget } from './collector.js';
+import { ErrorCode } from '../errors.js';
 import type { FieldOutcome } from './events.js';
 
 /**
@@ -68,9 +69,11 @@ export function auditFieldAccess(collector: AuditCollector, principal: Principal
   };
   return (decision: FieldDecision, parent: unknown, args: Input, refusal: GraphQLError | null): void => {
     if (!decision.phi) return;
-    const outcome: FieldOutcome = refusal ? 'denied' : decision.decision.kind === 'mask' ? 'masked' : 'allowed';
+    // A field allowed whose stored value then failed to decrypt comes back here with that error: recorded as `failed`, with its reason.
+    const failed = refusal?.extensions['code'] === ErrorCode.DecryptionFailed;
+    const outcome: FieldOutcome = failed ? 'failed' : refusal ? 'denied' : decision.decision.kind === 'mask' ? 'masked' : 'allowed';
     const stated = refusal?.extensions['reason'];
-    const reason = refusal ? (typeof stated === 'string' ? stated : 'ROLE_DENIED') : undefined;
+    const reason = refusal ? (typeof stated === 'string' ? stated : failed ? 'DECRYPTION_FAILED' : 'ROLE_DENIED') : undefined;
     const target = groupOf(decision.type, decision.field, parent, args);
     if (target instanceof AuditGroup) {
       target.add(decision.coordinate, outcome, reason);

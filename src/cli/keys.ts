@@ -1,3 +1,4 @@
+import { rename, writeFile } from 'node:fs/promises';
 import { parseArgs } from 'node:util';
 import { loadConfig } from '../config.js';
 import {
@@ -9,17 +10,23 @@ import {
   type KeyRingDocument,
 } from '../crypto/index.js';
 import { openDatabase } from '../db/index.js';
-import { countRowsUnderKeyVersion, encryptPlaintextRows, openSealer, reencryptOldRows } from '../db/encryption.js';
+import { countRowsUnderKeyVersion, dataKeyReport, encryptPlaintextRows, openSealer, reencryptOldRows, type Sealer } from '../db/encryption.js';
 import { describeError } from '../errors.js';
+import type { Pkcs11KeyManagement } from '../crypto/pkcs11-key-management.js';
 
 /**
- * Key ring operations:
- *   npm run keys:rotate                 add a key version and make it current
- *   npm run keys:reencrypt              re-encrypt values under older versions (batched, resumable, online)
- *   npm run keys:retire -- --version N  retire a version once no value uses it
- *   npm run data:encrypt                encrypt rows stored before field encryption (batched, resumable)
- * With PHI_KEY_RING set, rotate and retire print the new ring to store in your secret manager;
- * without it (development) they update the development key ring file in DATA_DIR.
+ * Key operations:
+ *   npm run keys:rotate                 a new key-encryption key (KEK) version, made current
+ *   npm run keys:rotate-data            new data keys for every (table, category), under the current KEK
+ *   npm run keys:reencrypt              moves values to the current keys (batched, resumable, online)
+ *   npm run keys:retire -- --version N  retires a KEK version once no value uses it
+ *   npm run keys:report                 data keys per (table, category), their KEK version and how many values use each
+ *   npm run data:encrypt                encrypts rows stored before field encryption (batched, resumable)
+ * Where the KEKs are (config.ts, PHI_KMS): with PHI_KMS=pkcs11, rotate generates the KEK in the HSM and
+ * retire marks it there; with PHI_KEY_RING_FILE or the development ring, the file is rewritten; with
+ * PHI_KEY_RING, the new ring is printed to store in your secret manager. Running instances learn a new
+ * version by themselves (KEY_REFRESH_SECONDS, or at once when they meet a value under it), except with
+ * PHI_KEY_RING, which needs a restart.
  */
 const { values, positionals } = parseArgs({
   options: { version: { type: 'string' }, 'batch-size': { type: 'string', default: '500' } },
@@ -29,30 +36,60 @@ const { values, positionals } = parseArgs({
 const [command] = positionals;
 const config = loadConfig();
 const batchSize = Number(values['batch-size']);
+const usesHsm = config.keys.service === 'pkcs11';
 
 async function currentDocument(): Promise<KeyRingDocument> {
-  if (config.keyRingJson) return keyRingSchema.parse(JSON.parse(config.keyRingJson));
-  if (config.isProduction) throw new Error('PHI_KEY_RING is required in production');
+  if (config.keys.ringJson) return keyRingSchema.parse(JSON.parse(config.keys.ringJson));
+  if (config.keys.ringFile) {
+    const { readFile } = await import('node:fs/promises');
+    return keyRingSchema.parse(JSON.parse(await readFile(config.keys.ringFile, 'utf8')));
+  }
+  if (config.isProduction) throw new Error('production needs PHI_KEY_RING, PHI_KEY_RING_FILE or PHI_KMS=pkcs11');
   return loadOrCreateDevelopmentKeyRing(config.database.dataDir);
 }
 
 async function publish(document: KeyRingDocument, what: string): Promise<void> {
-  if (config.keyRingJson) {
+  if (config.keys.ringJson) {
     console.error(`${what}. Store this key ring as PHI_KEY_RING on every instance, restart them, then continue:`);
     console.log(JSON.stringify(document));
     return;
   }
+  if (config.keys.ringFile) {
+    // Written beside, then renamed over: an instance reading the file meanwhile sees the old ring or the new one, whole.
+    const next = `${config.keys.ringFile}.next`;
+    await writeFile(next, `${JSON.stringify(document, null, 2)}\n`, { mode: 0o600 });
+    await rename(next, config.keys.ringFile);
+    console.log(`${what} (${config.keys.ringFile}). Running instances pick it up by themselves.`);
+    return;
+  }
   await saveDevelopmentKeyRing(config.database.dataDir, document);
-  console.log(`${what} (development key ring in ${config.database.dataDir}). Restart the API to use it.`);
+  console.log(`${what} (development key ring in ${config.database.dataDir}). Running instances pick it up by themselves.`);
 }
 
-async function withSealer<T>(run: (db: Awaited<ReturnType<typeof openDatabase>>, sealer: Awaited<ReturnType<typeof openSealer>>) => Promise<T>): Promise<T> {
+async function withSealer<T>(run: (db: Awaited<ReturnType<typeof openDatabase>>, sealer: Sealer) => Promise<T>): Promise<T> {
   const db = await openDatabase({ url: config.database.url, dataDir: config.database.dataDir });
   try {
-    const sealer = await openSealer(db, { keyRingJson: config.keyRingJson, dataDir: config.database.dataDir, allowDevelopmentKeyRing: !config.isProduction });
-    return await run(db, sealer);
+    const sealer = await openSealer(db, config.keys);
+    try {
+      return await run(db, sealer);
+    } finally {
+      await sealer.cipher.keyService.close?.();
+    }
   } finally {
     await db.close();
+  }
+}
+
+/** The HSM's key service, opened without a database (rotate and retire touch only the token). */
+async function withHsm<T>(run: (kms: Pkcs11KeyManagement) => Promise<T>): Promise<T> {
+  const settings = config.keys.pkcs11;
+  if (!settings) throw new Error('PHI_KMS=pkcs11 needs PKCS11_MODULE, PKCS11_TOKEN_LABEL (or PKCS11_SLOT) and PKCS11_PIN_FILE');
+  const { Pkcs11KeyManagement } = await import('../crypto/pkcs11-key-management.js');
+  const kms = await Pkcs11KeyManagement.open({ ...settings, allowEmpty: true });
+  try {
+    return await run(kms);
+  } finally {
+    await kms.close();
   }
 }
 
@@ -61,13 +98,26 @@ const progress = ({ table, done }: { table: string; done: number }) => console.e
 try {
   switch (command) {
     case 'rotate': {
-      const next = addKeyVersion(await currentDocument());
-      await publish(next, `Key version ${next.current} added and made current`);
+      if (usesHsm) {
+        const version = await withHsm((kms) => kms.generateNextKek());
+        console.log(`Key-encryption key version ${version} generated in the HSM and made current. Running instances pick it up by themselves.`);
+      } else {
+        const next = addKeyVersion(await currentDocument());
+        await publish(next, `Key version ${next.current} added and made current`);
+      }
+      break;
+    }
+    case 'rotate-data': {
+      const created = await withSealer((_db, sealer) => sealer.cipher.startNewDataKeys());
+      console.log(`Started ${created.length} new data keys (one per table and category). Run npm run keys:reencrypt to move the values to them.`);
       break;
     }
     case 'reencrypt': {
-      const rows = await withSealer((db, sealer) => reencryptOldRows(db, sealer, { batchSize, onProgress: progress }));
-      console.log(`Re-encrypted ${rows} rows under key version ${(await currentDocument()).current}.`);
+      const { rows, version } = await withSealer(async (db, sealer) => ({
+        rows: await reencryptOldRows(db, sealer, { batchSize, onProgress: progress }),
+        version: sealer.cipher.currentKekVersion(),
+      }));
+      console.log(`Re-encrypted ${rows} rows under key version ${version} (the current data key of each table and category).`);
       break;
     }
     case 'retire': {
@@ -75,7 +125,17 @@ try {
       if (!Number.isInteger(version) || version < 1) throw new Error('--version N is required');
       const remaining = await withSealer((db) => countRowsUnderKeyVersion(db, version));
       if (remaining > 0) throw new Error(`${remaining} rows are still under key version ${version}: run npm run keys:reencrypt first`);
-      await publish(retireKeyVersions(await currentDocument(), [version]), `Key version ${version} retired`);
+      if (usesHsm) {
+        await withHsm((kms) => kms.retireKek(version));
+        console.log(`Key-encryption key version ${version} retired in the HSM.`);
+      } else {
+        await publish(retireKeyVersions(await currentDocument(), [version]), `Key version ${version} retired`);
+      }
+      break;
+    }
+    case 'report': {
+      const report = await withSealer((db) => dataKeyReport(db));
+      for (const key of report) console.log(`data key ${key.id}\t${key.scope ?? '(before scopes)'}\tKEK version ${key.kekVersion}\t${key.values} values`);
       break;
     }
     case 'encrypt-existing': {
@@ -85,7 +145,7 @@ try {
     }
     case undefined:
     default:
-      throw new Error('usage: keys.ts rotate | reencrypt | retire --version N | encrypt-existing');
+      throw new Error('usage: keys.ts rotate | rotate-data | reencrypt | retire --version N | report | encrypt-existing');
   }
 } catch (error) {
   console.error(`keys: ${describeError(error)}`);

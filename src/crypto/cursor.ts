@@ -1,5 +1,5 @@
 import { createCipheriv, createDecipheriv, randomBytes } from 'node:crypto';
-import type { KeyRing } from './key-ring.js';
+import type { IndexKeys } from './key-ring.js';
 
 /**
  * Page cursors, sealed: AES-256-GCM under a key derived for cursors only.
@@ -47,7 +47,7 @@ export class CursorSealer {
   readonly #key: Buffer;
 
   constructor(
-    ring: KeyRing,
+    ring: IndexKeys,
     /** How long a cursor stays valid. */
     readonly ttlSeconds: number,
     private readonly now: () => number = Date.now,

@@ -1,26 +1,38 @@
 import { CryptoError } from './errors.js';
 
 /**
- * The stored form of an encrypted value (bytea):
+ * The stored form of an encrypted value (bytea). Format 2, written now:
  *
  *   offset  size  field
- *   0       1     format version (1)
- *   1       4     data key id, unsigned big-endian
- *   5       12    nonce (random per value)
- *   17      n     AES-256-GCM ciphertext
- *   17+n    16    GCM authentication tag
+ *   0       1     format version (2)
+ *   1       1     algorithm (1: AES-256-GCM, 96-bit nonce, 128-bit tag)
+ *   2       4     data key id, unsigned big-endian
+ *   6       12    nonce (random per value)
+ *   18      n     ciphertext
+ *   18+n    16    authentication tag
  *
- * The first five bytes are also authenticated (they are part of the
- * associated data), so the header cannot be altered either.
+ * Format 1 (values written before format 2, read until re-encrypted) has no
+ * algorithm byte: `1 | data key id (4) | nonce | ciphertext | tag`, always
+ * AES-256-GCM.
+ *
+ * Everything that decides how the value is read (format, algorithm, data
+ * key id) is in the header, and the header is the start of the associated
+ * data: changing any byte of it (a downgrade to format 1, another algorithm
+ * or key id) makes the value fail authentication. A format or algorithm this
+ * build does not know is refused before any key is touched.
  */
-export const FORMAT_VERSION = 1;
+export const FORMAT_VERSION = 2;
+export const LEGACY_FORMAT_VERSION = 1;
+export const ALGORITHM_AES_256_GCM = 1;
 export const NONCE_BYTES = 12;
 export const TAG_BYTES = 16;
-export const HEADER_BYTES = 5;
-const DATA_KEY_ID_OFFSET = 1;
-const MINIMUM_BYTES = HEADER_BYTES + NONCE_BYTES + TAG_BYTES;
+export const HEADER_BYTES = 6;
+export const LEGACY_HEADER_BYTES = 5;
 
 export interface Envelope {
+  format: number;
+  /** Length of the header, which the associated data starts with. */
+  headerBytes: number;
   dataKeyId: number;
   nonce: Buffer;
   ciphertext: Buffer;
@@ -30,21 +42,46 @@ export interface Envelope {
 export function header(dataKeyId: number): Buffer {
   const bytes = Buffer.alloc(HEADER_BYTES);
   bytes.writeUInt8(FORMAT_VERSION, 0);
-  bytes.writeUInt32BE(dataKeyId, DATA_KEY_ID_OFFSET);
+  bytes.writeUInt8(ALGORITHM_AES_256_GCM, 1);
+  bytes.writeUInt32BE(dataKeyId, 2);
   return bytes;
 }
 
-export function encodeEnvelope(envelope: Envelope): Buffer {
+/** The header of a format 1 value under a data key: how re-encryption and retirement find such values in SQL. */
+export function legacyHeader(dataKeyId: number): Buffer {
+  const bytes = Buffer.alloc(LEGACY_HEADER_BYTES);
+  bytes.writeUInt8(LEGACY_FORMAT_VERSION, 0);
+  bytes.writeUInt32BE(dataKeyId, 1);
+  return bytes;
+}
+
+export function encodeEnvelope(envelope: Pick<Envelope, 'dataKeyId' | 'nonce' | 'ciphertext' | 'tag'>): Buffer {
   return Buffer.concat([header(envelope.dataKeyId), envelope.nonce, envelope.ciphertext, envelope.tag]);
 }
 
 export function decodeEnvelope(bytes: Buffer): Envelope {
-  if (bytes.length < MINIMUM_BYTES) throw new CryptoError('MALFORMED_CIPHERTEXT', 'too short');
-  if (bytes.readUInt8(0) !== FORMAT_VERSION) throw new CryptoError('MALFORMED_CIPHERTEXT', `format version ${bytes.readUInt8(0)}`);
+  const format = bytes.length > 0 ? bytes.readUInt8(0) : -1;
+  let headerBytes: number;
+  let dataKeyId: number;
+  if (format === FORMAT_VERSION) {
+    headerBytes = HEADER_BYTES;
+    if (bytes.length < headerBytes + NONCE_BYTES + TAG_BYTES) throw new CryptoError('MALFORMED_CIPHERTEXT', 'too short');
+    const algorithm = bytes.readUInt8(1);
+    if (algorithm !== ALGORITHM_AES_256_GCM) throw new CryptoError('MALFORMED_CIPHERTEXT', `algorithm ${algorithm}`);
+    dataKeyId = bytes.readUInt32BE(2);
+  } else if (format === LEGACY_FORMAT_VERSION) {
+    headerBytes = LEGACY_HEADER_BYTES;
+    if (bytes.length < headerBytes + NONCE_BYTES + TAG_BYTES) throw new CryptoError('MALFORMED_CIPHERTEXT', 'too short');
+    dataKeyId = bytes.readUInt32BE(1);
+  } else {
+    throw new CryptoError('MALFORMED_CIPHERTEXT', format < 0 ? 'empty' : `format version ${format}`);
+  }
   return {
-    dataKeyId: bytes.readUInt32BE(DATA_KEY_ID_OFFSET),
-    nonce: bytes.subarray(HEADER_BYTES, HEADER_BYTES + NONCE_BYTES),
-    ciphertext: bytes.subarray(HEADER_BYTES + NONCE_BYTES, bytes.length - TAG_BYTES),
+    format,
+    headerBytes,
+    dataKeyId,
+    nonce: bytes.subarray(headerBytes, headerBytes + NONCE_BYTES),
+    ciphertext: bytes.subarray(headerBytes + NONCE_BYTES, bytes.length - TAG_BYTES),
     tag: bytes.subarray(bytes.length - TAG_BYTES),
   };
 }

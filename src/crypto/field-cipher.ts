@@ -1,30 +1,40 @@
 import { createCipheriv, createDecipheriv, randomBytes } from 'node:crypto';
-import { decodeEnvelope, encodeEnvelope, header, HEADER_BYTES, NONCE_BYTES, type Envelope } from './envelope.js';
+import { decodeEnvelope, encodeEnvelope, header, NONCE_BYTES, type Envelope } from './envelope.js';
 import { CryptoError } from './errors.js';
 import type { KeyManagementService } from './key-management.js';
 import { KEY_BYTES } from './key-ring.js';
 
 /**
  * Field encryption: AES-256-GCM with a fresh random 96-bit nonce per value,
- * under a data key (DEK) that is stored wrapped by a key-encryption key. The
- * associated data binds each ciphertext to its table, column and row id, so
- * a value copied to another row or column does not decrypt.
+ * under a data key (DEK) that is stored wrapped by a key-encryption key
+ * (KEK). The associated data binds each ciphertext to its envelope header
+ * (format, algorithm, data key id) and to its table, column and row id, so
+ * a value copied to another row or column, or relabelled, does not decrypt.
+ *
+ * Each data key serves one scope, a (table, data category) pair such as
+ * `patient/ssn` or `clinical_note/clinicalNote`: a key serves one kind of
+ * data, key use can be counted per category, and the scope is bound into
+ * the key's wrapping (a data key relabelled in the database does not
+ * unwrap). A value is read only with a key of its own column's scope.
  */
 
 /** Where data keys are kept (wrapped); the database implements it. */
 export interface DataKeyStore {
-  /** Loads every data key at once (they are few and immutable), so later lookups need no round trip. */
+  /** Loads every data key at once, so later lookups need no round trip. */
   preload?(): Promise<void>;
-  /** The data key new values are written with, if there is one for this KEK version. */
-  currentFor(kekVersion: number): Promise<StoredDataKey | null>;
+  /** The newest data key of a scope under a KEK version, if there is one. */
+  currentFor(kekVersion: number, scope: string): Promise<StoredDataKey | null>;
+  /** A data key by id; asks the store again for an id it has not seen (a key made by another process). */
   byId(id: number): Promise<StoredDataKey | null>;
-  create(kekVersion: number, wrapped: Buffer): Promise<StoredDataKey>;
+  create(kekVersion: number, scope: string, wrapped: Buffer): Promise<StoredDataKey>;
 }
 
 export interface StoredDataKey {
   id: number;
   kekVersion: number;
   wrapped: Buffer;
+  /** `table/category`; null for a data key made before scopes (one key for everything), readable until re-encryption moves its values. */
+  scope: string | null;
 }
 
 /** What a ciphertext is bound to. */
@@ -34,15 +44,31 @@ export interface FieldLocation {
   rowId: string;
 }
 
+/** Which scope (table/category) each encrypted column's data keys serve. */
+export interface KeyScopes {
+  of(table: string, column: string): string;
+  all(): readonly string[];
+}
+
+/** A scope per column: for tests and tools that have no classification. */
+export const COLUMN_SCOPES: KeyScopes = { of: (table, column) => `${table}/${column}`, all: () => [] };
+
 export interface DataKeyCacheOptions {
   /** At most this many unwrapped data keys are kept in memory. */
   maxKeys: number;
   /** An unwrapped data key is dropped after this long. */
   ttlMs: number;
+  /** A KEK version this process does not know makes it ask the key service again, at most this often. */
+  refreshMinIntervalMs?: number;
 }
 
-export const DEFAULT_DATA_KEY_CACHE: DataKeyCacheOptions = { maxKeys: 64, ttlMs: 15 * 60 * 1000 };
+export const DEFAULT_DATA_KEY_CACHE: DataKeyCacheOptions = { maxKeys: 64, ttlMs: 15 * 60 * 1000, refreshMinIntervalMs: 5_000 };
 const ALGORITHM = 'aes-256-gcm';
+
+/** What a wrapped data key is bound to: what it serves and the KEK version that wrapped it. */
+export function dataKeyContext(kekVersion: number, scope: string): string {
+  return `phi-graph/data-key/v1;kek=${kekVersion};scope=${scope}`;
+}
 
 /** The envelope header, then `\0table\0column\0rowId`: one buffer, written in place (this runs for every value read). */
 function associatedData(location: FieldLocation, head: Buffer): Buffer {
@@ -55,38 +81,55 @@ function associatedData(location: FieldLocation, head: Buffer): Buffer {
 
 interface CachedKey {
   key: Buffer;
-  kekVersion: number;
+  scope: string | null;
   expiresAt: number;
 }
+
+/** Per scope: key uses of this process since start (encryptions and decryptions), for the report of key use per category. */
+export type KeyUse = Map<string, { encryptions: number; decryptions: number }>;
 
 export class FieldCipher {
   readonly #keys = new Map<number, CachedKey>();
   #mostRecent: number | undefined;
-  #current: Promise<StoredDataKey> | undefined;
+  /** The data key new values of each scope are written with (under the KEK version in #currentVersion). */
+  #current = new Map<string, Promise<StoredDataKey>>();
   #currentVersion = 0;
+  #lastRefresh = 0;
+  #refreshing: Promise<boolean> | undefined;
   /** Counts for tests and metrics: decryptions performed by this process. */
   decryptions = 0;
+  readonly use: KeyUse = new Map();
+  /** Current data keys found unusable by prepare() (and replaced by new ones): signs of tampering, for the log. */
+  readonly unusableKeys: { id: number; scope: string; failure: string }[] = [];
 
   constructor(
     private readonly kms: KeyManagementService,
     private readonly store: DataKeyStore,
+    private readonly scopes: KeyScopes = COLUMN_SCOPES,
     private readonly cacheOptions: DataKeyCacheOptions = DEFAULT_DATA_KEY_CACHE,
   ) {}
 
+  get keyService(): KeyManagementService {
+    return this.kms;
+  }
+
   async encrypt(plaintext: string, location: FieldLocation): Promise<Buffer> {
-    const dataKey = await this.#currentDataKey();
+    const scope = this.scopes.of(location.table, location.column);
+    const dataKey = await this.#currentDataKey(scope);
     const key = await this.#unwrapped(dataKey);
     const nonce = randomBytes(NONCE_BYTES);
     const cipher = createCipheriv(ALGORITHM, key, nonce);
     cipher.setAAD(associatedData(location, header(dataKey.id)));
     const ciphertext = Buffer.concat([cipher.update(plaintext, 'utf8'), cipher.final()]);
+    this.#count(scope, 'encryptions');
     return encodeEnvelope({ dataKeyId: dataKey.id, nonce, ciphertext, tag: cipher.getAuthTag() });
   }
 
   async decrypt(stored: Buffer, location: FieldLocation): Promise<string> {
     const envelope = decodeEnvelope(stored);
-    const key = this.#unwrappedInMemory(envelope.dataKeyId) ?? (await this.#dataKeyById(envelope.dataKeyId));
-    return this.#open(stored, envelope, key, location);
+    const scope = this.scopes.of(location.table, location.column);
+    const key = this.#unwrappedInMemory(envelope.dataKeyId, scope) ?? (await this.#dataKeyById(envelope.dataKeyId, scope));
+    return this.#open(stored, envelope, key, location, scope);
   }
 
   /**
@@ -98,29 +141,42 @@ export class FieldCipher {
    */
   decryptIfKeyReady(stored: Buffer, location: FieldLocation): string | undefined {
     const envelope = decodeEnvelope(stored);
-    const key = this.#unwrappedInMemory(envelope.dataKeyId);
-    return key ? this.#open(stored, envelope, key, location) : undefined;
+    const scope = this.scopes.of(location.table, location.column);
+    const key = this.#unwrappedInMemory(envelope.dataKeyId, scope);
+    return key ? this.#open(stored, envelope, key, location, scope) : undefined;
   }
 
   /** `stored` is the envelope's own bytes: its first bytes are the header the associated data starts with (decodeEnvelope checked them). */
-  #open(stored: Buffer, envelope: Envelope, key: Buffer, location: FieldLocation): string {
+  #open(stored: Buffer, envelope: Envelope, key: Buffer, location: FieldLocation, scope: string): string {
     try {
       const decipher = createDecipheriv(ALGORITHM, key, envelope.nonce);
-      decipher.setAAD(associatedData(location, stored.subarray(0, HEADER_BYTES)));
+      decipher.setAAD(associatedData(location, stored.subarray(0, envelope.headerBytes)));
       decipher.setAuthTag(envelope.tag);
       // GCM is a stream mode: update() returns every byte; final() checks the tag (and throws) before anything is returned.
       const plaintext = decipher.update(envelope.ciphertext);
       decipher.final();
       this.decryptions += 1;
+      this.#count(scope, 'decryptions');
       return plaintext.toString('utf8');
     } catch {
       throw new CryptoError('DECRYPTION_FAILED', `${location.table}.${location.column} of one row did not authenticate`);
     }
   }
 
-  async #dataKeyById(id: number): Promise<Buffer> {
+  #count(scope: string, what: 'encryptions' | 'decryptions'): void {
+    let counts = this.use.get(scope);
+    if (!counts) {
+      counts = { encryptions: 0, decryptions: 0 };
+      this.use.set(scope, counts);
+    }
+    counts[what] += 1;
+  }
+
+  async #dataKeyById(id: number, scope: string): Promise<Buffer> {
     const dataKey = await this.store.byId(id);
     if (!dataKey) throw new CryptoError('KEY_UNKNOWN', `no data key ${id}`);
+    // A key of another scope never opens this column's values (they would not authenticate anyway: this says why).
+    if (dataKey.scope !== null && dataKey.scope !== scope) throw new CryptoError('DECRYPTION_FAILED', `data key ${id} serves another scope`);
     return this.#unwrapped(dataKey);
   }
 
@@ -136,37 +192,98 @@ export class FieldCipher {
   }
 
   /**
-   * Makes sure the current data key exists and is unwrapped. Called at
-   * start: afterwards encryption needs no database round trip, so it can
-   * run inside a transaction (on a one-connection database too).
+   * Makes sure the current data key of every scope exists and is
+   * unwrapped. Called at start and after each refresh: afterwards
+   * encryption needs no database round trip, so it can run inside a
+   * transaction (on a one-connection database too).
    */
   async prepare(): Promise<void> {
-    await this.#unwrapped(await this.#currentDataKey());
-  }
-
-  async #currentDataKey(): Promise<StoredDataKey> {
     const version = this.kms.currentVersion();
-    if (!this.#current || this.#currentVersion !== version) {
-      this.#currentVersion = version;
-      this.#current = (async () => {
-        const existing = await this.store.currentFor(version);
-        if (existing) return existing;
-        const { kekVersion, wrapped } = await this.kms.wrapDataKey(randomBytes(KEY_BYTES));
-        return this.store.create(kekVersion, wrapped);
-      })();
-      this.#current.catch(() => (this.#current = undefined));
+    const next = new Map<string, Promise<StoredDataKey>>();
+    for (const scope of this.scopes.all()) {
+      let dataKey = await this.#findOrCreate(version, scope);
+      try {
+        await this.#unwrapped(dataKey);
+      } catch (error) {
+        // A current data key that does not unwrap (its row edited, relabelled, its wrapping altered) must not stop the
+        // service: new values of its scope go under a new key; values under it fail on their own fields, audited.
+        if (!(error instanceof CryptoError) || error.failure === 'KEY_UNKNOWN' || error.failure === 'KEY_RETIRED') throw error;
+        this.unusableKeys.push({ id: dataKey.id, scope, failure: error.failure });
+        dataKey = await this.#create(version, scope);
+        await this.#unwrapped(dataKey);
+      }
+      next.set(scope, Promise.resolve(dataKey));
     }
-    return this.#current;
+    // Swapped whole: a write running meanwhile uses either the old or the new key of its scope, both valid.
+    this.#current = next;
+    this.#currentVersion = version;
   }
 
-  /** The unwrapped data key if it is cached and fresh (and marked most recently used), else undefined. */
-  #unwrappedInMemory(id: number): Buffer | undefined {
+  /**
+   * Learns what changed in the key service and the data keys since start:
+   * a new KEK version (keys:rotate), new data keys (keys:rotate-data), a
+   * retirement. Run on a timer by the servers, and at once (rate-limited)
+   * when a value names a KEK version this process does not know.
+   */
+  async refresh(): Promise<boolean> {
+    this.#refreshing ??= (async () => {
+      try {
+        this.#lastRefresh = Date.now();
+        const changed = await this.kms.refresh();
+        await this.store.preload?.();
+        await this.prepare();
+        return changed;
+      } finally {
+        this.#refreshing = undefined;
+      }
+    })();
+    return this.#refreshing;
+  }
+
+  /** New data keys for every scope under the current KEK (keys:rotate-data); re-encryption then moves the values. */
+  async startNewDataKeys(): Promise<StoredDataKey[]> {
+    const version = this.kms.currentVersion();
+    const created: StoredDataKey[] = [];
+    for (const scope of this.scopes.all()) created.push(await this.#create(version, scope));
+    await this.prepare();
+    return created;
+  }
+
+  async #currentDataKey(scope: string): Promise<StoredDataKey> {
+    const version = this.kms.currentVersion();
+    let current = this.#currentVersion === version ? this.#current.get(scope) : undefined;
+    if (!current) {
+      if (this.#currentVersion !== version) {
+        this.#current = new Map();
+        this.#currentVersion = version;
+      }
+      current = this.#findOrCreate(version, scope);
+      this.#current.set(scope, current);
+      current.catch(() => this.#current.delete(scope));
+    }
+    return current;
+  }
+
+  async #findOrCreate(version: number, scope: string): Promise<StoredDataKey> {
+    const existing = await this.store.currentFor(version, scope);
+    return existing ?? this.#create(version, scope);
+  }
+
+  async #create(version: number, scope: string): Promise<StoredDataKey> {
+    const { kekVersion, wrapped } = await this.kms.wrapDataKey(randomBytes(KEY_BYTES), dataKeyContext(version, scope));
+    if (kekVersion !== version) throw new Error('the key service changed its current version while a data key was made; try again');
+    return this.store.create(kekVersion, scope, wrapped);
+  }
+
+  /** The unwrapped data key if it is cached, fresh and of the scope asked for (and marked most recently used), else undefined. */
+  #unwrappedInMemory(id: number, scope: string): Buffer | undefined {
     const cached = this.#keys.get(id);
     if (!cached) return undefined;
     if (cached.expiresAt <= Date.now()) {
       this.#keys.delete(id);
       return undefined;
     }
+    if (cached.scope !== null && cached.scope !== scope) throw new CryptoError('DECRYPTION_FAILED', `data key ${id} serves another scope`);
     if (this.#mostRecent !== id) {
       // Re-insert: the Map's order is the LRU order (skipped for the key just used: a list reads one key thousands of times).
       this.#keys.delete(id);
@@ -177,16 +294,30 @@ export class FieldCipher {
   }
 
   async #unwrapped(dataKey: StoredDataKey): Promise<Buffer> {
-    const cached = this.#unwrappedInMemory(dataKey.id);
-    if (cached) return cached;
-    const key = await this.kms.unwrapDataKey(dataKey.kekVersion, dataKey.wrapped);
+    const cached = this.#keys.get(dataKey.id);
+    if (cached && cached.expiresAt > Date.now()) return cached.key;
+    const key = await this.#unwrap(dataKey);
     this.#keys.delete(dataKey.id);
-    this.#keys.set(dataKey.id, { key, kekVersion: dataKey.kekVersion, expiresAt: Date.now() + this.cacheOptions.ttlMs });
+    this.#keys.set(dataKey.id, { key, scope: dataKey.scope, expiresAt: Date.now() + this.cacheOptions.ttlMs });
     this.#mostRecent = dataKey.id;
     while (this.#keys.size > this.cacheOptions.maxKeys) {
       const oldest = this.#keys.keys().next().value as number;
       this.#keys.delete(oldest);
     }
     return key;
+  }
+
+  /** Unwraps; a KEK version this process does not know yet (rotated since start) makes it ask the key service again, once. */
+  async #unwrap(dataKey: StoredDataKey): Promise<Buffer> {
+    const context = dataKey.scope === null ? '' : dataKeyContext(dataKey.kekVersion, dataKey.scope);
+    try {
+      return await this.kms.unwrapDataKey(dataKey.kekVersion, dataKey.wrapped, context);
+    } catch (error) {
+      if (!(error instanceof CryptoError) || error.failure !== 'KEY_UNKNOWN') throw error;
+      const minimum = this.cacheOptions.refreshMinIntervalMs ?? DEFAULT_DATA_KEY_CACHE.refreshMinIntervalMs ?? 0;
+      if (!this.#refreshing && Date.now() - this.#lastRefresh < minimum) throw error;
+      await this.refresh();
+      return this.kms.unwrapDataKey(dataKey.kekVersion, dataKey.wrapped, context);
+    }
   }
 }

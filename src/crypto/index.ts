@@ -1,8 +1,10 @@
 export { CryptoError, type CryptoFailure } from './errors.js';
-export { FORMAT_VERSION, decodeEnvelope, encodeEnvelope, header as envelopeHeader } from './envelope.js';
+export { FORMAT_VERSION, LEGACY_FORMAT_VERSION, decodeEnvelope, encodeEnvelope, header as envelopeHeader, legacyHeader as legacyEnvelopeHeader } from './envelope.js';
 export {
   DEVELOPMENT_KEY_RING_FILE,
   KeyRing,
+  SecretIndexKeys,
+  type IndexKeys,
   addKeyVersion,
   generateKeyRingDocument,
   keyRingSchema,
@@ -12,8 +14,18 @@ export {
   type DerivedKeyPurpose,
   type KeyRingDocument,
 } from './key-ring.js';
-export { LocalKeyManagement, type KeyManagementService } from './key-management.js';
-export { DEFAULT_DATA_KEY_CACHE, FieldCipher, type DataKeyCacheOptions, type DataKeyStore, type FieldLocation, type StoredDataKey } from './field-cipher.js';
+export { LocalKeyManagement, type KeyManagementService, type KeyServiceCalls } from './key-management.js';
+export {
+  COLUMN_SCOPES,
+  DEFAULT_DATA_KEY_CACHE,
+  FieldCipher,
+  dataKeyContext,
+  type DataKeyCacheOptions,
+  type DataKeyStore,
+  type FieldLocation,
+  type KeyScopes,
+  type StoredDataKey,
+} from './field-cipher.js';
 export { blindIndex, normalize } from './blind-index.js';
 export { Sealed, toBuffer, unseal, type SealedPart } from './sealed.js';
 export { CursorSealer, canonicalFilter, type CursorBinding } from './cursor.js';

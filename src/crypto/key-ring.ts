@@ -1,4 +1,4 @@
-import { hkdfSync, randomBytes } from 'node:crypto';
+import { createHash, hkdfSync, randomBytes } from 'node:crypto';
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { z } from 'zod';
@@ -30,7 +30,42 @@ export const keyRingSchema = z
 
 export type KeyRingDocument = z.infer<typeof keyRingSchema>;
 
-export class KeyRing {
+/** What the keys other than data encryption keys serve: blind indexes and the keys derived from their key. */
+export interface IndexKeys {
+  blindIndexKey(): Buffer;
+  derivedKey(purpose: DerivedKeyPurpose): Buffer;
+}
+
+/** The blind-index key and its derived keys, from 32 bytes held elsewhere (with an HSM: a data key wrapped by it). */
+export class SecretIndexKeys implements IndexKeys {
+  readonly #key: Buffer;
+  readonly #derived = new Map<DerivedKeyPurpose, Buffer>();
+
+  constructor(key: Buffer) {
+    if (key.length !== KEY_BYTES) throw new Error(`the blind-index key must be ${KEY_BYTES} bytes`);
+    this.#key = key;
+  }
+
+  blindIndexKey(): Buffer {
+    return this.#key;
+  }
+
+  derivedKey(purpose: DerivedKeyPurpose): Buffer {
+    let key = this.#derived.get(purpose);
+    if (!key) {
+      key = deriveKey(this.#key, purpose);
+      this.#derived.set(purpose, key);
+    }
+    return key;
+  }
+}
+
+/** HKDF-SHA-256 of the blind-index key with the purpose as its info: no two purposes ever share a key. */
+function deriveKey(blindIndexKey: Buffer, purpose: DerivedKeyPurpose): Buffer {
+  return Buffer.from(hkdfSync('sha256', blindIndexKey, Buffer.alloc(0), `phi-graph/${purpose}/v1`, KEY_BYTES));
+}
+
+export class KeyRing implements IndexKeys {
   readonly #keys: Map<number, Buffer>;
   readonly #retired: Set<number>;
   readonly #blindIndexKey: Buffer;
@@ -70,6 +105,27 @@ export class KeyRing {
     return this.#blindIndexKey;
   }
 
+  /** Versions known to this ring (retired ones included). */
+  versions(): number[] {
+    return [...this.#keys.keys()].sort((a, b) => a - b);
+  }
+
+  /**
+   * SHA-256 over what the ring holds (versions, keys, retirements, current version), as hex: tells two rings
+   * apart (a reload that changed something) without showing a key.
+   */
+  fingerprint(): string {
+    const hash = createHash('sha256').update(`current=${this.currentVersion};retired=${[...this.#retired].sort((a, b) => a - b).join(',')};`);
+    for (const version of this.versions()) hash.update(`${version}:`).update(this.#keys.get(version) as Buffer);
+    return hash.update('blind:').update(this.#blindIndexKey).digest('hex');
+  }
+
+  /** True when this ring holds any of the other ring's key bytes (a KEK or the blind-index key): a copy of it, in part. */
+  sharesKeyWith(other: KeyRing): boolean {
+    const mine = new Set([...this.#keys.values(), this.#blindIndexKey].map((key) => key.toString('hex')));
+    return [...other.#keys.values(), other.#blindIndexKey].some((key) => mine.has(key.toString('hex')));
+  }
+
   readonly #derived = new Map<DerivedKeyPurpose, Buffer>();
 
   /**
@@ -81,7 +137,7 @@ export class KeyRing {
   derivedKey(purpose: DerivedKeyPurpose): Buffer {
     let key = this.#derived.get(purpose);
     if (!key) {
-      key = Buffer.from(hkdfSync('sha256', this.#blindIndexKey, Buffer.alloc(0), `phi-graph/${purpose}/v1`, KEY_BYTES));
+      key = deriveKey(this.#blindIndexKey, purpose);
       this.#derived.set(purpose, key);
     }
     return key;

@@ -1,5 +1,5 @@
 import { createCipheriv, createDecipheriv, hkdfSync } from 'node:crypto';
-import type { KeyRing } from './key-ring.js';
+import type { IndexKeys } from './key-ring.js';
 
 /**
  * Per-study pseudonyms of record ids, for de-identified (research) access.
@@ -26,7 +26,7 @@ export class StudyPseudonyms {
   readonly #master: Buffer;
   readonly #keys = new Map<string, Buffer>();
 
-  constructor(ring: KeyRing) {
+  constructor(ring: IndexKeys) {
     this.#master = ring.derivedKey('research-pseudonym');
   }
 

@@ -1,16 +1,22 @@
+import { randomBytes } from 'node:crypto';
 import { CryptoError } from '../crypto/errors.js';
 import type { EntityManager } from '@mikro-orm/sql';
 import {
   FieldCipher,
-  KeyRing,
-  LocalKeyManagement,
+  SecretIndexKeys,
   blindIndex,
   envelopeHeader,
-  loadOrCreateDevelopmentKeyRing,
+  legacyEnvelopeHeader,
   toBuffer,
   type DataKeyStore,
+  type IndexKeys,
+  type KeyScopes,
   type StoredDataKey,
 } from '../crypto/index.js';
+import { openKeyService, type KeySettings } from '../crypto/key-service.js';
+import type { KeyManagementService } from '../crypto/key-management.js';
+import type { Logger } from '../logger.js';
+import type { Category } from '../policy/categories.js';
 import type { Database } from './orm.js';
 
 /**
@@ -32,29 +38,61 @@ export interface EncryptedTable {
   columns: readonly string[];
   /** column -> purpose; the index is stored in `<column>_index`. */
   blindIndexes: Readonly<Record<string, BlindIndexPurpose>>;
-  /** A column that is never null: its header tells which data key a row is under. */
-  marker: string;
+  /** The data category of each column (the policy's, of the API field that shows it): its data keys serve (table, category). */
+  categories: Readonly<Record<string, Category>>;
 }
 
 export const ENCRYPTED_TABLES: Readonly<Record<string, EncryptedTable>> = {
   patient: {
     columns: ['mrn', 'name', 'birth_date', 'ssn', 'address_lines', 'city', 'state', 'postal_code', 'phone', 'email'],
     blindIndexes: { mrn: 'mrn', ssn: 'ssn', email: 'email' },
-    marker: 'name',
+    categories: {
+      mrn: 'mrn',
+      name: 'name',
+      birth_date: 'birthDate',
+      ssn: 'ssn',
+      address_lines: 'addressStreet',
+      city: 'addressStreet',
+      state: 'addressRegion',
+      postal_code: 'postalCode',
+      phone: 'contact',
+      email: 'contact',
+    },
   },
-  clinical_note: { columns: ['text'], blindIndexes: {}, marker: 'text' },
-  condition: { columns: ['code', 'display'], blindIndexes: {}, marker: 'code' },
-  observation: { columns: ['value'], blindIndexes: {}, marker: 'value' },
-  coverage: { columns: ['member_id'], blindIndexes: {}, marker: 'member_id' },
-  claim: { columns: ['diagnosis_codes'], blindIndexes: {}, marker: 'diagnosis_codes' },
+  clinical_note: { columns: ['text'], blindIndexes: {}, categories: { text: 'clinicalNote' } },
+  condition: { columns: ['code', 'display'], blindIndexes: {}, categories: { code: 'condition', display: 'condition' } },
+  observation: { columns: ['value'], blindIndexes: {}, categories: { value: 'observation' } },
+  coverage: { columns: ['member_id'], blindIndexes: {}, categories: { member_id: 'memberId' } },
+  claim: { columns: ['diagnosis_codes'], blindIndexes: {}, categories: { diagnosis_codes: 'diagnosisCodes' } },
 };
+
+/** The scope of each encrypted column's data keys: `table/category`. */
+export const DATA_KEY_SCOPES: KeyScopes = (() => {
+  const byColumn = new Map<string, string>();
+  for (const [table, spec] of Object.entries(ENCRYPTED_TABLES)) {
+    for (const column of spec.columns) byColumn.set(`${table}.${column}`, `${table}/${spec.categories[column] ?? column}`);
+  }
+  const all = [...new Set(byColumn.values())].sort();
+  return {
+    of: (table, column) => {
+      const scope = byColumn.get(`${table}.${column}`);
+      // A value presented as another table's or column's (moved there) has no key to be read with.
+      if (!scope) throw new CryptoError('DECRYPTION_FAILED', `${table}.${column} is not an encrypted column`);
+      return scope;
+    },
+    all: () => all,
+  };
+})();
+
+/** The scope of the data key that holds the blind-index key when the KEKs are in an HSM (not a ring). */
+export const INDEX_KEY_SCOPE = 'index-keys';
 
 export const CRYPTO_VERSION_ENCRYPTED = 1;
 
-/** What the write paths need: the cipher and the blind-index key. */
+/** What the write paths need: the cipher and the blind-index key (and the keys derived from it). */
 export interface Sealer {
   cipher: FieldCipher;
-  ring: KeyRing;
+  indexKeys: IndexKeys;
 }
 
 type Row = Record<string, unknown>;
@@ -64,7 +102,7 @@ type Row = Record<string, unknown>;
  * stored form: ciphertext bound to (table, column, row id), blind indexes,
  * crypto_version 1. Rows of tables without encrypted columns pass as they are.
  */
-export async function sealRow(table: string, row: Row, { cipher, ring }: Sealer): Promise<Row> {
+export async function sealRow(table: string, row: Row, { cipher, indexKeys }: Sealer): Promise<Row> {
   const spec = ENCRYPTED_TABLES[table];
   if (!spec) return row;
   const rowId = row['id'];
@@ -80,14 +118,17 @@ export async function sealRow(table: string, row: Row, { cipher, ring }: Sealer)
     if (typeof value !== 'string') throw new Error(`${table}.${column} must be given as a string to encrypt`);
     sealed[column] = await cipher.encrypt(value, { table, column, rowId });
     const purpose = spec.blindIndexes[column];
-    if (purpose) sealed[`${column}_index`] = blindIndex(ring.blindIndexKey(), purpose, value);
+    if (purpose) sealed[`${column}_index`] = blindIndex(indexKeys.blindIndexKey(), purpose, value);
   }
   return sealed;
 }
 
-export function blindIndexOf(ring: KeyRing, purpose: BlindIndexPurpose, value: string): Buffer {
+export function blindIndexOf(ring: IndexKeys, purpose: BlindIndexPurpose, value: string): Buffer {
   return blindIndex(ring.blindIndexKey(), purpose, value);
 }
+
+type DataKeyRow = { id: number; kek_version: number; wrapped: Uint8Array; scope: string | null };
+const DATA_KEY_COLUMNS = '"id", "kek_version", "wrapped", "scope"';
 
 /** Data keys in the data_key table; immutable once written, so kept in memory once read. */
 export class DatabaseDataKeyStore implements DataKeyStore {
@@ -96,42 +137,38 @@ export class DatabaseDataKeyStore implements DataKeyStore {
   constructor(private readonly db: Database) {}
 
   async preload(): Promise<void> {
-    const rows = await this.db.fork().execute<{ id: number; kek_version: number; wrapped: Uint8Array }[]>('select "id", "kek_version", "wrapped" from "data_key"');
+    const rows = await this.db.fork().execute<DataKeyRow[]>(`select ${DATA_KEY_COLUMNS} from "data_key"`);
     for (const row of rows) this.#remember(row);
   }
 
-  async currentFor(kekVersion: number): Promise<StoredDataKey | null> {
+  async currentFor(kekVersion: number, scope: string): Promise<StoredDataKey | null> {
     const [row] = await this.db
       .fork()
-      .execute<{ id: number; kek_version: number; wrapped: Uint8Array }[]>(
-        'select "id", "kek_version", "wrapped" from "data_key" where "kek_version" = ? order by "id" desc limit 1',
-        [kekVersion],
-      );
+      .execute<DataKeyRow[]>(`select ${DATA_KEY_COLUMNS} from "data_key" where "kek_version" = ? and "scope" = ? order by "id" desc limit 1`, [kekVersion, scope]);
     return row ? this.#remember(row) : null;
   }
 
   async byId(id: number): Promise<StoredDataKey | null> {
     const known = this.#byId.get(id);
     if (known) return known;
-    const [row] = await this.db
-      .fork()
-      .execute<{ id: number; kek_version: number; wrapped: Uint8Array }[]>('select "id", "kek_version", "wrapped" from "data_key" where "id" = ?', [id]);
+    const [row] = await this.db.fork().execute<DataKeyRow[]>(`select ${DATA_KEY_COLUMNS} from "data_key" where "id" = ?`, [id]);
     return row ? this.#remember(row) : null;
   }
 
-  async create(kekVersion: number, wrapped: Buffer): Promise<StoredDataKey> {
+  async create(kekVersion: number, scope: string, wrapped: Buffer): Promise<StoredDataKey> {
     const [row] = await this.db
       .fork()
-      .execute<{ id: number; kek_version: number; wrapped: Uint8Array }[]>(
-        'insert into "data_key" ("kek_version", "wrapped", "created_at") values (?, ?, now()) returning "id", "kek_version", "wrapped"',
-        [kekVersion, wrapped],
-      );
+      .execute<DataKeyRow[]>(`insert into "data_key" ("kek_version", "scope", "wrapped", "created_at") values (?, ?, ?, now()) returning ${DATA_KEY_COLUMNS}`, [
+        kekVersion,
+        scope,
+        wrapped,
+      ]);
     if (!row) throw new Error('the data key was not stored');
     return this.#remember(row);
   }
 
-  #remember(row: { id: number; kek_version: number; wrapped: Uint8Array }): StoredDataKey {
-    const key = { id: Number(row.id), kekVersion: Number(row.kek_version), wrapped: toBuffer(row.wrapped) };
+  #remember(row: DataKeyRow): StoredDataKey {
+    const key = { id: Number(row.id), kekVersion: Number(row.kek_version), wrapped: toBuffer(row.wrapped), scope: row.scope ?? null };
     this.#byId.set(key.id, key);
     return key;
   }
@@ -205,10 +242,48 @@ export async function encryptPlaintextRows(
   return total;
 }
 
+const LEGACY_FORMAT_BYTE = Buffer.of(1);
+
+/** SQL true when any encrypted column of a row is under one of the data keys, in either envelope format. */
+function underDataKeys(spec: EncryptedTable, ids: readonly number[], alsoLegacyFormat: boolean): { sql: string; params: Buffer[] } {
+  const v2 = ids.map((id) => envelopeHeader(id));
+  const v1 = ids.map((id) => legacyEnvelopeHeader(id));
+  const params: Buffer[] = [];
+  const conditions = spec.columns.map((column) => {
+    const tests: string[] = [];
+    if (alsoLegacyFormat) {
+      tests.push(`substring("${column}" from 1 for 1) = ?`);
+      params.push(LEGACY_FORMAT_BYTE);
+    }
+    if (ids.length > 0) {
+      tests.push(`substring("${column}" from 1 for 6) in (${v2.map(() => '?').join(', ')})`, `substring("${column}" from 1 for 5) in (${v1.map(() => '?').join(', ')})`);
+      params.push(...v2, ...v1);
+    }
+    return tests.length > 0 ? `(${tests.join(' or ')})` : 'false';
+  });
+  return { sql: `"crypto_version" = 1 and (${conditions.join(' or ')})`, params };
+}
+
+/** Data keys whose values re-encryption moves: all but the newest of each scope under the current KEK version (index keys aside). */
+async function oldDataKeyIds(db: Database, currentKekVersion: number): Promise<number[]> {
+  const keys = await db.fork().execute<{ id: number; kek_version: number; scope: string | null }[]>('select "id", "kek_version", "scope" from "data_key"');
+  const current = new Map<string, number>();
+  for (const key of keys) {
+    if (key.scope === null || key.scope === INDEX_KEY_SCOPE || Number(key.kek_version) !== currentKekVersion) continue;
+    current.set(key.scope, Math.max(current.get(key.scope) ?? 0, Number(key.id)));
+  }
+  const kept = new Set(current.values());
+  return keys.filter((key) => key.scope !== INDEX_KEY_SCOPE && !kept.has(Number(key.id))).map((key) => Number(key.id));
+}
+
 /**
- * Re-encryption after a rotation: rows whose values are under data keys of
- * older key versions are decrypted and encrypted under the current one,
- * batch by batch, while the API keeps serving (each row changes atomically).
+ * Re-encryption after a rotation (`keys:rotate`, a new KEK version, or
+ * `keys:rotate-data`, new data keys): rows with a value under any data key
+ * that is not its scope's current one (older KEK versions, older data
+ * keys, keys from before scopes) or in the older envelope format are
+ * decrypted and encrypted under the current keys, batch by batch, while the
+ * API keeps serving (each row changes atomically). With an HSM, the
+ * blind-index key is wrapped again under the current KEK too.
  */
 export async function reencryptOldRows(
   db: Database,
@@ -216,17 +291,16 @@ export async function reencryptOldRows(
   options: { batchSize?: number; onProgress?: (progress: BatchProgress) => void } = {},
 ): Promise<number> {
   const current = sealer.cipher.currentKekVersion();
-  const old = await db.fork().execute<{ id: number }[]>('select "id" from "data_key" where "kek_version" <> ?', [current]);
-  if (old.length === 0) return 0;
-  const headers = old.map((key) => envelopeHeader(Number(key.id)));
+  if (sealer.indexKeys instanceof SecretIndexKeys) await rewrapIndexKey(db, sealer.cipher.keyService, sealer.indexKeys);
+  const old = await oldDataKeyIds(db, current);
   let total = 0;
   for (const [table, spec] of Object.entries(ENCRYPTED_TABLES)) {
-    const where = `"crypto_version" = 1 and substring("${spec.marker}" from 1 for 5) in (${headers.map(() => '?').join(', ')})`;
+    const { sql, params } = underDataKeys(spec, old, true);
     total += await rewriteInBatches(
       db,
       table,
-      where,
-      headers,
+      sql,
+      params,
       async (row) => {
         const plain: Row = { id: row['id'] };
         for (const column of spec.columns) {
@@ -241,53 +315,101 @@ export async function reencryptOldRows(
   return total;
 }
 
-/** Rows whose values are still under data keys of a key version (0 means it can be retired). */
+/** Rows whose values are still under data keys of a key version, plus the blind-index key if its newest wrapping is (0 means it can be retired). */
 export async function countRowsUnderKeyVersion(db: Database, kekVersion: number): Promise<number> {
-  const keys = await db.fork().execute<{ id: number }[]>('select "id" from "data_key" where "kek_version" = ?', [kekVersion]);
-  if (keys.length === 0) return 0;
-  const headers = keys.map((key) => envelopeHeader(Number(key.id)));
+  const keys = await db.fork().execute<{ id: number; scope: string | null }[]>('select "id", "scope" from "data_key" where "kek_version" = ?', [kekVersion]);
+  const ids = keys.filter((key) => key.scope !== INDEX_KEY_SCOPE).map((key) => Number(key.id));
   let total = 0;
-  for (const [table, spec] of Object.entries(ENCRYPTED_TABLES)) {
-    const [row] = await db
-      .fork()
-      .execute<{ count: string }[]>(
-        `select count(*) as "count" from "${table}" where "crypto_version" = 1 and substring("${spec.marker}" from 1 for 5) in (${headers.map(() => '?').join(', ')})`,
-        headers,
-      );
-    total += Number(row?.count ?? 0);
+  if (ids.length > 0) {
+    for (const [table, spec] of Object.entries(ENCRYPTED_TABLES)) {
+      const { sql, params } = underDataKeys(spec, ids, false);
+      const [row] = await db.fork().execute<{ count: string }[]>(`select count(*) as "count" from "${table}" where ${sql}`, params);
+      total += Number(row?.count ?? 0);
+    }
   }
+  const [indexKey] = await db
+    .fork()
+    .execute<{ kek_version: number }[]>('select "kek_version" from "data_key" where "scope" = ? order by "id" desc limit 1', [INDEX_KEY_SCOPE]);
+  if (indexKey && Number(indexKey.kek_version) === kekVersion) total += 1;
   return total;
 }
 
+/** The data key rows per scope with their KEK versions and how many values use them: the report of key use per category. */
+export async function dataKeyReport(db: Database): Promise<{ id: number; scope: string | null; kekVersion: number; values: number }[]> {
+  const keys = await db.fork().execute<{ id: number; kek_version: number; scope: string | null }[]>('select "id", "kek_version", "scope" from "data_key" order by "id"');
+  const report = [];
+  for (const key of keys) {
+    let values = 0;
+    if (key.scope !== INDEX_KEY_SCOPE) {
+      const v2 = envelopeHeader(Number(key.id));
+      const v1 = legacyEnvelopeHeader(Number(key.id));
+      for (const [table, spec] of Object.entries(ENCRYPTED_TABLES)) {
+        if (key.scope !== null && !key.scope.startsWith(`${table}/`)) continue;
+        for (const column of spec.columns) {
+          if (key.scope !== null && DATA_KEY_SCOPES.of(table, column) !== key.scope) continue;
+          const [row] = await db
+            .fork()
+            .execute<{ count: string }[]>(`select count(*) as "count" from "${table}" where substring("${column}" from 1 for 6) = ? or substring("${column}" from 1 for 5) = ?`, [v2, v1]);
+          values += Number(row?.count ?? 0);
+        }
+      }
+    }
+    report.push({ id: Number(key.id), scope: key.scope, kekVersion: Number(key.kek_version), values });
+  }
+  return report;
+}
 
 /**
- * The key ring, the local key management and the field cipher for a
- * database: from PHI_KEY_RING when given, else (outside production only)
- * the development key ring in the data folder.
+ * The cipher and the blind-index key for a database, from the configured
+ * key service (README, "Security: encryption at rest"). With a key ring,
+ * the blind-index key is the ring's; with an HSM, it is a data key of its
+ * own scope, wrapped by the HSM's KEK like the others.
  */
-export async function openSealer(
-  db: Database,
-  options: { keyRingJson: string | undefined; dataDir: string; allowDevelopmentKeyRing: boolean },
-): Promise<Sealer> {
-  let document: unknown;
-  if (options.keyRingJson) {
-    try {
-      document = JSON.parse(options.keyRingJson);
-    } catch {
-      throw new Error('PHI_KEY_RING is not valid JSON');
+export async function openSealer(db: Database, settings: KeySettings, logger?: Logger): Promise<Sealer> {
+  const { kms, ring } = await openKeyService(settings, logger);
+  try {
+    const store = new DatabaseDataKeyStore(db);
+    await store.preload();
+    const cipher = new FieldCipher(kms, store, DATA_KEY_SCOPES);
+    await cipher.prepare();
+    for (const key of cipher.unusableKeys) {
+      logger?.error({ event: 'data-key-unusable', dataKeyId: key.id, scope: key.scope, reason: key.failure }, 'a current data key does not unwrap (its row was edited?); new values go under a new key');
     }
-  } else if (options.allowDevelopmentKeyRing) {
-    document = await loadOrCreateDevelopmentKeyRing(options.dataDir);
-  } else {
-    throw new Error('No key ring: set PHI_KEY_RING');
+    return { cipher, indexKeys: ring ?? (await indexKeysInDatabase(db, kms)) };
+  } catch (error) {
+    await kms.close?.();
+    throw error;
   }
-  const ring = KeyRing.fromDocument(document);
-  if (ring.isDevelopment && !options.allowDevelopmentKeyRing) throw new Error('The development key ring is refused in production');
-  const store = new DatabaseDataKeyStore(db);
-  await store.preload();
-  const cipher = new FieldCipher(new LocalKeyManagement(ring), store);
-  await cipher.prepare();
-  return { ring, cipher };
+}
+
+function indexKeyContext(kekVersion: number): string {
+  return `phi-graph/data-key/v1;kek=${kekVersion};scope=${INDEX_KEY_SCOPE}`;
+}
+
+/**
+ * The blind-index key kept in the data_key table (KEKs in an HSM): the
+ * newest wrapping; made once, under a lock, so two first starts agree.
+ */
+async function indexKeysInDatabase(db: Database, kms: KeyManagementService): Promise<SecretIndexKeys> {
+  return db.fork().transactional(async (em) => {
+    await em.execute(`select pg_advisory_xact_lock(hashtext('phi-graph/index-keys'))`);
+    const [row] = await em.execute<DataKeyRow[]>(`select ${DATA_KEY_COLUMNS} from "data_key" where "scope" = ? order by "id" desc limit 1`, [INDEX_KEY_SCOPE]);
+    if (row) return new SecretIndexKeys(await kms.unwrapDataKey(Number(row.kek_version), toBuffer(row.wrapped), indexKeyContext(Number(row.kek_version))));
+    const key = randomBytes(32);
+    const version = kms.currentVersion();
+    const { wrapped } = await kms.wrapDataKey(key, indexKeyContext(version));
+    await em.execute(`insert into "data_key" ("kek_version", "scope", "wrapped", "created_at") values (?, ?, ?, now())`, [version, INDEX_KEY_SCOPE, wrapped], 'run');
+    return new SecretIndexKeys(key);
+  });
+}
+
+/** After a KEK rotation: the same blind-index key, wrapped under the current KEK (the older wrapping stays until its KEK is retired). */
+async function rewrapIndexKey(db: Database, kms: KeyManagementService, indexKeys: SecretIndexKeys): Promise<void> {
+  const version = kms.currentVersion();
+  const [row] = await db.fork().execute<{ kek_version: number }[]>('select "kek_version" from "data_key" where "scope" = ? order by "id" desc limit 1', [INDEX_KEY_SCOPE]);
+  if (row && Number(row.kek_version) === version) return;
+  const { wrapped } = await kms.wrapDataKey(indexKeys.blindIndexKey(), indexKeyContext(version));
+  await db.fork().execute(`insert into "data_key" ("kek_version", "scope", "wrapped", "created_at") values (?, ?, ?, now())`, [version, INDEX_KEY_SCOPE, wrapped], 'run');
 }
 
 /**
@@ -317,7 +439,7 @@ export async function sealColumnsForUpdate(
     if (!spec.columns.includes(column)) throw new Error(`${table}.${column} is not an encrypted column`);
     sealed[column] = value === null ? null : await sealer.cipher.encrypt(value, { table, column, rowId });
     const purpose = spec.blindIndexes[column];
-    if (purpose) sealed[`${column}_index`] = value === null ? null : blindIndex(sealer.ring.blindIndexKey(), purpose, value);
+    if (purpose) sealed[`${column}_index`] = value === null ? null : blindIndex(sealer.indexKeys.blindIndexKey(), purpose, value);
   }
   return sealed;
 }

@@ -326,10 +326,13 @@ EmergencyAccessSchema.setClass(EmergencyAccess);
 export const DataKeySchema = defineEntity({
   name: 'DataKey',
   tableName: 'data_key',
+  indexes: [{ properties: ['scope', 'kekVersion'] }],
   properties: {
     id: p.integer().primary().autoincrement(),
     kekVersion: p.integer().index(),
     wrapped: p.blob(),
+    /** `table/category`, bound into the wrapping; null for a key made before scopes. */
+    scope: p.text().nullable(),
     createdAt: p.datetime(),
   },
 });
@@ -375,7 +378,7 @@ export const AuditEventSchema = defineEntity({
     entityIds: p.array().nullable(),
     action: p.enum(['read', 'create', 'update', 'delete'] as const),
     /** [{ field, outcome: allowed | masked | denied, reason? }] */
-    fields: p.json<{ field: string; outcome: 'allowed' | 'masked' | 'denied'; reason?: string }[]>(),
+    fields: p.json<{ field: string; outcome: 'allowed' | 'masked' | 'failed' | 'denied'; reason?: string }[]>(),
     emergency: p.boolean(),
     emergencyGrantId: p.uuid().nullable(),
   },

@@ -81,11 +81,7 @@ try {
     try {
       const applied = await db.migrate();
       if (applied.length > 0) console.error(`Applied ${applied.length} migration(s): ${applied.join(', ')}`);
-      const sealer = await openSealer(db, {
-        keyRingJson: config.keyRingJson,
-        dataDir: config.database.dataDir,
-        allowDevelopmentKeyRing: !config.isProduction,
-      });
+      const sealer = await openSealer(db, config.keys);
       const started = performance.now();
       const summary = await seedDatabase(db, { ...options, sealer, onProgress: progressReporter() });
       const seconds = (performance.now() - started) / 1000;

@@ -1,7 +1,7 @@
 import type { GraphQLField, GraphQLFieldResolver, GraphQLSchema } from 'graphql';
 import { defaultFieldResolver, GraphQLError, isIntrospectionType, isObjectType } from 'graphql';
 import type { Principal, Role } from '../auth/index.js';
-import { CLIENT_ERROR_CODES, cacheUnavailable, databaseUnavailable, forbidden, internalError, isCacheUnavailable, isDatabaseUnavailable } from '../errors.js';
+import { CLIENT_ERROR_CODES, ErrorCode, cacheUnavailable, databaseUnavailable, forbidden, internalError, isCacheUnavailable, isDatabaseUnavailable } from '../errors.js';
 import { ACCESS_POLICY } from './access-policy.js';
 import { isPhi } from './categories.js';
 import { categoryOf } from './classification.js';
@@ -130,9 +130,19 @@ function enforce(decision: FieldDecision, guarded: GuardedField, parent: unknown
   context.auditField?.(decision, parent, args, refusal);
   if (refusal) throw refusal;
   const value = guarded.resolve(parent, args, context, info);
-  const shown = isPromiseLike(value) ? Promise.resolve(value).then((resolved) => protect(resolved, decision, guarded, context)) : protect(value, decision, guarded, context);
+  const failed = (error: unknown): never => {
+    // The decision was recorded as allowed (or masked); a value that then failed to decrypt is recorded as failed, with its reason.
+    if (error instanceof GraphQLError && error.extensions['code'] === ErrorCode.DecryptionFailed) context.auditField?.(decision, parent, args, error);
+    throw error;
+  };
+  let shown: unknown;
+  try {
+    shown = isPromiseLike(value) ? Promise.resolve(value).then((resolved) => protect(resolved, decision, guarded, context)) : protect(value, decision, guarded, context);
+  } catch (error) {
+    return failed(error);
+  }
   // A waiting resolver or a data key being fetched fails later: sanitized the same way as a failure now.
-  return isPromiseLike(shown) ? Promise.resolve(shown).catch(rethrowSanitized) : shown;
+  return isPromiseLike(shown) ? Promise.resolve(shown).catch(failed).catch(rethrowSanitized) : shown;
 }
 
 function rethrowSanitized(error: unknown): never {

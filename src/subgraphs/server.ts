@@ -160,8 +160,8 @@ export async function startSubgraph(
   const httpServer: Server = createServer(app);
   const schema = buildSchema(name, { enforcePolicy: !unprotectedForBenchmark });
   const limits = operationLimits ?? DEFAULT_OPERATION_LIMITS;
-  const cursorSealer = new CursorSealer(sealer.ring, CURSOR_TTL_SECONDS);
-  const pseudonyms = new StudyPseudonyms(sealer.ring);
+  const cursorSealer = new CursorSealer(sealer.indexKeys, CURSOR_TTL_SECONDS);
+  const pseudonyms = new StudyPseudonyms(sealer.indexKeys);
   const apollo = new ApolloServer<SubgraphContext>({
     schema,
     introspection: true,

@@ -6,6 +6,7 @@ import { Migration20261125150000AuditTrail } from './Migration20261125150000Audi
 import { Migration20261126000000AuditEventGroups } from './Migration20261126000000AuditEventGroups.js';
 import { Migration20261127000000SharingAgreements } from './Migration20261127000000SharingAgreements.js';
 import { Migration20261130000000WritesAndRevocations } from './Migration20261130000000WritesAndRevocations.js';
+import { Migration20261201000000ScopedDataKeys } from './Migration20261201000000ScopedDataKeys.js';
 
 /**
  * Every migration, in order. Listed explicitly (not discovered from the
@@ -21,4 +22,5 @@ export const MIGRATIONS = [
   { name: 'Migration20261126000000AuditEventGroups', class: Migration20261126000000AuditEventGroups },
   { name: 'Migration20261127000000SharingAgreements', class: Migration20261127000000SharingAgreements },
   { name: 'Migration20261130000000WritesAndRevocations', class: Migration20261130000000WritesAndRevocations },
+  { name: 'Migration20261201000000ScopedDataKeys', class: Migration20261201000000ScopedDataKeys },
 ];

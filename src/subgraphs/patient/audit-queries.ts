@@ -98,7 +98,8 @@ export async function listAuditEvents(
 function dataKinds(fields: AuditEventRow['fields']): string[] {
   const kinds = new Set<string>();
   for (const { field, outcome } of fields) {
-    if (outcome === 'denied') continue;
+    // Refused and failed reads showed nothing of the record: not disclosures.
+    if (outcome === 'denied' || outcome === 'failed') continue;
     const [coordinate] = field.split(':');
     const [type, name] = (coordinate ?? '').split('.');
     kinds.add(type && name ? (categoryOf(type, name) ?? 'other') : 'other');

@@ -1,6 +1,6 @@
 import { CRYPTO_VERSION_ENCRYPTED } from '../../db/encryption.js';
 import type { FilterQuery } from '@mikro-orm/core';
-import type { KeyRing } from '../../crypto/index.js';
+import type { IndexKeys } from '../../crypto/index.js';
 import { blindIndexOf } from '../../db/encryption.js';
 import { CareTeam, CareTeamMember, Organization, Patient, Practitioner } from '../../db/entities.js';
 import { createByIdLoader, directoryById } from '../loaders.js';
@@ -61,7 +61,7 @@ export async function listPatients(
  * decrypted. Only encrypted rows are found: a row marked as not encrypted
  * is never read (its mark sits outside the envelope; see crypto/sealed.ts).
  */
-export async function findPatientByMrn({ em, access }: LoaderScope, ring: KeyRing, mrn: string): Promise<Patient | null> {
+export async function findPatientByMrn({ em, access }: LoaderScope, ring: IndexKeys, mrn: string): Promise<Patient | null> {
   const byMrn: FilterQuery<Patient> = { mrnIndex: blindIndexOf(ring, 'mrn', mrn), cryptoVersion: CRYPTO_VERSION_ENCRYPTED };
   const patient = await em.findOne(Patient, { $and: [byMrn, await access.patientFilter()] });
   if (patient) await access.recordReads([patient.id]);

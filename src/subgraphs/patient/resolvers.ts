@@ -60,7 +60,7 @@ export const resolvers: Resolvers = {
     auditEvents: (_parent, { filter, first, after }, { em, principal, cursors }) => listAuditEvents(em, principal, cursors, filter, first, after),
     myDisclosures: (_parent, { first, after }, { em, principal, cursors }) => listDisclosures(em, principal, cursors, first, after),
     patientByMrn: async (_parent, { mrn }, { em, access, cursors, sealer }) =>
-      (await findPatientByMrn({ em, access, cursors }, sealer.ring, mrn)) ?? Promise.reject(notFound('Patient')),
+      (await findPatientByMrn({ em, access, cursors }, sealer.indexKeys, mrn)) ?? Promise.reject(notFound('Patient')),
   },
   Mutation: mutations,
   AuditEvent: {

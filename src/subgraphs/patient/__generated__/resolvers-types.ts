@@ -164,6 +164,8 @@ export type EmergencyAccessGrant = {
 export type FieldOutcome =
   | 'allowed'
   | 'denied'
+  /** Allowed, but the stored value failed to decrypt (tampered, moved, marked as not encrypted, or under a retired or unknown key): nothing was shown. The reason says which. */
+  | 'failed'
   | 'masked';
 
 export type HumanName = {
