@@ -1,10 +1,12 @@
 import { execFile } from 'node:child_process';
-import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { describe, expect, it } from 'vitest';
+import { loadConfig } from '../src/config.js';
 import { DEVELOPMENT_KEY_RING_FILE, generateKeyRingDocument } from '../src/crypto/index.js';
+import { openKeyService } from '../src/crypto/key-service.js';
 import { createScratchDatabase, resolveServices } from './support/services.js';
 
 const run = promisify(execFile);
@@ -63,4 +65,27 @@ describe('the key commands', () => {
       await rm(dataDir, { recursive: true, force: true });
     }
   }, 60_000);
+
+  it('rewrite PHI_KEY_RING_FILE in place (whole, by rename) so running instances read the rotated ring', async () => {
+    const dataDir = await mkdtemp(join(tmpdir(), 'phi-graph-keys-file-'));
+    try {
+      const document = generateKeyRingDocument(false);
+      const ringFile = join(dataDir, 'key-ring.json');
+      await writeFile(ringFile, JSON.stringify(document), { mode: 0o600 });
+      const result = await cli('src/cli/keys.ts', ['rotate'], { DATA_DIR: dataDir, PHI_KEY_RING_FILE: ringFile, NODE_ENV: 'development' });
+      expect(result.code).toBe(0);
+      expect(result.stdout).toMatch(/pick it up by themselves/);
+      const rotated = JSON.parse(await readFile(ringFile, 'utf8')) as { current: number; keys: Record<string, string> };
+      expect(rotated.current).toBe(2);
+      expect(rotated.keys['1']).toBe(document.keys['1']);
+      expect((await stat(ringFile)).mode & 0o777).toBe(0o600);
+      // A running instance's view of that file (what its refresh reads) now has version 2 current.
+      const config = loadConfig({ DATA_DIR: dataDir, PHI_KEY_RING_FILE: ringFile });
+      const { kms } = await openKeyService(config.keys);
+      expect(kms.currentVersion()).toBe(2);
+    } finally {
+      await rm(dataDir, { recursive: true, force: true });
+    }
+  }, 60_000);
 });
+
