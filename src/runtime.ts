@@ -148,6 +148,9 @@ function startKeyRefresh(sealer: Sealer, config: Config, logger: Logger): () => 
     sealer.cipher
       .refresh()
       .then(() => {
+        for (const key of sealer.cipher.takeUnusableKeys()) {
+          logger.error({ event: 'data-key-unusable', dataKeyId: key.id, scope: key.scope, reason: key.failure }, 'a data key does not unwrap (its row was edited?); it is never written with');
+        }
         const now = kms.currentVersion();
         if (now !== before) logger.info({ event: 'key-version-changed', from: before, to: now, kms: kms.description }, 'new values are now written under another key-encryption key version');
         before = now;

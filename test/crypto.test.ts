@@ -20,14 +20,19 @@ import {
 /** Data keys kept in an array: the cipher's own contract, not a database stand-in. */
 class ArrayDataKeyStore implements DataKeyStore {
   readonly keys: StoredDataKey[] = [];
-  currentFor(kekVersion: number, scope: string) {
-    return Promise.resolve([...this.keys].reverse().find((key) => key.kekVersion === kekVersion && key.scope === scope) ?? null);
+  keysFor(kekVersion: number, scope: string) {
+    return Promise.resolve([...this.keys].reverse().filter((key) => key.kekVersion === kekVersion && key.scope === scope));
   }
+  reserveId() {
+    this.reserved = Math.max(this.reserved, this.keys.length) + 1;
+    return Promise.resolve(this.reserved);
+  }
+  reserved = 0;
   byId(id: number) {
     return Promise.resolve(this.keys.find((key) => key.id === id) ?? null);
   }
-  create(kekVersion: number, scope: string, wrapped: Buffer) {
-    const key = { id: this.keys.length + 1, kekVersion, wrapped, scope };
+  create(id: number, kekVersion: number, scope: string, wrapped: Buffer) {
+    const key = { id, kekVersion, wrapped, scope };
     this.keys.push(key);
     return Promise.resolve(key);
   }

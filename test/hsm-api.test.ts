@@ -1,3 +1,4 @@
+import { randomBytes } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -88,7 +89,7 @@ describe.skipIf(hsmMissing.length > 0)('the API with its KEKs in an HSM (SoftHSM
       const sealer = await openSealer(db, stack.config.keys);
       try {
         expect(sealer.cipher.currentKekVersion()).toBe(2);
-        expect(await reencryptOldRows(db, sealer, { batchSize: 5 })).toBeGreaterThan(0);
+        expect((await reencryptOldRows(db, sealer, { batchSize: 5 })).rows).toBeGreaterThan(0);
       } finally {
         await sealer.cipher.keyService.close?.();
       }
@@ -108,5 +109,17 @@ describe.skipIf(hsmMissing.length > 0)('the API with its KEKs in an HSM (SoftHSM
     }
     await new Promise((resolve) => setTimeout(resolve, 1_500));
     expect(stack.api.sealer?.cipher.currentKekVersion()).toBe(2);
+  });
+
+  it('keeps starting when an insider plants a blind-index key wrapping that does not unwrap', async () => {
+    await stack.sql(`insert into data_key (kek_version, scope, wrapped, created_at) values (1, ?, ?, now())`, [INDEX_KEY_SCOPE, randomBytes(WRAPPED_BYTES)]);
+    const db = stack.api.db;
+    if (!db) throw new Error('no database');
+    const sealer = await openSealer(db, stack.config.keys);
+    try {
+      expect(sealer.indexKeys.blindIndexKey().equals(stack.api.sealer?.indexKeys.blindIndexKey() ?? Buffer.alloc(0))).toBe(true);
+    } finally {
+      await sealer.cipher.keyService.close?.();
+    }
   });
 });

@@ -2,7 +2,6 @@ import type { GraphQLError } from 'graphql';
 import type { Principal } from '../auth/index.js';
 import type { FieldDecision } from '../policy/index.js';
 import { AuditGroup, type AuditCollector, type AuditTarget } from './collector.js';
-import { ErrorCode } from '../errors.js';
 import type { FieldOutcome } from './events.js';
 
 /**
@@ -67,13 +66,12 @@ export function auditFieldAccess(collector: AuditCollector, principal: Principal
     groupsByRow.set(parent, { type, group });
     return group;
   };
-  return (decision: FieldDecision, parent: unknown, args: Input, refusal: GraphQLError | null): void => {
+  return (decision: FieldDecision, parent: unknown, args: Input, refusal: GraphQLError | null, failure?: string): void => {
     if (!decision.phi) return;
-    // A field allowed whose stored value then failed to decrypt comes back here with that error: recorded as `failed`, with its reason.
-    const failed = refusal?.extensions['code'] === ErrorCode.DecryptionFailed;
-    const outcome: FieldOutcome = failed ? 'failed' : refusal ? 'denied' : decision.decision.kind === 'mask' ? 'masked' : 'allowed';
+    // A field allowed whose value then could not be shown (failed to decrypt...) comes back here: recorded as `failed`, with its reason.
+    const outcome: FieldOutcome = failure ? 'failed' : refusal ? 'denied' : decision.decision.kind === 'mask' ? 'masked' : 'allowed';
     const stated = refusal?.extensions['reason'];
-    const reason = refusal ? (typeof stated === 'string' ? stated : failed ? 'DECRYPTION_FAILED' : 'ROLE_DENIED') : undefined;
+    const reason = failure ?? (refusal ? (typeof stated === 'string' ? stated : 'ROLE_DENIED') : undefined);
     const target = groupOf(decision.type, decision.field, parent, args);
     if (target instanceof AuditGroup) {
       target.add(decision.coordinate, outcome, reason);

@@ -113,11 +113,17 @@ try {
       break;
     }
     case 'reencrypt': {
-      const { rows, version } = await withSealer(async (db, sealer) => ({
-        rows: await reencryptOldRows(db, sealer, { batchSize, onProgress: progress }),
+      const { result, version } = await withSealer(async (db, sealer) => ({
+        result: await reencryptOldRows(db, sealer, { batchSize, onProgress: progress }),
         version: sealer.cipher.currentKekVersion(),
       }));
-      console.log(`Re-encrypted ${rows} rows under key version ${version} (the current data key of each table and category).`);
+      console.log(`Re-encrypted ${result.rows} rows under key version ${version} (the current data key of each table and category).`);
+      if (result.unreadable.length > 0) {
+        // Named by table, column and row id, never by value: tampered values, or values under a key that does not unwrap.
+        console.error(`${result.unreadable.length} values did not decrypt and were left as they are (their key version cannot be retired while they remain):`);
+        for (const value of result.unreadable) console.error(`  ${value.table}.${value.column} of row ${value.rowId}: ${value.reason}`);
+        process.exitCode = 2;
+      }
       break;
     }
     case 'retire': {

@@ -22,11 +22,13 @@ import { KEY_BYTES } from './key-ring.js';
 export interface DataKeyStore {
   /** Loads every data key at once, so later lookups need no round trip. */
   preload?(): Promise<void>;
-  /** The newest data key of a scope under a KEK version, if there is one. */
-  currentFor(kekVersion: number, scope: string): Promise<StoredDataKey | null>;
+  /** The data keys of a scope under a KEK version, newest first (the first that unwraps is the scope's current key). */
+  keysFor(kekVersion: number, scope: string): Promise<StoredDataKey[]>;
   /** A data key by id; asks the store again for an id it has not seen (a key made by another process). */
   byId(id: number): Promise<StoredDataKey | null>;
-  create(kekVersion: number, scope: string, wrapped: Buffer): Promise<StoredDataKey>;
+  /** An id for a new data key: it is bound into the key's wrapping before the row is written. */
+  reserveId(): Promise<number>;
+  create(id: number, kekVersion: number, scope: string, wrapped: Buffer): Promise<StoredDataKey>;
 }
 
 export interface StoredDataKey {
@@ -58,17 +60,26 @@ export interface DataKeyCacheOptions {
   maxKeys: number;
   /** An unwrapped data key is dropped after this long. */
   ttlMs: number;
-  /** A KEK version this process does not know makes it ask the key service again, at most this often. */
+  /** A KEK version this process does not know makes it ask the key service again: for that version at most this often. */
   refreshMinIntervalMs?: number;
 }
 
 export const DEFAULT_DATA_KEY_CACHE: DataKeyCacheOptions = { maxKeys: 64, ttlMs: 15 * 60 * 1000, refreshMinIntervalMs: 5_000 };
 const ALGORITHM = 'aes-256-gcm';
+/** However many unknown KEK versions a process meets, it asks the key service on demand at most this often. */
+const ON_DEMAND_REFRESH_GAP_MS = 250;
 
-/** What a wrapped data key is bound to: what it serves and the KEK version that wrapped it. */
-export function dataKeyContext(kekVersion: number, scope: string): string {
-  return `phi-graph/data-key/v1;kek=${kekVersion};scope=${scope}`;
+/**
+ * What a wrapped data key is bound to: its own id, what it serves and the
+ * KEK version that wrapped it. A row copied to a new id (to make an old key
+ * current again), relabelled or moved to another version does not unwrap.
+ */
+export function dataKeyContext(id: number, kekVersion: number, scope: string): string {
+  return `phi-graph/data-key/v2;id=${id};kek=${kekVersion};scope=${scope}`;
 }
+
+/** The context of a data key made before scopes (scope null): nothing was bound (only the key ring's legacy unwrap reads these). */
+export const LEGACY_DATA_KEY_CONTEXT = '';
 
 /** The envelope header, then `\0table\0column\0rowId`: one buffer, written in place (this runs for every value read). */
 function associatedData(location: FieldLocation, head: Buffer): Buffer {
@@ -94,13 +105,17 @@ export class FieldCipher {
   /** The data key new values of each scope are written with (under the KEK version in #currentVersion). */
   #current = new Map<string, Promise<StoredDataKey>>();
   #currentVersion = 0;
-  #lastRefresh = 0;
+  /** When each unknown KEK version last made this process ask the key service, and when any did. */
+  readonly #askedFor = new Map<number, number>();
+  #lastAsked = 0;
   #refreshing: Promise<boolean> | undefined;
   /** Counts for tests and metrics: decryptions performed by this process. */
   decryptions = 0;
   readonly use: KeyUse = new Map();
-  /** Current data keys found unusable by prepare() (and replaced by new ones): signs of tampering, for the log. */
+  /** Data keys found unusable since start (skipped; never written with): signs of tampering. Each once. */
   readonly unusableKeys: { id: number; scope: string; failure: string }[] = [];
+  #unreported = 0;
+  readonly #unusable = new Set<number>();
 
   constructor(
     private readonly kms: KeyManagementService,
@@ -200,23 +215,55 @@ export class FieldCipher {
   async prepare(): Promise<void> {
     const version = this.kms.currentVersion();
     const next = new Map<string, Promise<StoredDataKey>>();
+    const inUse = this.#currentVersion === version ? this.#current : new Map<string, Promise<StoredDataKey>>();
     for (const scope of this.scopes.all()) {
-      let dataKey = await this.#findOrCreate(version, scope);
-      try {
-        await this.#unwrapped(dataKey);
-      } catch (error) {
-        // A current data key that does not unwrap (its row edited, relabelled, its wrapping altered) must not stop the
-        // service: new values of its scope go under a new key; values under it fail on their own fields, audited.
-        if (!(error instanceof CryptoError) || error.failure === 'KEY_UNKNOWN' || error.failure === 'KEY_RETIRED') throw error;
-        this.unusableKeys.push({ id: dataKey.id, scope, failure: error.failure });
-        dataKey = await this.#create(version, scope);
-        await this.#unwrapped(dataKey);
-      }
+      let dataKey = await this.#newestUsable(version, scope);
+      // Never back to an older key than the one in use (a newer row deleted to make an old key current again).
+      const current = await inUse.get(scope)?.catch(() => undefined);
+      if (current && (!dataKey || dataKey.id < current.id)) dataKey = current;
+      dataKey ??= await this.#create(version, scope);
+      await this.#unwrapped(dataKey);
       next.set(scope, Promise.resolve(dataKey));
     }
     // Swapped whole: a write running meanwhile uses either the old or the new key of its scope, both valid.
     this.#current = next;
     this.#currentVersion = version;
+  }
+
+  /** The ids of the data keys new values are written with, per scope (after prepare). */
+  async currentDataKeyIds(): Promise<Map<string, number>> {
+    const ids = new Map<string, number>();
+    for (const [scope, key] of this.#current) ids.set(scope, (await key).id);
+    return ids;
+  }
+
+  /**
+   * The newest data key of a scope that unwraps. A key that does not (its
+   * row edited, relabelled, copied, or junk) is skipped, remembered and
+   * reported once: it must not stop the service, nor make it write under
+   * anything but a key it made itself. Values under it fail on their own
+   * fields, audited.
+   */
+  async #newestUsable(version: number, scope: string): Promise<StoredDataKey | undefined> {
+    for (const candidate of await this.store.keysFor(version, scope)) {
+      if (this.#unusable.has(candidate.id)) continue;
+      try {
+        await this.#unwrapped(candidate);
+        return candidate;
+      } catch (error) {
+        if (!(error instanceof CryptoError) || error.failure === 'KEY_UNKNOWN' || error.failure === 'KEY_RETIRED') throw error;
+        this.#unusable.add(candidate.id);
+        this.unusableKeys.push({ id: candidate.id, scope, failure: error.failure });
+      }
+    }
+    return undefined;
+  }
+
+  /** Unusable keys found since the last call (each once), for the log. */
+  takeUnusableKeys(): { id: number; scope: string; failure: string }[] {
+    const fresh = this.unusableKeys.slice(this.#unreported);
+    this.#unreported = this.unusableKeys.length;
+    return fresh;
   }
 
   /**
@@ -228,7 +275,6 @@ export class FieldCipher {
   async refresh(): Promise<boolean> {
     this.#refreshing ??= (async () => {
       try {
-        this.#lastRefresh = Date.now();
         const changed = await this.kms.refresh();
         await this.store.preload?.();
         await this.prepare();
@@ -257,22 +303,18 @@ export class FieldCipher {
         this.#current = new Map();
         this.#currentVersion = version;
       }
-      current = this.#findOrCreate(version, scope);
+      current = this.#newestUsable(version, scope).then((found) => found ?? this.#create(version, scope));
       this.#current.set(scope, current);
       current.catch(() => this.#current.delete(scope));
     }
     return current;
   }
 
-  async #findOrCreate(version: number, scope: string): Promise<StoredDataKey> {
-    const existing = await this.store.currentFor(version, scope);
-    return existing ?? this.#create(version, scope);
-  }
-
   async #create(version: number, scope: string): Promise<StoredDataKey> {
-    const { kekVersion, wrapped } = await this.kms.wrapDataKey(randomBytes(KEY_BYTES), dataKeyContext(version, scope));
+    const id = await this.store.reserveId();
+    const { kekVersion, wrapped } = await this.kms.wrapDataKey(randomBytes(KEY_BYTES), dataKeyContext(id, version, scope));
     if (kekVersion !== version) throw new Error('the key service changed its current version while a data key was made; try again');
-    return this.store.create(kekVersion, scope, wrapped);
+    return this.store.create(id, kekVersion, scope, wrapped);
   }
 
   /** The unwrapped data key if it is cached, fresh and of the scope asked for (and marked most recently used), else undefined. */
@@ -309,13 +351,20 @@ export class FieldCipher {
 
   /** Unwraps; a KEK version this process does not know yet (rotated since start) makes it ask the key service again, once. */
   async #unwrap(dataKey: StoredDataKey): Promise<Buffer> {
-    const context = dataKey.scope === null ? '' : dataKeyContext(dataKey.kekVersion, dataKey.scope);
+    const context = dataKey.scope === null ? LEGACY_DATA_KEY_CONTEXT : dataKeyContext(dataKey.id, dataKey.kekVersion, dataKey.scope);
     try {
       return await this.kms.unwrapDataKey(dataKey.kekVersion, dataKey.wrapped, context);
     } catch (error) {
       if (!(error instanceof CryptoError) || error.failure !== 'KEY_UNKNOWN') throw error;
+      // Each unknown version asks at most once per interval (rows planted with made-up versions cannot make a storm of it),
+      // and all of them together at most every ON_DEMAND_REFRESH_GAP_MS; the timer's own refreshes do not count.
       const minimum = this.cacheOptions.refreshMinIntervalMs ?? DEFAULT_DATA_KEY_CACHE.refreshMinIntervalMs ?? 0;
-      if (!this.#refreshing && Date.now() - this.#lastRefresh < minimum) throw error;
+      const now = Date.now();
+      const asked = this.#askedFor.get(dataKey.kekVersion);
+      if (!this.#refreshing && ((asked !== undefined && now - asked < minimum) || now - this.#lastAsked < ON_DEMAND_REFRESH_GAP_MS)) throw error;
+      if (this.#askedFor.size >= 1_000) this.#askedFor.clear();
+      this.#askedFor.set(dataKey.kekVersion, now);
+      this.#lastAsked = now;
       await this.refresh();
       return this.kms.unwrapDataKey(dataKey.kekVersion, dataKey.wrapped, context);
     }

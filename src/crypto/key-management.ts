@@ -103,7 +103,8 @@ export class LocalKeyManagement implements KeyManagementService {
     const kek = this.#ring.keyBytes(kekVersion);
     if (!kek) return Promise.reject(new CryptoError('KEY_UNKNOWN', `no key-encryption key version ${kekVersion}`));
     try {
-      return Promise.resolve(wrapped.length === LEGACY_WRAPPED_BYTES ? unwrapLegacy(kek, wrapped) : unwrapGcm(kek, wrapped, context));
+      // The legacy form only for a key that claims no scope (the empty context): a legacy key copied into a row with a scope does not unwrap.
+      return Promise.resolve(wrapped.length === LEGACY_WRAPPED_BYTES && context === '' ? unwrapLegacy(kek, wrapped) : unwrapGcm(kek, wrapped, context));
     } catch {
       return Promise.reject(new CryptoError('DECRYPTION_FAILED', `data key does not unwrap under version ${kekVersion} for its context`));
     }

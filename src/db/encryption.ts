@@ -4,6 +4,7 @@ import type { EntityManager } from '@mikro-orm/sql';
 import {
   FieldCipher,
   SecretIndexKeys,
+  dataKeyContext,
   blindIndex,
   envelopeHeader,
   legacyEnvelopeHeader,
@@ -131,8 +132,12 @@ type DataKeyRow = { id: number; kek_version: number; wrapped: Uint8Array; scope:
 const DATA_KEY_COLUMNS = '"id", "kek_version", "wrapped", "scope"';
 
 /** Data keys in the data_key table; immutable once written, so kept in memory once read. */
+const MISSING_KEY_RECHECK_MS = 5_000;
+const MAX_MISSING_REMEMBERED = 1_000;
+
 export class DatabaseDataKeyStore implements DataKeyStore {
   readonly #byId = new Map<number, StoredDataKey>();
+  readonly #missing = new Map<number, number>();
 
   constructor(private readonly db: Database) {}
 
@@ -141,24 +146,40 @@ export class DatabaseDataKeyStore implements DataKeyStore {
     for (const row of rows) this.#remember(row);
   }
 
-  async currentFor(kekVersion: number, scope: string): Promise<StoredDataKey | null> {
-    const [row] = await this.db
+  async keysFor(kekVersion: number, scope: string): Promise<StoredDataKey[]> {
+    const rows = await this.db
       .fork()
-      .execute<DataKeyRow[]>(`select ${DATA_KEY_COLUMNS} from "data_key" where "kek_version" = ? and "scope" = ? order by "id" desc limit 1`, [kekVersion, scope]);
-    return row ? this.#remember(row) : null;
+      .execute<DataKeyRow[]>(`select ${DATA_KEY_COLUMNS} from "data_key" where "kek_version" = ? and "scope" = ? order by "id" desc`, [kekVersion, scope]);
+    return rows.map((row) => this.#remember(row));
   }
 
   async byId(id: number): Promise<StoredDataKey | null> {
     const known = this.#byId.get(id);
     if (known) return known;
+    // A key id nobody has (a header rewritten to point at it) is asked for at most once per interval, not once per value.
+    const missed = this.#missing.get(id);
+    if (missed !== undefined && Date.now() - missed < MISSING_KEY_RECHECK_MS) return null;
     const [row] = await this.db.fork().execute<DataKeyRow[]>(`select ${DATA_KEY_COLUMNS} from "data_key" where "id" = ?`, [id]);
-    return row ? this.#remember(row) : null;
+    if (!row) {
+      if (this.#missing.size >= MAX_MISSING_REMEMBERED) this.#missing.clear();
+      this.#missing.set(id, Date.now());
+      return null;
+    }
+    this.#missing.delete(id);
+    return this.#remember(row);
   }
 
-  async create(kekVersion: number, scope: string, wrapped: Buffer): Promise<StoredDataKey> {
+  async reserveId(): Promise<number> {
+    const [row] = await this.db.fork().execute<{ id: number }[]>(`select nextval(pg_get_serial_sequence('data_key', 'id'))::int as "id"`);
+    if (!row) throw new Error('no data key id was reserved');
+    return Number(row.id);
+  }
+
+  async create(id: number, kekVersion: number, scope: string, wrapped: Buffer): Promise<StoredDataKey> {
     const [row] = await this.db
       .fork()
-      .execute<DataKeyRow[]>(`insert into "data_key" ("kek_version", "scope", "wrapped", "created_at") values (?, ?, ?, now()) returning ${DATA_KEY_COLUMNS}`, [
+      .execute<DataKeyRow[]>(`insert into "data_key" ("id", "kek_version", "scope", "wrapped", "created_at") values (?, ?, ?, ?, now()) returning ${DATA_KEY_COLUMNS}`, [
+        id,
         kekVersion,
         scope,
         wrapped,
@@ -181,42 +202,52 @@ export interface BatchProgress {
 
 const DEFAULT_BATCH = 500;
 
+const FIRST_ID = '00000000-0000-0000-0000-000000000000';
+
 /**
- * Rewrites rows in batches: each batch takes rows (locked, skipping rows
- * another worker holds), computes their new stored form and writes it back
- * in the same transaction. Safe to stop and run again at any point.
+ * Rewrites rows in batches, in id order, each row visited once per call:
+ * each batch takes the next rows (locked, skipping rows another worker
+ * holds), computes their new stored form and writes it back in the same
+ * transaction. A row `rewrite` answers null for is left as it is (a value
+ * that does not decrypt: reported, never a reason to stop). Safe to stop and
+ * run again at any point. Returns the rows rewritten.
  */
 async function rewriteInBatches(
   db: Database,
   table: string,
   where: string,
   whereParams: unknown[],
-  rewrite: (row: Row, em: EntityManager) => Promise<Row>,
+  rewrite: (row: Row, em: EntityManager) => Promise<Row | null>,
   options: { batchSize?: number; onProgress?: (progress: BatchProgress) => void },
 ): Promise<number> {
   const spec = ENCRYPTED_TABLES[table] as EncryptedTable;
   const columns = [...spec.columns, ...Object.keys(spec.blindIndexes).map((column) => `${column}_index`), 'crypto_version'];
   const batchSize = options.batchSize ?? DEFAULT_BATCH;
   let done = 0;
+  let after = FIRST_ID;
   for (;;) {
-    const count = await db.fork().transactional(async (em) => {
+    const { taken, rewritten, last } = await db.fork().transactional(async (em) => {
       const rows = await em.execute<Row[]>(
-        `select "id", ${spec.columns.map((column) => `"${column}"`).join(', ')}, "crypto_version" from "${table}" where ${where} order by "id" limit ? for update skip locked`,
-        [...whereParams, batchSize],
+        `select "id", ${spec.columns.map((column) => `"${column}"`).join(', ')}, "crypto_version" from "${table}" where (${where}) and "id" > ? order by "id" limit ? for update skip locked`,
+        [...whereParams, after, batchSize],
       );
+      let count = 0;
       for (const row of rows) {
         const next = await rewrite(row, em);
+        if (!next) continue;
         await em.execute(
           `update "${table}" set ${columns.map((column) => `"${column}" = ?`).join(', ')} where "id" = ?`,
           [...columns.map((column) => next[column] ?? null), row['id']],
           'run',
         );
+        count += 1;
       }
-      return rows.length;
+      return { taken: rows.length, rewritten: count, last: rows.at(-1)?.['id'] };
     });
-    done += count;
-    if (count > 0) options.onProgress?.({ table, done });
-    if (count < batchSize) return done;
+    done += rewritten;
+    if (rewritten > 0) options.onProgress?.({ table, done });
+    if (taken < batchSize || typeof last !== 'string') return done;
+    after = last;
   }
 }
 
@@ -264,55 +295,73 @@ function underDataKeys(spec: EncryptedTable, ids: readonly number[], alsoLegacyF
   return { sql: `"crypto_version" = 1 and (${conditions.join(' or ')})`, params };
 }
 
-/** Data keys whose values re-encryption moves: all but the newest of each scope under the current KEK version (index keys aside). */
-async function oldDataKeyIds(db: Database, currentKekVersion: number): Promise<number[]> {
-  const keys = await db.fork().execute<{ id: number; kek_version: number; scope: string | null }[]>('select "id", "kek_version", "scope" from "data_key"');
-  const current = new Map<string, number>();
-  for (const key of keys) {
-    if (key.scope === null || key.scope === INDEX_KEY_SCOPE || Number(key.kek_version) !== currentKekVersion) continue;
-    current.set(key.scope, Math.max(current.get(key.scope) ?? 0, Number(key.id)));
-  }
-  const kept = new Set(current.values());
-  return keys.filter((key) => key.scope !== INDEX_KEY_SCOPE && !kept.has(Number(key.id))).map((key) => Number(key.id));
+/** Data keys whose values re-encryption moves: every key but the ones the cipher writes with now (index keys aside). */
+async function oldDataKeyIds(db: Database, current: ReadonlySet<number>): Promise<number[]> {
+  const keys = await db.fork().execute<{ id: number; scope: string | null }[]>('select "id", "scope" from "data_key"');
+  return keys.filter((key) => key.scope !== INDEX_KEY_SCOPE && !current.has(Number(key.id))).map((key) => Number(key.id));
+}
+
+/** A value re-encryption could not read (tampered, or under a key that does not unwrap): left as it is, named for the operator (never its value). */
+export interface UnreadableValue {
+  table: string;
+  column: string;
+  rowId: string;
+  reason: string;
+}
+
+export interface ReencryptResult {
+  rows: number;
+  unreadable: UnreadableValue[];
 }
 
 /**
  * Re-encryption after a rotation (`keys:rotate`, a new KEK version, or
  * `keys:rotate-data`, new data keys): rows with a value under any data key
- * that is not its scope's current one (older KEK versions, older data
- * keys, keys from before scopes) or in the older envelope format are
- * decrypted and encrypted under the current keys, batch by batch, while the
- * API keeps serving (each row changes atomically). With an HSM, the
- * blind-index key is wrapped again under the current KEK too.
+ * other than its scope's current one (older KEK versions, older data keys,
+ * keys from before scopes, keys that do not unwrap) or in the older
+ * envelope format are decrypted and encrypted under the current keys, batch
+ * by batch, while the API keeps serving (each row changes atomically). A
+ * row with a value that does not decrypt is left as it is and reported, and
+ * the rest goes on (its KEK version then cannot be retired). With an HSM,
+ * the blind-index key is wrapped again under the current KEK too.
  */
 export async function reencryptOldRows(
   db: Database,
   sealer: Sealer,
   options: { batchSize?: number; onProgress?: (progress: BatchProgress) => void } = {},
-): Promise<number> {
-  const current = sealer.cipher.currentKekVersion();
+): Promise<ReencryptResult> {
+  await sealer.cipher.prepare();
   if (sealer.indexKeys instanceof SecretIndexKeys) await rewrapIndexKey(db, sealer.cipher.keyService, sealer.indexKeys);
+  const current = new Set((await sealer.cipher.currentDataKeyIds()).values());
   const old = await oldDataKeyIds(db, current);
-  let total = 0;
+  const unreadable = new Map<string, UnreadableValue>();
+  let rows = 0;
   for (const [table, spec] of Object.entries(ENCRYPTED_TABLES)) {
     const { sql, params } = underDataKeys(spec, old, true);
-    total += await rewriteInBatches(
+    rows += await rewriteInBatches(
       db,
       table,
       sql,
       params,
       async (row) => {
+        const rowId = String(row['id']);
         const plain: Row = { id: row['id'] };
         for (const column of spec.columns) {
           const value = row[column] as Uint8Array | null;
-          plain[column] = value === null ? null : await sealer.cipher.decrypt(toBuffer(value), { table, column, rowId: String(row['id']) });
+          try {
+            plain[column] = value === null ? null : await sealer.cipher.decrypt(toBuffer(value), { table, column, rowId });
+          } catch (error) {
+            if (!(error instanceof CryptoError)) throw error;
+            unreadable.set(`${table}.${column}.${rowId}`, { table, column, rowId, reason: error.failure });
+            return null;
+          }
         }
         return sealRow(table, plain, sealer);
       },
       options,
     );
   }
-  return total;
+  return { rows, unreadable: [...unreadable.values()] };
 }
 
 /** Rows whose values are still under data keys of a key version, plus the blind-index key if its newest wrapping is (0 means it can be retired). */
@@ -372,33 +421,52 @@ export async function openSealer(db: Database, settings: KeySettings, logger?: L
     await store.preload();
     const cipher = new FieldCipher(kms, store, DATA_KEY_SCOPES);
     await cipher.prepare();
-    for (const key of cipher.unusableKeys) {
+    for (const key of cipher.takeUnusableKeys()) {
       logger?.error({ event: 'data-key-unusable', dataKeyId: key.id, scope: key.scope, reason: key.failure }, 'a current data key does not unwrap (its row was edited?); new values go under a new key');
     }
-    return { cipher, indexKeys: ring ?? (await indexKeysInDatabase(db, kms)) };
+    return { cipher, indexKeys: ring ?? (await indexKeysInDatabase(db, kms, logger)) };
   } catch (error) {
     await kms.close?.();
     throw error;
   }
 }
 
-function indexKeyContext(kekVersion: number): string {
-  return `phi-graph/data-key/v1;kek=${kekVersion};scope=${INDEX_KEY_SCOPE}`;
+function indexKeyContext(id: number, kekVersion: number): string {
+  return dataKeyContext(id, kekVersion, INDEX_KEY_SCOPE);
+}
+
+async function reserveDataKeyId(em: { execute: EntityManager['execute'] }): Promise<number> {
+  const [row] = await em.execute<{ id: number }[]>(`select nextval(pg_get_serial_sequence('data_key', 'id'))::int as "id"`);
+  if (!row) throw new Error('no data key id was reserved');
+  return Number(row.id);
 }
 
 /**
  * The blind-index key kept in the data_key table (KEKs in an HSM): the
  * newest wrapping; made once, under a lock, so two first starts agree.
  */
-async function indexKeysInDatabase(db: Database, kms: KeyManagementService): Promise<SecretIndexKeys> {
+async function indexKeysInDatabase(db: Database, kms: KeyManagementService, logger?: Logger): Promise<SecretIndexKeys> {
   return db.fork().transactional(async (em) => {
     await em.execute(`select pg_advisory_xact_lock(hashtext('phi-graph/index-keys'))`);
-    const [row] = await em.execute<DataKeyRow[]>(`select ${DATA_KEY_COLUMNS} from "data_key" where "scope" = ? order by "id" desc limit 1`, [INDEX_KEY_SCOPE]);
-    if (row) return new SecretIndexKeys(await kms.unwrapDataKey(Number(row.kek_version), toBuffer(row.wrapped), indexKeyContext(Number(row.kek_version))));
+    const rows = await em.execute<DataKeyRow[]>(`select ${DATA_KEY_COLUMNS} from "data_key" where "scope" = ? order by "id" desc`, [INDEX_KEY_SCOPE]);
+    let failure: CryptoError | undefined;
+    for (const row of rows) {
+      // The newest wrapping that unwraps: a planted or altered row must not stop the service (it is logged).
+      try {
+        return new SecretIndexKeys(await kms.unwrapDataKey(Number(row.kek_version), toBuffer(row.wrapped), indexKeyContext(Number(row.id), Number(row.kek_version))));
+      } catch (error) {
+        if (!(error instanceof CryptoError)) throw error;
+        failure ??= error;
+        logger?.error({ event: 'data-key-unusable', dataKeyId: Number(row.id), scope: INDEX_KEY_SCOPE, reason: error.failure }, 'a blind-index key wrapping does not unwrap (its row was edited?)');
+      }
+    }
+    // Wrappings exist but none unwraps: making a new key would silently break every blind index, so refuse.
+    if (failure) throw failure;
     const key = randomBytes(32);
     const version = kms.currentVersion();
-    const { wrapped } = await kms.wrapDataKey(key, indexKeyContext(version));
-    await em.execute(`insert into "data_key" ("kek_version", "scope", "wrapped", "created_at") values (?, ?, ?, now())`, [version, INDEX_KEY_SCOPE, wrapped], 'run');
+    const id = await reserveDataKeyId(em);
+    const { wrapped } = await kms.wrapDataKey(key, indexKeyContext(id, version));
+    await em.execute(`insert into "data_key" ("id", "kek_version", "scope", "wrapped", "created_at") values (?, ?, ?, ?, now())`, [id, version, INDEX_KEY_SCOPE, wrapped], 'run');
     return new SecretIndexKeys(key);
   });
 }
@@ -408,8 +476,10 @@ async function rewrapIndexKey(db: Database, kms: KeyManagementService, indexKeys
   const version = kms.currentVersion();
   const [row] = await db.fork().execute<{ kek_version: number }[]>('select "kek_version" from "data_key" where "scope" = ? order by "id" desc limit 1', [INDEX_KEY_SCOPE]);
   if (row && Number(row.kek_version) === version) return;
-  const { wrapped } = await kms.wrapDataKey(indexKeys.blindIndexKey(), indexKeyContext(version));
-  await db.fork().execute(`insert into "data_key" ("kek_version", "scope", "wrapped", "created_at") values (?, ?, ?, now())`, [version, INDEX_KEY_SCOPE, wrapped], 'run');
+  const em = db.fork();
+  const id = await reserveDataKeyId(em);
+  const { wrapped } = await kms.wrapDataKey(indexKeys.blindIndexKey(), indexKeyContext(id, version));
+  await em.execute(`insert into "data_key" ("id", "kek_version", "scope", "wrapped", "created_at") values (?, ?, ?, ?, now())`, [id, version, INDEX_KEY_SCOPE, wrapped], 'run');
 }
 
 /**

@@ -30,7 +30,8 @@ import { MASKERS } from './maskers.js';
 /** What the guard needs from a request's context. */
 export interface PolicyContext {
   /** Told of every field decision made, for the field of `parent` (the audit trail records the PHI ones). */
-  auditField?: (decision: FieldDecision, parent: unknown, args: Record<string, unknown>, refusal: GraphQLError | null) => void;
+  /** `failure`: the field was allowed but its value could not be shown (a decryption failure's reason, or the error's code). */
+  auditField?: (decision: FieldDecision, parent: unknown, args: Record<string, unknown>, refusal: GraphQLError | null, failure?: string) => void;
   /**
    * Shows a record id as the caller's study pseudonym (researchers): the
    * `studyPseudonym` masker. Null when the request has no study, which
@@ -131,8 +132,9 @@ function enforce(decision: FieldDecision, guarded: GuardedField, parent: unknown
   if (refusal) throw refusal;
   const value = guarded.resolve(parent, args, context, info);
   const failed = (error: unknown): never => {
-    // The decision was recorded as allowed (or masked); a value that then failed to decrypt is recorded as failed, with its reason.
-    if (error instanceof GraphQLError && error.extensions['code'] === ErrorCode.DecryptionFailed) context.auditField?.(decision, parent, args, error);
+    // The decision was recorded as allowed (or masked); a value that then could not be shown (it failed to decrypt, its key
+    // could not be fetched, its resolver failed) is recorded as failed, with the reason or the error's code.
+    context.auditField?.(decision, parent, args, null, failureReason(error));
     throw error;
   };
   let shown: unknown;
@@ -143,6 +145,15 @@ function enforce(decision: FieldDecision, guarded: GuardedField, parent: unknown
   }
   // A waiting resolver or a data key being fetched fails later: sanitized the same way as a failure now.
   return isPromiseLike(shown) ? Promise.resolve(shown).catch(failed).catch(rethrowSanitized) : shown;
+}
+
+function failureReason(error: unknown): string {
+  if (error instanceof GraphQLError && error.extensions['code'] === ErrorCode.DecryptionFailed) {
+    const reason = error.extensions['reason'];
+    return typeof reason === 'string' ? reason : ErrorCode.DecryptionFailed;
+  }
+  const code = sanitizedError(error).extensions['code'];
+  return typeof code === 'string' ? code : ErrorCode.Internal;
 }
 
 function rethrowSanitized(error: unknown): never {
