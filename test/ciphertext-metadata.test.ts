@@ -182,7 +182,7 @@ describe('the data key row, rewritten by someone who can write the data_key tabl
     try {
       return await run();
     } finally {
-      await stack.sql('update data_key set scope = ?, kek_version = ?, wrapped = ? where id = ?', [key.scope, key.kek_version, key.wrapped, key.id]);
+      await stack.sql('update data_key set scope = ?, kek_version = ?, wrapped = ? where id = ?', [key.scope, key.kek_version, toBuffer(key.wrapped), key.id]);
     }
   }
 

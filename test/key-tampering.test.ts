@@ -123,7 +123,7 @@ describe('stored values an insider edits', () => {
       const again = await reencryptOldRows(db, await openSealer(db, stack.config.keys));
       expect(again).toEqual({ rows: 0, unreadable: result.unreadable });
     } finally {
-      await stack.sql('update patient set ssn = ? where id = ?', [first!.ssn, first!.id]);
+      await stack.sql('update patient set ssn = ? where id = ?', [toBuffer(first!.ssn), first!.id]);
     }
   });
 
@@ -145,7 +145,7 @@ describe('stored values an insider edits', () => {
       expect(response.body.errors?.map((error) => [error.extensions?.['code'], error.extensions?.['reason']])).toEqual([['DECRYPTION_FAILED', 'KEY_UNKNOWN']]);
       expect(audited).toEqual([{ outcome: 'failed', reason: 'KEY_UNKNOWN' }]);
     } finally {
-      await stack.sql('update patient set ssn = ? where id = ?', [target!.ssn, target!.id]);
+      await stack.sql('update patient set ssn = ? where id = ?', [toBuffer(target!.ssn), target!.id]);
     }
   });
 });
