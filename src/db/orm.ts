@@ -4,6 +4,7 @@ import type { MikroORM } from '@mikro-orm/core';
 import type { AbstractSqlDriver, EntityManager } from '@mikro-orm/sql';
 import { MikroORM as PostgreSqlOrm } from '@mikro-orm/postgresql';
 import { MikroORM as PgliteOrm } from '@mikro-orm/pglite';
+import { claimFolder } from './folder-owner.js';
 import { Migrator } from '@mikro-orm/migrations';
 import { ENTITIES } from './entities.js';
 import { MIGRATIONS } from './migrations/index.js';
@@ -68,6 +69,7 @@ export async function openDatabase(options: DatabaseOptions): Promise<Database> 
     }),
   };
   let orm: SqlOrm;
+  let release: () => void = () => undefined;
   let kind: DatabaseKind;
   if (options.url) {
     kind = 'postgresql';
@@ -89,7 +91,14 @@ export async function openDatabase(options: DatabaseOptions): Promise<Database> 
     kind = 'pglite';
     const folder = join(options.dataDir, PGLITE_FOLDER);
     mkdirSync(folder, { recursive: true });
-    orm = (await PgliteOrm.init({ ...common, dbName: folder })) as SqlOrm;
+    const releaseFolder = claimFolder(folder);
+    try {
+      orm = (await PgliteOrm.init({ ...common, dbName: folder })) as SqlOrm;
+    } catch (error) {
+      releaseFolder();
+      throw error;
+    }
+    release = releaseFolder;
   }
   return {
     kind,
@@ -110,6 +119,12 @@ export async function openDatabase(options: DatabaseOptions): Promise<Database> 
         return false;
       }
     },
-    close: () => orm.close(true),
+    async close() {
+      try {
+        await orm.close(true);
+      } finally {
+        release();
+      }
+    },
   };
 }
