@@ -181,6 +181,11 @@ export function errorHandler(logger: Logger) {
   return (error: unknown, _request: Request, response: Response, _next: NextFunction): void => {
     if (response.headersSent) return;
     const status = (error as { status?: unknown } | null)?.status;
+    // body-parser's type: the body was read, and it is not JSON (never echoed: it may hold anything).
+    if ((error as { type?: unknown } | null)?.type === 'entity.parse.failed') {
+      response.status(400).json({ errors: [{ message: 'The request body is not valid JSON: send {"query": "...", "variables": {...}} with content-type application/json.', extensions: { code: 'BAD_REQUEST', reason: 'INVALID_JSON' } }] });
+      return;
+    }
     if (typeof status === 'number' && status >= 400 && status < 500) {
       response.status(status).json({
         errors: [unreadableBody(status)],

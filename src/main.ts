@@ -69,7 +69,8 @@ function printBanner(served: Served, config: Config): void {
       'Roles: clinician nurse billing patient researcher partner auditor admin integrator. Ctrl-C stops.',
     );
   }
-  console.log(lines.join('\n'));
+  // One write, on stderr: stdout carries the JSON log lines only (a log collector reads it whole), and the banner is never split by them.
+  process.stderr.write(`${lines.join('\n')}\n`);
 }
 
 let config: Config;

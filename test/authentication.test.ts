@@ -41,10 +41,12 @@ async function developmentToken(claims: Record<string, unknown>, options: { issu
     .sign(key.privateKey);
 }
 
-const attacks: { name: string; header: () => Promise<string | undefined> }[] = [
+const attacks: { name: string; header: () => Promise<string | undefined>; reason?: string; message?: RegExp }[] = [
   { name: 'no Authorization header', header: () => Promise.resolve(undefined) },
   { name: 'a Basic credential instead of a bearer token', header: () => Promise.resolve('Basic YWRtaW46YWRtaW4=') },
-  { name: 'a bearer value that is not a JWT', header: () => Promise.resolve('Bearer not-a-token') },
+  { name: 'a bearer value that is not a JWT', header: () => Promise.resolve('Bearer not-a-token'), reason: 'MALFORMED_TOKEN', message: /not a valid JWT/ },
+  { name: 'three dotted parts that are not base64url JSON', header: () => Promise.resolve('Bearer abc.def.ghi'), reason: 'MALFORMED_TOKEN', message: /not a valid JWT/ },
+  { name: 'a scheme without a credential', header: () => Promise.resolve('Bearer'), reason: 'MALFORMED_HEADER', message: /Bearer <token>/ },
   {
     name: 'an unsigned token (alg: none)',
     header: async () => {
@@ -99,6 +101,8 @@ describe('an unauthenticated request', () => {
         expect(response.status, target.name).toBe(401);
         expect(response.body.data, target.name).toBeUndefined();
         expect(response.body.errors?.[0]?.extensions?.['code'], target.name).toBe('UNAUTHENTICATED');
+        if (attack.reason) expect(response.body.errors?.[0]?.extensions?.['reason'], target.name).toBe(attack.reason);
+        if (attack.message) expect(response.body.errors?.[0]?.message, target.name).toMatch(attack.message);
         expect(JSON.stringify(response.body), target.name).not.toMatch(/\d{3}-\d{2}-\d{4}/);
       }
     });

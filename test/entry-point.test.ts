@@ -26,7 +26,11 @@ describe('npm start', () => {
     };
     const child = spawn('node_modules/.bin/tsx', ['src/main.ts'], { env, stdio: ['ignore', 'pipe', 'pipe'] });
     let output = '';
-    child.stdout.on('data', (chunk: Buffer) => (output += chunk.toString()));
+    let stdout = '';
+    child.stdout.on('data', (chunk: Buffer) => {
+      output += chunk.toString();
+      stdout += chunk.toString();
+    });
     child.stderr.on('data', (chunk: Buffer) => (output += chunk.toString()));
     const exited = new Promise<number | null>((resolve) => child.once('exit', resolve));
     try {
@@ -36,6 +40,9 @@ describe('npm start', () => {
         await new Promise((resolve) => setTimeout(resolve, 100));
       }
       expect(output).toContain('Seeded 12 synthetic patients');
+      // stdout is JSON log lines only; the banner came whole, on stderr.
+      for (const line of stdout.split('\n').filter((text) => text.trim() !== '')) expect(() => JSON.parse(line) as unknown, line).not.toThrow();
+      expect(output).toMatch(/phi-graph is up[^\n]*\n {2}Gateway: [^\n]*\n(?: {2}Subgraph:[^\n]*\n)*/);
       expect(output).toContain('npm run -s token -- --role clinician');
       const gatewayUrl = /Gateway:\s+(http:\/\/\S+)/.exec(output)?.[1];
       const body = /-d '(\{.*\})'/.exec(output)?.[1];

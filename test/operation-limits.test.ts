@@ -173,6 +173,17 @@ describe('an operation past a limit, over HTTP', () => {
     }
   });
 
+  it('answers a body that is not JSON with "not valid JSON", not a size message, on the gateway and on a subgraph', async () => {
+    for (const url of [stack.gatewayUrl, stack.subgraphUrl('clinical')]) {
+      const response = await fetch(url, { method: 'POST', headers: { 'content-type': 'application/json', authorization: `Bearer ${await stack.token('clinician')}` }, body: '{ query: viewer }' });
+      expect(response.status).toBe(400);
+      const answer = (await response.json()) as { errors: { message: string; extensions: { code: string; reason: string } }[] };
+      expect(answer.errors[0]?.message).toMatch(/not valid JSON/);
+      expect(answer.errors[0]?.message).not.toMatch(/KB/);
+      expect(answer.errors[0]?.extensions).toEqual({ code: 'BAD_REQUEST', reason: 'INVALID_JSON' });
+    }
+  });
+
   it('still serves the product\'s own operations: a chart, a billing dashboard of 1,000 rows, introspection', async () => {
     const chart = await post(stack.gatewayUrl, 'query($id: ID!) { patient(id: $id) { id name { given family } encounters(first: 10) { edges { node { id type { code } } } } observations(first: 10) { edges { node { id value } } } } }', {
       token: await stack.token('clinician'),

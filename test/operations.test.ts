@@ -67,6 +67,13 @@ describe('npm run token', () => {
     expect((claims.exp ?? 0) - (claims.iat ?? 0)).toBe(300);
   }, 60_000);
 
+  it('takes several roles as one comma-separated --role, as the usage line shows', async () => {
+    const { stdout, stderr, code } = await mint('--role', 'billing,auditor', '--sub', stack.principals.billing.subject, '--org', stack.principals.billing.organizationId ?? '');
+    expect(stderr).toBe('');
+    expect(code).toBe(0);
+    expect(decodeJwt(stdout.trim())['roles']).toEqual(['billing', 'auditor']);
+  }, 60_000);
+
   it('refuses an unknown role with a usage message and prints no token', async () => {
     const { stdout, stderr, code } = await mint('--role', 'superuser');
     expect(code).toBe(2);

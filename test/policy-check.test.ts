@@ -84,4 +84,14 @@ describe('npm run policy:check', () => {
     expect(result.code).toBe(2);
     expect(result.stderr).toContain('shoeSize');
   }, 60_000);
+
+  it('says in one line that a file it cannot read is missing, without a stack', async () => {
+    const missing = join(folder, 'no-such-operation.graphql');
+    const result = await run('npx', ['tsx', 'src/cli/policy-check.ts', '--role', 'admin', missing]).then(
+      (done) => ({ code: 0, ...done }),
+      (error: { code: number; stdout: string; stderr: string }) => error,
+    );
+    expect(result.code).toBe(2);
+    expect(result.stderr.trim()).toBe(`policy:check: cannot read ${missing} (ENOENT)`);
+  }, 60_000);
 });

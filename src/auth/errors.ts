@@ -4,6 +4,7 @@ import { GraphQLError } from 'graphql';
 export type AuthFailureReason =
   | 'MISSING_TOKEN'
   | 'MALFORMED_HEADER'
+  | 'MALFORMED_TOKEN'
   | 'INVALID_TOKEN'
   | 'EXPIRED_TOKEN'
   | 'REVOKED_TOKEN'
@@ -12,6 +13,7 @@ export type AuthFailureReason =
 const MESSAGES: Record<AuthFailureReason, string> = {
   MISSING_TOKEN: 'Authentication required: send Authorization: Bearer <token>.',
   MALFORMED_HEADER: 'The Authorization header must be "Bearer <token>".',
+  MALFORMED_TOKEN: 'The bearer token is not a valid JWT (three base64url parts separated by dots: header, claims, signature).',
   INVALID_TOKEN: 'The bearer token could not be verified (signature, algorithm, issuer or audience).',
   EXPIRED_TOKEN: 'The bearer token has expired; obtain a new one.',
   REVOKED_TOKEN: 'The bearer token has been revoked; obtain a new one.',

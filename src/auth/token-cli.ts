@@ -6,12 +6,12 @@ import { mintDevelopmentToken } from './mint.js';
 import { describeError } from '../errors.js';
 
 /**
- * `npm run -s token -- --role <role> [--sub ID] [--org ID] [--patient ID] [--study NAME] [--no-mfa] [--ttl 15m]`
+ * `npm run -s token -- --role <role>[,<role>...] [--sub ID] [--org ID] [--patient ID] [--study NAME] [--no-mfa] [--ttl 15m]`
  * prints a development bearer token, alone, on stdout. Without --sub it
  * uses the seeded account that fits the role (written by the seeder).
  */
 
-const USAGE = `usage: npm run -s token -- --role <${ROLES.join('|')}> [--sub ID] [--org ID] [--patient ID] [--study NAME] [--no-mfa] [--ttl 15m]`;
+const USAGE = `usage: npm run -s token -- --role <${ROLES.join('|')}>[,<role>...] [--sub ID] [--org ID] [--patient ID] [--study NAME] [--no-mfa] [--ttl 15m]`;
 /** The study a development researcher token names when --study is not given. */
 const DEVELOPMENT_STUDY = 'development-study';
 
@@ -35,7 +35,7 @@ try {
     strict: true,
   });
   if (values.help) fail(USAGE);
-  const roles = values.role ?? [];
+  const roles = (values.role ?? []).flatMap((value) => value.split(',')).map((role) => role.trim()).filter((role) => role !== '');
   if (roles.length === 0) fail(`--role is required\n${USAGE}`);
   for (const role of roles) if (!isRole(role)) fail(`unknown role "${role}"\n${USAGE}`);
   if (!/^\d+[smhd]$/.test(values.ttl)) fail(`--ttl must look like 15m, 1h or 30s\n${USAGE}`);

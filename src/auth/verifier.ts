@@ -27,7 +27,8 @@ export interface TokenVerifier {
   verifyAuthorization(header: string | undefined): Promise<Principal>;
 }
 
-const BEARER = /^Bearer ([A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*)$/;
+const BEARER = /^Bearer +(\S+)$/i;
+const COMPACT_JWT = /^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*$/;
 
 export async function createTokenVerifier(
   config: AuthConfig,
@@ -40,6 +41,7 @@ export async function createTokenVerifier(
       if (header === undefined || header === '') throw new AuthenticationError('MISSING_TOKEN');
       const match = BEARER.exec(header.trim());
       if (!match?.[1]) throw new AuthenticationError('MALFORMED_HEADER');
+      if (!COMPACT_JWT.test(match[1])) throw new AuthenticationError('MALFORMED_TOKEN');
       const payload = await verifySignature(match[1], key, config, algorithms);
       const principal = principalFromClaims(payload);
       if (await revocations.isRevoked(principal.tokenId)) throw new AuthenticationError('REVOKED_TOKEN');
@@ -106,6 +108,8 @@ async function verifySignature(
     if (error instanceof AuthenticationError) throw error;
     if (error instanceof joseErrors.JWTExpired) throw new AuthenticationError('EXPIRED_TOKEN');
     if (error instanceof joseErrors.JWTClaimValidationFailed) throw new AuthenticationError('INVALID_CLAIMS', error.claim);
+    // Parts that are not base64url JSON (a header or claims set that does not decode).
+    if (error instanceof joseErrors.JWSInvalid || error instanceof joseErrors.JWTInvalid) throw new AuthenticationError('MALFORMED_TOKEN', error.code);
     if (error instanceof joseErrors.JOSEError) throw new AuthenticationError('INVALID_TOKEN', error.code);
     throw new AuthenticationError('INVALID_TOKEN');
   }

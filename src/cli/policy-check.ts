@@ -18,13 +18,20 @@ const { values, positionals } = parseArgs({
   allowPositionals: true,
   strict: true,
 });
-const roles = values.role ?? [];
+const roles = (values.role ?? []).flatMap((value) => value.split(',')).map((role) => role.trim()).filter((role) => role !== '');
 if (roles.length === 0 || positionals.length !== 1 || !roles.every(isRole)) {
   console.error(USAGE);
   process.exit(2);
 }
 const file = positionals[0] as string;
-const result = checkOperation(loadApiSchema(), await readFile(file, 'utf8'), roles);
+let document: string;
+try {
+  document = await readFile(file, 'utf8');
+} catch (error) {
+  console.error(`policy:check: cannot read ${file} (${(error as NodeJS.ErrnoException).code ?? 'error'})`);
+  process.exit(2);
+}
+const result = checkOperation(loadApiSchema(), document, roles);
 if (!result.ok) {
   console.error(`${file} is not a valid operation for this API:\n${result.errors.map((error) => `  - ${error}`).join('\n')}`);
   process.exit(2);
