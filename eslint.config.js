@@ -4,7 +4,7 @@ import tseslint from 'typescript-eslint';
 import noOnlyTests from 'eslint-plugin-no-only-tests';
 
 export default tseslint.config(
-  { ignores: ['node_modules/', '.data/', '.test-data/', '**/__generated__/'] },
+  { ignores: ['node_modules/', 'dist/', '.data/', '.test-data/', '**/__generated__/'] },
   js.configs.recommended,
   ...tseslint.configs.recommendedTypeChecked,
   {

@@ -50,7 +50,8 @@ export interface ServedUrl {
 }
 export type ChildMessage = { type: 'ready'; servers: ServedUrl[] } | { type: 'prepared'; seeded: number };
 
-const MAIN = fileURLToPath(new URL('./main.ts', import.meta.url));
+/** This module's sibling entry point: main.ts through tsx in development, main.js in the compiled build. */
+const MAIN = fileURLToPath(new URL(import.meta.url.endsWith('.ts') ? './main.ts' : './main.js', import.meta.url));
 /** The variable that sets each server's port (main.ts reads them through config.ts). */
 const PORT_VARIABLES: Record<string, string> = { gateway: 'PORT', patient: 'PATIENT_SUBGRAPH_PORT', clinical: 'CLINICAL_SUBGRAPH_PORT', billing: 'BILLING_SUBGRAPH_PORT' };
 /** Back-off before a restart: doubled after each quick death, back to the first after a long life. */

@@ -1,0 +1,79 @@
+#!/usr/bin/env bash
+# The production build, as an operator deploys it: `npm run build`, then in a folder of its own only what
+# ships (package files, dist/, schema/, supergraph.graphql, bin/), `npm ci --omit=dev` (no tsx, no
+# TypeScript), `node dist/db/migrate-cli.js`, `npm start` with NODE_ENV=production against PostgreSQL and
+# Redis, with throwaway production keys; then a token signed by the throwaway issuer key must be served.
+# Used by .ci/run; needs PostgreSQL (POSTGRES_URL, a server URL) and Redis (REDIS_URL).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+POSTGRES_URL="${POSTGRES_URL:-postgres://postgres@127.0.0.1:5432/postgres}"
+REDIS_URL="${REDIS_URL:-redis://127.0.0.1:6379}"
+PORT="${CHECK_PORT:-4710}"
+
+npm run build
+work="$(mktemp -d)"
+database="phi_production_check_$$"
+roles="phi_production_check_$$"
+server=""
+cleanup() {
+  # The server runs in a process group of its own (setsid): npm, the supervisor and its children stop together.
+  if [ -n "$server" ]; then
+    kill -TERM -- "-$server" 2>/dev/null || true
+    for _ in $(seq 1 30); do kill -0 -- "-$server" 2>/dev/null || break; sleep 1; done
+    kill -KILL -- "-$server" 2>/dev/null || true
+  fi
+  psql "$POSTGRES_URL" -qc "drop database if exists $database" >/dev/null 2>&1 || true
+  psql "$POSTGRES_URL" -qc "drop role if exists ${roles}_api, ${roles}_retention, ${roles}_owner" >/dev/null 2>&1 || true
+  rm -rf "$work"
+}
+trap cleanup EXIT
+
+cp -r package.json package-lock.json dist schema supergraph.graphql bin "$work/"
+(cd "$work" && npm ci --omit=dev --no-audit --no-fund --loglevel=error)
+if [ -e "$work/node_modules/tsx" ] || [ -e "$work/node_modules/typescript" ]; then echo "FATAL: --omit=dev installed a development package" >&2; exit 1; fi
+
+# Throwaway production keys: an ES256 issuer key pair, an Ed25519 audit signing key, a key ring.
+eval "$(cd "$work" && node --input-type=module -e '
+  import { generateKeyPairSync, randomBytes } from "node:crypto";
+  const issuer = generateKeyPairSync("ec", { namedCurve: "P-256" });
+  const audit = generateKeyPairSync("ed25519");
+  const key = () => randomBytes(32).toString("base64");
+  const quote = (text) => `'"'"'${text.replaceAll("'"'"'", "")}'"'"'`;
+  console.log(`export AUTH_PUBLIC_KEY=${quote(issuer.publicKey.export({ type: "spki", format: "pem" }))}`);
+  console.log(`export CHECK_ISSUER_PRIVATE_KEY=${quote(issuer.privateKey.export({ type: "pkcs8", format: "pem" }))}`);
+  console.log(`export AUDIT_SIGNING_KEY=${quote(audit.privateKey.export({ type: "pkcs8", format: "pem" }))}`);
+  console.log(`export PHI_KEY_RING=${quote(JSON.stringify({ current: 1, keys: { 1: key() }, retired: [], blindIndexKey: key() }))}`);
+')"
+psql "$POSTGRES_URL" -qc "create database $database" >/dev/null
+url_of() { node -e 'const url = new URL(process.argv[1]); url.pathname = "/" + process.argv[2]; if (process.argv[3]) { url.username = process.argv[3]; url.password = ""; } console.log(url.toString())' "$POSTGRES_URL" "$database" "${1:-}"; }
+export NODE_ENV=production REDIS_URL REDIS_KEY_PREFIX="phi-production-check-$$:" \
+  AUTH_ISSUER=https://id.check.example AUTH_AUDIENCE=phi-graph DATA_DIR="$work/data" LOG_LEVEL=warn \
+  PORT="$PORT" PATIENT_SUBGRAPH_PORT=$((PORT + 1)) CLINICAL_SUBGRAPH_PORT=$((PORT + 2)) BILLING_SUBGRAPH_PORT=$((PORT + 3))
+# Migrations and roles as the superuser (the deliberate production steps), then the API as its own least-privileged role.
+(cd "$work" && DATABASE_URL="$(url_of)" node dist/db/migrate-cli.js)
+(cd "$work" && DATABASE_URL="$(url_of)" node dist/cli/db-roles.js --prefix "$roles")
+export DATABASE_URL="$(url_of "${roles}_api")"
+
+setsid bash -c 'cd "$1" && exec npm start' start "$work" </dev/null &
+server=$!
+for _ in $(seq 1 120); do
+  if curl -fsS "http://127.0.0.1:$PORT/readyz" >/dev/null 2>&1; then break; fi
+  if ! kill -0 "$server" 2>/dev/null; then echo "FATAL: the production start exited" >&2; exit 1; fi
+  sleep 1
+done
+token="$(cd "$work" && node --input-type=module -e '
+  import { SignJWT, importPKCS8 } from "jose";
+  const key = await importPKCS8(process.env.CHECK_ISSUER_PRIVATE_KEY, "ES256");
+  console.log(await new SignJWT({ roles: ["admin"], org: "00000000-0000-4000-8000-000000000001", amr: ["pwd", "mfa"] })
+    .setProtectedHeader({ alg: "ES256", typ: "JWT" }).setSubject("production-check").setIssuer(process.env.AUTH_ISSUER)
+    .setAudience(process.env.AUTH_AUDIENCE).setIssuedAt().setExpirationTime("5m").setJti(crypto.randomUUID()).sign(key));
+')"
+answer="$(curl -fsS "http://127.0.0.1:$PORT/graphql" -H "authorization: Bearer $token" -H 'content-type: application/json' -d '{"query":"{ viewer { subject roles } }"}')"
+echo "production build answered: $answer"
+case "$answer" in
+  *'"subject":"production-check"'*) ;;
+  *) echo "FATAL: the production build did not serve the viewer" >&2; exit 1 ;;
+esac
+unauthenticated="$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$PORT/graphql" -H 'content-type: application/json' -d '{"query":"{ viewer { subject } }"}')"
+[ "$unauthenticated" = 401 ] || { echo "FATAL: expected 401 without a token, got $unauthenticated" >&2; exit 1; }
+echo "production build: npm ci --omit=dev, migrate, npm start with NODE_ENV=production: OK ($(node --version))"
