@@ -21,9 +21,10 @@ export default tseslint.config(
       'no-console': 'error',
     },
   },
-  { files: ['**/*.js'], ...tseslint.configs.disableTypeChecked },
+  { files: ['**/*.js', '**/*.mjs'], ...tseslint.configs.disableTypeChecked },
+  { files: ['**/*.mjs'], languageOptions: { parserOptions: { projectService: false }, globals: { process: 'readonly', console: 'readonly', URL: 'readonly' } } },
   {
-    files: ['**/*-cli.ts', 'src/cli/**', 'src/main.ts', 'bench/**'],
+    files: ['**/*-cli.ts', 'src/cli/**', 'src/main.ts', 'bench/**', 'bin/**'],
     rules: { 'no-console': 'off' },
   },
 );
