@@ -1,5 +1,6 @@
 import { readFileSync } from 'node:fs';
-import { resolve } from 'node:path';
+import { createHash } from 'node:crypto';
+import { join, resolve } from 'node:path';
 import { z } from 'zod';
 import { SUBGRAPH_NAMES, type SubgraphName, DEFAULT_SUBGRAPH_PORTS } from './subgraphs/catalog.js';
 import { DEFAULT_AUDIT_RETENTION_DAYS } from './db/migrations/Migration20261125150000AuditTrail.js';
@@ -53,7 +54,7 @@ const environmentSchema = z
     CLINICAL_SUBGRAPH_URL: optionalUrl,
     BILLING_SUBGRAPH_URL: optionalUrl,
     DATABASE_URL: optionalUrl,
-    DATA_DIR: z.string().default('.data'),
+    DATA_DIR: z.preprocess((value) => (typeof value === 'string' && value.trim() === '' ? undefined : value), z.string().optional()),
     REDIS_URL: optionalUrl,
     REDIS_KEY_PREFIX: z.string().min(1).default('phi-graph:'),
     AUTH_ISSUER: z.string().min(1).default('phi-graph-dev'),
@@ -214,6 +215,27 @@ export class ConfigError extends Error {
   }
 }
 
+/**
+ * Where development files live when DATA_DIR is not set: `.data` for the
+ * embedded database (its PGlite folder is `.data/pglite`), and a folder of
+ * its own per external database (`.data/postgres-<digest of host, port and
+ * database name>`), so the development principals, key ring, signing keys
+ * and checkpoints of one database are never read against another: seeding
+ * PostgreSQL does not overwrite the embedded mode's principals, and a key
+ * retired on one does not break the other.
+ */
+export function defaultDataDir(databaseUrl: string | undefined): string {
+  if (!databaseUrl) return '.data';
+  let identity = databaseUrl;
+  try {
+    const url = new URL(databaseUrl);
+    identity = `${url.hostname}:${url.port || '5432'}${url.pathname}`;
+  } catch {
+    // not a URL: config validation reports it; the digest of the text still keeps databases apart
+  }
+  return join('.data', `postgres-${createHash('sha256').update(identity).digest('hex').slice(0, 12)}`);
+}
+
 /** A secret kept in a file (a mounted secret): its content without the final newline; never echoed in an error. */
 function readSecretFile(path: string, variable: string): string {
   try {
@@ -229,6 +251,7 @@ export function loadConfig(source: NodeJS.ProcessEnv = process.env): Config {
     throw new ConfigError(parsed.error.issues.map((issue) => `${issue.path.join('.') || 'environment'}: ${issue.message}`));
   }
   const env = parsed.data;
+  const dataDir = resolve(env.DATA_DIR ?? defaultDataDir(env.DATABASE_URL));
   const urls: Partial<Record<SubgraphName, string>> = {};
   for (const name of SUBGRAPH_NAMES) {
     const url = env[`${name.toUpperCase() as Uppercase<SubgraphName>}_SUBGRAPH_URL`];
@@ -243,7 +266,7 @@ export function loadConfig(source: NodeJS.ProcessEnv = process.env): Config {
       ports: { patient: env.PATIENT_SUBGRAPH_PORT, clinical: env.CLINICAL_SUBGRAPH_PORT, billing: env.BILLING_SUBGRAPH_PORT },
       urls,
     },
-    database: { url: env.DATABASE_URL, dataDir: resolve(env.DATA_DIR) },
+    database: { url: env.DATABASE_URL, dataDir },
     redisUrl: env.REDIS_URL,
     redisKeyPrefix: env.REDIS_KEY_PREFIX,
     auth: {
@@ -259,7 +282,7 @@ export function loadConfig(source: NodeJS.ProcessEnv = process.env): Config {
       service: env.PHI_KMS,
       ringJson: env.PHI_KEY_RING,
       ringFile: env.PHI_KEY_RING_FILE,
-      dataDir: resolve(env.DATA_DIR),
+      dataDir,
       allowDevelopmentRing: env.NODE_ENV !== 'production',
       pkcs11:
         env.PHI_KMS === 'pkcs11' && env.PKCS11_MODULE

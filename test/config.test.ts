@@ -1,7 +1,7 @@
 import { generateKeyPairSync } from 'node:crypto';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { ConfigError, loadConfig } from '../src/config.js';
 import { DEVELOPMENT_KEY_RING_FILE, generateKeyRingDocument, loadOrCreateDevelopmentKeyRing } from '../src/crypto/index.js';
@@ -145,5 +145,21 @@ describe('the key-encryption keys in production', () => {
     } finally {
       await rm(folder, { recursive: true, force: true });
     }
+  });
+});
+
+describe('the data folder', () => {
+  it('defaults to a folder of its own per database, so development files of one are never read against another', () => {
+    const embedded = loadConfig({});
+    const one = loadConfig({ DATABASE_URL: 'postgres://postgres@127.0.0.1:5432/one' });
+    const again = loadConfig({ DATABASE_URL: 'postgres://someone:secret@127.0.0.1:5432/one' });
+    const two = loadConfig({ DATABASE_URL: 'postgres://postgres@127.0.0.1:5432/two' });
+    expect(embedded.database.dataDir).toBe(resolve('.data'));
+    expect(one.database.dataDir).toMatch(/\.data\/postgres-[0-9a-f]{12}$/);
+    expect(again.database.dataDir).toBe(one.database.dataDir);
+    expect(new Set([embedded.database.dataDir, one.database.dataDir, two.database.dataDir]).size).toBe(3);
+    expect(one.keys.dataDir).toBe(one.database.dataDir);
+    // An explicit DATA_DIR is the operator's choice.
+    expect(loadConfig({ DATABASE_URL: 'postgres://postgres@127.0.0.1:5432/one', DATA_DIR: '/srv/phi' }).database.dataDir).toBe('/srv/phi');
   });
 });
