@@ -86,6 +86,7 @@ const environmentSchema = z
     AUDIT_SIGNING_KEY: z.preprocess((value) => (typeof value === 'string' && value.trim() === '' ? undefined : value), z.string().optional()),
     AUDIT_CHECKPOINT_SECONDS: limit(60, 1),
     KEY_REFRESH_SECONDS: limit(60, 1),
+    METRICS_TOKEN: z.preprocess((value) => (typeof value === 'string' && value.trim() === '' ? undefined : value), z.string().min(16, 'must be at least 16 characters').optional()),
     ALERT_DISTINCT_PATIENTS_PER_HOUR: z.coerce.number().int().min(1).default(DEFAULT_ALERT_THRESHOLDS.distinctPatientsPerHour),
     ALERT_DENIED_FIELDS_PER_HOUR: z.coerce.number().int().min(1).default(DEFAULT_ALERT_THRESHOLDS.deniedFieldsPerHour),
     ALERT_SSN_READS_PER_HOUR: z.coerce.number().int().min(1).default(DEFAULT_ALERT_THRESHOLDS.ssnReadsPerHour),
@@ -182,6 +183,8 @@ export interface Config {
   keys: KeySettings;
   /** A running API asks the key service and the data keys again this often (a rotation on a running deployment). */
   keyRefreshSeconds: number;
+  /** With it, /metrics answers to this bearer token from anywhere; without it, to loopback only. */
+  metricsToken: string | undefined;
   /** The Ed25519 private key (PEM) that signs audit checkpoints; outside production, absent means the development key. */
   auditSigningKeyPem: string | undefined;
   /** How often the chain head is signed into a checkpoint (and at start and stop). */
@@ -296,6 +299,7 @@ export function loadConfig(source: NodeJS.ProcessEnv = process.env): Config {
           : undefined,
     },
     keyRefreshSeconds: env.KEY_REFRESH_SECONDS,
+    metricsToken: env.METRICS_TOKEN,
     auditRetentionDays: env.AUDIT_RETENTION_DAYS,
     auditSigningKeyPem: env.AUDIT_SIGNING_KEY,
     auditCheckpointSeconds: env.AUDIT_CHECKPOINT_SECONDS,

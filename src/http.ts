@@ -1,3 +1,4 @@
+import { refusals as refusalCount } from './metrics.js';
 import { randomUUID } from 'node:crypto';
 import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -232,6 +233,7 @@ export async function listen(server: Server, host: string, port: number): Promis
 
 /** One warning per operation refused for its arguments: who, which arguments, why; never a value. */
 export function logArgumentRefusals(logger: Logger, context: { principal: Principal; requestId: string }, refusals: readonly ArgumentRefusal[]): void {
+  refusalCount.inc({ kind: 'argument', reason: 'ARGUMENT_DENIED' }, refusals.length);
   logger.warn(
     {
       event: 'argument-denied',
@@ -246,6 +248,7 @@ export function logArgumentRefusals(logger: Logger, context: { principal: Princi
 
 /** One warning per operation refused for a limit: who, which limit, and the operation's hash (never the operation). */
 export function logLimitBreach(logger: Logger, context: { principal: Principal; requestId: string }, breach: LimitBreach, operationHash?: string): void {
+  refusalCount.inc({ kind: 'operation_limit', reason: breach.limit });
   logger.warn(
     { event: 'operation-limit', subject: context.principal.subject, requestId: context.requestId, ...breach, ...(operationHash && { operationHash }) },
     'an operation was refused for a limit before it ran',

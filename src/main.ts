@@ -1,6 +1,7 @@
 import { parseArgs } from 'node:util';
 import { ConfigError, loadConfig, type Config } from './config.js';
 import { createLogger } from './logger.js';
+import { startTracing } from './tracing.js';
 import type { Api, Mode } from './runtime.js';
 import { prepareInChild, superviseApi, type ChildMessage, type Supervisor } from './supervisor.js';
 import { isSubgraphName, SUBGRAPH_NAMES } from './subgraphs/catalog.js';
@@ -104,7 +105,13 @@ if (launch.prepareOnly) {
 
 let stop: () => Promise<void>;
 try {
-  stop = launch.supervise ? await runSupervisor(config) : await runServers(config, launch);
+  // Traces come from the processes that serve (each exports its own spans), not from the supervisor.
+  const stopTracing = launch.supervise ? () => Promise.resolve() : await startTracing(logger);
+  const stopServing = launch.supervise ? await runSupervisor(config) : await runServers(config, launch);
+  stop = async () => {
+    await stopServing();
+    await stopTracing().catch(() => undefined);
+  };
 } catch (error) {
   console.error(`phi-graph could not start: ${describeError(error)}`);
   process.exit(1);

@@ -1,3 +1,4 @@
+import { refusals } from './metrics.js';
 import type { ApolloServerPlugin } from '@apollo/server';
 import type { NextFunction, Request, Response } from 'express';
 import { GraphQLError } from 'graphql';
@@ -68,6 +69,7 @@ export function rateLimited(reason: RateLimitReason, limit: number): GraphQLErro
 
 function refuse(response: Response, reason: RateLimitReason, limit: number, retryAfter: number, remaining = 0): void {
   const error = rateLimited(reason, limit);
+  refusals.inc({ kind: 'rate_limit', reason });
   response
     .status(429)
     .setHeader('retry-after', String(retryAfter))

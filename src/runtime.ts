@@ -106,7 +106,7 @@ export async function startApi(config: Config, logger: Logger, options: StartOpt
       if (!db || !sealer || !auditStore) throw new Error('a subgraph needs the database and the key ring');
       const server = await startSubgraph(
         name,
-        { db, cache, sealer, auditStore, auditMetrics, alertThresholds: config.alertThresholds, verifier, logger, unprotectedForBenchmark: options.unprotectedForBenchmark ?? false, unauditedForBenchmark: options.unauditedForBenchmark ?? false, operationLimits: config.operationLimits, rateLimitOverrides: config.rateLimitOverrides, requestDeadlineMs: config.requestDeadlineMs, responseMaxBytes: config.responseMaxBytes, isRevoked: (tokenId) => revocations.isRevoked(tokenId) },
+        { db, cache, sealer, auditStore, auditMetrics, alertThresholds: config.alertThresholds, verifier, logger, unprotectedForBenchmark: options.unprotectedForBenchmark ?? false, unauditedForBenchmark: options.unauditedForBenchmark ?? false, operationLimits: config.operationLimits, rateLimitOverrides: config.rateLimitOverrides, requestDeadlineMs: config.requestDeadlineMs, responseMaxBytes: config.responseMaxBytes, isRevoked: (tokenId) => revocations.isRevoked(tokenId), metricsToken: config.metricsToken },
         config.subgraphs.host,
         config.subgraphs.ports[name],
       );
@@ -119,7 +119,7 @@ export async function startApi(config: Config, logger: Logger, options: StartOpt
         SUBGRAPH_NAMES.map((name) => [name, subgraphs[name]?.url ?? config.subgraphs.urls[name] ?? defaultUrl(config, name)]),
       ) as Record<SubgraphName, string>;
       gateway = await startGateway(
-        { verifier, logger, subgraphUrls, ready: async () => (opened.db ? await opened.db.ping() : true) && (await cache.ping()), operationLimits: config.operationLimits, cache, rateLimitOverrides: config.rateLimitOverrides, subgraphTimeoutMs: config.subgraphTimeoutMs, requestDeadlineMs: config.requestDeadlineMs, responseMaxBytes: config.responseMaxBytes },
+        { verifier, logger, subgraphUrls, ready: async () => (opened.db ? await opened.db.ping() : true) && (await cache.ping()), operationLimits: config.operationLimits, cache, rateLimitOverrides: config.rateLimitOverrides, subgraphTimeoutMs: config.subgraphTimeoutMs, requestDeadlineMs: config.requestDeadlineMs, responseMaxBytes: config.responseMaxBytes, metricsToken: config.metricsToken },
         config.gateway.host,
         config.gateway.port,
       );

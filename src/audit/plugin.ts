@@ -3,7 +3,7 @@ import { GraphQLError } from 'graphql';
 import type { Principal } from '../auth/index.js';
 import type { Logger } from '../logger.js';
 import type { AuditCollector } from './collector.js';
-import { operationHash, type AuditEventRecord, type RequestFacts } from './events.js';
+import { operationHash, type AuditEventRecord, type FieldRecord, type RequestFacts } from './events.js';
 import { alertEvent, logAlerts, watchAccess, type AccessWatch, type Alert, type AlertThresholds } from './alerts.js';
 import type { Cache } from '../cache/index.js';
 import { AUDIT_UNAVAILABLE_MESSAGE, ErrorCode, cacheUnavailable } from '../errors.js';
@@ -11,6 +11,7 @@ import { EMERGENCY_PATIENTS_PER_HOUR, type RateBudget } from '../policy/index.js
 import { rateBudget, rateLimited, secondsToNextHour, type RateLimitOverrides, type RateLimitReason } from '../rate-limits.js';
 import { RETRY_AFTER_SECONDS } from '../unavailable.js';
 import type { AuditStore } from './store.js';
+import { auditWriteFailures, auditWriteSeconds, fieldDecisions, roleLabel } from '../metrics.js';
 
 /**
  * Owns each request's audit collector: at willSendResponse the request's
@@ -104,11 +105,15 @@ export function auditPlugin<TContext extends AuditedContext>(
             contextValue.logger.error({ event: 'access-alert-failed', requestId: facts.requestId, err: { name: (error as Error).name } }, 'access counters could not be updated');
             return null;
           });
+          countFieldDecisions(events, principal);
+          const writing = process.hrtime.bigint();
           try {
             if (events.length > 0) await store.append(events);
             metrics.writes += 1;
+            if (events.length > 0) auditWriteSeconds.observe({ subgraph }, Number(process.hrtime.bigint() - writing) / 1e9);
           } catch (error) {
             metrics.failures += 1;
+            auditWriteFailures.inc({ subgraph });
             const code = (error as { code?: unknown }).code;
             contextValue.logger.error(
               { event: 'audit-write-failed', requestId: contextValue.requestId, failures: metrics.failures, err: { name: (error as Error).name, code: typeof code === 'string' ? code : undefined } },
@@ -127,6 +132,22 @@ export function auditPlugin<TContext extends AuditedContext>(
       });
     },
   };
+}
+
+/** PHI field decisions of one request into the counters: summed first (a 1,000-row page is a few label sets, not 10,000 increments). */
+function countFieldDecisions(events: readonly { fields: readonly FieldRecord[] }[], principal: Principal): void {
+  const sums = new Map<string, { field: string; outcome: string; count: number }>();
+  for (const event of events) {
+    for (const { field, outcome } of event.fields) {
+      const coordinate = field.split(':')[0] ?? field;
+      const key = `${coordinate}\u0000${outcome}`;
+      const sum = sums.get(key);
+      if (sum) sum.count += 1;
+      else sums.set(key, { field: coordinate, outcome, count: 1 });
+    }
+  }
+  const role = roleLabel(principal);
+  for (const { field, outcome, count } of sums.values()) fieldDecisions.inc({ field, role, outcome }, count);
 }
 
 /**

@@ -109,8 +109,10 @@ export class FieldCipher {
   readonly #askedFor = new Map<number, number>();
   #lastAsked = 0;
   #refreshing: Promise<boolean> | undefined;
-  /** Counts for tests and metrics: decryptions performed by this process. */
+  /** Counts for tests and metrics: decryptions performed by this process, data key lookups found in memory or not. */
   decryptions = 0;
+  keyHits = 0;
+  keyMisses = 0;
   readonly use: KeyUse = new Map();
   /** Data keys found unusable since start (skipped; never written with): signs of tampering. Each once. */
   readonly unusableKeys: { id: number; scope: string; failure: string }[] = [];
@@ -320,11 +322,16 @@ export class FieldCipher {
   /** The unwrapped data key if it is cached, fresh and of the scope asked for (and marked most recently used), else undefined. */
   #unwrappedInMemory(id: number, scope: string): Buffer | undefined {
     const cached = this.#keys.get(id);
-    if (!cached) return undefined;
-    if (cached.expiresAt <= Date.now()) {
-      this.#keys.delete(id);
+    if (!cached) {
+      this.keyMisses += 1;
       return undefined;
     }
+    if (cached.expiresAt <= Date.now()) {
+      this.#keys.delete(id);
+      this.keyMisses += 1;
+      return undefined;
+    }
+    this.keyHits += 1;
     if (cached.scope !== null && cached.scope !== scope) throw new CryptoError('DECRYPTION_FAILED', `data key ${id} serves another scope`);
     if (this.#mostRecent !== id) {
       // Re-insert: the Map's order is the LRU order (skipped for the key just used: a list reads one key thousands of times).

@@ -35,6 +35,7 @@ import type { Cache } from '../cache/index.js';
 import { ErrorCode, auditUnavailable, cacheUnavailable, databaseUnavailable, requestTimeout, subgraphTimeout, subgraphUnavailable } from '../errors.js';
 import { DEFAULT_REQUEST_DEADLINE_MS, DEFAULT_RESPONSE_MAX_BYTES } from '../config.js';
 import { loadApiSchema } from './api-schema.js';
+import { countRequests, metricsRoute } from '../metrics.js';
 
 const MAX_FORWARDED_HEADER = 200;
 /** Longer than a subgraph's own database deadlines (src/db/orm.ts), so a subgraph says why it is slow before the gateway gives up. */
@@ -147,6 +148,8 @@ class ForwardingDataSource extends RemoteGraphQLDataSource<GatewayContext> {
 }
 
 export interface GatewayDependencies {
+  /** With it, /metrics answers to this bearer token (from anywhere); without it, to loopback only. */
+  metricsToken?: string | undefined;
   verifier: TokenVerifier;
   logger: Logger;
   /** Where each subgraph actually listens (overrides the URLs in supergraph.graphql). */
@@ -234,9 +237,11 @@ export async function startGateway(deps: GatewayDependencies, host: string, port
   await apollo.start();
 
   healthRoutes(app, deps.ready);
+  metricsRoute(app, deps.metricsToken);
   const deadlineMs = deps.requestDeadlineMs ?? DEFAULT_REQUEST_DEADLINE_MS;
   app.use(
     GRAPHQL_PATH,
+    countRequests('gateway'),
     requestId,
     refuseLargeBodies,
     responseSizeLimit(deps.responseMaxBytes ?? DEFAULT_RESPONSE_MAX_BYTES, log),
@@ -260,6 +265,8 @@ export async function startGateway(deps: GatewayDependencies, host: string, port
         // The subgraph that writes keeps the key (checked at the door: idempotencyKey).
         const key = locals(res).idempotencyKey;
         if (key) forwarded[IDEMPOTENCY_KEY_HEADER] = key;
+        // The gateway's span, passed on to the subgraphs (traceparent): one trace across the processes.
+        Object.assign(forwarded, res.locals['traceCarrier'] as Record<string, string> | undefined);
         const releaseInFlight = inFlightRelease(res);
         const deadline = requestDeadline(req, deadlineMs);
         return Promise.resolve({ principal, requestId: id, authorization: req.header('authorization') ?? '', forwarded, deadline, deadlineMs, ...(releaseInFlight && { releaseInFlight }) });

@@ -32,6 +32,7 @@ import { auditPlugin, requestFacts, type AlertThresholds, type AuditMetrics, typ
 import { resolvers as patientResolvers } from './patient/resolvers.js';
 import { resolvers as clinicalResolvers } from './clinical/resolvers.js';
 import { resolvers as billingResolvers } from './billing/resolvers.js';
+import { addScrapeSources, countRequests, decryptionFailures, metricsRoute } from '../metrics.js';
 
 /** How many of a subgraph's requests one client request through the gateway may be. */
 const SUBGRAPH_RATE_FACTOR = 3;
@@ -90,6 +91,7 @@ function decryptionFailure(error: unknown, sealedValue: Sealed, context: unknown
   const coordinate = sealedValue.parts.map((part) => `${part.location.table}.${part.location.column}`).join('+');
   const { logger, requestId } = context as SubgraphContext;
   // Tampering, a moved value or a retired key: operators need to see it (no value, no bytes).
+  decryptionFailures.inc({ reason: error.failure });
   logger.warn({ event: 'decryption-failed', field: coordinate, reason: error.failure, requestId }, 'a stored value failed to decrypt');
   throw decryptionFailed(error.failure, coordinate);
 }
@@ -129,6 +131,8 @@ export interface SubgraphDependencies {
   requestDeadlineMs?: number;
   /** The largest response body sent (DEFAULT_RESPONSE_MAX_BYTES when absent). */
   responseMaxBytes?: number;
+  /** With it, /metrics answers to this bearer token (from anywhere); without it, to loopback only. */
+  metricsToken?: string | undefined;
 }
 
 /** An operation refused for a limit is logged, and audited as a refusal (the audit plugin records its operation's hash). */
@@ -151,7 +155,7 @@ export interface RunningServer {
  */
 export async function startSubgraph(
   name: SubgraphName,
-  { db, cache, sealer, auditStore, auditMetrics, alertThresholds, verifier, logger, unprotectedForBenchmark, unauditedForBenchmark, operationLimits, rateLimitOverrides, requestDeadlineMs, responseMaxBytes, isRevoked }: SubgraphDependencies,
+  { db, cache, sealer, auditStore, auditMetrics, alertThresholds, verifier, logger, unprotectedForBenchmark, unauditedForBenchmark, operationLimits, rateLimitOverrides, requestDeadlineMs, responseMaxBytes, isRevoked, metricsToken }: SubgraphDependencies,
   host: string,
   port: number,
 ): Promise<RunningServer> {
@@ -205,9 +209,17 @@ export async function startSubgraph(
   await apollo.start();
 
   healthRoutes(app, () => db.ping());
+  metricsRoute(app, metricsToken);
+  const stopScraping = addScrapeSources({
+    dataKeys: () => ({ hits: sealer.cipher.keyHits, misses: sealer.cipher.keyMisses }),
+    keyService: () => sealer.cipher.keyService.calls,
+    database: () => db.ping(),
+    cache: () => cache.ping(),
+  });
   const deadlineMs = requestDeadlineMs ?? DEFAULT_REQUEST_DEADLINE_MS;
   app.use(
     GRAPHQL_PATH,
+    countRequests(name),
     requestId,
     refuseLargeBodies,
     responseSizeLimit(responseMaxBytes ?? DEFAULT_RESPONSE_MAX_BYTES, log),
@@ -243,5 +255,13 @@ export async function startSubgraph(
 
   const boundPort = await listen(httpServer, host, port);
   const url = `http://${host}:${boundPort}${GRAPHQL_PATH}`;
-  return { name, url, port: boundPort, stop: () => apollo.stop() };
+  return {
+    name,
+    url,
+    port: boundPort,
+    stop: async () => {
+      stopScraping();
+      await apollo.stop();
+    },
+  };
 }
