@@ -8,6 +8,8 @@ import { DEFAULT_ALERT_THRESHOLDS, type AlertThresholds } from './audit/alerts.j
 import { DEFAULT_OPERATION_LIMITS, type OperationLimits } from './policy/limits.js';
 import { DEFAULT_DATABASE_TIMEOUTS, type DatabaseTimeouts } from './db/orm.js';
 import type { KeySettings } from './crypto/key-service.js';
+import { isRole, type Role } from './auth/index.js';
+import { DEFAULT_TRUSTED_DOCUMENTS_FILE } from './gateway/trusted-documents.js';
 
 /**
  * The environment, parsed once at start. Every problem is collected and
@@ -86,6 +88,12 @@ const environmentSchema = z
     AUDIT_SIGNING_KEY: z.preprocess((value) => (typeof value === 'string' && value.trim() === '' ? undefined : value), z.string().optional()),
     AUDIT_CHECKPOINT_SECONDS: limit(60, 1),
     KEY_REFRESH_SECONDS: limit(60, 1),
+    TRUSTED_DOCUMENTS_FILE: z.preprocess((value) => (typeof value === 'string' && value.trim() === '' ? undefined : value), z.string().optional()),
+    TRUSTED_DOCUMENTS_REQUIRED_ROLES: z
+      .string()
+      .default('')
+      .transform((value) => value.split(',').map((item) => item.trim()).filter(Boolean))
+      .refine((roles) => roles.every(isRole), 'must name roles of the policy, comma-separated'),
     METRICS_TOKEN: z.preprocess((value) => (typeof value === 'string' && value.trim() === '' ? undefined : value), z.string().min(16, 'must be at least 16 characters').optional()),
     ALERT_DISTINCT_PATIENTS_PER_HOUR: z.coerce.number().int().min(1).default(DEFAULT_ALERT_THRESHOLDS.distinctPatientsPerHour),
     ALERT_DENIED_FIELDS_PER_HOUR: z.coerce.number().int().min(1).default(DEFAULT_ALERT_THRESHOLDS.deniedFieldsPerHour),
@@ -183,6 +191,8 @@ export interface Config {
   keys: KeySettings;
   /** A running API asks the key service and the data keys again this often (a rotation on a running deployment). */
   keyRefreshSeconds: number;
+  /** The manifest of registered operations, and the roles that may run only those. */
+  trustedDocuments: { file: string; requiredRoles: Role[] };
   /** With it, /metrics answers to this bearer token from anywhere; without it, to loopback only. */
   metricsToken: string | undefined;
   /** The Ed25519 private key (PEM) that signs audit checkpoints; outside production, absent means the development key. */
@@ -299,6 +309,7 @@ export function loadConfig(source: NodeJS.ProcessEnv = process.env): Config {
           : undefined,
     },
     keyRefreshSeconds: env.KEY_REFRESH_SECONDS,
+    trustedDocuments: { file: resolve(env.TRUSTED_DOCUMENTS_FILE ?? join(dataDir, DEFAULT_TRUSTED_DOCUMENTS_FILE)), requiredRoles: env.TRUSTED_DOCUMENTS_REQUIRED_ROLES.filter(isRole) },
     metricsToken: env.METRICS_TOKEN,
     auditRetentionDays: env.AUDIT_RETENTION_DAYS,
     auditSigningKeyPem: env.AUDIT_SIGNING_KEY,

@@ -8,6 +8,7 @@ import { CHECKPOINT_FOLDER, FolderCheckpointSink, loadSigningKey, writeCheckpoin
 import { join } from 'node:path';
 import { openDatabase, type Database } from './db/index.js';
 import { encryptPlaintextRows, openSealer, type Sealer } from './db/encryption.js';
+import { readManifest } from './gateway/trusted-documents.js';
 import { DatabaseAuditStore, ensureAuditRetention, type AuditMetrics } from './audit/index.js';
 import { isDatabaseEmpty, seedDatabase, writeDevelopmentPrincipals } from './db/seed/index.js';
 import { startGateway } from './gateway/server.js';
@@ -119,7 +120,7 @@ export async function startApi(config: Config, logger: Logger, options: StartOpt
         SUBGRAPH_NAMES.map((name) => [name, subgraphs[name]?.url ?? config.subgraphs.urls[name] ?? defaultUrl(config, name)]),
       ) as Record<SubgraphName, string>;
       gateway = await startGateway(
-        { verifier, logger, subgraphUrls, ready: async () => (opened.db ? await opened.db.ping() : true) && (await cache.ping()), operationLimits: config.operationLimits, cache, rateLimitOverrides: config.rateLimitOverrides, subgraphTimeoutMs: config.subgraphTimeoutMs, requestDeadlineMs: config.requestDeadlineMs, responseMaxBytes: config.responseMaxBytes, metricsToken: config.metricsToken },
+        { verifier, logger, subgraphUrls, ready: async () => (opened.db ? await opened.db.ping() : true) && (await cache.ping()), operationLimits: config.operationLimits, cache, rateLimitOverrides: config.rateLimitOverrides, subgraphTimeoutMs: config.subgraphTimeoutMs, requestDeadlineMs: config.requestDeadlineMs, responseMaxBytes: config.responseMaxBytes, metricsToken: config.metricsToken, trustedDocuments: readManifest(config.trustedDocuments.file), trustedDocumentRoles: config.trustedDocuments.requiredRoles },
         config.gateway.host,
         config.gateway.port,
       );

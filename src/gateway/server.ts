@@ -8,7 +8,7 @@ import { DEFAULT_OPERATION_LIMITS, argumentPolicyPlugin, introspectionByRolePlug
 import { ApolloServerPluginDrainHttpServer } from '@apollo/server/plugin/drainHttpServer';
 import { expressMiddleware } from '@as-integrations/express5';
 import express from 'express';
-import { AuthenticationError, isAuthFailureReason, type Principal, type TokenVerifier } from '../auth/index.js';
+import { AuthenticationError, isAuthFailureReason, type Principal, type Role, type TokenVerifier } from '../auth/index.js';
 import type { Logger } from '../logger.js';
 import { createApp, errorHandler, healthRoutes, listen, locals, logArgumentRefusals, logLimitBreach, MAX_BODY_BYTES, idempotencyKey, IDEMPOTENCY_KEY_HEADER, operationNameOf, operationSourceLimits, refuseLargeBodies, REQUEST_ID_HEADER, REQUEST_TIMEOUT_HEADER, requestDeadline, requestId, requireToken, responseSizeLimit } from '../http.js';
 import { GRAPHQL_PATH, isSubgraphName, type SubgraphName } from '../subgraphs/catalog.js';
@@ -36,6 +36,7 @@ import { ErrorCode, auditUnavailable, cacheUnavailable, databaseUnavailable, req
 import { DEFAULT_REQUEST_DEADLINE_MS, DEFAULT_RESPONSE_MAX_BYTES } from '../config.js';
 import { loadApiSchema } from './api-schema.js';
 import { countRequests, metricsRoute } from '../metrics.js';
+import { trustedDocuments, type Manifest } from './trusted-documents.js';
 
 const MAX_FORWARDED_HEADER = 200;
 /** Longer than a subgraph's own database deadlines (src/db/orm.ts), so a subgraph says why it is slow before the gateway gives up. */
@@ -148,6 +149,9 @@ class ForwardingDataSource extends RemoteGraphQLDataSource<GatewayContext> {
 }
 
 export interface GatewayDependencies {
+  /** Registered operations (trusted-documents.ts) and the roles that may run only those. */
+  trustedDocuments?: Manifest;
+  trustedDocumentRoles?: readonly Role[];
   /** With it, /metrics answers to this bearer token (from anywhere); without it, to loopback only. */
   metricsToken?: string | undefined;
   verifier: TokenVerifier;
@@ -198,6 +202,8 @@ export async function startGateway(deps: GatewayDependencies, host: string, port
   const apollo = new ApolloServer<GatewayContext>({
     gateway,
     introspection: true,
+    // Automatic persisted queries off: a client cannot register a document by sending it (trusted documents are registered ahead of time).
+    persistedQueries: false,
     includeStacktraceInErrorResponses: false,
     // main.ts owns shutdown: one ordered stop for all servers, then the database and cache.
     stopOnTerminationSignals: false,
@@ -249,6 +255,7 @@ export async function startGateway(deps: GatewayDependencies, host: string, port
     idempotencyKey,
     ...(deps.cache ? [rateLimits(deps.cache, 'gateway', log, { overrides: deps.rateLimitOverrides })] : []),
     express.json({ limit: MAX_BODY_BYTES }),
+    trustedDocuments(deps.trustedDocuments ?? { version: 1, documents: [] }, new Set(deps.trustedDocumentRoles ?? [])),
     operationSourceLimits(limits, log),
     expressMiddleware(apollo, {
       context: ({ req, res }) => {
