@@ -62,6 +62,21 @@ describe('schema views', () => {
     expect(visible.has('ClinicalNote.text')).toBe(false);
   });
 
+  it('are downloadable as SDL from GET /schema.graphql: the caller view with its descriptions, refused to other roles and without a token', async () => {
+    const url = stack.gatewayUrl.replace(/\/graphql$/, '/schema.graphql');
+    const admin = await fetch(url, { headers: { authorization: `Bearer ${await stack.token('admin')}` } });
+    expect(admin.status).toBe(200);
+    const sdl = await admin.text();
+    expect(sdl).toMatch(/type Patient[^{]*\{[^}]*\bname\b/);
+    expect(sdl).not.toMatch(/\bssn\b/);
+    expect(sdl).not.toContain('ClinicalNote');
+    expect(sdl).toContain('"""');
+    const integrator = await (await fetch(url, { headers: { authorization: `Bearer ${await stack.token('integrator')}` } })).text();
+    expect(integrator).not.toMatch(/type Patient\b/);
+    expect((await fetch(url, { headers: { authorization: `Bearer ${await stack.token('clinician')}` } })).status).toBe(403);
+    expect((await fetch(url)).status).toBe(401);
+  });
+
   it('are the only introspection a subgraph answers too', async () => {
     const response = await introspect('admin', stack.subgraphUrl('clinical'));
     const visible = visibleFields(response.body.data as IntrospectionQuery);

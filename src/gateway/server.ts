@@ -2,9 +2,9 @@ import { readFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import { ApolloGateway, RemoteGraphQLDataSource, type GraphQLDataSourceProcessOptions } from '@apollo/gateway';
 import { ApolloServer } from '@apollo/server';
-import { GraphQLError } from 'graphql';
+import { GraphQLError, printSchema } from 'graphql';
 import { AUDIT_UNAVAILABLE, FORWARDED_OPERATION_HASH, FORWARDED_OPERATION_NAME, operationHash } from '../audit/index.js';
-import { DEFAULT_OPERATION_LIMITS, argumentPolicyPlugin, introspectionByRolePlugin, operationLimitsPlugin, type OperationLimits } from '../policy/index.js';
+import { DEFAULT_OPERATION_LIMITS, INTROSPECTION_ROLES, argumentPolicyPlugin, cachedSchemaView, introspectionByRolePlugin, operationLimitsPlugin, type OperationLimits } from '../policy/index.js';
 import { ApolloServerPluginDrainHttpServer } from '@apollo/server/plugin/drainHttpServer';
 import { expressMiddleware } from '@as-integrations/express5';
 import express from 'express';
@@ -244,6 +244,15 @@ export async function startGateway(deps: GatewayDependencies, host: string, port
 
   healthRoutes(app, deps.ready);
   metricsRoute(app, deps.metricsToken);
+  // The caller's own view of the API as SDL (types and fields its roles may use, with their descriptions), for the roles that may introspect.
+  app.get('/schema.graphql', requestId, requireToken(deps.verifier, log), (_request, response) => {
+    const { principal } = locals(response);
+    if (!principal.roles.some((role) => INTROSPECTION_ROLES.includes(role))) {
+      response.status(403).json({ errors: [{ message: `The schema is open to the ${INTROSPECTION_ROLES.join(' and ')} roles only.`, extensions: { code: 'FORBIDDEN' } }] });
+      return;
+    }
+    response.type('text/plain; charset=utf-8').send(printSchema(cachedSchemaView(apiSchema, principal.roles)));
+  });
   const deadlineMs = deps.requestDeadlineMs ?? DEFAULT_REQUEST_DEADLINE_MS;
   app.use(
     GRAPHQL_PATH,
