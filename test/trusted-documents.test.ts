@@ -101,6 +101,22 @@ describe('a gateway with trusted documents required for partners', () => {
     expect(mismatch.body.errors?.[0]?.extensions?.['code']).toBe('BAD_REQUEST');
   });
 
+  it('takes an automatic-persisted-query request with its text as ad-hoc (stores nothing), refused to a partner, with a wrong hash refused', async () => {
+    const query = '{ viewer { roles } }';
+    const hash = documentId(query).slice('sha256:'.length);
+    const clinician = await stack.token('clinician');
+    const adHoc = await send(clinician, { query, extensions: { persistedQuery: { version: 1, sha256Hash: hash } } });
+    expect(adHoc.body.data?.['viewer']).toEqual({ roles: ['clinician'] });
+    const replay = await send(clinician, { extensions: { persistedQuery: { version: 1, sha256Hash: hash } } });
+    expect(replay.body.errors?.[0]?.extensions?.['code']).toBe('PERSISTED_QUERY_NOT_FOUND');
+    const wrong = await send(clinician, { query, extensions: { persistedQuery: { version: 1, sha256Hash: '0'.repeat(64) } } });
+    expect(wrong.body.errors?.[0]?.extensions?.['code']).toBe('BAD_REQUEST');
+    const partner = await send(await stack.token('partner'), { query: PARTNER_PAGE, extensions: { persistedQuery: { version: 1, sha256Hash: documentId(PARTNER_PAGE).slice(7) } } });
+    expect(partner.status).toBe(200); // registered: runs
+    const partnerAdHoc = await send(await stack.token('partner'), { query, extensions: { persistedQuery: { version: 1, sha256Hash: hash } } });
+    expect(partnerAdHoc.body.errors?.[0]?.extensions?.['code']).toBe('PERSISTED_QUERY_REQUIRED');
+  });
+
   it('still serves ad-hoc operations of roles not required to use trusted documents', async () => {
     const answer = await send(await stack.token('clinician'), { query: '{ viewer { roles } }' });
     expect(answer.status).toBe(200);

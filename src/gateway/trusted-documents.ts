@@ -81,6 +81,21 @@ export function trustedDocuments(manifest: Manifest, requiredRoles: ReadonlySet<
       return;
     }
     const entry = id === null ? undefined : byId.get(id);
+    // An APQ client sends the text with its hash: not a registered document, it is an ad-hoc operation (APQ is off: nothing is stored).
+    if (!entry && id !== null && body['documentId'] === undefined && typeof body['query'] === 'string') {
+      if (documentId(body['query']) !== id) {
+        refuse(response, 400, 'BAD_REQUEST', 'The persisted-query hash is not the SHA-256 of the query sent.');
+        return;
+      }
+      const extensions = body['extensions'] as Record<string, unknown>;
+      delete extensions['persistedQuery'];
+      if (principal?.roles.some((role) => requiredRoles.has(role))) {
+        refuse(response, 400, 'PERSISTED_QUERY_REQUIRED', 'Your role runs registered operations only: send extensions.persistedQuery.sha256Hash or documentId of a trusted document.');
+        return;
+      }
+      next();
+      return;
+    }
     // Unknown, or registered for other roles: the same answer (which documents exist is not for every caller).
     if (!entry || !principal?.roles.some((role) => entry.roles.includes(role))) {
       refuse(response, 400, 'PERSISTED_QUERY_NOT_FOUND', 'No trusted document with this id for your role.');
