@@ -24,7 +24,11 @@ export default tseslint.config(
   { files: ['**/*.js', '**/*.mjs'], ...tseslint.configs.disableTypeChecked },
   { files: ['**/*.mjs'], languageOptions: { parserOptions: { projectService: false }, globals: { process: 'readonly', console: 'readonly', URL: 'readonly' } } },
   {
-    files: ['**/*-cli.ts', 'src/cli/**', 'src/main.ts', 'bench/**', 'bin/**'],
+    files: ['explorer/**/*.js'],
+    languageOptions: { globals: { window: 'readonly', document: 'readonly', sessionStorage: 'readonly', fetch: 'readonly', URLSearchParams: 'readonly' } },
+  },
+  {
+    files: ['**/*-cli.ts', 'src/cli/**', 'src/main.ts', 'bench/**', 'bin/**', 'scripts/**'],
     rules: { 'no-console': 'off' },
   },
 );

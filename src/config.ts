@@ -88,6 +88,7 @@ const environmentSchema = z
     AUDIT_SIGNING_KEY: z.preprocess((value) => (typeof value === 'string' && value.trim() === '' ? undefined : value), z.string().optional()),
     AUDIT_CHECKPOINT_SECONDS: limit(60, 1),
     KEY_REFRESH_SECONDS: limit(60, 1),
+    EXPLORER: z.enum(['on', 'off']).optional(),
     TRUSTED_DOCUMENTS_FILE: z.preprocess((value) => (typeof value === 'string' && value.trim() === '' ? undefined : value), z.string().optional()),
     TRUSTED_DOCUMENTS_REQUIRED_ROLES: z
       .string()
@@ -191,6 +192,8 @@ export interface Config {
   keys: KeySettings;
   /** A running API asks the key service and the data keys again this often (a rotation on a running deployment). */
   keyRefreshSeconds: number;
+  /** Serve the API explorer at /graphql to browsers: on outside production, off in production unless EXPLORER=on. */
+  explorer: boolean;
   /** The manifest of registered operations, and the roles that may run only those. */
   trustedDocuments: { file: string; requiredRoles: Role[] };
   /** With it, /metrics answers to this bearer token from anywhere; without it, to loopback only. */
@@ -309,6 +312,7 @@ export function loadConfig(source: NodeJS.ProcessEnv = process.env): Config {
           : undefined,
     },
     keyRefreshSeconds: env.KEY_REFRESH_SECONDS,
+    explorer: env.EXPLORER ? env.EXPLORER === 'on' : env.NODE_ENV !== 'production',
     trustedDocuments: { file: resolve(env.TRUSTED_DOCUMENTS_FILE ?? join(dataDir, DEFAULT_TRUSTED_DOCUMENTS_FILE)), requiredRoles: env.TRUSTED_DOCUMENTS_REQUIRED_ROLES.filter(isRole) },
     metricsToken: env.METRICS_TOKEN,
     auditRetentionDays: env.AUDIT_RETENTION_DAYS,

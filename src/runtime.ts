@@ -120,7 +120,7 @@ export async function startApi(config: Config, logger: Logger, options: StartOpt
         SUBGRAPH_NAMES.map((name) => [name, subgraphs[name]?.url ?? config.subgraphs.urls[name] ?? defaultUrl(config, name)]),
       ) as Record<SubgraphName, string>;
       gateway = await startGateway(
-        { verifier, logger, subgraphUrls, ready: async () => (opened.db ? await opened.db.ping() : true) && (await cache.ping()), operationLimits: config.operationLimits, cache, rateLimitOverrides: config.rateLimitOverrides, subgraphTimeoutMs: config.subgraphTimeoutMs, requestDeadlineMs: config.requestDeadlineMs, responseMaxBytes: config.responseMaxBytes, metricsToken: config.metricsToken, trustedDocuments: readManifest(config.trustedDocuments.file), trustedDocumentRoles: config.trustedDocuments.requiredRoles },
+        { verifier, logger, subgraphUrls, ready: async () => (opened.db ? await opened.db.ping() : true) && (await cache.ping()), operationLimits: config.operationLimits, cache, rateLimitOverrides: config.rateLimitOverrides, subgraphTimeoutMs: config.subgraphTimeoutMs, requestDeadlineMs: config.requestDeadlineMs, responseMaxBytes: config.responseMaxBytes, metricsToken: config.metricsToken, explorer: config.explorer, trustedDocuments: readManifest(config.trustedDocuments.file), trustedDocumentRoles: config.trustedDocuments.requiredRoles },
         config.gateway.host,
         config.gateway.port,
       );

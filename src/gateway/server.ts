@@ -37,6 +37,7 @@ import { DEFAULT_REQUEST_DEADLINE_MS, DEFAULT_RESPONSE_MAX_BYTES } from '../conf
 import { loadApiSchema } from './api-schema.js';
 import { countRequests, metricsRoute } from '../metrics.js';
 import { trustedDocuments, type Manifest } from './trusted-documents.js';
+import { explorerRoutes } from './explorer.js';
 
 const MAX_FORWARDED_HEADER = 200;
 /** Longer than a subgraph's own database deadlines (src/db/orm.ts), so a subgraph says why it is slow before the gateway gives up. */
@@ -149,6 +150,8 @@ class ForwardingDataSource extends RemoteGraphQLDataSource<GatewayContext> {
 }
 
 export interface GatewayDependencies {
+  /** Serve the API explorer (GraphiQL) to browsers at /graphql. */
+  explorer?: boolean;
   /** Registered operations (trusted-documents.ts) and the roles that may run only those. */
   trustedDocuments?: Manifest;
   trustedDocumentRoles?: readonly Role[];
@@ -244,6 +247,7 @@ export async function startGateway(deps: GatewayDependencies, host: string, port
 
   healthRoutes(app, deps.ready);
   metricsRoute(app, deps.metricsToken);
+  if (deps.explorer) explorerRoutes(app);
   // The caller's own view of the API as SDL (types and fields its roles may use, with their descriptions), for the roles that may introspect.
   app.get('/schema.graphql', requestId, requireToken(deps.verifier, log), (_request, response) => {
     const { principal } = locals(response);
