@@ -3,6 +3,20 @@
 //     npx hive-gateway supergraph --config-path deploy/hive-gateway.config.mjs
 // Each subgraph verifies the caller's token itself, so the gateway forwards it, with the request id the
 // audit trail records. test/hive-gateway.test.ts runs exactly this file (CI installs Hive Gateway itself).
+import { readFileSync } from 'node:fs';
+
+// Trusted documents (npm run documents:register) served by their id, as our gateway does: documentId
+// (`sha256:<hex>`) or the persisted-query hash. TRUSTED_DOCUMENTS_ONLY=true refuses every other operation;
+// the per-role requirement (TRUSTED_DOCUMENTS_REQUIRED_ROLES) needs the token, which only our gateway reads.
+const manifestPath = process.env.TRUSTED_DOCUMENTS_FILE;
+const trusted = new Map();
+if (manifestPath) {
+  for (const entry of JSON.parse(readFileSync(manifestPath, 'utf8')).documents) {
+    trusted.set(entry.id, entry.document);
+    trusted.set(entry.id.slice('sha256:'.length), entry.document);
+  }
+}
+
 const url = (name, port) => process.env[`${name.toUpperCase()}_SUBGRAPH_URL`] ?? `http://127.0.0.1:${port}/graphql`;
 
 export const gatewayConfig = {
@@ -12,6 +26,12 @@ export const gatewayConfig = {
     clinical: { location: url('clinical', 4002) },
     billing: { location: url('billing', 4003) },
   },
+  ...(manifestPath && {
+    persistedDocuments: {
+      getPersistedOperation: (id) => trusted.get(id) ?? null,
+      allowArbitraryDocuments: process.env.TRUSTED_DOCUMENTS_ONLY !== 'true',
+    },
+  }),
   propagateHeaders: {
     fromClientToSubgraphs: ({ request }) => ({
       authorization: request.headers.get('authorization') ?? '',

@@ -1,6 +1,6 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import pg from 'pg';
@@ -8,6 +8,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { mintDevelopmentToken } from '../src/auth/mint.js';
 import type { Role } from '../src/auth/index.js';
 import { loadConfig } from '../src/config.js';
+import { documentId } from '../src/gateway/trusted-documents.js';
 import { readDevelopmentPrincipals, type DevelopmentPrincipals } from '../src/db/seed/index.js';
 import { createScratchDatabase, resolveServices } from './support/services.js';
 
@@ -34,6 +35,7 @@ if (missing.length > 0 && process.env['REQUIRE_HIVE'] === '1') {
   console.warn(`Hive Gateway test skipped: missing ${missing.join(', ')}`);
 }
 
+const TRUSTED = 'query BillingPage { patients(first: 3) { edges { node { id ssn } } } }';
 const BASE = 46_000 + Math.floor(Math.random() * 900) * 4;
 const PORTS = { gateway: BASE, patient: BASE + 1, clinical: BASE + 2, billing: BASE + 3 };
 const children: ChildProcess[] = [];
@@ -81,10 +83,15 @@ beforeAll(async () => {
   principals = (await readDevelopmentPrincipals(dataDir)) as DevelopmentPrincipals;
   for (const name of ['patient', 'clinical', 'billing'] as const) start('node_modules/.bin/tsx', ['src/main.ts', '--subgraph', name], serverEnv());
   for (const name of ['patient', 'clinical', 'billing'] as const) await ready(`http://127.0.0.1:${PORTS[name]}/healthz`);
+  await writeFile(
+    join(dataDir, 'trusted-documents.json'),
+    JSON.stringify({ version: 1, documents: [{ id: documentId(TRUSTED), client: 'portal', roles: ['billing'], operationName: 'BillingPage', document: TRUSTED, registeredAt: new Date().toISOString() }] }),
+  );
   start(hive, ['supergraph', '--config-path', join(process.cwd(), 'deploy/hive-gateway.config.mjs'), '--host', '127.0.0.1', '--port', String(PORTS.gateway)], {
     PATIENT_SUBGRAPH_URL: `http://127.0.0.1:${PORTS.patient}/graphql`,
     CLINICAL_SUBGRAPH_URL: `http://127.0.0.1:${PORTS.clinical}/graphql`,
     BILLING_SUBGRAPH_URL: `http://127.0.0.1:${PORTS.billing}/graphql`,
+    TRUSTED_DOCUMENTS_FILE: join(dataDir, 'trusted-documents.json'),
   });
   await ready(`http://127.0.0.1:${PORTS.gateway}/healthcheck`);
 }, 180_000);
@@ -115,11 +122,11 @@ async function token(role: Role): Promise<string> {
   });
 }
 
-async function ask(query: string, bearer?: string, requestId?: string) {
+async function ask(query: string | Record<string, unknown>, bearer?: string, requestId?: string) {
   const response = await fetch(`http://127.0.0.1:${PORTS.gateway}/graphql`, {
     method: 'POST',
     headers: { 'content-type': 'application/json', ...(bearer && { authorization: `Bearer ${bearer}` }), ...(requestId && { 'x-request-id': requestId }) },
-    body: JSON.stringify({ query }),
+    body: JSON.stringify(typeof query === 'string' ? { query } : query),
   });
   return (await response.json()) as { data?: Record<string, unknown> | null; errors?: { path?: (string | number)[]; extensions?: Record<string, unknown> }[] };
 }
@@ -159,5 +166,17 @@ describe.skipIf(missing.length > 0)('the supergraph under Hive Gateway', () => {
     } finally {
       await client.end();
     }
+  });
+
+  it('serves a trusted document by its documentId or persisted-query hash, as deploy/hive-gateway.config.mjs reads the manifest', async () => {
+    const billing = await token('billing');
+    const byId = await ask({ documentId: documentId(TRUSTED) }, billing);
+    const edges = (byId.data?.['patients'] as { edges: { node: { ssn: string | null } }[] } | undefined)?.edges ?? [];
+    expect(edges.length).toBeGreaterThan(0);
+    const byHash = await ask({ extensions: { persistedQuery: { version: 1, sha256Hash: documentId(TRUSTED).slice('sha256:'.length) } } }, billing);
+    expect(byHash.data).toEqual(byId.data);
+    const unknown = await ask({ documentId: documentId('{ viewer { subject } }') }, billing);
+    expect(unknown.data ?? null).toBeNull();
+    expect(unknown.errors?.length ?? 0).toBeGreaterThan(0);
   });
 });
