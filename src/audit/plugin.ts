@@ -134,17 +134,21 @@ export function auditPlugin<TContext extends AuditedContext>(
   };
 }
 
-/** PHI field decisions of one request into the counters: summed first (a 1,000-row page is a few label sets, not 10,000 increments). */
+/**
+ * PHI field decisions of one request into the counters, summed first: a 1,000-row page is a few label sets, not
+ * 10,000 increments. Records without a reason are shared objects (collector.ts), so they are counted by identity
+ * (a map lookup per field of a row) and their labels made once per distinct record.
+ */
 function countFieldDecisions(events: readonly { fields: readonly FieldRecord[] }[], principal: Principal): void {
+  const perRecord = new Map<FieldRecord, number>();
+  for (const event of events) for (const record of event.fields) perRecord.set(record, (perRecord.get(record) ?? 0) + 1);
   const sums = new Map<string, { field: string; outcome: string; count: number }>();
-  for (const event of events) {
-    for (const { field, outcome } of event.fields) {
-      const coordinate = field.split(':')[0] ?? field;
-      const key = `${coordinate}\u0000${outcome}`;
-      const sum = sums.get(key);
-      if (sum) sum.count += 1;
-      else sums.set(key, { field: coordinate, outcome, count: 1 });
-    }
+  for (const [{ field, outcome }, count] of perRecord) {
+    const coordinate = field.split(':')[0] ?? field;
+    const key = `${coordinate}\u0000${outcome}`;
+    const sum = sums.get(key);
+    if (sum) sum.count += count;
+    else sums.set(key, { field: coordinate, outcome, count });
   }
   const role = roleLabel(principal);
   for (const { field, outcome, count } of sums.values()) fieldDecisions.inc({ field, role, outcome }, count);

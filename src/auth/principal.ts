@@ -16,6 +16,11 @@ export function isRole(value: unknown): value is Role {
   return typeof value === 'string' && (ROLES as readonly string[]).includes(value);
 }
 
+/** Role names as the command-line tools take them: `--role a,b` or `--role a --role b` (not checked: see isRole). */
+export function roleList(values: readonly string[] | undefined): string[] {
+  return (values ?? []).flatMap((value) => value.split(',')).map((role) => role.trim()).filter((role) => role !== '');
+}
+
 /** Who is calling, as established from a verified token. Never holds PHI. */
 export interface Principal {
   subject: string;

@@ -1,7 +1,7 @@
 import { parseArgs } from 'node:util';
 import { loadConfig } from '../config.js';
 import { readDevelopmentPrincipals } from '../db/seed/index.js';
-import { isRole, ROLES, STUDY_NAME } from './principal.js';
+import { isRole, roleList, ROLES, STUDY_NAME } from './principal.js';
 import { mintDevelopmentToken } from './mint.js';
 import { describeError } from '../errors.js';
 
@@ -35,7 +35,7 @@ try {
     strict: true,
   });
   if (values.help) fail(USAGE);
-  const roles = (values.role ?? []).flatMap((value) => value.split(',')).map((role) => role.trim()).filter((role) => role !== '');
+  const roles = roleList(values.role);
   if (roles.length === 0) fail(`--role is required\n${USAGE}`);
   for (const role of roles) if (!isRole(role)) fail(`unknown role "${role}"\n${USAGE}`);
   if (!/^\d+[smhd]$/.test(values.ttl)) fail(`--ttl must look like 15m, 1h or 30s\n${USAGE}`);

@@ -1,6 +1,6 @@
 import { readFile, rename, writeFile } from 'node:fs/promises';
 import { parseArgs } from 'node:util';
-import { isRole } from '../auth/index.js';
+import { isRole, roleList } from '../auth/index.js';
 import { loadConfig } from '../config.js';
 import { loadApiSchema } from '../gateway/api-schema.js';
 import { documentId, readManifest, type TrustedDocument } from '../gateway/trusted-documents.js';
@@ -37,7 +37,7 @@ try {
   }
   if (command !== 'register') fail(USAGE);
   const client = values.client ?? '';
-  const roles = (values.role ?? []).flatMap((value) => value.split(',')).map((role) => role.trim()).filter(Boolean);
+  const roles = roleList(values.role);
   if (!/^[A-Za-z0-9._-]{1,100}$/.test(client) || roles.length === 0 || files.length === 0) fail(USAGE);
   if (!roles.every(isRole)) fail(`unknown role in ${roles.join(',')}\n${USAGE}`);
   const schema = loadApiSchema();

@@ -1,6 +1,6 @@
 import { readFile } from 'node:fs/promises';
 import { parseArgs } from 'node:util';
-import { isRole, ROLES } from '../auth/index.js';
+import { isRole, roleList, ROLES } from '../auth/index.js';
 import { loadApiSchema } from '../gateway/api-schema.js';
 import { checkOperation } from '../policy/index.js';
 
@@ -18,7 +18,7 @@ const { values, positionals } = parseArgs({
   allowPositionals: true,
   strict: true,
 });
-const roles = (values.role ?? []).flatMap((value) => value.split(',')).map((role) => role.trim()).filter((role) => role !== '');
+const roles = roleList(values.role);
 if (roles.length === 0 || positionals.length !== 1 || !roles.every(isRole)) {
   console.error(USAGE);
   process.exit(2);

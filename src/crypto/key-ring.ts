@@ -50,19 +50,20 @@ export class SecretIndexKeys implements IndexKeys {
     return this.#key;
   }
 
+  /**
+   * A key for one purpose other than data encryption (cursors, research
+   * pseudonyms), derived from the blind-index key with HKDF-SHA-256 and the
+   * purpose as its info: one secret to keep, and no two purposes ever share
+   * a key. Only crypto/ calls this.
+   */
   derivedKey(purpose: DerivedKeyPurpose): Buffer {
     let key = this.#derived.get(purpose);
     if (!key) {
-      key = deriveKey(this.#key, purpose);
+      key = Buffer.from(hkdfSync('sha256', this.#key, Buffer.alloc(0), `phi-graph/${purpose}/v1`, KEY_BYTES));
       this.#derived.set(purpose, key);
     }
     return key;
   }
-}
-
-/** HKDF-SHA-256 of the blind-index key with the purpose as its info: no two purposes ever share a key. */
-function deriveKey(blindIndexKey: Buffer, purpose: DerivedKeyPurpose): Buffer {
-  return Buffer.from(hkdfSync('sha256', blindIndexKey, Buffer.alloc(0), `phi-graph/${purpose}/v1`, KEY_BYTES));
 }
 
 export class KeyRing implements IndexKeys {
@@ -80,6 +81,7 @@ export class KeyRing implements IndexKeys {
     this.#keys = keys;
     this.#retired = retired;
     this.#blindIndexKey = blindIndexKey;
+    this.#indexKeys = new SecretIndexKeys(blindIndexKey);
   }
 
   static fromDocument(document: unknown): KeyRing {
@@ -126,21 +128,11 @@ export class KeyRing implements IndexKeys {
     return [...other.#keys.values(), other.#blindIndexKey].some((key) => mine.has(key.toString('hex')));
   }
 
-  readonly #derived = new Map<DerivedKeyPurpose, Buffer>();
+  /** The ring's blind-index key serves the derived keys as SecretIndexKeys does for an HSM deployment. */
+  readonly #indexKeys: SecretIndexKeys;
 
-  /**
-   * A key for one purpose other than data encryption (cursors, research
-   * pseudonyms), derived from the blind-index key with HKDF-SHA-256 and the
-   * purpose as its info: one secret to keep, and no two purposes ever share
-   * a key. Only crypto/ calls this.
-   */
   derivedKey(purpose: DerivedKeyPurpose): Buffer {
-    let key = this.#derived.get(purpose);
-    if (!key) {
-      key = deriveKey(this.#blindIndexKey, purpose);
-      this.#derived.set(purpose, key);
-    }
-    return key;
+    return this.#indexKeys.derivedKey(purpose);
   }
 }
 

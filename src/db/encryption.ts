@@ -69,14 +69,15 @@ export const ENCRYPTED_TABLES: Readonly<Record<string, EncryptedTable>> = {
 
 /** The scope of each encrypted column's data keys: `table/category`. */
 export const DATA_KEY_SCOPES: KeyScopes = (() => {
-  const byColumn = new Map<string, string>();
+  // Two lookups by the strings already at hand: this runs for every value read, so no string is made per value.
+  const byTable = new Map<string, Map<string, string>>();
   for (const [table, spec] of Object.entries(ENCRYPTED_TABLES)) {
-    for (const column of spec.columns) byColumn.set(`${table}.${column}`, `${table}/${spec.categories[column] ?? column}`);
+    byTable.set(table, new Map(spec.columns.map((column) => [column, `${table}/${spec.categories[column] ?? column}`])));
   }
-  const all = [...new Set(byColumn.values())].sort();
+  const all = [...new Set([...byTable.values()].flatMap((columns) => [...columns.values()]))].sort();
   return {
     of: (table, column) => {
-      const scope = byColumn.get(`${table}.${column}`);
+      const scope = byTable.get(table)?.get(column);
       // A value presented as another table's or column's (moved there) has no key to be read with.
       if (!scope) throw new CryptoError('DECRYPTION_FAILED', `${table}.${column} is not an encrypted column`);
       return scope;
@@ -169,23 +170,12 @@ export class DatabaseDataKeyStore implements DataKeyStore {
     return this.#remember(row);
   }
 
-  async reserveId(): Promise<number> {
-    const [row] = await this.db.fork().execute<{ id: number }[]>(`select nextval(pg_get_serial_sequence('data_key', 'id'))::int as "id"`);
-    if (!row) throw new Error('no data key id was reserved');
-    return Number(row.id);
+  reserveId(): Promise<number> {
+    return reserveDataKeyId(this.db.fork());
   }
 
   async create(id: number, kekVersion: number, scope: string, wrapped: Buffer): Promise<StoredDataKey> {
-    const [row] = await this.db
-      .fork()
-      .execute<DataKeyRow[]>(`insert into "data_key" ("id", "kek_version", "scope", "wrapped", "created_at") values (?, ?, ?, ?, now()) returning ${DATA_KEY_COLUMNS}`, [
-        id,
-        kekVersion,
-        scope,
-        wrapped,
-      ]);
-    if (!row) throw new Error('the data key was not stored');
-    return this.#remember(row);
+    return this.#remember(await insertDataKey(this.db.fork(), id, kekVersion, scope, wrapped));
   }
 
   #remember(row: DataKeyRow): StoredDataKey {
@@ -435,10 +425,22 @@ function indexKeyContext(id: number, kekVersion: number): string {
   return dataKeyContext(id, kekVersion, INDEX_KEY_SCOPE);
 }
 
-async function reserveDataKeyId(em: { execute: EntityManager['execute'] }): Promise<number> {
+/** A data key's id comes first: it is bound into the key's wrapping before the row is written (dataKeyContext). */
+async function reserveDataKeyId(em: Pick<EntityManager, 'execute'>): Promise<number> {
   const [row] = await em.execute<{ id: number }[]>(`select nextval(pg_get_serial_sequence('data_key', 'id'))::int as "id"`);
   if (!row) throw new Error('no data key id was reserved');
   return Number(row.id);
+}
+
+async function insertDataKey(em: Pick<EntityManager, 'execute'>, id: number, kekVersion: number, scope: string, wrapped: Buffer): Promise<DataKeyRow> {
+  const [row] = await em.execute<DataKeyRow[]>(`insert into "data_key" ("id", "kek_version", "scope", "wrapped", "created_at") values (?, ?, ?, ?, now()) returning ${DATA_KEY_COLUMNS}`, [
+    id,
+    kekVersion,
+    scope,
+    wrapped,
+  ]);
+  if (!row) throw new Error('the data key was not stored');
+  return row;
 }
 
 /**
@@ -466,7 +468,7 @@ async function indexKeysInDatabase(db: Database, kms: KeyManagementService, logg
     const version = kms.currentVersion();
     const id = await reserveDataKeyId(em);
     const { wrapped } = await kms.wrapDataKey(key, indexKeyContext(id, version));
-    await em.execute(`insert into "data_key" ("id", "kek_version", "scope", "wrapped", "created_at") values (?, ?, ?, ?, now())`, [id, version, INDEX_KEY_SCOPE, wrapped], 'run');
+    await insertDataKey(em, id, version, INDEX_KEY_SCOPE, wrapped);
     return new SecretIndexKeys(key);
   });
 }
@@ -479,7 +481,7 @@ async function rewrapIndexKey(db: Database, kms: KeyManagementService, indexKeys
   const em = db.fork();
   const id = await reserveDataKeyId(em);
   const { wrapped } = await kms.wrapDataKey(indexKeys.blindIndexKey(), indexKeyContext(id, version));
-  await em.execute(`insert into "data_key" ("id", "kek_version", "scope", "wrapped", "created_at") values (?, ?, ?, ?, now())`, [id, version, INDEX_KEY_SCOPE, wrapped], 'run');
+  await insertDataKey(em, id, version, INDEX_KEY_SCOPE, wrapped);
 }
 
 /**

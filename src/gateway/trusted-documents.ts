@@ -55,6 +55,10 @@ function refuse(response: Response, status: number, code: string, message: strin
   response.status(status).json({ errors: [{ message, extensions: { code } }] });
 }
 
+function refuseAdHoc(response: Response): void {
+  refuse(response, 400, 'PERSISTED_QUERY_REQUIRED', 'Your role runs registered operations only: send extensions.persistedQuery.sha256Hash or documentId of a trusted document.');
+}
+
 /** The requested id, as `sha256:<hex>`, from either form; undefined for an ad-hoc operation; null for a malformed one. */
 function requestedId(body: Record<string, unknown>): string | null | undefined {
   const extensions = body['extensions'] as { persistedQuery?: { sha256Hash?: unknown } } | undefined;
@@ -74,7 +78,7 @@ export function trustedDocuments(manifest: Manifest, requiredRoles: ReadonlySet<
     const id = requestedId(body);
     if (id === undefined) {
       if (principal?.roles.some((role) => requiredRoles.has(role))) {
-        refuse(response, 400, 'PERSISTED_QUERY_REQUIRED', 'Your role runs registered operations only: send extensions.persistedQuery.sha256Hash or documentId of a trusted document.');
+        refuseAdHoc(response);
         return;
       }
       next();
@@ -90,7 +94,7 @@ export function trustedDocuments(manifest: Manifest, requiredRoles: ReadonlySet<
       const extensions = body['extensions'] as Record<string, unknown>;
       delete extensions['persistedQuery'];
       if (principal?.roles.some((role) => requiredRoles.has(role))) {
-        refuse(response, 400, 'PERSISTED_QUERY_REQUIRED', 'Your role runs registered operations only: send extensions.persistedQuery.sha256Hash or documentId of a trusted document.');
+        refuseAdHoc(response);
         return;
       }
       next();
