@@ -110,8 +110,8 @@ interface SuiteVariant extends VariantSpec {
 }
 
 const VARIANTS: SuiteVariant[] = [
-  { name: UNPROTECTED, unprotected: true, unaudited: true, stored: 'plaintext', description: 'no field rules or masking, no audit trail, plaintext copy (no decryption)' },
-  { name: AUTHORIZATION, unprotected: false, unaudited: true, stored: 'plaintext', description: 'field rules and masking; plaintext copy, no audit trail' },
+  { name: UNPROTECTED, unprotected: true, unaudited: true, plaintext: true, stored: 'plaintext', description: 'no field rules or masking, no audit trail, plaintext copy (no decryption)' },
+  { name: AUTHORIZATION, unprotected: false, unaudited: true, plaintext: true, stored: 'plaintext', description: 'field rules and masking; plaintext copy, no audit trail' },
   { name: ENCRYPTION, unprotected: false, unaudited: true, stored: 'encrypted', description: 'field rules, masking and decryption; no audit trail' },
   { name: FULL, unprotected: false, unaudited: false, stored: 'encrypted', description: 'field rules, masking, decryption and the audit trail: the API as it runs' },
 ];

@@ -234,6 +234,8 @@ export interface VariantSpec {
   unprotected: boolean;
   /** Serve the subgraphs without the audit plugin (no audit rows are written; the per-field collection still runs). */
   unaudited?: boolean;
+  /** Serve rows marked unencrypted (the plaintext copies) as UTF-8 plaintext: the API without decryption. */
+  plaintext?: boolean;
 }
 
 export interface BenchStack {
@@ -370,6 +372,7 @@ export async function startVariants(options: StackOptions): Promise<BenchStack> 
       seedPatients: options.patients,
       unprotectedForBenchmark: first.unprotected,
       unauditedForBenchmark: first.unaudited ?? false,
+      plaintextForBenchmark: first.plaintext ?? false,
       onStatement: () => (firstCounter.count += 1),
     });
     cleanups.push(() => api.stop());
@@ -383,6 +386,7 @@ export async function startVariants(options: StackOptions): Promise<BenchStack> 
           seedPatients: options.patients,
           unprotectedForBenchmark: spec.unprotected,
           unauditedForBenchmark: spec.unaudited ?? false,
+          plaintextForBenchmark: spec.plaintext ?? false,
           onStatement: () => (counter.count += 1),
         });
         cleanups.push(() => other.stop());
@@ -513,6 +517,7 @@ export async function startVariantsOnCopies(options: StackOptions): Promise<Copi
         seedPatients: options.patients,
         unprotectedForBenchmark: spec.unprotected,
         unauditedForBenchmark: spec.unaudited ?? false,
+        plaintextForBenchmark: spec.plaintext ?? false,
         onStatement: () => (counter.count += 1),
       });
       cleanups.push(() => api.stop());
@@ -556,6 +561,7 @@ export async function startVariantOnCopy(stack: CopiesStack, copy: DatabaseCopy,
     seedPatients: 0,
     unprotectedForBenchmark: spec.unprotected,
     unauditedForBenchmark: spec.unaudited ?? false,
+    plaintextForBenchmark: spec.plaintext ?? false,
     onStatement: () => (counter.count += 1),
   });
   let running = true;
@@ -625,7 +631,7 @@ async function attachVariant(api: Api, logger: Logger, config: Config, spec: Var
   try {
     for (const name of SUBGRAPH_NAMES) {
       servers.push(
-        await startSubgraph(name, { db, cache: api.cache, sealer, auditStore: new DatabaseAuditStore(db), auditMetrics, alertThresholds: config.alertThresholds, verifier: api.verifier, logger, unprotectedForBenchmark: spec.unprotected, unauditedForBenchmark: spec.unaudited ?? false, operationLimits: config.operationLimits, rateLimitOverrides: config.rateLimitOverrides }, config.subgraphs.host, 0),
+        await startSubgraph(name, { db, cache: api.cache, sealer, auditStore: new DatabaseAuditStore(db), auditMetrics, alertThresholds: config.alertThresholds, verifier: api.verifier, logger, unprotectedForBenchmark: spec.unprotected, unauditedForBenchmark: spec.unaudited ?? false, plaintextForBenchmark: spec.plaintext ?? false, operationLimits: config.operationLimits, rateLimitOverrides: config.rateLimitOverrides }, config.subgraphs.host, 0),
       );
     }
     const subgraphUrls = Object.fromEntries(SUBGRAPH_NAMES.map((name, index) => [name, servers[index]?.url ?? ''])) as Record<SubgraphName, string>;

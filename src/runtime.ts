@@ -51,6 +51,8 @@ export interface StartOptions {
   unprotectedForBenchmark?: boolean;
   /** Benchmarks only: subgraphs that collect and write no audit trail, to measure its cost. Refused in production. */
   unauditedForBenchmark?: boolean;
+  /** Benchmarks only: rows marked unencrypted (crypto_version 0) served as UTF-8 plaintext instead of refused. Refused in production. */
+  plaintextForBenchmark?: boolean;
   /**
    * A supervised child: the supervisor has prepared the storage (prepareStorage), so this
    * process only checks that no migration is pending and seeds nothing.
@@ -60,8 +62,8 @@ export interface StartOptions {
 
 export async function startApi(config: Config, logger: Logger, options: StartOptions = {}): Promise<Api> {
   const mode = options.mode ?? { kind: 'all' };
-  if ((options.unprotectedForBenchmark || options.unauditedForBenchmark) && config.isProduction) {
-    throw new Error('unprotectedForBenchmark and unauditedForBenchmark are benchmark settings, refused when NODE_ENV=production');
+  if ((options.unprotectedForBenchmark || options.unauditedForBenchmark || options.plaintextForBenchmark) && config.isProduction) {
+    throw new Error('unprotectedForBenchmark, unauditedForBenchmark and plaintextForBenchmark are benchmark settings, refused when NODE_ENV=production');
   }
   const needsDatabase = mode.kind !== 'gateway';
   const cache = await openCache(config.redisUrl, config.redisKeyPrefix);
@@ -107,7 +109,7 @@ export async function startApi(config: Config, logger: Logger, options: StartOpt
       if (!db || !sealer || !auditStore) throw new Error('a subgraph needs the database and the key ring');
       const server = await startSubgraph(
         name,
-        { db, cache, sealer, auditStore, auditMetrics, alertThresholds: config.alertThresholds, verifier, logger, unprotectedForBenchmark: options.unprotectedForBenchmark ?? false, unauditedForBenchmark: options.unauditedForBenchmark ?? false, operationLimits: config.operationLimits, rateLimitOverrides: config.rateLimitOverrides, requestDeadlineMs: config.requestDeadlineMs, responseMaxBytes: config.responseMaxBytes, isRevoked: (tokenId) => revocations.isRevoked(tokenId), metricsToken: config.metricsToken },
+        { db, cache, sealer, auditStore, auditMetrics, alertThresholds: config.alertThresholds, verifier, logger, unprotectedForBenchmark: options.unprotectedForBenchmark ?? false, unauditedForBenchmark: options.unauditedForBenchmark ?? false, plaintextForBenchmark: options.plaintextForBenchmark ?? false, operationLimits: config.operationLimits, rateLimitOverrides: config.rateLimitOverrides, requestDeadlineMs: config.requestDeadlineMs, responseMaxBytes: config.responseMaxBytes, isRevoked: (tokenId) => revocations.isRevoked(tokenId), metricsToken: config.metricsToken },
         config.subgraphs.host,
         config.subgraphs.ports[name],
       );

@@ -52,8 +52,43 @@ export class AuditGroup {
   }
 }
 
+/** Groups by action, entity type, patient and entity id: nested maps keyed by the rows' own strings (no key is built per row). */
+type GroupIndex = Map<string, Map<string, Map<string, Map<string, AuditGroup>>>>;
+
+function child<K, V>(map: Map<K, V>, key: K, make: () => V): V {
+  let value = map.get(key);
+  if (value === undefined) {
+    value = make();
+    map.set(key, value);
+  }
+  return value;
+}
+
+/**
+ * One list object per distinct sequence of field records in a request, so
+ * a thousand rows read with the same fields and outcomes share one list,
+ * and its canonical form (events.ts) is made once, not per row.
+ */
+class FieldListInterner {
+  readonly #root: ListNode = { next: new Map() };
+
+  of(fields: ReadonlyMap<string, FieldRecord>): FieldRecord[] {
+    let node = this.#root;
+    for (const record of fields.values()) node = child(node.next, record, (): ListNode => ({ next: new Map() }));
+    node.list ??= [...fields.values()];
+    return node.list;
+  }
+}
+
+interface ListNode {
+  next: Map<FieldRecord, ListNode>;
+  list?: FieldRecord[];
+}
+
 export class AuditCollector {
-  readonly #groups = new Map<string, AuditGroup>();
+  /** In the order they were made (the order events are written in). */
+  readonly #groups = new Set<AuditGroup>();
+  readonly #index: GroupIndex = new Map();
   readonly #alerts: Alert[] = [];
   readonly #written: AuditEventRecord[] = [];
 
@@ -77,11 +112,15 @@ export class AuditCollector {
 
   /** The group of this target, made on first use. */
   group(target: AuditTarget): AuditGroup {
-    const key = `${target.patientId ?? ''}|${target.entityType}|${target.entityId ?? ''}|${target.action}`;
-    let group = this.#groups.get(key);
+    const byType = child(this.#index, target.action, () => new Map<string, Map<string, Map<string, AuditGroup>>>());
+    const byPatient = child(byType, target.entityType, () => new Map<string, Map<string, AuditGroup>>());
+    const byEntity = child(byPatient, target.patientId ?? '', () => new Map<string, AuditGroup>());
+    const entityKey = target.entityId ?? '';
+    let group = byEntity.get(entityKey);
     if (!group) {
       group = new AuditGroup({ patientId: target.patientId, entityType: target.entityType, entityId: target.entityId, action: target.action });
-      this.#groups.set(key, group);
+      byEntity.set(entityKey, group);
+      this.#groups.add(group);
     }
     return group;
   }
@@ -97,10 +136,12 @@ export class AuditCollector {
    */
   takeWrites(): AuditGroup[] {
     const taken: AuditGroup[] = [];
-    for (const [key, group] of this.#groups) {
-      if (group.target.action === 'read') continue;
+    for (const group of this.#groups) {
+      const { target } = group;
+      if (target.action === 'read') continue;
       taken.push(group);
-      this.#groups.delete(key);
+      this.#groups.delete(group);
+      this.#index.get(target.action)?.get(target.entityType)?.get(target.patientId ?? '')?.delete(target.entityId ?? '');
     }
     return taken;
   }
@@ -134,6 +175,7 @@ export class AuditCollector {
    */
   events(facts: RequestFacts, recordedAt: Date, emergencyGrants: ReadonlyMap<string, string>, groups: Iterable<AuditGroup> = this.#groups.values()): AuditEventRecord[] {
     const at = recordedAt.toISOString();
+    const lists = new FieldListInterner();
     const { requestId, subgraph, subject, roles, organizationId, clientName, clientVersion, ip, operationName, operationHash } = facts;
     return [...groups].map(({ target, fields }) => {
       const grant = target.patientId ? emergencyGrants.get(target.patientId) ?? null : null;
@@ -153,7 +195,7 @@ export class AuditCollector {
         entityType: target.entityType,
         entityId: target.entityId,
         action: target.action,
-        fields: [...fields.values()],
+        fields: lists.of(fields),
         emergency: grant !== null,
         emergencyGrantId: grant,
       };

@@ -191,8 +191,13 @@ export function fieldsKey(fields: readonly FieldRecord[]): string {
 
 /** The event's own part: `patientId,entityType,entityId,action,[fields...],emergency,grant]`, the JSON array's tail. */
 function eventPart(event: AuditEventRecord): string {
-  const head = JSON.stringify([event.patientId, event.entityType, event.entityId, event.action]).slice(1, -1);
+  // The same text as JSON.stringify([patientId, entityType, entityId, action]).slice(1, -1), without the array.
+  const head = `${jsonText(event.patientId)},${jsonText(event.entityType)},${jsonText(event.entityId)},${jsonText(event.action)}`;
   return `${head},[${fieldsKey(event.fields)}],${JSON.stringify(event.emergency ?? null)},${JSON.stringify(event.emergencyGrantId ?? null)}]`;
+}
+
+function jsonText(value: string | null): string {
+  return value === null ? 'null' : JSON.stringify(value);
 }
 
 const FACT_KEYS = ['recordedAt', 'requestId', 'subgraph', 'subject', 'organizationId', 'clientName', 'clientVersion', 'ip', 'operationName', 'operationHash'] as const;

@@ -77,22 +77,33 @@ interface GroupRow {
  */
 function groupEvents(events: readonly AuditEventRecord[]): { facts: unknown[]; rows: GroupRow[] } {
   const facts: unknown[] = [];
-  const groups = new Map<string, GroupRow>();
+  // By field list first (the same list object for every row read alike, collector.ts; else its canonical text), then the rest.
+  const byFields = new Map<readonly AuditEventRecord['fields'][number][] | string, Map<string, GroupRow>>();
+  const rows: GroupRow[] = [];
   let previous: AuditEventRecord | undefined;
   for (const event of events) {
     if (!previous || !sameFacts(previous, event)) facts.push(Object.fromEntries(FACT_COLUMNS.map((column) => [column, event[column]])));
     previous = event;
     const { patientId, entityType, entityId, action, fields, emergency, emergencyGrantId } = event;
-    const key = `${facts.length}|${entityType}|${action}|${emergency}|${emergencyGrantId ?? ''}|${fieldsKey(fields)}`;
+    const canonical = fieldsKey(fields);
+    let groups = byFields.get(fields) ?? byFields.get(canonical);
+    if (!groups) {
+      groups = new Map();
+      byFields.set(fields, groups);
+      byFields.set(canonical, groups);
+    }
+    const key = `${facts.length}|${entityType}|${action}|${emergency}|${emergencyGrantId ?? ''}`;
     const group = groups.get(key);
     if (group) {
       group.patientIds.push(patientId);
       group.entityIds.push(entityId);
     } else {
-      groups.set(key, { facts: facts.length, patientIds: [patientId], entityType, entityIds: [entityId], action, fields, emergency, emergencyGrantId });
+      const row = { facts: facts.length, patientIds: [patientId], entityType, entityIds: [entityId], action, fields, emergency, emergencyGrantId };
+      groups.set(key, row);
+      rows.push(row);
     }
   }
-  return { facts, rows: [...groups.values()] };
+  return { facts, rows };
 }
 
 export class DatabaseAuditStore implements AuditStore {

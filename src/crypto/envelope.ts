@@ -59,23 +59,24 @@ export function encodeEnvelope(envelope: Pick<Envelope, 'dataKeyId' | 'nonce' | 
   return Buffer.concat([header(envelope.dataKeyId), envelope.nonce, envelope.ciphertext, envelope.tag]);
 }
 
-export function decodeEnvelope(bytes: Buffer): Envelope {
+/** The header of a stored envelope, checked (format, algorithm, length), without copying or slicing anything: read for every value. */
+export function readEnvelopeHead(bytes: Buffer): Pick<Envelope, 'format' | 'headerBytes' | 'dataKeyId'> {
   const format = bytes.length > 0 ? bytes.readUInt8(0) : -1;
-  let headerBytes: number;
-  let dataKeyId: number;
   if (format === FORMAT_VERSION) {
-    headerBytes = HEADER_BYTES;
-    if (bytes.length < headerBytes + NONCE_BYTES + TAG_BYTES) throw new CryptoError('MALFORMED_CIPHERTEXT', 'too short');
+    if (bytes.length < HEADER_BYTES + NONCE_BYTES + TAG_BYTES) throw new CryptoError('MALFORMED_CIPHERTEXT', 'too short');
     const algorithm = bytes.readUInt8(1);
     if (algorithm !== ALGORITHM_AES_256_GCM) throw new CryptoError('MALFORMED_CIPHERTEXT', `algorithm ${algorithm}`);
-    dataKeyId = bytes.readUInt32BE(2);
-  } else if (format === LEGACY_FORMAT_VERSION) {
-    headerBytes = LEGACY_HEADER_BYTES;
-    if (bytes.length < headerBytes + NONCE_BYTES + TAG_BYTES) throw new CryptoError('MALFORMED_CIPHERTEXT', 'too short');
-    dataKeyId = bytes.readUInt32BE(1);
-  } else {
-    throw new CryptoError('MALFORMED_CIPHERTEXT', format < 0 ? 'empty' : `format version ${format}`);
+    return { format, headerBytes: HEADER_BYTES, dataKeyId: bytes.readUInt32BE(2) };
   }
+  if (format === LEGACY_FORMAT_VERSION) {
+    if (bytes.length < LEGACY_HEADER_BYTES + NONCE_BYTES + TAG_BYTES) throw new CryptoError('MALFORMED_CIPHERTEXT', 'too short');
+    return { format, headerBytes: LEGACY_HEADER_BYTES, dataKeyId: bytes.readUInt32BE(1) };
+  }
+  throw new CryptoError('MALFORMED_CIPHERTEXT', format < 0 ? 'empty' : `format version ${format}`);
+}
+
+export function decodeEnvelope(bytes: Buffer): Envelope {
+  const { format, headerBytes, dataKeyId } = readEnvelopeHead(bytes);
   return {
     format,
     headerBytes,

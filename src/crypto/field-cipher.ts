@@ -1,5 +1,6 @@
-import { createCipheriv, createDecipheriv, randomBytes } from 'node:crypto';
-import { decodeEnvelope, encodeEnvelope, header, NONCE_BYTES, type Envelope } from './envelope.js';
+import { createCipheriv, randomBytes } from 'node:crypto';
+import { associatedData, defaultGcm, type GcmDecryptor } from './aes-gcm.js';
+import { encodeEnvelope, header, NONCE_BYTES, readEnvelopeHead } from './envelope.js';
 import { CryptoError } from './errors.js';
 import type { KeyManagementService } from './key-management.js';
 import { KEY_BYTES } from './key-ring.js';
@@ -81,13 +82,9 @@ export function dataKeyContext(id: number, kekVersion: number, scope: string): s
 /** The context of a data key made before scopes (scope null): nothing was bound (only the key ring's legacy unwrap reads these). */
 export const LEGACY_DATA_KEY_CONTEXT = '';
 
-/** The envelope header, then `\0table\0column\0rowId`: one buffer, written in place (this runs for every value read). */
-function associatedData(location: FieldLocation, head: Buffer): Buffer {
-  const bound = `\u0000${location.table}\u0000${location.column}\u0000${location.rowId}`;
-  const data = Buffer.allocUnsafe(head.length + Buffer.byteLength(bound, 'utf8'));
-  head.copy(data, 0);
-  data.write(bound, head.length, 'utf8');
-  return data;
+/** What the associated data binds after the envelope header: `\0table\0column\0rowId`. */
+function boundLocation(location: FieldLocation): string {
+  return `\u0000${location.table}\u0000${location.column}\u0000${location.rowId}`;
 }
 
 interface CachedKey {
@@ -124,6 +121,8 @@ export class FieldCipher {
     private readonly store: DataKeyStore,
     private readonly scopes: KeyScopes = COLUMN_SCOPES,
     private readonly cacheOptions: DataKeyCacheOptions = DEFAULT_DATA_KEY_CACHE,
+    /** Who decrypts: the native addon when it was built, else node:crypto (aes-gcm.ts); the same answers. */
+    readonly gcm: GcmDecryptor = defaultGcm().decryptor,
   ) {}
 
   get keyService(): KeyManagementService {
@@ -136,17 +135,17 @@ export class FieldCipher {
     const key = await this.#unwrapped(dataKey);
     const nonce = randomBytes(NONCE_BYTES);
     const cipher = createCipheriv(ALGORITHM, key, nonce);
-    cipher.setAAD(associatedData(location, header(dataKey.id)));
+    cipher.setAAD(associatedData(header(dataKey.id), boundLocation(location)));
     const ciphertext = Buffer.concat([cipher.update(plaintext, 'utf8'), cipher.final()]);
     this.#count(scope, 'encryptions');
     return encodeEnvelope({ dataKeyId: dataKey.id, nonce, ciphertext, tag: cipher.getAuthTag() });
   }
 
   async decrypt(stored: Buffer, location: FieldLocation): Promise<string> {
-    const envelope = decodeEnvelope(stored);
+    const envelope = readEnvelopeHead(stored);
     const scope = this.scopes.of(location.table, location.column);
     const key = this.#unwrappedInMemory(envelope.dataKeyId, scope) ?? (await this.#dataKeyById(envelope.dataKeyId, scope));
-    return this.#open(stored, envelope, key, location, scope);
+    return this.#open(stored, envelope.headerBytes, key, location, scope);
   }
 
   /**
@@ -157,27 +156,19 @@ export class FieldCipher {
    * read through here, so no promise is made per value.
    */
   decryptIfKeyReady(stored: Buffer, location: FieldLocation): string | undefined {
-    const envelope = decodeEnvelope(stored);
+    const envelope = readEnvelopeHead(stored);
     const scope = this.scopes.of(location.table, location.column);
     const key = this.#unwrappedInMemory(envelope.dataKeyId, scope);
-    return key ? this.#open(stored, envelope, key, location, scope) : undefined;
+    return key ? this.#open(stored, envelope.headerBytes, key, location, scope) : undefined;
   }
 
-  /** `stored` is the envelope's own bytes: its first bytes are the header the associated data starts with (decodeEnvelope checked them). */
-  #open(stored: Buffer, envelope: Envelope, key: Buffer, location: FieldLocation, scope: string): string {
-    try {
-      const decipher = createDecipheriv(ALGORITHM, key, envelope.nonce);
-      decipher.setAAD(associatedData(location, stored.subarray(0, envelope.headerBytes)));
-      decipher.setAuthTag(envelope.tag);
-      // GCM is a stream mode: update() returns every byte; final() checks the tag (and throws) before anything is returned.
-      const plaintext = decipher.update(envelope.ciphertext);
-      decipher.final();
-      this.decryptions += 1;
-      this.#count(scope, 'decryptions');
-      return plaintext.toString('utf8');
-    } catch {
-      throw new CryptoError('DECRYPTION_FAILED', `${location.table}.${location.column} of one row did not authenticate`);
-    }
+  /** `stored` is the envelope's own bytes: its first `headerBytes` are the header the associated data starts with (readEnvelopeHead checked them). */
+  #open(stored: Buffer, headerBytes: number, key: Buffer, location: FieldLocation, scope: string): string {
+    const plaintext = this.gcm.open(key, stored, headerBytes, boundLocation(location));
+    if (plaintext === null) throw new CryptoError('DECRYPTION_FAILED', `${location.table}.${location.column} of one row did not authenticate`);
+    this.decryptions += 1;
+    this.#count(scope, 'decryptions');
+    return plaintext;
   }
 
   #count(scope: string, what: 'encryptions' | 'decryptions'): void {
@@ -199,7 +190,7 @@ export class FieldCipher {
 
   /** The KEK version a stored value is (indirectly) under; for re-encryption. */
   async kekVersionOf(stored: Buffer): Promise<number> {
-    const dataKey = await this.store.byId(decodeEnvelope(stored).dataKeyId);
+    const dataKey = await this.store.byId(readEnvelopeHead(stored).dataKeyId);
     if (!dataKey) throw new CryptoError('KEY_UNKNOWN', 'unknown data key');
     return dataKey.kekVersion;
   }

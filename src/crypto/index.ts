@@ -27,6 +27,7 @@ export {
   type StoredDataKey,
 } from './field-cipher.js';
 export { blindIndex, normalize } from './blind-index.js';
-export { Sealed, toBuffer, unseal, type SealedPart } from './sealed.js';
+export { openPlaintextForBenchmark, Sealed, toBuffer, unseal, type SealedPart } from './sealed.js';
 export { CursorSealer, canonicalFilter, type CursorBinding } from './cursor.js';
 export { StudyPseudonyms } from './pseudonym.js';
+export { defaultGcm, nodeCryptoGcm, type GcmDecryptor } from './aes-gcm.js';

@@ -14,6 +14,7 @@ import {
   type KeyScopes,
   type StoredDataKey,
 } from '../crypto/index.js';
+import { defaultGcm } from '../crypto/aes-gcm.js';
 import { openKeyService, type KeySettings } from '../crypto/key-service.js';
 import type { KeyManagementService } from '../crypto/key-management.js';
 import type { Logger } from '../logger.js';
@@ -409,7 +410,10 @@ export async function openSealer(db: Database, settings: KeySettings, logger?: L
   try {
     const store = new DatabaseDataKeyStore(db);
     await store.preload();
-    const cipher = new FieldCipher(kms, store, DATA_KEY_SCOPES);
+    const gcm = defaultGcm();
+    const cipher = new FieldCipher(kms, store, DATA_KEY_SCOPES, undefined, gcm.decryptor);
+    if (gcm.fallbackReason) logger?.info({ event: 'decryption-backend', backend: gcm.decryptor.kind, reason: gcm.fallbackReason }, 'stored values are decrypted with node:crypto (the native AES-GCM addon is not in use)');
+    else logger?.debug({ event: 'decryption-backend', backend: gcm.decryptor.kind }, 'stored values are decrypted with the native AES-GCM addon');
     await cipher.prepare();
     for (const key of cipher.takeUnusableKeys()) {
       logger?.error({ event: 'data-key-unusable', dataKeyId: key.id, scope: key.scope, reason: key.failure }, 'a current data key does not unwrap (its row was edited?); new values go under a new key');

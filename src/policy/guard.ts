@@ -131,20 +131,28 @@ function enforce(decision: FieldDecision, guarded: GuardedField, parent: unknown
   context.auditField?.(decision, parent, args, refusal);
   if (refusal) throw refusal;
   const value = guarded.resolve(parent, args, context, info);
-  const failed = (error: unknown): never => {
-    // The decision was recorded as allowed (or masked); a value that then could not be shown (it failed to decrypt, its key
-    // could not be fetched, its resolver failed) is recorded as failed, with the reason or the error's code.
-    context.auditField?.(decision, parent, args, null, failureReason(error));
-    throw error;
-  };
   let shown: unknown;
   try {
     shown = isPromiseLike(value) ? Promise.resolve(value).then((resolved) => protect(resolved, decision, guarded, context)) : protect(value, decision, guarded, context);
   } catch (error) {
-    return failed(error);
+    return recordFailure(error, decision, parent, args, context);
   }
   // A waiting resolver or a data key being fetched fails later: sanitized the same way as a failure now.
-  return isPromiseLike(shown) ? Promise.resolve(shown).catch(failed).catch(rethrowSanitized) : shown;
+  // (No closure is made for the synchronous case: this runs for every field of every row.)
+  return isPromiseLike(shown)
+    ? Promise.resolve(shown)
+        .catch((error: unknown) => recordFailure(error, decision, parent, args, context))
+        .catch(rethrowSanitized)
+    : shown;
+}
+
+/**
+ * The decision was recorded as allowed (or masked); a value that then could not be shown (it failed to decrypt, its key
+ * could not be fetched, its resolver failed) is recorded as failed, with the reason or the error's code.
+ */
+function recordFailure(error: unknown, decision: FieldDecision, parent: unknown, args: Record<string, unknown>, context: PolicyContext): never {
+  context.auditField?.(decision, parent, args, null, failureReason(error));
+  throw error;
 }
 
 function failureReason(error: unknown): string {

@@ -63,11 +63,37 @@ export class PageCursors {
   }
 }
 
+/**
+ * An edge whose cursor is sealed only when a client asks for it: a page of
+ * a thousand rows read without `cursor` seals none (each seal is an AES-GCM
+ * encryption with a fresh nonce).
+ */
+class LazyEdge<T> {
+  #cursor: string | undefined;
+  constructor(
+    readonly node: T,
+    private readonly cursorOf: (row: T) => string,
+  ) {}
+
+  get cursor(): string {
+    this.#cursor ??= this.cursorOf(this.node);
+    return this.#cursor;
+  }
+}
+
 /** Builds a connection from up to `size + 1` rows already in order (the extra row only signals a next page). */
 export function toConnection<T>(rows: readonly T[], size: number, cursorOf: (row: T) => string): Connection<T> {
-  const page = rows.slice(0, size);
-  const edges = page.map((node) => ({ cursor: cursorOf(node), node }));
-  return { edges, pageInfo: { hasNextPage: rows.length > size, endCursor: edges.at(-1)?.cursor ?? null } };
+  const edges = rows.slice(0, size).map((node) => new LazyEdge(node, cursorOf));
+  const last = edges.at(-1);
+  return {
+    edges,
+    pageInfo: {
+      hasNextPage: rows.length > size,
+      get endCursor() {
+        return last?.cursor ?? null;
+      },
+    },
+  };
 }
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;

@@ -26,3 +26,26 @@ export function sealed<T>(
   }
   return new Sealed(parts, (plaintexts) => open(Object.fromEntries(names.map((name, index) => [name, plaintexts[index] ?? ''])))) as unknown as T;
 }
+
+/**
+ * `sealed` for a field read from one column, the common case, without
+ * the per-value objects of the general form: a list of a thousand rows
+ * makes one of these per encrypted field of each row.
+ */
+export function sealedColumn<T>(
+  table: string,
+  row: { id: string; cryptoVersion: number },
+  column: string,
+  stored: Uint8Array | null | undefined,
+  open: (plaintext: string) => T,
+): T | null {
+  if (stored === null || stored === undefined) return null;
+  const part: SealedPart = { stored, location: { table, column, rowId: row.id }, encrypted: row.cryptoVersion === CRYPTO_VERSION_ENCRYPTED };
+  return new Sealed([part], (plaintexts) => open(plaintexts[0] ?? '')) as unknown as T;
+}
+
+/** The plaintext as it is: the open step of most text columns. */
+export const asText = (plaintext: string): string => plaintext;
+
+/** A JSON array of strings (address lines, diagnosis codes). */
+export const asStringArray = (plaintext: string): string[] => JSON.parse(plaintext || '[]') as string[];

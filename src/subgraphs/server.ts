@@ -1,8 +1,8 @@
 import { readFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
-import { ApolloServer } from '@apollo/server';
+import { ApolloServer, type ApolloServerPlugin } from '@apollo/server';
 import { ApolloServerPluginDrainHttpServer } from '@apollo/server/plugin/drainHttpServer';
-import { ApolloServerPluginInlineTraceDisabled } from '@apollo/server/plugin/disabled';
+import { ApolloServerPluginCacheControlDisabled, ApolloServerPluginInlineTraceDisabled } from '@apollo/server/plugin/disabled';
 import { expressMiddleware } from '@as-integrations/express5';
 import { buildSubgraphSchema } from '@apollo/subgraph';
 import type { GraphQLResolverMap } from '@apollo/subgraph';
@@ -11,7 +11,7 @@ import { isObjectType, parse, type GraphQLSchema } from 'graphql';
 import type { TokenVerifier } from '../auth/index.js';
 import type { Cache } from '../cache/index.js';
 import { DEFAULT_OPERATION_LIMITS, applyDecryptionOnly, applyPolicy, argumentDecider, argumentDenied, deny, isPhi, operationLimitsPlugin, type LimitBreach, type OperationLimits, argumentPolicyPlugin, introspectionByRolePlugin, isPromiseLike, type ArgumentRefusal, type Unseal } from '../policy/index.js';
-import { CryptoError, CursorSealer, Sealed, StudyPseudonyms, unseal } from '../crypto/index.js';
+import { CryptoError, CursorSealer, openPlaintextForBenchmark, Sealed, StudyPseudonyms, unseal } from '../crypto/index.js';
 import { decryptionFailed } from '../errors.js';
 import { createErrorFormatter } from '../graphql-errors.js';
 import { inputTextPlugin } from '../input-checks.js';
@@ -44,12 +44,17 @@ const RESOLVERS: Record<SubgraphName, unknown> = {
 };
 
 /** The executable schema of one subgraph: its SDL file and its typed resolvers, with the access policy enforced. */
-export function buildSchema(name: SubgraphName, options: { enforcePolicy?: boolean } = {}): GraphQLSchema {
+export function buildSchema(name: SubgraphName, options: { enforcePolicy?: boolean; plaintextForBenchmark?: boolean } = {}): GraphQLSchema {
   const typeDefs = parse(readFileSync(schemaPath(name), 'utf8'));
   const schema = buildSubgraphSchema([{ typeDefs, resolvers: RESOLVERS[name] as GraphQLResolverMap<SubgraphContext> }]);
   resolveReferencesByStoredId(schema);
-  return options.enforcePolicy === false ? applyDecryptionOnly(schema, unsealField) : applyPolicy(schema, unsealField);
+  const open = options.plaintextForBenchmark ? readPlaintextForBenchmark : unsealField;
+  return options.enforcePolicy === false ? applyDecryptionOnly(schema, open) : applyPolicy(schema, open);
 }
+
+/** Benchmarks only: the plaintext copy's values (crypto_version 0) read as UTF-8 instead of refused; the runtime refuses it in production. */
+const readPlaintextForBenchmark: Unseal = (value, context) =>
+  value instanceof Sealed && value.parts.every((part) => !part.encrypted) ? openPlaintextForBenchmark(value) : unsealField(value, context);
 
 type ResolveReference = (reference: { id?: unknown }, context: SubgraphContext, info: unknown) => unknown;
 
@@ -74,6 +79,17 @@ function resolveReferencesByStoredId(schema: GraphQLSchema): void {
     (type as { extensions: unknown }).extensions = { ...extensions, apollo: { ...extensions.apollo, subgraph: { ...extensions.apollo?.subgraph, resolveReference: byStoredId } } };
   }
 }
+
+/** Every response may carry PHI: no cache on the way keeps it. */
+const noStorePlugin: ApolloServerPlugin<SubgraphContext> = {
+  requestDidStart: () =>
+    Promise.resolve({
+      willSendResponse: ({ response }) => {
+        response.http.headers.set('cache-control', 'no-store');
+        return Promise.resolve();
+      },
+    }),
+};
 
 /** Decrypts a sealed field value with the request's cipher (synchronously while its key is in memory); a failure is a coded field error, never bytes. */
 const unsealField: Unseal = (value, context) => {
@@ -122,6 +138,8 @@ export interface SubgraphDependencies {
   unprotectedForBenchmark?: boolean;
   /** Benchmarks only: serve without writing the audit trail, to price it. Refused when NODE_ENV=production. */
   unauditedForBenchmark?: boolean;
+  /** Benchmarks only: values of rows marked unencrypted (the benchmark's plaintext copies) read as UTF-8. Refused in production. */
+  plaintextForBenchmark?: boolean;
   /** What one operation may ask for; the defaults when absent. */
   operationLimits?: OperationLimits;
   rateLimitOverrides?: RateLimitOverrides;
@@ -155,14 +173,14 @@ export interface RunningServer {
  */
 export async function startSubgraph(
   name: SubgraphName,
-  { db, cache, sealer, auditStore, auditMetrics, alertThresholds, verifier, logger, unprotectedForBenchmark, unauditedForBenchmark, operationLimits, rateLimitOverrides, requestDeadlineMs, responseMaxBytes, isRevoked, metricsToken }: SubgraphDependencies,
+  { db, cache, sealer, auditStore, auditMetrics, alertThresholds, verifier, logger, unprotectedForBenchmark, unauditedForBenchmark, plaintextForBenchmark, operationLimits, rateLimitOverrides, requestDeadlineMs, responseMaxBytes, isRevoked, metricsToken }: SubgraphDependencies,
   host: string,
   port: number,
 ): Promise<RunningServer> {
   const log = logger.child({ subgraph: name });
   const app = createApp();
   const httpServer: Server = createServer(app);
-  const schema = buildSchema(name, { enforcePolicy: !unprotectedForBenchmark });
+  const schema = buildSchema(name, { enforcePolicy: !unprotectedForBenchmark, plaintextForBenchmark: plaintextForBenchmark ?? false });
   const limits = operationLimits ?? DEFAULT_OPERATION_LIMITS;
   const cursorSealer = new CursorSealer(sealer.indexKeys, CURSOR_TTL_SECONDS);
   const pseudonyms = new StudyPseudonyms(sealer.indexKeys);
@@ -183,6 +201,10 @@ export async function startSubgraph(
     plugins: [
       ApolloServerPluginDrainHttpServer({ httpServer }),
       ApolloServerPluginInlineTraceDisabled(),
+      // Apollo's cache-control plugin wraps every field resolver to collect cache hints this API never gives (a
+      // thousand-row page is ten thousand wrapped calls); its one effect here, `no-store`, is set by noStorePlugin.
+      ApolloServerPluginCacheControlDisabled(),
+      noStorePlugin,
       // Limits first: nothing resolves for an operation past them (a direct call as much as the gateway's).
       operationLimitsPlugin<SubgraphContext>(() => schema, limits, { onRefused: (context, breach) => recordLimitBreach(log, context, breach) }),
       // Arguments are reads (also through _entities and when called directly): refused before anything resolves.

@@ -4,7 +4,7 @@ import { DateScalar, DateTimeScalar, toIsoDateTime } from '../scalars.js';
 import { isUuid } from '../pagination.js';
 import { patientListResolver, patientVisible } from '../loaders.js';
 import { formatCents } from './money.js';
-import { sealed } from '../sealed-fields.js';
+import { asStringArray, asText, sealedColumn } from '../sealed-fields.js';
 import { claimById, claimPages, coverageById, coveragePages, invoiceById, invoicePages, paymentById, paymentPages } from './repository.js';
 
 export const resolvers: Resolvers = {
@@ -25,7 +25,7 @@ export const resolvers: Resolvers = {
   Coverage: {
     __resolveReference: ({ id }, { loader }) => (isUuid(id) ? loader(coverageById).load(id) : null),
     patient: (row) => ({ id: row.patient.id }),
-    memberId: (row) => sealed('coverage', row, { member_id: row.memberId }, ({ member_id: memberId }) => memberId ?? ''),
+    memberId: (row) => sealedColumn('coverage', row, 'member_id', row.memberId, asText),
     period: (row) => ({ start: toIsoDateTime(row.periodStart), end: row.periodEnd ? toIsoDateTime(row.periodEnd) : null }),
   },
   Claim: {
@@ -33,7 +33,7 @@ export const resolvers: Resolvers = {
     patient: (row) => ({ id: row.patient.id }),
     coverage: (row, _args, { loader }) => (row.coverage ? loader(coverageById).load(row.coverage.id) : null),
     total: (row) => ({ cents: row.totalCents, currency: row.currency }),
-    diagnosisCodes: (row) => sealed('claim', row, { diagnosis_codes: row.diagnosisCodes }, ({ diagnosis_codes: codes }) => JSON.parse(codes ?? '[]') as string[]),
+    diagnosisCodes: (row) => sealedColumn('claim', row, 'diagnosis_codes', row.diagnosisCodes, asStringArray),
     createdAt: (row) => toIsoDateTime(row.createdAt),
   },
   Invoice: {

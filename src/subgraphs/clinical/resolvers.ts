@@ -4,7 +4,7 @@ import { DateScalar, DateTimeScalar, toIsoDate, toIsoDateTime } from '../scalars
 import { isUuid } from '../pagination.js';
 import { patientListResolver, patientVisible } from '../loaders.js';
 import { CodeSystem, encounterTypeSystem } from '../codes.js';
-import { sealed } from '../sealed-fields.js';
+import { asText, sealed, sealedColumn } from '../sealed-fields.js';
 import {
   allergyIntoleranceById,
   allergyIntolerancePages,
@@ -64,7 +64,7 @@ export const resolvers: Resolvers = {
     __resolveReference: ({ id }, { loader }) => (isUuid(id) ? loader(observationById).load(id) : null),
     patient: (row) => ({ id: row.patient.id }),
     code: (row) => ({ system: CodeSystem.loinc, code: row.loincCode, display: row.display }),
-    value: (row) => sealed('observation', row, { value: row.value }, ({ value }) => value ?? ''),
+    value: (row) => sealedColumn('observation', row, 'value', row.value, asText),
     effectiveAt: (row) => toIsoDateTime(row.effectiveAt),
     encounter: (row, _args, { loader }) => (row.encounter ? loader(encounterById).load(row.encounter.id) : null),
   },
@@ -78,7 +78,7 @@ export const resolvers: Resolvers = {
     __resolveReference: ({ id }, { loader }) => (isUuid(id) ? loader(clinicalNoteById).load(id) : null),
     patient: (row) => ({ id: row.patient.id }),
     type: (row) => ({ system: CodeSystem.loinc, code: row.typeCode, display: row.typeDisplay }),
-    text: (row) => sealed('clinical_note', row, { text: row.text }, ({ text }) => text ?? ''),
+    text: (row) => sealedColumn('clinical_note', row, 'text', row.text, asText),
     author: (row) => reference(row.author),
     encounter: (row, _args, { loader }) => (row.encounter ? loader(encounterById).load(row.encounter.id) : null),
     createdAt: (row) => toIsoDateTime(row.createdAt),

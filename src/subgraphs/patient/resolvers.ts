@@ -6,7 +6,7 @@ import { listAuditEvents, listDisclosures } from './audit-queries.js';
 import { auditEventId } from '../../audit/index.js';
 import { ageAt } from '../../policy/index.js';
 import { DateScalar, DateTimeScalar } from '../scalars.js';
-import { sealed } from '../sealed-fields.js';
+import { asStringArray, asText, sealedColumn } from '../sealed-fields.js';
 import { isUuid, pageSize, TOP_LEVEL_PAGE } from '../pagination.js';
 import {
   careTeamById,
@@ -41,7 +41,7 @@ function humanName(givenNames: readonly string[], familyName: string) {
 
 /** The plaintext of patient.name: {"given": [...], "family": "..."}. */
 function nameFromJson(json: string) {
-  const { given, family } = JSON.parse(json) as { given: string[]; family: string };
+  const { given, family } = JSON.parse(json || '{}') as { given: string[]; family: string };
   return humanName(given, family);
 }
 
@@ -80,23 +80,22 @@ export const resolvers: Resolvers = {
   },
   Patient: {
     __resolveReference: ({ id }, { loader }) => (isUuid(id) ? loader(patientById).load(id) : null),
-    mrn: (patient) => sealed('patient', patient, { mrn: patient.mrn }, ({ mrn }) => mrn ?? ''),
-    name: (patient) => sealed('patient', patient, { name: patient.name }, ({ name }) => nameFromJson(name ?? '{}')),
-    birthDate: (patient) => sealed('patient', patient, { birth_date: patient.birthDate }, ({ birth_date: date }) => date ?? ''),
-    ageGroup: (patient) =>
-      sealed('patient', patient, { birth_date: patient.birthDate }, ({ birth_date: date }) => ageGroupOf(date ?? '', new Date())),
-    ssn: (patient) => sealed('patient', patient, { ssn: patient.ssn }, ({ ssn }) => ssn ?? ''),
-    phone: (patient) => sealed('patient', patient, { phone: patient.phone }, ({ phone }) => phone ?? ''),
-    email: (patient) => sealed('patient', patient, { email: patient.email }, ({ email }) => email ?? ''),
+    mrn: (patient) => sealedColumn('patient', patient, 'mrn', patient.mrn, asText),
+    name: (patient) => sealedColumn('patient', patient, 'name', patient.name, nameFromJson),
+    birthDate: (patient) => sealedColumn('patient', patient, 'birth_date', patient.birthDate, asText),
+    ageGroup: (patient) => sealedColumn('patient', patient, 'birth_date', patient.birthDate, (date) => ageGroupOf(date, new Date())),
+    ssn: (patient) => sealedColumn('patient', patient, 'ssn', patient.ssn, asText),
+    phone: (patient) => sealedColumn('patient', patient, 'phone', patient.phone, asText),
+    email: (patient) => sealedColumn('patient', patient, 'email', patient.email, asText),
     address: (patient) => (patient.city ? { patient } : null),
     careTeam: (patient, _args, { loader }) => (patient.careTeam ? loader(careTeamById).load(patient.careTeam.id) : null),
     managingOrganization: (patient, _args, { loader }) => loader(organizationById).load(patient.managingOrganization.id),
   },
   Address: {
-    line: ({ patient }) => sealed('patient', patient, { address_lines: patient.addressLines }, ({ address_lines: lines }) => JSON.parse(lines ?? '[]') as string[]),
-    city: ({ patient }) => sealed('patient', patient, { city: patient.city }, ({ city }) => city ?? ''),
-    state: ({ patient }) => sealed('patient', patient, { state: patient.state }, ({ state }) => state ?? ''),
-    postalCode: ({ patient }) => sealed('patient', patient, { postal_code: patient.postalCode }, ({ postal_code: zip }) => zip ?? ''),
+    line: ({ patient }) => sealedColumn('patient', patient, 'address_lines', patient.addressLines, asStringArray),
+    city: ({ patient }) => sealedColumn('patient', patient, 'city', patient.city, asText),
+    state: ({ patient }) => sealedColumn('patient', patient, 'state', patient.state, asText),
+    postalCode: ({ patient }) => sealedColumn('patient', patient, 'postal_code', patient.postalCode, asText),
   },
   CareTeam: {
     __resolveReference: ({ id }, { loader }) => (isUuid(id) ? loader(careTeamById).load(id) : null),

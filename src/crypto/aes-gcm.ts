@@ -1,0 +1,124 @@
+import { createDecipheriv } from 'node:crypto';
+import { existsSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { NONCE_BYTES, TAG_BYTES } from './envelope.js';
+
+/**
+ * AES-256-GCM decryption of one stored envelope (header | nonce | ciphertext
+ * | tag), with the header and the value's location as associated data. Two
+ * implementations give the same answers (test/aes-gcm.test.ts):
+ *
+ * - `native`: the addon in native/aead, over the OpenSSL Node is built with.
+ *   It keeps one cipher context per data key (the key schedule is computed
+ *   once) and makes no JavaScript object but the plaintext string. Built on
+ *   `npm install` when a compiler and Node's headers are there.
+ * - `node:crypto`: a decipher per value. Always there; used when the addon
+ *   was not built or `PHI_NATIVE_CRYPTO=off`.
+ *
+ * `open` answers the plaintext, or null when the value does not
+ * authenticate; the caller turns null into its own error.
+ */
+export interface GcmDecryptor {
+  readonly kind: 'native' | 'node:crypto';
+  /** `key`: 32 bytes, the same Buffer for every value of a data key (the native one keys its context by it). */
+  open(key: Buffer, stored: Buffer, headerBytes: number, location: string): string | null;
+}
+
+const ALGORITHM = 'aes-256-gcm';
+
+export const nodeCryptoGcm: GcmDecryptor = {
+  kind: 'node:crypto',
+  open(key, stored, headerBytes, location) {
+    if (stored.length < headerBytes + NONCE_BYTES + TAG_BYTES) return null;
+    try {
+      const decipher = createDecipheriv(ALGORITHM, key, stored.subarray(headerBytes, headerBytes + NONCE_BYTES), { authTagLength: TAG_BYTES });
+      decipher.setAAD(associatedData(stored.subarray(0, headerBytes), location));
+      decipher.setAuthTag(stored.subarray(stored.length - TAG_BYTES));
+      // GCM is a stream mode: update() returns every byte; final() checks the tag (and throws) before anything is returned.
+      const plaintext = decipher.update(stored.subarray(headerBytes + NONCE_BYTES, stored.length - TAG_BYTES));
+      decipher.final();
+      return plaintext.toString('utf8');
+    } catch {
+      return null;
+    }
+  },
+};
+
+/** The envelope header, then the location string: one buffer, written in place. */
+export function associatedData(head: Buffer, location: string): Buffer {
+  const data = Buffer.allocUnsafe(head.length + Buffer.byteLength(location, 'utf8'));
+  head.copy(data, 0);
+  data.write(location, head.length, 'utf8');
+  return data;
+}
+
+interface Addon {
+  key(key: Buffer): object;
+  open(handle: object, stored: Buffer, headerBytes: number, location: string): string | null;
+}
+
+const ADDON_PATH = join('native', 'aead', 'build', 'Release', 'phi_aead.node');
+
+/** The built addon, looked for above this file (src/crypto in development, dist/src/crypto when built), or why not. */
+function loadAddon(): { addon: Addon } | { reason: string } {
+  let folder = dirname(fileURLToPath(import.meta.url));
+  for (let depth = 0; depth < 5; depth++) {
+    const candidate = join(folder, ADDON_PATH);
+    if (existsSync(candidate)) {
+      try {
+        return { addon: createRequire(import.meta.url)(candidate) as Addon };
+      } catch (error) {
+        return { reason: `${ADDON_PATH} did not load (${(error as Error).name})` };
+      }
+    }
+    folder = dirname(folder);
+  }
+  return { reason: `${ADDON_PATH} was not built (npm install builds it with node-gyp)` };
+}
+
+/** The native decryptor, or why it is not available. */
+export function nativeGcm(): GcmDecryptor | { reason: string } {
+  const loaded = loadAddon();
+  if ('reason' in loaded) return loaded;
+  const { addon } = loaded;
+  // One OpenSSL context per key Buffer; it goes when the cipher drops the key (the cache's TTL or eviction).
+  const handles = new WeakMap<Buffer, object>();
+  return {
+    kind: 'native',
+    open(key, stored, headerBytes, location) {
+      let handle = handles.get(key);
+      if (!handle) {
+        handle = addon.key(key);
+        handles.set(key, handle);
+      }
+      return addon.open(handle, stored, headerBytes, location);
+    },
+  };
+}
+
+let chosen: { decryptor: GcmDecryptor; fallbackReason?: string } | undefined;
+
+/**
+ * The decryptor this process uses: the native one when it loads, unless
+ * `PHI_NATIVE_CRYPTO=off`; `PHI_NATIVE_CRYPTO=require` refuses to go on
+ * without it. `fallbackReason` says why node:crypto was chosen.
+ */
+export function defaultGcm(): { decryptor: GcmDecryptor; fallbackReason?: string } {
+  if (chosen) return chosen;
+  const setting = process.env.PHI_NATIVE_CRYPTO ?? 'auto';
+  if (!['auto', 'off', 'require'].includes(setting)) throw new Error(`PHI_NATIVE_CRYPTO must be auto, off or require; got ${setting}`);
+  if (setting === 'off') {
+    chosen = { decryptor: nodeCryptoGcm, fallbackReason: 'PHI_NATIVE_CRYPTO=off' };
+    return chosen;
+  }
+  const native = nativeGcm();
+  if ('reason' in native) {
+    if (setting === 'require') throw new Error(`PHI_NATIVE_CRYPTO=require: ${native.reason}`);
+    chosen = { decryptor: nodeCryptoGcm, fallbackReason: native.reason };
+  } else {
+    chosen = { decryptor: native };
+  }
+  return chosen;
+}
