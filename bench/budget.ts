@@ -1,17 +1,17 @@
 import { markdownTable } from './support.js';
 
 /**
- * The performance budget of issue 6: full protection (field rules and
- * masking, field encryption, the audit trail) may cost at most
- * MAX_RATIO times the unprotected API's median latency, measured in the
- * same run, on the partner page and on the dashboard (both forms).
+ * The performance budget (issue 16; 1.5x in issue 6): full protection
+ * (field rules and masking, field encryption, the audit trail) may cost at
+ * most `maxRatio` times the unprotected API's median latency, measured in
+ * the same run, on the partner page and on the dashboard (both forms).
  * `npm run bench -- --check` exits non-zero when a ratio exceeds it; it is
- * not part of `npm test`.
+ * not part of `npm test`. TARGETS are reported beside it, not enforced.
  */
 
 export const BUDGET = {
   /** Median latency of `variant` divided by that of `baseline`, at most. */
-  maxRatio: 1.5,
+  maxRatio: 1.2,
   variant: 'full',
   baseline: 'unprotected',
   /** The workloads (suite names) the budget applies to. */
@@ -36,6 +36,28 @@ export function checkBudget(medianRatio: (workload: string) => number | undefine
 /** True when every measured line passes (lines not measured neither pass nor fail). */
 export function budgetHolds(lines: readonly BudgetLine[]): boolean {
   return lines.every((line) => line.pass !== false);
+}
+
+/** Issue 16's other targets, reported with a verdict in the budget section. */
+export const TARGETS = {
+  /** The full variant's median on the 1,000-row dashboard through the gateway, at most (ms). */
+  dashboardMedianMs: 100,
+  /** Requests per second of the full variant over the unprotected one at the throughput phase's concurrency, at least, on every workload. */
+  minThroughputRatio: 0.8,
+} as const;
+
+export interface TargetLine {
+  target: string;
+  measured: string;
+  pass: boolean | undefined;
+}
+
+export function targetTable(lines: readonly TargetLine[]): string {
+  return markdownTable(
+    ['target (reported, not enforced by --check)', 'measured', 'verdict'],
+    lines.map((line) => [line.target, line.measured, line.pass === undefined ? 'not measured' : line.pass ? 'pass' : '**not met**']),
+    ['l', 'r', 'l'],
+  );
 }
 
 export function budgetTable(lines: readonly BudgetLine[]): string {

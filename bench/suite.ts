@@ -75,7 +75,7 @@ import {
   type WorkloadResult,
 } from './support.js';
 import { countCell } from './report.js';
-import { BUDGET, budgetHolds, budgetTable, checkBudget, type BudgetLine } from './budget.js';
+import { BUDGET, budgetHolds, budgetTable, checkBudget, TARGETS, targetTable, type BudgetLine, type TargetLine } from './budget.js';
 import { growByCopying, type Growth, type PatientTable } from './grow.js';
 import { findMainProfile, summarizeProfile, type CostEntry, type ProfileSummary } from './profile.js';
 import { readMemory, spawnServer, waitUntilServing, type MemorySample, type ServerProcess, type ServerSettings } from './processes.js';
@@ -716,6 +716,32 @@ const ratio = (value: number, base: number) => `${(value / base).toFixed(2)}x`;
 const mib = (value: number) => value.toFixed(0);
 const signed = (value: number) => `${value >= 0 ? '+' : ''}${value.toFixed(0)}`;
 
+/** Issue 16's reported targets: the full dashboard's median, and full/unprotected throughput on every workload measured. */
+function targetLines(findings: Pick<Findings, 'results' | 'throughput'>): TargetLine[] {
+  const dashboard = findings.results.find((result) => result.name === 'dashboard');
+  const dashboardMedian = dashboard ? summarize(dashboard.samples[FULL] ?? []).median : undefined;
+  const rates = (findings.throughput ?? []).map((entry) => {
+    const rate = (variant: string) => {
+      const measured = entry.byVariant[variant];
+      return measured ? measured.requests / measured.seconds : 0;
+    };
+    return { workload: entry.workload, ratio: rate(FULL) / (rate(BASELINE) || 1) };
+  });
+  const lowest = rates.reduce<(typeof rates)[number] | undefined>((low, entry) => (!low || entry.ratio < low.ratio ? entry : low), undefined);
+  return [
+    {
+      target: `${FULL} dashboard (1,000 rows) median at most ${TARGETS.dashboardMedianMs} ms`,
+      measured: dashboardMedian === undefined ? '-' : `${formatMs(dashboardMedian)} ms`,
+      pass: dashboardMedian === undefined ? undefined : dashboardMedian <= TARGETS.dashboardMedianMs,
+    },
+    {
+      target: `${FULL}/${BASELINE} throughput at least ${TARGETS.minThroughputRatio}x on every workload`,
+      measured: lowest ? `lowest ${lowest.ratio.toFixed(2)}x (${lowest.workload})` : '-',
+      pass: lowest ? lowest.ratio >= TARGETS.minThroughputRatio : undefined,
+    },
+  ];
+}
+
 function medianRatio(results: readonly WorkloadResult[], workload: string, variant: string): number | undefined {
   const result = results.find((candidate) => candidate.name === workload);
   if (!result) return undefined;
@@ -821,6 +847,8 @@ function reportText(findings: Findings): string {
     budgetTable(findings.budget),
     '',
     budgetHolds(findings.budget) ? 'The budget holds.' : `**The budget is exceeded.** (\`npm run bench -- --check\` exits 1.)`,
+    '',
+    targetTable(targetLines(findings)),
     '',
     '## Latency: interleaved sequential rounds',
     '',

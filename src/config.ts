@@ -79,6 +79,7 @@ const environmentSchema = z
     PHI_KEY_RING: z.preprocess((value) => (typeof value === 'string' && value.trim() === '' ? undefined : value), z.string().optional()),
     PHI_KEY_RING_FILE: z.preprocess((value) => (typeof value === 'string' && value.trim() === '' ? undefined : value), z.string().optional()),
     PHI_KMS: z.enum(['ring', 'pkcs11']).default('ring'),
+    PHI_NATIVE_CRYPTO: z.enum(['auto', 'off', 'require']).default('auto'),
     PKCS11_MODULE: z.preprocess((value) => (typeof value === 'string' && value.trim() === '' ? undefined : value), z.string().optional()),
     PKCS11_TOKEN_LABEL: z.preprocess((value) => (typeof value === 'string' && value.trim() === '' ? undefined : value), z.string().optional()),
     PKCS11_SLOT: z.preprocess((value) => (typeof value === 'string' && value.trim() === '' ? undefined : value), z.coerce.number().int().min(0).optional()),
@@ -300,6 +301,7 @@ export function loadConfig(source: NodeJS.ProcessEnv = process.env): Config {
       ringFile: env.PHI_KEY_RING_FILE,
       dataDir,
       allowDevelopmentRing: env.NODE_ENV !== 'production',
+      nativeCrypto: env.PHI_NATIVE_CRYPTO,
       pkcs11:
         env.PHI_KMS === 'pkcs11' && env.PKCS11_MODULE
           ? {

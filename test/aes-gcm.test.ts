@@ -35,11 +35,16 @@ function plaintexts(): Buffer[] {
 }
 
 describe('the native AES-256-GCM addon', () => {
-  it('is built where CI requires it, and the process uses it unless PHI_NATIVE_CRYPTO=off', () => {
+  it('is built where CI requires it; PHI_NATIVE_CRYPTO picks it (auto), refuses it (off) or requires it', () => {
     if (required) expect(nativeReason).toBeUndefined();
-    const chosen = defaultGcm();
-    if (process.env.PHI_NATIVE_CRYPTO === 'off' || nativeReason) expect(chosen.decryptor.kind).toBe('node:crypto');
-    else expect(chosen.decryptor.kind).toBe('native');
+    expect(defaultGcm('off')).toEqual({ decryptor: nodeCryptoGcm, fallbackReason: 'PHI_NATIVE_CRYPTO=off' });
+    if (nativeReason) {
+      expect(defaultGcm('auto')).toEqual({ decryptor: nodeCryptoGcm, fallbackReason: nativeReason });
+      expect(() => defaultGcm('require')).toThrow(/PHI_NATIVE_CRYPTO=require/);
+    } else {
+      expect(defaultGcm('auto').decryptor.kind).toBe('native');
+      expect(defaultGcm('require').decryptor.kind).toBe('native');
+    }
   });
 
   describe.skipIf(nativeReason !== undefined)(`agrees with node:crypto${nativeReason ? ` (skipped: ${nativeReason})` : ''}`, () => {

@@ -64,6 +64,12 @@ describe('configuration', () => {
     expect(() => loadConfig({ AUTH_ALGORITHMS: 'none' })).toThrow(/none/);
   });
 
+  it('chooses who decrypts from PHI_NATIVE_CRYPTO (auto by default) and refuses anything else by name', () => {
+    expect(loadConfig({}).keys.nativeCrypto).toBe('auto');
+    expect(loadConfig({ PHI_NATIVE_CRYPTO: 'off' }).keys.nativeCrypto).toBe('off');
+    expect(() => loadConfig({ PHI_NATIVE_CRYPTO: 'fast' })).toThrow(/PHI_NATIVE_CRYPTO/);
+  });
+
   it('reports a malformed port by name', () => {
     expect(() => loadConfig({ PORT: 'eighty' })).toThrow(/PORT/);
   });

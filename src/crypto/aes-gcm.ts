@@ -15,7 +15,7 @@ import { NONCE_BYTES, TAG_BYTES } from './envelope.js';
  *   once) and makes no JavaScript object but the plaintext string. Built on
  *   `npm install` when a compiler and Node's headers are there.
  * - `node:crypto`: a decipher per value. Always there; used when the addon
- *   was not built or `PHI_NATIVE_CRYPTO=off`.
+ *   was not built or with `PHI_NATIVE_CRYPTO=off`.
  *
  * `open` answers the plaintext, or null when the value does not
  * authenticate; the caller turns null into its own error.
@@ -98,27 +98,20 @@ export function nativeGcm(): GcmDecryptor | { reason: string } {
   };
 }
 
-let chosen: { decryptor: GcmDecryptor; fallbackReason?: string } | undefined;
+/** `PHI_NATIVE_CRYPTO`: use the addon when it loads (`auto`), never (`off`), or refuse to start without it (`require`). */
+export type NativeCryptoSetting = 'auto' | 'off' | 'require';
+
+let loaded: GcmDecryptor | { reason: string } | undefined;
 
 /**
- * The decryptor this process uses: the native one when it loads, unless
- * `PHI_NATIVE_CRYPTO=off`; `PHI_NATIVE_CRYPTO=require` refuses to go on
- * without it. `fallbackReason` says why node:crypto was chosen.
+ * The decryptor for a setting: the native one when it loads, unless `off`;
+ * `require` throws without it. `fallbackReason` says why node:crypto was
+ * chosen. The addon is loaded once per process.
  */
-export function defaultGcm(): { decryptor: GcmDecryptor; fallbackReason?: string } {
-  if (chosen) return chosen;
-  const setting = process.env.PHI_NATIVE_CRYPTO ?? 'auto';
-  if (!['auto', 'off', 'require'].includes(setting)) throw new Error(`PHI_NATIVE_CRYPTO must be auto, off or require; got ${setting}`);
-  if (setting === 'off') {
-    chosen = { decryptor: nodeCryptoGcm, fallbackReason: 'PHI_NATIVE_CRYPTO=off' };
-    return chosen;
-  }
-  const native = nativeGcm();
-  if ('reason' in native) {
-    if (setting === 'require') throw new Error(`PHI_NATIVE_CRYPTO=require: ${native.reason}`);
-    chosen = { decryptor: nodeCryptoGcm, fallbackReason: native.reason };
-  } else {
-    chosen = { decryptor: native };
-  }
-  return chosen;
+export function defaultGcm(setting: NativeCryptoSetting = 'auto'): { decryptor: GcmDecryptor; fallbackReason?: string } {
+  if (setting === 'off') return { decryptor: nodeCryptoGcm, fallbackReason: 'PHI_NATIVE_CRYPTO=off' };
+  loaded ??= nativeGcm();
+  if (!('reason' in loaded)) return { decryptor: loaded };
+  if (setting === 'require') throw new Error(`PHI_NATIVE_CRYPTO=require: ${loaded.reason}`);
+  return { decryptor: nodeCryptoGcm, fallbackReason: loaded.reason };
 }

@@ -30,4 +30,4 @@ export { blindIndex, normalize } from './blind-index.js';
 export { openPlaintextForBenchmark, Sealed, toBuffer, unseal, type SealedPart } from './sealed.js';
 export { CursorSealer, canonicalFilter, type CursorBinding } from './cursor.js';
 export { StudyPseudonyms } from './pseudonym.js';
-export { defaultGcm, nodeCryptoGcm, type GcmDecryptor } from './aes-gcm.js';
+export { defaultGcm, nodeCryptoGcm, type GcmDecryptor, type NativeCryptoSetting } from './aes-gcm.js';

@@ -1,3 +1,4 @@
+import type { NativeCryptoSetting } from './aes-gcm.js';
 import { readFile } from 'node:fs/promises';
 import { basename, join } from 'node:path';
 import type { Logger } from '../logger.js';
@@ -20,6 +21,8 @@ export interface KeySettings {
   /** Outside production: the generated development ring may be used (and is created when missing). */
   allowDevelopmentRing: boolean;
   pkcs11?: Pkcs11Settings | undefined;
+  /** PHI_NATIVE_CRYPTO: who decrypts stored values (aes-gcm.ts). */
+  nativeCrypto?: NativeCryptoSetting;
 }
 
 export interface Pkcs11Settings {

@@ -410,7 +410,7 @@ export async function openSealer(db: Database, settings: KeySettings, logger?: L
   try {
     const store = new DatabaseDataKeyStore(db);
     await store.preload();
-    const gcm = defaultGcm();
+    const gcm = defaultGcm(settings.nativeCrypto);
     const cipher = new FieldCipher(kms, store, DATA_KEY_SCOPES, undefined, gcm.decryptor);
     if (gcm.fallbackReason) logger?.info({ event: 'decryption-backend', backend: gcm.decryptor.kind, reason: gcm.fallbackReason }, 'stored values are decrypted with node:crypto (the native AES-GCM addon is not in use)');
     else logger?.debug({ event: 'decryption-backend', backend: gcm.decryptor.kind }, 'stored values are decrypted with the native AES-GCM addon');
