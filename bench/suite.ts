@@ -28,6 +28,7 @@ import { tmpdir, totalmem } from 'node:os';
 import { join, relative, resolve } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { fileURLToPath } from 'node:url';
+import { DEFAULT_PROCESS_SEMI_SPACE_MB } from '../src/config.js';
 import { CRYPTO_VERSION_ENCRYPTED } from '../src/db/encryption.js';
 import { openDatabase, type Database } from '../src/db/index.js';
 import { PATIENT_TABLES } from '../src/db/seed/generate.js';
@@ -565,7 +566,8 @@ async function startChild(stack: CopiesStack, nodeFlags: readonly string[], onSt
     seedPatients: 0,
   };
   // One process (--single-process): the memory of the gateway and the three subgraphs together, as measured before npm start supervised separate processes.
-  const server = await spawnServer([process.execPath, ...nodeFlags, '--import', 'tsx', 'src/main.ts', '--single-process'], settings, REPO_ROOT);
+  // With the young generation npm start gives each process (PROCESS_SEMI_SPACE_MB).
+  const server = await spawnServer([process.execPath, ...nodeFlags, `--max-semi-space-size=${DEFAULT_PROCESS_SEMI_SPACE_MB}`, '--import', 'tsx', 'src/main.ts', '--single-process'], settings, REPO_ROOT);
   onStop(async () => void (await server.stop()));
   await waitUntilServing(server, CHILD_START_TIMEOUT_MS);
   return server;

@@ -24,6 +24,13 @@ export const DEFAULT_REQUEST_DEADLINE_MS = 30_000;
 export const DEFAULT_RESPONSE_MAX_BYTES = 8 * 1024 * 1024;
 /** The V8 heap cap of each supervised process (--max-old-space-size). */
 export const DEFAULT_PROCESS_HEAP_MB = 1024;
+/**
+ * The young generation's semi-space of each supervised process (--max-semi-space-size), in MiB. V8's
+ * default (16 MiB) made the garbage collector a quarter of a 1,000-row page's CPU: each request allocates
+ * tens of MiB of short-lived objects, and a small nursery promotes them before they die. 64 MiB halved
+ * that share (bench/BENCHMARKS.md, issue 16); it costs up to about 3x that in resident memory per process.
+ */
+export const DEFAULT_PROCESS_SEMI_SPACE_MB = 64;
 
 /** Tolerated clock difference between the token issuer and the API, in seconds. */
 export const DEFAULT_CLOCK_TOLERANCE_SECONDS = 30;
@@ -107,6 +114,7 @@ const environmentSchema = z
     REQUEST_DEADLINE_MS: limit(DEFAULT_REQUEST_DEADLINE_MS, 100),
     RESPONSE_MAX_BYTES: limit(DEFAULT_RESPONSE_MAX_BYTES, 1024),
     PROCESS_HEAP_MB: limit(DEFAULT_PROCESS_HEAP_MB, 64),
+    PROCESS_SEMI_SPACE_MB: z.coerce.number().int().min(0).max(512).default(DEFAULT_PROCESS_SEMI_SPACE_MB),
     DATABASE_STATEMENT_TIMEOUT_MS: limit(DEFAULT_DATABASE_TIMEOUTS.statementMs, 100),
     DATABASE_LOCK_TIMEOUT_MS: limit(DEFAULT_DATABASE_TIMEOUTS.lockMs, 100),
     DATABASE_ACQUIRE_TIMEOUT_MS: limit(DEFAULT_DATABASE_TIMEOUTS.acquireMs, 100),
@@ -221,6 +229,8 @@ export interface Config {
   responseMaxBytes: number;
   /** The heap cap of each supervised process, in MiB. */
   processHeapMb: number;
+  /** --max-semi-space-size of each supervised process; 0 leaves V8's default. */
+  processSemiSpaceMb: number;
   /** When set, replace every role's requests per minute and in flight (the policy's otherwise). */
   rateLimitOverrides: { requestsPerMinute?: number; inFlight?: number; patientsPerHour?: number };
 }
@@ -336,6 +346,7 @@ export function loadConfig(source: NodeJS.ProcessEnv = process.env): Config {
     requestDeadlineMs: env.REQUEST_DEADLINE_MS,
     responseMaxBytes: env.RESPONSE_MAX_BYTES,
     processHeapMb: env.PROCESS_HEAP_MB,
+    processSemiSpaceMb: env.PROCESS_SEMI_SPACE_MB,
     databaseTimeouts: { statementMs: env.DATABASE_STATEMENT_TIMEOUT_MS, lockMs: env.DATABASE_LOCK_TIMEOUT_MS, acquireMs: env.DATABASE_ACQUIRE_TIMEOUT_MS },
     operationLimits: {
       maxDocumentBytes: env.OPERATION_MAX_DOCUMENT_BYTES,

@@ -74,7 +74,7 @@ export function planProcesses(config: Config): ProcessSpec[] {
 /** Runs `main.ts --prepare` in a child of its own and resolves with the number of patients it seeded. */
 export function prepareInChild(config: Config): Promise<number> {
   return new Promise((resolve, reject) => {
-    const child = fork(MAIN, ['--prepare'], { execArgv: childExecArgv(config.processHeapMb), stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+    const child = fork(MAIN, ['--prepare'], { execArgv: childExecArgv(config.processHeapMb, config.processSemiSpaceMb), stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
     let seeded: number | null = null;
     child.on('message', (message: ChildMessage) => {
       if (message.type === 'prepared') seeded = message.seeded;
@@ -86,9 +86,10 @@ export function prepareInChild(config: Config): Promise<number> {
   });
 }
 
-/** The loader tsx started this process with, plus the heap cap of one process. */
-function childExecArgv(heapMb: number): string[] {
-  return [...process.execArgv.filter((flag) => !flag.startsWith('--max-old-space-size')), `--max-old-space-size=${heapMb}`];
+/** The loader tsx started this process with, plus the heap cap and the young generation of one process. */
+export function childExecArgv(heapMb: number, semiSpaceMb: number): string[] {
+  const inherited = process.execArgv.filter((flag) => !flag.startsWith('--max-old-space-size') && !flag.startsWith('--max-semi-space-size'));
+  return [...inherited, `--max-old-space-size=${heapMb}`, ...(semiSpaceMb > 0 ? [`--max-semi-space-size=${semiSpaceMb}`] : [])];
 }
 
 /** Starts every process and resolves when all are ready; a process that cannot start the first time fails the start. */
@@ -101,7 +102,7 @@ export async function superviseApi(config: Config, logger: Logger, specs: readon
     Object.fromEntries(
       watched.flatMap((child) => child.state().servers).filter((server) => server.name !== 'gateway').map((server) => [`${server.name.toUpperCase()}_SUBGRAPH_URL`, server.url]),
     );
-  for (const spec of specs) watched.push(new WatchedProcess(spec, config.processHeapMb, log, () => stopping, spec.name === 'gateway' ? subgraphUrls : () => ({})));
+  for (const spec of specs) watched.push(new WatchedProcess(spec, { heapMb: config.processHeapMb, semiSpaceMb: config.processSemiSpaceMb }, log, () => stopping, spec.name === 'gateway' ? subgraphUrls : () => ({})));
   const supervisor: Supervisor = {
     children: () => watched.map((child) => child.state()),
     async stop() {
@@ -131,7 +132,7 @@ class WatchedProcess {
 
   constructor(
     readonly spec: ProcessSpec,
-    private readonly heapMb: number,
+    private readonly memory: { heapMb: number; semiSpaceMb: number },
     private readonly log: Logger,
     private readonly isStopping: () => boolean,
     private readonly extraEnv: () => Record<string, string>,
@@ -168,7 +169,7 @@ class WatchedProcess {
       if (variable) ports[variable] = new URL(server.url).port;
     }
     const child = fork(MAIN, [...this.spec.args, '--supervised'], {
-      execArgv: childExecArgv(this.heapMb),
+      execArgv: childExecArgv(this.memory.heapMb, this.memory.semiSpaceMb),
       env: { ...process.env, ...this.extraEnv(), ...ports },
       stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
     });
@@ -182,7 +183,7 @@ class WatchedProcess {
       this.log.info({ event: 'process-ready', process: this.spec.name, pid: child.pid, restarts: this.restarts }, `${this.spec.name} is ready`);
     });
     child.on('exit', (code, signal) => this.exited(child, code, signal));
-    this.log.info({ event: 'process-started', process: this.spec.name, pid: child.pid, heapMb: this.heapMb }, `${this.spec.name} started`);
+    this.log.info({ event: 'process-started', process: this.spec.name, pid: child.pid, heapMb: this.memory.heapMb, semiSpaceMb: this.memory.semiSpaceMb }, `${this.spec.name} started`);
     return child;
   }
 

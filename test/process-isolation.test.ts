@@ -14,6 +14,7 @@ import { createScratchDatabase, resolveServices } from './support/services.js';
 
 const STARTUP_TIMEOUT_MS = 120_000;
 const HEAP_MB = 384;
+const SEMI_SPACE_MB = 48;
 
 interface LogLine {
   event?: string;
@@ -81,6 +82,7 @@ describe('npm start: supervised processes', () => {
       BILLING_SUBGRAPH_PORT: '0',
       SEED_PATIENTS: '8',
       PROCESS_HEAP_MB: String(HEAP_MB),
+      PROCESS_SEMI_SPACE_MB: String(SEMI_SPACE_MB),
       DATABASE_URL: scratch?.url ?? '',
       REDIS_URL: services.redisUrl ?? '',
       RATE_LIMIT_REQUESTS_PER_MINUTE: '100000',
@@ -108,12 +110,16 @@ describe('npm start: supervised processes', () => {
     await cleanup();
   });
 
-  it('runs the gateway and the subgraphs in separate processes, each with the heap cap', async () => {
+  it('runs the gateway and the subgraphs in separate processes, each with the heap cap and the young generation configured', async () => {
     const names = withPostgres ? ['patient', 'clinical', 'billing', 'gateway'] : ['subgraphs', 'gateway'];
     const pids = names.map((name) => readyPid(name, 0));
     expect(pids.every((pid) => typeof pid === 'number' && pid !== child.pid)).toBe(true);
     expect(new Set(pids).size).toBe(names.length);
-    for (const pid of pids) expect(readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0')).toContain(`--max-old-space-size=${HEAP_MB}`);
+    for (const pid of pids) {
+      const flags = readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0');
+      expect(flags).toContain(`--max-old-space-size=${HEAP_MB}`);
+      expect(flags).toContain(`--max-semi-space-size=${SEMI_SPACE_MB}`);
+    }
     expect(output).toContain(`${names.length} processes of at most ${HEAP_MB} MiB heap each, supervised`);
     expect((await graphql(WITH_CLINICAL)).status).toBe(200);
   });
