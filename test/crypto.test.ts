@@ -7,6 +7,7 @@ import {
   KeyRing,
   LocalKeyManagement,
   Sealed,
+  SealedColumn,
   unseal,
   addKeyVersion,
   blindIndex,
@@ -154,6 +155,34 @@ describe('field encryption', () => {
     tampered[tampered.length - 1] = (tampered[tampered.length - 1] ?? 0) ^ 0x01;
     expect(() => unseal(new Sealed(parts(tampered), ([ssn]) => ssn), reader)).toThrow(CryptoError);
     expect(await failure(Promise.resolve(unseal(new Sealed(parts(tampered), ([ssn]) => ssn), new FieldCipher(kms, store))))).toBe('DECRYPTION_FAILED');
+  });
+
+  it('opens a one-column sealed value (SealedColumn, what list rows hold) exactly as the general form: cold, warm, tampered, moved, marked unencrypted', async () => {
+    const { kms, store, cipher: writer } = setup();
+    const stored = await writer.encrypt('987-65-4321', at);
+    const column = (bytes: Buffer, rowId = at.rowId, encrypted = true) => new SealedColumn(bytes, at.table, at.column, rowId, encrypted, (ssn) => `<${ssn}>`);
+    const general = (bytes: Buffer, rowId = at.rowId, encrypted = true) => new Sealed([{ stored: bytes, location: { ...at, rowId }, encrypted }], ([ssn]) => `<${ssn ?? ''}>`);
+    const reader = new FieldCipher(kms, store);
+    const cold = unseal(column(stored), reader);
+    expect(cold).toBeInstanceOf(Promise);
+    expect(await cold).toBe('<987-65-4321>');
+    expect(unseal(column(stored), reader)).toBe(unseal(general(stored), reader));
+    const tampered = Buffer.from(stored);
+    tampered[tampered.length - 1] = (tampered[tampered.length - 1] ?? 0) ^ 0x01;
+    const outcome = async (open: () => unknown) => {
+      try {
+        return `value ${String(await open())}`;
+      } catch (error) {
+        return `error ${(error as CryptoError).failure}`;
+      }
+    };
+    for (const [bytes, rowId, encrypted] of [[tampered, at.rowId, true], [stored, 'another-row', true], [stored, at.rowId, false]] as const) {
+      const [a, b] = [await outcome(() => unseal(column(bytes, rowId, encrypted), reader)), await outcome(() => unseal(general(bytes, rowId, encrypted), reader))];
+      expect(a).toMatch(/^error /);
+      expect(a).toBe(b);
+    }
+    expect(() => JSON.stringify({ ssn: column(stored) })).toThrow(/without passing the decryption step/);
+    expect(column(stored).parts).toEqual(general(stored).parts);
   });
 
   it('refuses a key ring with a short key or a retired current version', () => {

@@ -62,7 +62,7 @@ describe('a field whose decryption fails while it waits for its data key', () =>
     const context = {
       access: { principal: { subject: 'user:test', roles: ['clinician'], organizationId: null, patientId: null, mfa: true }, decisions: decisionTable(['clinician']), rowDependent: false },
       // The key is not in memory, and fetching it fails the way a database would.
-      sealer: { cipher: { decryptIfKeyReady: () => undefined, decrypt: () => Promise.reject(new Error(leaked)) } },
+      sealer: { cipher: { decryptIfKeyReady: () => undefined, decryptColumnIfKeyReady: () => undefined, decrypt: () => Promise.reject(new Error(leaked)) } },
       logger: { warn: () => undefined },
       requestId: 'test',
     };

@@ -58,12 +58,19 @@ function targetOf(type: string, field: string, parent: unknown, args: Input, pri
  */
 export function auditFieldAccess(collector: AuditCollector, principal: Principal) {
   const groupsByRow = new WeakMap<object, { type: string; group: AuditGroup }>();
+  // graphql resolves the fields of one object one after the other: the last row's group answers most lookups.
+  let last: { parent: object; type: string; group: AuditGroup } | undefined;
   const groupOf = (type: string, field: string, parent: unknown, args: Input): AuditGroup | Target => {
     if (type === 'Mutation' || parent === null || typeof parent !== 'object') return targetOf(type, field, parent, args, principal);
+    if (last?.parent === parent && last.type === type) return last.group;
     const known = groupsByRow.get(parent);
-    if (known?.type === type) return known.group;
+    if (known?.type === type) {
+      last = { parent, type, group: known.group };
+      return known.group;
+    }
     const group = collector.group(targetOf(type, field, parent, args, principal));
     groupsByRow.set(parent, { type, group });
+    last = { parent, type, group };
     return group;
   };
   return (decision: FieldDecision, parent: unknown, args: Input, refusal: GraphQLError | null, failure?: string): void => {

@@ -156,16 +156,25 @@ export class FieldCipher {
    * read through here, so no promise is made per value.
    */
   decryptIfKeyReady(stored: Buffer, location: FieldLocation): string | undefined {
+    return this.decryptColumnIfKeyReady(stored, location.table, location.column, location.rowId);
+  }
+
+  /** `decryptIfKeyReady` with the location's parts as they are (no object per value). */
+  decryptColumnIfKeyReady(stored: Buffer, table: string, column: string, rowId: string): string | undefined {
     const envelope = readEnvelopeHead(stored);
-    const scope = this.scopes.of(location.table, location.column);
+    const scope = this.scopes.of(table, column);
     const key = this.#unwrappedInMemory(envelope.dataKeyId, scope);
-    return key ? this.#open(stored, envelope.headerBytes, key, location, scope) : undefined;
+    return key ? this.#openAt(stored, envelope.headerBytes, key, table, column, rowId, scope) : undefined;
   }
 
   /** `stored` is the envelope's own bytes: its first `headerBytes` are the header the associated data starts with (readEnvelopeHead checked them). */
   #open(stored: Buffer, headerBytes: number, key: Buffer, location: FieldLocation, scope: string): string {
-    const plaintext = this.gcm.open(key, stored, headerBytes, boundLocation(location));
-    if (plaintext === null) throw new CryptoError('DECRYPTION_FAILED', `${location.table}.${location.column} of one row did not authenticate`);
+    return this.#openAt(stored, headerBytes, key, location.table, location.column, location.rowId, scope);
+  }
+
+  #openAt(stored: Buffer, headerBytes: number, key: Buffer, table: string, column: string, rowId: string, scope: string): string {
+    const plaintext = this.gcm.open(key, stored, headerBytes, `\u0000${table}\u0000${column}\u0000${rowId}`);
+    if (plaintext === null) throw new CryptoError('DECRYPTION_FAILED', `${table}.${column} of one row did not authenticate`);
     this.decryptions += 1;
     this.#count(scope, 'decryptions');
     return plaintext;

@@ -27,7 +27,7 @@ export {
   type StoredDataKey,
 } from './field-cipher.js';
 export { blindIndex, normalize } from './blind-index.js';
-export { openPlaintextForBenchmark, Sealed, toBuffer, unseal, type SealedPart } from './sealed.js';
+export { isSealed, openPlaintextForBenchmark, Sealed, SealedColumn, toBuffer, unseal, type AnySealed, type SealedPart } from './sealed.js';
 export { CursorSealer, canonicalFilter, type CursorBinding } from './cursor.js';
 export { StudyPseudonyms } from './pseudonym.js';
 export { defaultGcm, nodeCryptoGcm, type GcmDecryptor, type NativeCryptoSetting } from './aes-gcm.js';

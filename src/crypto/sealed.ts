@@ -34,6 +34,42 @@ export class Sealed<T = unknown> {
   }
 }
 
+/**
+ * One stored column's value, sealed, in one object: the common case (a
+ * thousand-row page holds one per encrypted field of each row), without the
+ * parts array, part and location objects of the general form. `parts` makes
+ * them only when asked (an error's coordinate).
+ */
+export class SealedColumn<T = unknown> {
+  constructor(
+    readonly stored: Uint8Array,
+    readonly table: string,
+    readonly column: string,
+    readonly rowId: string,
+    /** As SealedPart.encrypted. */
+    readonly encrypted: boolean,
+    readonly openOne: (plaintext: string) => T,
+  ) {}
+
+  get parts(): readonly SealedPart[] {
+    return [{ stored: this.stored, location: { table: this.table, column: this.column, rowId: this.rowId }, encrypted: this.encrypted }];
+  }
+
+  toJSON(): never {
+    throw new Error('A sealed value reached the response without passing the decryption step');
+  }
+
+  toString(): string {
+    return '[sealed]';
+  }
+}
+
+export type AnySealed<T = unknown> = Sealed<T> | SealedColumn<T>;
+
+export function isSealed(value: unknown): value is AnySealed {
+  return value instanceof SealedColumn || value instanceof Sealed;
+}
+
 export function toBuffer(bytes: Uint8Array): Buffer {
   return Buffer.isBuffer(bytes) ? bytes : Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
 }
@@ -44,7 +80,14 @@ export function toBuffer(bytes: Uint8Array): Buffer {
  * usual case: a list of a thousand rows makes no promise per value); it
  * returns a promise only when a key has to be fetched or unwrapped first.
  */
-export function unseal<T>(sealed: Sealed<T>, cipher: FieldCipher): T | Promise<T> {
+export function unseal<T>(sealed: AnySealed<T>, cipher: FieldCipher): T | Promise<T> {
+  if (sealed instanceof SealedColumn) {
+    if (!sealed.encrypted) throw notEncrypted(sealed.table, sealed.column);
+    const stored = toBuffer(sealed.stored);
+    const plaintext = cipher.decryptColumnIfKeyReady(stored, sealed.table, sealed.column, sealed.rowId);
+    if (plaintext !== undefined) return sealed.openOne(plaintext);
+    return cipher.decrypt(stored, { table: sealed.table, column: sealed.column, rowId: sealed.rowId }).then(sealed.openOne);
+  }
   const plaintexts: string[] = [];
   const { parts } = sealed;
   for (let index = 0; index < parts.length; index++) {
@@ -71,11 +114,16 @@ async function unsealWaiting<T>(sealed: Sealed<T>, cipher: FieldCipher, plaintex
  * marked crypto_version 0): the stored bytes read as UTF-8, to measure the
  * API without decryption. The runtime refuses the setting in production.
  */
-export function openPlaintextForBenchmark<T>(sealed: Sealed<T>): T {
+export function openPlaintextForBenchmark<T>(sealed: AnySealed<T>): T {
+  if (sealed instanceof SealedColumn) return sealed.openOne(toBuffer(sealed.stored).toString('utf8'));
   return sealed.open(sealed.parts.map((part) => toBuffer(part.stored).toString('utf8')));
 }
 
 /** An encrypted column never serves plaintext, whatever the row says of itself. */
 function refuseUnencrypted(part: SealedPart): void {
-  if (!part.encrypted) throw new CryptoError('NOT_ENCRYPTED', `${part.location.table}.${part.location.column} of a row marked as not encrypted`);
+  if (!part.encrypted) throw notEncrypted(part.location.table, part.location.column);
+}
+
+function notEncrypted(table: string, column: string): CryptoError {
+  return new CryptoError('NOT_ENCRYPTED', `${table}.${column} of a row marked as not encrypted`);
 }

@@ -1,4 +1,4 @@
-import { Sealed, type SealedPart } from '../crypto/index.js';
+import { Sealed, SealedColumn, type SealedPart } from '../crypto/index.js';
 import { CRYPTO_VERSION_ENCRYPTED } from '../db/encryption.js';
 
 /**
@@ -40,8 +40,7 @@ export function sealedColumn<T>(
   open: (plaintext: string) => T,
 ): T | null {
   if (stored === null || stored === undefined) return null;
-  const part: SealedPart = { stored, location: { table, column, rowId: row.id }, encrypted: row.cryptoVersion === CRYPTO_VERSION_ENCRYPTED };
-  return new Sealed([part], (plaintexts) => open(plaintexts[0] ?? '')) as unknown as T;
+  return new SealedColumn(stored, table, column, row.id, row.cryptoVersion === CRYPTO_VERSION_ENCRYPTED, open) as unknown as T;
 }
 
 /** The plaintext as it is: the open step of most text columns. */

@@ -11,7 +11,7 @@ import { isObjectType, parse, type GraphQLSchema } from 'graphql';
 import type { TokenVerifier } from '../auth/index.js';
 import type { Cache } from '../cache/index.js';
 import { DEFAULT_OPERATION_LIMITS, applyDecryptionOnly, applyPolicy, argumentDecider, argumentDenied, deny, isPhi, operationLimitsPlugin, type LimitBreach, type OperationLimits, argumentPolicyPlugin, introspectionByRolePlugin, isPromiseLike, type ArgumentRefusal, type Unseal } from '../policy/index.js';
-import { CryptoError, CursorSealer, openPlaintextForBenchmark, Sealed, StudyPseudonyms, unseal } from '../crypto/index.js';
+import { CryptoError, CursorSealer, isSealed, openPlaintextForBenchmark, StudyPseudonyms, unseal, type AnySealed } from '../crypto/index.js';
 import { decryptionFailed } from '../errors.js';
 import { createErrorFormatter } from '../graphql-errors.js';
 import { inputTextPlugin } from '../input-checks.js';
@@ -54,7 +54,7 @@ export function buildSchema(name: SubgraphName, options: { enforcePolicy?: boole
 
 /** Benchmarks only: the plaintext copy's values (crypto_version 0) read as UTF-8 instead of refused; the runtime refuses it in production. */
 const readPlaintextForBenchmark: Unseal = (value, context) =>
-  value instanceof Sealed && value.parts.every((part) => !part.encrypted) ? openPlaintextForBenchmark(value) : unsealField(value, context);
+  isSealed(value) && value.parts.every((part) => !part.encrypted) ? openPlaintextForBenchmark(value) : unsealField(value, context);
 
 type ResolveReference = (reference: { id?: unknown }, context: SubgraphContext, info: unknown) => unknown;
 
@@ -93,7 +93,7 @@ const noStorePlugin: ApolloServerPlugin<SubgraphContext> = {
 
 /** Decrypts a sealed field value with the request's cipher (synchronously while its key is in memory); a failure is a coded field error, never bytes. */
 const unsealField: Unseal = (value, context) => {
-  if (!(value instanceof Sealed)) return value;
+  if (!isSealed(value)) return value;
   try {
     const opened: unknown = unseal(value, (context as unknown as SubgraphContext).sealer.cipher);
     return isPromiseLike(opened) ? Promise.resolve(opened).catch((error: unknown) => decryptionFailure(error, value, context)) : opened;
@@ -102,7 +102,7 @@ const unsealField: Unseal = (value, context) => {
   }
 };
 
-function decryptionFailure(error: unknown, sealedValue: Sealed, context: unknown): never {
+function decryptionFailure(error: unknown, sealedValue: AnySealed, context: unknown): never {
   if (!(error instanceof CryptoError)) throw error;
   const coordinate = sealedValue.parts.map((part) => `${part.location.table}.${part.location.column}`).join('+');
   const { logger, requestId } = context as SubgraphContext;
