@@ -163,12 +163,12 @@ function parseOptions(argv: string[]): Options {
   const { extra, flags, ...options } = parseBenchOptions(argv, {
     usage: USAGE,
     patients: '10000',
-    rounds: '12',
+    rounds: '20',
     warmup: '2',
     workloads: WORKLOADS.map((workload) => workload.name),
     extra: {
       concurrency: '4',
-      'throughput-seconds': '1',
+      'throughput-seconds': '3',
       out: DEFAULT_OUT,
       'scale-patients': '100000',
       'scale-tables': 'read',

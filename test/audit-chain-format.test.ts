@@ -51,6 +51,14 @@ describe('the audit payload digest', () => {
     expect(payloadDigest(oneRequest).toString('hex')).toBe(documentedDigest(oneRequest));
   });
 
+  it('is the same for a batch of thousands of events, hashed in chunks, with field lists shared between events', () => {
+    const fields = [{ field: 'Patient.name', outcome: 'allowed' as const }, { field: 'Patient.ssn', outcome: 'masked' as const }];
+    const events = Array.from({ length: 3000 }, (_, index) =>
+      testAuditEvent('request-big', { patientId: `00000000-0000-4000-8000-${String(index).padStart(12, '0')}`, entityType: 'Patient', entityId: `e${index}`, fields: index % 7 === 0 ? [...fields] : fields }),
+    );
+    expect(payloadDigest(events).toString('hex')).toBe(documentedDigest(events));
+  });
+
   it('changes when any event changes', () => {
     const events = [testAuditEvent('request-a'), testAuditEvent('request-a', { patientId: 'p1' })];
     const digest = payloadDigest(events).toString('hex');
