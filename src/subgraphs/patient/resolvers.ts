@@ -59,8 +59,8 @@ export const resolvers: Resolvers = {
       listPatients({ em, access, cursors }, pageSize(first, TOP_LEVEL_PAGE), after, filter),
     auditEvents: (_parent, { filter, first, after }, { em, principal, cursors }) => listAuditEvents(em, principal, cursors, filter, first, after),
     myDisclosures: (_parent, { first, after }, { em, principal, cursors }) => listDisclosures(em, principal, cursors, first, after),
-    patientByMrn: async (_parent, { mrn }, { em, access, cursors, sealer }) =>
-      (await findPatientByMrn({ em, access, cursors }, sealer.indexKeys, mrn)) ?? Promise.reject(notFound('Patient')),
+    patientByMrn: async (_parent, { mrn }, { em, access, cursors, sealer, plaintextForBenchmark }) =>
+      (await findPatientByMrn({ em, access, cursors }, sealer.indexKeys, mrn, plaintextForBenchmark)) ?? Promise.reject(notFound('Patient')),
   },
   Mutation: mutations,
   AuditEvent: {
