@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The production build, as an operator deploys it: `npm run build`, then in a folder of its own only what
-# ships (package files, dist/, schema/, supergraph.graphql, bin/), `npm ci --omit=dev` (no tsx, no
+# ships (package files, dist/, schema/, supergraph.graphql, bin/, and the native AES-GCM addon's source with
+# its build script, native/ and scripts/build-native.mjs), `npm ci --omit=dev` (no tsx, no
 # TypeScript), `node dist/db/migrate-cli.js`, `npm start` with NODE_ENV=production against PostgreSQL and
 # Redis, with throwaway production keys; then a token signed by the throwaway issuer key must be served.
 # Used by .ci/run; needs PostgreSQL (POSTGRES_URL, a server URL) and Redis (REDIS_URL).
@@ -28,8 +29,13 @@ cleanup() {
 }
 trap cleanup EXIT
 
+mkdir -p "$work/native/aead" "$work/scripts"
 cp -r package.json package-lock.json dist schema supergraph.graphql bin "$work/"
+cp native/aead/binding.gyp native/aead/aead.c "$work/native/aead/"
+cp scripts/build-native.mjs "$work/scripts/"
 (cd "$work" && npm ci --omit=dev --no-audit --no-fund --loglevel=error)
+# Where CI requires the addon, the deployed API must decrypt with it (it refuses to start otherwise).
+if [ "${REQUIRE_NATIVE_CRYPTO:-}" = "1" ]; then export PHI_NATIVE_CRYPTO=require; fi
 if [ -e "$work/node_modules/tsx" ] || [ -e "$work/node_modules/typescript" ]; then echo "FATAL: --omit=dev installed a development package" >&2; exit 1; fi
 
 # Throwaway production keys: an ES256 issuer key pair, an Ed25519 audit signing key, a key ring.
