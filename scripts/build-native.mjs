@@ -7,6 +7,7 @@
 import { spawnSync } from 'node:child_process';
 import { existsSync, realpathSync } from 'node:fs';
 import { createRequire } from 'node:module';
+import { homedir } from 'node:os';
 import { delimiter, dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -32,23 +33,35 @@ function nodeGyp() {
   // npm's own folder: from npm_execpath (set when npm runs this), else from the npm found on PATH.
   const npmClis = [process.env.npm_execpath, ...(process.env.PATH ?? '').split(delimiter).map((folder) => join(folder, 'npm'))];
   for (const cli of npmClis) {
-    if (!cli || !existsSync(cli)) continue;
-    candidates.push(join(dirname(dirname(realpathSync(cli))), 'node_modules', 'node-gyp', 'bin', 'node-gyp.js'));
+    try {
+      if (cli && existsSync(cli)) candidates.push(join(dirname(dirname(realpathSync(cli))), 'node_modules', 'node-gyp', 'bin', 'node-gyp.js'));
+    } catch {
+      // an npm we cannot resolve: look further
+    }
   }
   return candidates.find((candidate) => candidate && existsSync(candidate));
 }
 
-/** Node's headers: npm_config_nodedir when set, else the ones installed beside this node (no download). */
+const hasHeaders = (folder) => existsSync(join(folder, 'include', 'node', 'node_api.h')) && existsSync(join(folder, 'include', 'node', 'openssl', 'evp.h'));
+
+/**
+ * Node's headers, never downloaded: npm_config_nodedir when set, else the ones installed beside this node,
+ * else node-gyp's own cache for this exact version (filled by an earlier build); undefined when none is there.
+ */
 function nodeDir() {
   if (process.env.npm_config_nodedir) return process.env.npm_config_nodedir;
   const beside = resolve(dirname(process.execPath), '..');
-  return existsSync(join(beside, 'include', 'node', 'node_api.h')) && existsSync(join(beside, 'include', 'node', 'openssl', 'evp.h')) ? beside : undefined;
+  if (hasHeaders(beside)) return beside;
+  const cacheRoot = process.env.npm_config_devdir ?? join(process.env.XDG_CACHE_HOME ?? join(homedir(), '.cache'), 'node-gyp');
+  const cached = join(cacheRoot, process.versions.node);
+  return hasHeaders(cached) ? cached : undefined;
 }
 
 const gyp = nodeGyp();
 if (!gyp) done('not built: node-gyp not found; node:crypto decrypts', true);
 const dir = nodeDir();
-const args = [gyp, 'rebuild', '--release', ...(dir ? [`--nodedir=${dir}`] : [])];
+if (!dir) done(`not built: no headers of Node ${process.versions.node} here (set npm_config_nodedir; nothing is downloaded); node:crypto decrypts`, true);
+const args = [gyp, 'rebuild', '--release', `--nodedir=${dir}`];
 const result = spawnSync(process.execPath, args, { cwd: addon, stdio: ['ignore', 'pipe', 'pipe'], encoding: 'utf8', timeout: 180_000 });
 if (result.status !== 0) {
   const output = `${result.stdout ?? ''}${result.stderr ?? ''}`.trim().split('\n').slice(-15).join('\n');

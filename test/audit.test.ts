@@ -116,6 +116,9 @@ describe('the audit trail', () => {
       expect(response.body.errors?.map((error) => error.extensions?.['code'])).toEqual(['AUDIT_UNAVAILABLE']);
       const direct = await post(stack.subgraphUrl('patient'), query.replace(/conditions \{[^}]*\}[^}]*\}[^}]*\} \}/, ''), { token, variables: { id: stack.principals.patient.patientId } });
       expect(direct.status).toBe(503);
+      // The refusal replaces the response's headers: it still tells caches to keep nothing.
+      expect(direct.headers.get('cache-control')).toBe('no-store');
+      expect(direct.headers.get('retry-after')).toBe('5');
       expect(JSON.stringify(direct.body)).not.toMatch(/MRN\d/);
       expect(stack.api.auditMetrics.failures).toBeGreaterThan(failuresBefore);
     } finally {

@@ -11,7 +11,9 @@
  * Associated data: the header's bytes, then the location string the caller passes.
  */
 #include <node_api.h>
+#include <limits.h>
 #include <openssl/crypto.h>
+#include <openssl/err.h>
 #include <openssl/evp.h>
 #include <stdlib.h>
 #include <string.h>
@@ -91,6 +93,8 @@ static napi_value open_value(napi_env env, napi_callback_info info) {
   napi_value null_value;
   CHECK(napi_get_null(env, &null_value));
   if (stored_length < (size_t)header_bytes + NONCE_BYTES + TAG_BYTES) return null_value;
+  /* OpenSSL takes int lengths: anything larger is refused, never truncated (bytea values are at most 1 GB). */
+  if (stored_length > INT_MAX || location_length > INT_MAX) return null_value;
   const unsigned char *nonce = stored + header_bytes;
   const unsigned char *ciphertext = nonce + NONCE_BYTES;
   size_t ciphertext_length = stored_length - header_bytes - NONCE_BYTES - TAG_BYTES;
@@ -121,6 +125,8 @@ static napi_value open_value(napi_env env, napi_callback_info info) {
            EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_GCM_SET_TAG, TAG_BYTES, tag) == 1 &&
            EVP_DecryptFinal_ex(ctx, plaintext + produced, &length) == 1;
   if (!ok) {
+    /* A value that did not authenticate leaves nothing on this thread's OpenSSL error queue (node:crypto reads it). */
+    ERR_clear_error();
     result = null_value;
   } else if (napi_create_string_utf8(env, (const char *)plaintext, (size_t)produced + (size_t)length, &result) != napi_ok) {
     result = fail(env, "open: cannot make the string");

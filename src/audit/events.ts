@@ -196,8 +196,8 @@ function eventPart(event: AuditEventRecord): string {
   return `${head},[${fieldsKey(event.fields)}],${JSON.stringify(event.emergency ?? null)},${JSON.stringify(event.emergencyGrantId ?? null)}]`;
 }
 
-function jsonText(value: string | null): string {
-  return value === null ? 'null' : JSON.stringify(value);
+function jsonText(value: string | null | undefined): string {
+  return value === null || value === undefined ? 'null' : JSON.stringify(value);
 }
 
 const FACT_KEYS = ['recordedAt', 'requestId', 'subgraph', 'subject', 'organizationId', 'clientName', 'clientVersion', 'ip', 'operationName', 'operationHash'] as const;

@@ -120,7 +120,10 @@ export function auditPlugin<TContext extends AuditedContext>(
               'audit write failed: response withheld',
             );
             response.http.status = 503;
-            response.http.headers = new HeaderMap([['retry-after', '5']]);
+            response.http.headers = new HeaderMap([
+              ['retry-after', '5'],
+              ['cache-control', 'no-store'],
+            ]);
             const withheld = new GraphQLError(AUDIT_UNAVAILABLE_MESSAGE, { extensions: { code: AUDIT_UNAVAILABLE, requestId: contextValue.requestId } }).toJSON();
             response.body = { kind: 'single', singleResult: { data: null, errors: [withheld] } };
             return;

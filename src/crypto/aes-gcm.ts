@@ -61,21 +61,26 @@ interface Addon {
 
 const ADDON_PATH = join('native', 'aead', 'build', 'Release', 'phi_aead.node');
 
-/** The built addon, looked for above this file (src/crypto in development, dist/src/crypto when built), or why not. */
+/**
+ * The built addon of this package, or why not: looked for in the package's
+ * own folder only (the first folder above this file, src/crypto in
+ * development or dist/crypto when built, that holds a package.json), never
+ * in folders above it, where anyone else could have put a file of that name.
+ */
 function loadAddon(): { addon: Addon } | { reason: string } {
   let folder = dirname(fileURLToPath(import.meta.url));
-  for (let depth = 0; depth < 5; depth++) {
-    const candidate = join(folder, ADDON_PATH);
-    if (existsSync(candidate)) {
-      try {
-        return { addon: createRequire(import.meta.url)(candidate) as Addon };
-      } catch (error) {
-        return { reason: `${ADDON_PATH} did not load (${(error as Error).name})` };
-      }
-    }
-    folder = dirname(folder);
+  while (!existsSync(join(folder, 'package.json'))) {
+    const parent = dirname(folder);
+    if (parent === folder) return { reason: 'the package folder (with package.json) was not found' };
+    folder = parent;
   }
-  return { reason: `${ADDON_PATH} was not built (npm install builds it with node-gyp)` };
+  const candidate = join(folder, ADDON_PATH);
+  if (!existsSync(candidate)) return { reason: `${ADDON_PATH} was not built (npm install builds it with node-gyp)` };
+  try {
+    return { addon: createRequire(import.meta.url)(candidate) as Addon };
+  } catch (error) {
+    return { reason: `${ADDON_PATH} did not load (${(error as Error).name})` };
+  }
 }
 
 /** The native decryptor, or why it is not available. */
