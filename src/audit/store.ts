@@ -77,8 +77,8 @@ interface GroupRow {
  */
 function groupEvents(events: readonly AuditEventRecord[]): { facts: unknown[]; rows: GroupRow[] } {
   const facts: unknown[] = [];
-  // By field list first (the same list object for every row read alike, collector.ts; else its canonical text), then the rest.
-  const byFields = new Map<readonly AuditEventRecord['fields'][number][] | string, Map<string, GroupRow>>();
+  // By field list first (its canonical text, made once per list object: rows read alike share one, collector.ts), then the rest.
+  const byFields = new Map<string, Map<string, GroupRow>>();
   const rows: GroupRow[] = [];
   let previous: AuditEventRecord | undefined;
   for (const event of events) {
@@ -86,10 +86,9 @@ function groupEvents(events: readonly AuditEventRecord[]): { facts: unknown[]; r
     previous = event;
     const { patientId, entityType, entityId, action, fields, emergency, emergencyGrantId } = event;
     const canonical = fieldsKey(fields);
-    let groups = byFields.get(fields) ?? byFields.get(canonical);
+    let groups = byFields.get(canonical);
     if (!groups) {
       groups = new Map();
-      byFields.set(fields, groups);
       byFields.set(canonical, groups);
     }
     const key = `${facts.length}|${entityType}|${action}|${emergency}|${emergencyGrantId ?? ''}`;

@@ -83,8 +83,8 @@ export function dataKeyContext(id: number, kekVersion: number, scope: string): s
 export const LEGACY_DATA_KEY_CONTEXT = '';
 
 /** What the associated data binds after the envelope header: `\0table\0column\0rowId`. */
-function boundLocation(location: FieldLocation): string {
-  return `\u0000${location.table}\u0000${location.column}\u0000${location.rowId}`;
+function boundLocation(table: string, column: string, rowId: string): string {
+  return `\u0000${table}\u0000${column}\u0000${rowId}`;
 }
 
 interface CachedKey {
@@ -135,7 +135,7 @@ export class FieldCipher {
     const key = await this.#unwrapped(dataKey);
     const nonce = randomBytes(NONCE_BYTES);
     const cipher = createCipheriv(ALGORITHM, key, nonce);
-    cipher.setAAD(associatedData(header(dataKey.id), boundLocation(location)));
+    cipher.setAAD(associatedData(header(dataKey.id), boundLocation(location.table, location.column, location.rowId)));
     const ciphertext = Buffer.concat([cipher.update(plaintext, 'utf8'), cipher.final()]);
     this.#count(scope, 'encryptions');
     return encodeEnvelope({ dataKeyId: dataKey.id, nonce, ciphertext, tag: cipher.getAuthTag() });
@@ -173,7 +173,7 @@ export class FieldCipher {
   }
 
   #openAt(stored: Buffer, headerBytes: number, key: Buffer, table: string, column: string, rowId: string, scope: string): string {
-    const plaintext = this.gcm.open(key, stored, headerBytes, `\u0000${table}\u0000${column}\u0000${rowId}`);
+    const plaintext = this.gcm.open(key, stored, headerBytes, boundLocation(table, column, rowId));
     if (plaintext === null) throw new CryptoError('DECRYPTION_FAILED', `${table}.${column} of one row did not authenticate`);
     this.decryptions += 1;
     this.#count(scope, 'decryptions');

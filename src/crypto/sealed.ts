@@ -19,18 +19,23 @@ export interface SealedPart {
   encrypted: boolean;
 }
 
-export class Sealed<T = unknown> {
-  constructor(
-    readonly parts: readonly SealedPart[],
-    readonly open: (plaintexts: string[]) => T,
-  ) {}
-
+/** What every sealed form does when it is printed or serialized instead of opened. */
+abstract class SealedValue {
   toJSON(): never {
     throw new Error('A sealed value reached the response without passing the decryption step');
   }
 
   toString(): string {
     return '[sealed]';
+  }
+}
+
+export class Sealed<T = unknown> extends SealedValue {
+  constructor(
+    readonly parts: readonly SealedPart[],
+    readonly open: (plaintexts: string[]) => T,
+  ) {
+    super();
   }
 }
 
@@ -40,7 +45,7 @@ export class Sealed<T = unknown> {
  * parts array, part and location objects of the general form. `parts` makes
  * them only when asked (an error's coordinate).
  */
-export class SealedColumn<T = unknown> {
+export class SealedColumn<T = unknown> extends SealedValue {
   constructor(
     readonly stored: Uint8Array,
     readonly table: string,
@@ -49,25 +54,19 @@ export class SealedColumn<T = unknown> {
     /** As SealedPart.encrypted. */
     readonly encrypted: boolean,
     readonly openOne: (plaintext: string) => T,
-  ) {}
+  ) {
+    super();
+  }
 
   get parts(): readonly SealedPart[] {
     return [{ stored: this.stored, location: { table: this.table, column: this.column, rowId: this.rowId }, encrypted: this.encrypted }];
-  }
-
-  toJSON(): never {
-    throw new Error('A sealed value reached the response without passing the decryption step');
-  }
-
-  toString(): string {
-    return '[sealed]';
   }
 }
 
 export type AnySealed<T = unknown> = Sealed<T> | SealedColumn<T>;
 
 export function isSealed(value: unknown): value is AnySealed {
-  return value instanceof SealedColumn || value instanceof Sealed;
+  return value instanceof SealedValue;
 }
 
 export function toBuffer(bytes: Uint8Array): Buffer {

@@ -41,7 +41,7 @@ function humanName(givenNames: readonly string[], familyName: string) {
 
 /** The plaintext of patient.name: {"given": [...], "family": "..."}. */
 function nameFromJson(json: string) {
-  const { given, family } = JSON.parse(json || '{}') as { given: string[]; family: string };
+  const { given, family } = JSON.parse(json) as { given: string[]; family: string };
   return humanName(given, family);
 }
 
