@@ -1,4 +1,4 @@
-import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, rm } from 'node:fs/promises';
 import { readFileSync, readdirSync } from 'node:fs';
 import { cpus, loadavg, tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
@@ -9,7 +9,7 @@ import { loadConfig } from '../src/config.js';
 import { mintDevelopmentToken, type Role } from '../src/auth/index.js';
 import { readDevelopmentPrincipals } from '../src/db/seed/index.js';
 import { spawnServer, waitUntilServing, type ServerProcess } from './processes.js';
-import { createScratchDatabase, LOCAL_POSTGRES, type ScratchDatabase } from './support.js';
+import { createScratchDatabase, LOCAL_POSTGRES, writeReportSection, type ScratchDatabase } from './support.js';
 import { reachable } from '../test/support/services.js';
 
 /**
@@ -325,7 +325,7 @@ async function main(): Promise<void> {
 
     const report = render(rows, { usePostgres, redisUrl: !!redisUrl });
     process.stdout.write(`${report}\n`);
-    if (values.out !== '-') await writeSection(resolve(values.out), report);
+    if (values.out !== '-') await writeReportSection(resolve(values.out), SECTION_START, SECTION_END, `${SECTION_START}\n\n${report}\n\n${SECTION_END}`);
   } finally {
     await server?.stop();
     await scratch?.drop();
@@ -367,16 +367,6 @@ function render(rows: readonly Row[], setup: { usePostgres: boolean; redisUrl: b
 
 function normalDescription(): string {
   return 'a clinician listing 10 patients and a nurse reading 3 charts (encounters and conditions, two subgraphs)';
-}
-
-async function writeSection(path: string, report: string): Promise<void> {
-  const current = await readFile(path, 'utf8').catch(() => '');
-  const section = `${SECTION_START}\n\n${report}\n\n${SECTION_END}`;
-  const start = current.indexOf(SECTION_START);
-  const end = current.indexOf(SECTION_END);
-  const next = start >= 0 && end > start ? `${current.slice(0, start)}${section}${current.slice(end + SECTION_END.length)}` : `${current.trimEnd()}\n\n${section}\n`;
-  await writeFile(path, next);
-  log(`wrote its section of ${path}`);
 }
 
 await main();

@@ -25,12 +25,11 @@
  */
 import { spawn } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
-import { readFile, writeFile } from 'node:fs/promises';
 import { performance } from 'node:perf_hooks';
 import { fileURLToPath } from 'node:url';
 import { DatabaseAuditStore, verifyAuditChain, type AuditEventRecord } from '../src/audit/index.js';
 import { openDatabase } from '../src/db/index.js';
-import { createScratchDatabase, type ScratchDatabase, environmentFacts, integer, loadAverage, LOCAL_POSTGRES, markdownTable, median, percentile, progress } from './support.js';
+import { createScratchDatabase, type ScratchDatabase, environmentFacts, integer, loadAverage, LOCAL_POSTGRES, markdownTable, median, medianRange, percentile, progress, writeReportSection } from './support.js';
 
 const SECTION_START = '<!-- audit-chain:start -->';
 const SECTION_END = '<!-- audit-chain:end -->';
@@ -175,10 +174,6 @@ async function runLevel(mode: ChainMode, urls: readonly string[], writers: numbe
   };
 }
 
-function range(values: readonly number[], digits = 0): string {
-  return `${median(values).toFixed(digits)} (${Math.min(...values).toFixed(digits)}–${Math.max(...values).toFixed(digits)})`;
-}
-
 async function main(): Promise<void> {
   const argv = process.argv.slice(2);
   if (argv[0] === '--child') {
@@ -235,11 +230,11 @@ async function main(): Promise<void> {
         mode === 'shared' ? 'one, shared' : 'one per process',
         String(writers),
         String(Math.min(options.processes, writers)),
-        range(throughput),
-        range(throughput.map((value) => value * options.events)),
+        medianRange(throughput),
+        medianRange(throughput.map((value) => value * options.events)),
         `${(median(throughput) / single).toFixed(2)}x`,
-        range(level.map((round) => round.p50Ms), 1),
-        range(level.map((round) => round.p99Ms), 1),
+        medianRange(level.map((round) => round.p50Ms), 1),
+        medianRange(level.map((round) => round.p99Ms), 1),
         String(level.reduce((sum, round) => sum + round.failures, 0)),
       ];
     });
@@ -258,14 +253,7 @@ async function main(): Promise<void> {
       SECTION_END,
     ].join('\n');
     process.stdout.write(`${report}\n`);
-    if (options.out !== '-') {
-      const current = await readFile(options.out, 'utf8').catch(() => '');
-      const start = current.indexOf(SECTION_START);
-      const end = current.indexOf(SECTION_END);
-      const next = start >= 0 && end > start ? `${current.slice(0, start)}${report}${current.slice(end + SECTION_END.length)}` : `${current.trimEnd()}\n\n${report}\n`;
-      await writeFile(options.out, next);
-      progress(`written to ${options.out}`);
-    }
+    if (options.out !== '-') await writeReportSection(options.out, SECTION_START, SECTION_END, report);
   } finally {
     await dropAll();
   }

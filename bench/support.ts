@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { cp, writeFile, mkdtemp, rm } from 'node:fs/promises';
+import { cp, readFile, writeFile, mkdtemp, rm } from 'node:fs/promises';
 import { cpus, loadavg, tmpdir } from 'node:os';
 import { join, relative } from 'node:path';
 import { performance } from 'node:perf_hooks';
@@ -1147,6 +1147,25 @@ export function commandLine(argv: readonly string[]): string {
 
 /** Progress messages go to stderr, so stdout holds the report alone. */
 export const progress = (message: string) => console.error(`[bench] ${message}`);
+
+/**
+ * Writes `section` (which begins with `start` and ends with `end`) into the
+ * Markdown file at `path`: in place of the section there already, or at the
+ * end. The benchmarks that own one section of BENCHMARKS.md write it so.
+ */
+export async function writeReportSection(path: string, start: string, end: string, section: string): Promise<void> {
+  const current = await readFile(path, 'utf8').catch(() => '');
+  const from = current.indexOf(start);
+  const to = current.indexOf(end);
+  const next = from >= 0 && to > from ? `${current.slice(0, from)}${section}${current.slice(to + end.length)}` : `${current.trimEnd()}\n\n${section}\n`;
+  await writeFile(path, next);
+  progress(`written to ${path}`);
+}
+
+/** `median (min–max)` of a few rounds. */
+export function medianRange(values: readonly number[], digits = 0): string {
+  return `${median(values).toFixed(digits)} (${Math.min(...values).toFixed(digits)}–${Math.max(...values).toFixed(digits)})`;
+}
 
 /** What a report says about the run. */
 export interface Meta {
