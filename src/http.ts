@@ -4,12 +4,12 @@ import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import express, { type Express, type NextFunction, type Request, type Response } from 'express';
 import type { Principal, TokenVerifier } from './auth/index.js';
-import { AuthenticationError } from './auth/index.js';
+import { AuthenticationError, PURPOSE_HEADER } from './auth/index.js';
 import type { Logger } from './logger.js';
 import { operationHash } from './audit/index.js';
 import { cacheUnavailable, isCacheUnavailable, responseTooLarge } from './errors.js';
 import { RETRY_AFTER_SECONDS } from './unavailable.js';
-import { measureSource, operationLimitError, type ArgumentRefusal, type LimitBreach, type OperationLimits } from './policy/index.js';
+import { PURPOSE_REFUSALS, choosePurpose, measureSource, operationLimitError, type ArgumentRefusal, type LimitBreach, type OperationLimits } from './policy/index.js';
 
 /** HTTP pieces shared by the gateway and the subgraphs. */
 
@@ -63,12 +63,29 @@ export function requestId(request: Request, response: Response, next: NextFuncti
   next();
 }
 
-/** Refuses, with HTTP 401 and UNAUTHENTICATED, any request without a valid token, before GraphQL runs. */
+/**
+ * Refuses, with HTTP 401 and UNAUTHENTICATED, any request without a valid
+ * token, before GraphQL runs; then chooses the purpose of use the request
+ * reads for (the token's `purpose_of_use` claim, the X-Purpose-Of-Use
+ * header, the roles' defaults: src/policy/purposes.ts) and refuses one the
+ * token or its roles do not allow: 403 FORBIDDEN (400 BAD_USER_INPUT for a
+ * code this API does not know), with the reason.
+ */
 export function requireToken(verifier: TokenVerifier, logger: Logger) {
   return (request: Request, response: Response, next: NextFunction): void => {
     verifier.verifyAuthorization(request.header('authorization')).then(
       (principal) => {
-        response.locals['principal'] = principal;
+        const chosen = choosePurpose(principal.roles, principal.purposes, request.header(PURPOSE_HEADER));
+        if ('refusal' in chosen) {
+          logger.info({ requestId: response.locals['requestId'], reason: chosen.refusal, roles: principal.roles }, 'purpose of use refused');
+          const unknown = chosen.refusal === 'PURPOSE_UNKNOWN';
+          response
+            .status(unknown ? 400 : 403)
+            .json({ errors: [{ message: PURPOSE_REFUSALS[chosen.refusal], extensions: { code: unknown ? 'BAD_USER_INPUT' : 'FORBIDDEN', reason: chosen.refusal } }] });
+          return;
+        }
+        // Only the roles that may read for the purpose act in this request (rows, decisions, arguments, budgets, the audit's roles).
+        response.locals['principal'] = { ...principal, roles: chosen.roles, purpose: chosen.purpose };
         next();
       },
       (error: unknown) => {

@@ -33,12 +33,11 @@ beforeAll(async () => {
   patientId = stack.principals.patient.patientId ?? '';
   const row = await stack.api.db!.fork().findOneOrFail(Patient, patientId);
   patientOrganization = row.managingOrganization.id;
-  // Every role that reads data, at once (the researcher's de-identified access never shares a token; the integrator reads no record and a
-  // partner of this organization has no sharing agreement, so a token holding either may not look one up by id: roles of different row
-  // scopes must all allow an argument), reaching the patient through
-  // their own record: reads every field.
+  // The patient reading their own record (purpose PATRQT, the default of the token's first role; the other roles of the token may not read
+  // for it and take no part) reads every field. The token names every role that reads data (the researcher's de-identified access never
+  // shares a token; the integrator reads no record and a partner of this organization has no sharing agreement).
   const everything = await post<{ patient: Record<string, unknown> }>(stack.gatewayUrl, query, {
-    token: await stack.token('patient', { roles: ROLES.filter((role) => role !== 'researcher' && role !== 'integrator' && role !== 'partner'), organizationId: patientOrganization }),
+    token: await stack.token('patient', { roles: ['patient', ...ROLES.filter((role) => role !== 'researcher' && role !== 'integrator' && role !== 'partner' && role !== 'patient')], organizationId: patientOrganization }),
     variables: { id: patientId },
   });
   expect(everything.body.errors).toBeUndefined();

@@ -22,6 +22,8 @@ function documentedDigest(events: readonly AuditEventRecord[]): string {
       event.ip,
       event.operationName,
       event.operationHash,
+      // The purpose of use, in events that have one (events written before purposes existed have none).
+      ...(event.purpose ? [event.purpose] : []),
       event.patientId,
       event.entityType,
       event.entityId,
@@ -43,6 +45,8 @@ describe('the audit payload digest', () => {
       testAuditEvent('request-b', { ...shared, patientId: 'p2', entityType: 'Patient', entityId: 'p2', fields: [{ field: 'Patient.ssn', outcome: 'masked' }] }),
       testAuditEvent('request-b', { ...shared, patientId: 'p1', entityType: 'Patient', entityId: 'p1', fields: [{ field: 'Patient.mrn', outcome: 'denied', reason: 'MFA_REQUIRED' }] }),
       testAuditEvent('request-a', { ...shared, roles: ['billing'], subject: 'user "quoted" é', action: 'update', emergency: true, emergencyGrantId: 'g1' }),
+      testAuditEvent('request-c', { ...shared, purpose: 'HPAYMT', patientId: 'p1', entityType: 'Patient', entityId: 'p1', fields: [{ field: 'Patient.name', outcome: 'allowed' }] }),
+      testAuditEvent('request-c', { ...shared, purpose: 'HPAYMT', patientId: 'p2', entityType: 'Patient', entityId: 'p2', fields: [{ field: 'Patient.name', outcome: 'allowed' }] }),
       testAuditEvent('request-b', { ...shared, patientId: null, entityType: 'AccessAlert', fields: [] }),
     ];
     expect(payloadDigest(events).toString('hex')).toBe(documentedDigest(events));
@@ -64,5 +68,9 @@ describe('the audit payload digest', () => {
     const digest = payloadDigest(events).toString('hex');
     expect(payloadDigest([events[0] as AuditEventRecord, { ...(events[1] as AuditEventRecord), fields: [{ field: 'Test.field', outcome: 'denied' }] }]).toString('hex')).not.toBe(digest);
     expect(payloadDigest([events[0] as AuditEventRecord, { ...(events[1] as AuditEventRecord), subject: 'someone else' }]).toString('hex')).not.toBe(digest);
+    // A purpose added to an event recorded without one, or changed, is another event.
+    const withPurpose = payloadDigest([events[0] as AuditEventRecord, { ...(events[1] as AuditEventRecord), purpose: 'TREAT' }]).toString('hex');
+    expect(withPurpose).not.toBe(digest);
+    expect(payloadDigest([events[0] as AuditEventRecord, { ...(events[1] as AuditEventRecord), purpose: 'HPAYMT' }]).toString('hex')).not.toBe(withPurpose);
   });
 });

@@ -262,9 +262,13 @@ describe('audit export', () => {
       const operation = resource.entity.find((entity) => entity.role?.code === '24');
       expect(operation?.detail).toContainEqual({ type: 'operationHash', valueString: event.operationHash });
 
+      // The request's purpose of use (every event recorded since purposes exist has one), as IHE BALP gives it.
+      expect(event.purpose).toMatch(/^[A-Z]+$/);
+      expect(resource.purposeOfEvent?.[0]?.coding).toEqual([expect.objectContaining({ system: 'http://terminology.hl7.org/CodeSystem/v3-ActReason', code: event.purpose })]);
+      expect(resource.agent[0]?.purposeOfUse).toEqual([resource.purposeOfEvent?.[0]]);
       if (event.emergency) {
         sawEmergency = true;
-        expect(resource.purposeOfEvent?.[0]?.coding).toContainEqual(
+        expect(resource.purposeOfEvent?.[1]?.coding).toContainEqual(
           expect.objectContaining({ system: 'http://terminology.hl7.org/CodeSystem/v3-ActReason', code: 'ETREAT' }),
         );
         if (event.emergencyGrantId) {
@@ -272,7 +276,7 @@ describe('audit export', () => {
           sawGrant ||= event.emergencyGrantId === grantId;
         }
       } else {
-        expect(resource.purposeOfEvent).toBeUndefined();
+        expect(resource.purposeOfEvent).toHaveLength(1);
       }
       // No value ever: the resource says nothing the stored row does not.
       expect(JSON.stringify(resource)).not.toMatch(/MRN\d|\d{3}-\d{2}-\d{4}/);

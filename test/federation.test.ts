@@ -1,4 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { PURPOSE_HEADER } from '../src/auth/index.js';
 import { post, startTestStack, type TestStack } from './support/stack.js';
 
 let stack: TestStack;
@@ -45,25 +46,36 @@ interface Chart {
   } | null;
 }
 
-/** A clinician who also bills: together the two roles read every field of a chart (SSN masked for both). */
-const chartReader = () => stack.token('clinician', { roles: ['clinician', 'billing'] });
+/**
+ * A clinician who also bills: together the two roles read every field of a chart (SSN masked for both), one
+ * purpose of use per request: the clinical record when treating (the default), claims, invoices and payments when
+ * reading for payment (X-Purpose-Of-Use: HPAYMT). A role that may not read for a request's purpose takes no part in it.
+ */
+const chartReader = () => stack.token('clinician', { roles: ['clinician', 'billing'], purposes: ['TREAT', 'HPAYMT'] });
+const FOR_PAYMENT = { [PURPOSE_HEADER]: 'HPAYMT' };
 
 describe('a chart query through the gateway', () => {
   it('returns one patient with fields from all three subgraphs', async () => {
     const token = await chartReader();
     const id = stack.principals.patient.patientId;
     const response = await post<Chart>(stack.gatewayUrl, CHART, { token, variables: { id } });
-    expect(response.body.errors).toBeUndefined();
+    // Treating: billing's lists are not the clinician's to read (coverage is), and billing takes no part.
+    expect(new Set(response.body.errors?.map((error) => `${error.path?.join('.')} ${String(error.extensions?.['code'])}`))).toEqual(
+      new Set(['patient.claims FORBIDDEN', 'patient.invoices FORBIDDEN', 'patient.payments FORBIDDEN']),
+    );
     const patient = response.body.data?.patient;
+    expect((patient?.['coverages'] as { edges: unknown[] } | null)?.edges.length).toBeGreaterThan(0);
+    const forPayment = await post<Chart>(stack.gatewayUrl, CHART, { token, variables: { id }, headers: FOR_PAYMENT });
+    expect(forPayment.body.data?.patient?.claims.edges.length).toBeGreaterThan(0);
+    expect(forPayment.body.data?.patient?.conditions ?? null).toBeNull();
     expect(patient?.id).toBe(id);
     expect(patient?.mrn).toMatch(/^MRN\d+/);
-    expect(response.body.errors).toBeUndefined();
     expect(patient?.['ssn']).toMatch(/^\*\*\*-\*\*-\d{4}$/);
     expect(patient?.conditions.edges.length).toBeGreaterThan(0);
     expect(patient?.conditions.edges[0]?.node.code.system).toBe('http://hl7.org/fhir/sid/icd-10-cm');
     expect(patient?.observations.edges[0]?.node.code.system).toBe('http://loinc.org');
     const conditionCodes = new Set(patient?.conditions.edges.map((edge) => edge.node.code.code));
-    for (const claim of patient?.claims.edges ?? []) {
+    for (const claim of forPayment.body.data?.patient?.claims.edges ?? []) {
       expect(claim.node.total.decimal).toBe((claim.node.total.cents / 100).toFixed(2));
       for (const code of claim.node.diagnosisCodes) expect(conditionCodes.has(code)).toBe(true);
     }
@@ -121,7 +133,7 @@ describe('an _entities query sent straight to a subgraph', () => {
     const billing = await post<{ _entities: { claims: { edges: unknown[] } }[] }>(
       stack.subgraphUrl('billing'),
       'query($r: [_Any!]!) { _entities(representations: $r) { ... on Patient { claims { edges { node { id } } } } } }',
-      { token, variables: { r: representations } },
+      { token, variables: { r: representations }, headers: FOR_PAYMENT },
     );
     expect(billing.body.data?._entities[0]?.claims.edges.length).toBeGreaterThan(0);
   });

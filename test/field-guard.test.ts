@@ -1,6 +1,6 @@
 import { GraphQLError, type GraphQLObjectType, type GraphQLResolveInfo } from 'graphql';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { decisionTable } from '../src/policy/index.js';
+import { ANY_PURPOSE, decisionTable } from '../src/policy/index.js';
 import { buildSchema } from '../src/subgraphs/server.js';
 import { post, startTestStack, type TestStack } from './support/stack.js';
 
@@ -60,7 +60,7 @@ describe('a field whose decryption fails while it waits for its data key', () =>
     const ssn = patientType.getFields()['ssn'];
     const leaked = 'relation "data_key" does not exist (select ... where id = 7)';
     const context = {
-      access: { principal: { subject: 'user:test', roles: ['clinician'], organizationId: null, patientId: null, mfa: true }, decisions: decisionTable(['clinician']), rowDependent: false },
+      access: { principal: { subject: 'user:test', roles: ['clinician'], organizationId: null, patientId: null, mfa: true }, decisions: decisionTable(['clinician'], ANY_PURPOSE), rowDependent: false },
       // The key is not in memory, and fetching it fails the way a database would.
       sealer: { cipher: { decryptIfKeyReady: () => undefined, decryptColumnIfKeyReady: () => undefined, decrypt: () => Promise.reject(new Error(leaked)) } },
       logger: { warn: () => undefined },

@@ -197,8 +197,9 @@ async function exercise(names: Map<string, { given: string[]; family: string }>)
     await post(gatewayUrl, `query One($id: ID!) { patient(id: $id) { ${EVERYTHING} } }`, { token: await token(role), variables: { id: patientId } });
   }
   const all = await post(gatewayUrl, `query All($id: ID!) { patient(id: $id) { ${EVERYTHING} } }`, {
-    // Every role that reads data (a researcher's de-identified access never shares a token; an integrator's or an unagreed partner's would refuse the lookup by id).
-    token: await token('patient', { roles: ROLES.filter((role) => role !== 'researcher' && role !== 'integrator' && role !== 'partner'), organizationId }),
+    // Every role that reads data (a researcher's de-identified access never shares a token; an integrator's or an unagreed partner's would refuse
+    // the lookup by id); the patient's own purpose (PATRQT, the first role's default) is the one under which this token reads every field.
+    token: await token('patient', { roles: ['patient', ...ROLES.filter((role) => role !== 'researcher' && role !== 'integrator' && role !== 'partner' && role !== 'patient')], organizationId }),
     variables: { id: patientId },
   });
   expect(all.body.errors).toBeUndefined();

@@ -42,6 +42,23 @@ describe('npm run policy:check', () => {
     expect(result.stdout).not.toContain('DENIED  patient.name');
   }, 60_000);
 
+  it('checks an operation for one purpose of use (--purpose), and refuses a purpose the roles may not read for', async () => {
+    const operation = 'query Chart($id: ID!) { patient(id: $id) { name { text } conditions { edges { node { code { code } } } } coverages { edges { node { payer } } } } }';
+    const treating = await check(operation, '--role', 'clinician');
+    expect(treating.code).toBe(0);
+    expect(treating.stdout).toContain('as clinician for TREAT');
+    const paying = await check(operation, '--role', 'clinician', '--purpose', 'HPAYMT');
+    expect(paying.code).toBe(1);
+    expect(paying.stdout).toContain('as clinician for HPAYMT');
+    expect(paying.stdout).toContain('DENIED  patient.conditions');
+    expect(paying.stdout).not.toContain('DENIED  patient.coverages');
+    expect(paying.stdout).not.toContain('DENIED  patient.name');
+    const research = await check(operation, '--role', 'clinician', '--purpose', 'HRESCH');
+    expect(research.code).toBe(1);
+    expect(research.stdout).toContain('REFUSED (PURPOSE_NOT_ALLOWED)');
+    expect((await check(operation, '--role', 'clinician', '--purpose', 'treat')).code).toBe(2);
+  }, 60_000);
+
   it('passes an operation the role may run in full, naming masked fields', async () => {
     const result = await check('{ patients(first: 5) { edges { node { id ssn mrn } } } }', '--role', 'clinician');
     expect(result.code).toBe(0);

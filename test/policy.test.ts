@@ -22,6 +22,7 @@ import {
   CATEGORY_NAMES,
   NO_AGREEMENT,
   decisionTable,
+  ANY_PURPOSE,
   sharingAgreement,
   type Category,
 } from '../src/policy/index.js';
@@ -162,7 +163,7 @@ describe('a partner under its sharing agreement', () => {
   const payer: Category[] = ['self', 'structure', 'recordId', 'patientLookup', 'directory', 'name', 'birthDate', 'coverage', 'memberId'];
 
   it('reads a category only if the role allows it and its organization is granted it', () => {
-    const table = decisionTable(['partner'], sharingAgreement(payer));
+    const table = decisionTable(['partner'], ANY_PURPOSE, sharingAgreement(payer));
     expect(table.get('Patient', 'name').decision).toEqual(allow);
     expect(table.get('Coverage', 'memberId').decision).toEqual(mask('last4'));
     // Granted to the role, not to this organization:
@@ -170,13 +171,13 @@ describe('a partner under its sharing agreement', () => {
     expect(table.get('MedicationRequest', 'medication').decision).toEqual(deny);
     expect(table.get('Patient', 'phone').decision).toEqual(deny);
     // Granted to the organization, never to the role: an agreement cannot widen the policy.
-    const overreaching = decisionTable(['partner'], sharingAgreement([...payer, 'ssn', 'clinicalNote']));
+    const overreaching = decisionTable(['partner'], ANY_PURPOSE, sharingAgreement([...payer, 'ssn', 'clinicalNote']));
     expect(overreaching.get('Patient', 'ssn').decision).toEqual(deny);
     expect(overreaching.get('ClinicalNote', 'text').decision).toEqual(deny);
   });
 
   it('reads nothing without an agreement, or with category names the policy does not know', () => {
-    for (const table of [decisionTable(['partner']), decisionTable(['partner'], NO_AGREEMENT), decisionTable(['partner'], sharingAgreement(['Name', 'medications', '']))]) {
+    for (const table of [decisionTable(['partner'], ANY_PURPOSE), decisionTable(['partner'], ANY_PURPOSE, NO_AGREEMENT), decisionTable(['partner'], ANY_PURPOSE, sharingAgreement(['Name', 'medications', '']))]) {
       for (const [type, field] of [['Query', 'patients'], ['Patient', 'id'], ['Patient', 'name'], ['MedicationRequest', 'medication']] as const) {
         expect(table.get(type, field).decision, `${type}.${field}`).toEqual(deny);
       }
@@ -185,14 +186,14 @@ describe('a partner under its sharing agreement', () => {
 
   it('keeps one table per agreement, and leaves the other roles of a token as they are', () => {
     const pharmacy = sharingAgreement([...payer, 'medication']);
-    expect(decisionTable(['partner'], sharingAgreement(payer))).toBe(decisionTable(['partner'], sharingAgreement([...payer].reverse())));
-    expect(decisionTable(['partner'], pharmacy)).not.toBe(decisionTable(['partner'], sharingAgreement(payer)));
-    expect(decisionTable(['partner'], pharmacy).get('MedicationRequest', 'medication').decision).toEqual(allow);
-    expect(decisionTable(['partner'], sharingAgreement(payer)).get('MedicationRequest', 'medication').decision).toEqual(deny);
+    expect(decisionTable(['partner'], ANY_PURPOSE, sharingAgreement(payer))).toBe(decisionTable(['partner'], ANY_PURPOSE, sharingAgreement([...payer].reverse())));
+    expect(decisionTable(['partner'], ANY_PURPOSE, pharmacy)).not.toBe(decisionTable(['partner'], ANY_PURPOSE, sharingAgreement(payer)));
+    expect(decisionTable(['partner'], ANY_PURPOSE, pharmacy).get('MedicationRequest', 'medication').decision).toEqual(allow);
+    expect(decisionTable(['partner'], ANY_PURPOSE, sharingAgreement(payer)).get('MedicationRequest', 'medication').decision).toEqual(deny);
     // Roles not bound by an agreement share their table whatever agreement is passed.
-    expect(decisionTable(['billing'], pharmacy)).toBe(decisionTable(['billing']));
-    expect(decisionTable(['billing', 'partner'], sharingAgreement(payer)).get('Claim', 'total').decision).toEqual(allow);
-    expect(decisionTable(['billing', 'partner'], sharingAgreement(payer)).get('MedicationRequest', 'medication').decision).toEqual(deny);
+    expect(decisionTable(['billing'], ANY_PURPOSE, pharmacy)).toBe(decisionTable(['billing'], ANY_PURPOSE));
+    expect(decisionTable(['billing', 'partner'], ANY_PURPOSE, sharingAgreement(payer)).get('Claim', 'total').decision).toEqual(allow);
+    expect(decisionTable(['billing', 'partner'], ANY_PURPOSE, sharingAgreement(payer)).get('MedicationRequest', 'medication').decision).toEqual(deny);
   });
 });
 

@@ -27,6 +27,11 @@ export interface RequestFacts {
   operationName: string | null;
   /** SHA-256 of the operation document; the document and its variables are not stored. */
   operationHash: string;
+  /**
+   * The purpose of use the request read for (HL7 v3 PurposeOfUse code).
+   * Absent or null only in events recorded before purposes existed.
+   */
+  purpose?: string | null;
 }
 
 export interface AuditEventRecord extends RequestFacts {
@@ -64,7 +69,7 @@ export function auditEventId(event: Pick<StoredAuditEvent, 'id' | 'position'>): 
 export function auditEntries(where = 'true'): string {
   return `(select e."id", entry."position", e."batch_sequence", e."recorded_at", e."request_id", e."subgraph", e."subject", e."roles", e."organization_id",
     e."client_name", e."client_version", e."ip", e."operation_name", e."operation_hash", entry."patient_id", e."entity_type", entry."entity_id",
-    e."action", e."fields", e."emergency", e."emergency_grant_id"
+    e."action", e."fields", e."emergency", e."emergency_grant_id", e."purpose"
   from "audit_event" e
   cross join lateral (
     select u."patient_id", u."entity_id", u."position" from unnest(e."patient_ids", e."entity_ids") with ordinality as u("patient_id", "entity_id", "position")
@@ -138,6 +143,7 @@ export function auditEventFromRow(row: Row): StoredAuditEvent {
     fields: fieldsOf(row['fields']),
     emergency: row['emergency'] === true || row['emergency'] === 't',
     emergencyGrantId: nullableText(row, 'emergency_grant_id'),
+    purpose: nullableText(row, 'purpose'),
   };
 }
 
@@ -147,9 +153,15 @@ export function auditEventFromRow(row: Row): StoredAuditEvent {
  * same for every event of a batch, are serialized once per run of events
  * sharing them (a dashboard's thousand events share one), then each
  * event's own part. The joined text is exactly the JSON array.
+ *
+ * The purpose of use follows the operation hash, as a 12th fact, in events
+ * that have one; events recorded before purposes existed have none, and
+ * their canonical form is what it was. Removing a stored purpose, or adding
+ * one, changes the form, so the chain no longer verifies.
  */
 function factsPart(event: AuditEventRecord): string {
-  return JSON.stringify([
+  const purpose = event.purpose ?? null;
+  const facts = [
     new Date(event.recordedAt).toISOString(),
     event.requestId,
     event.subgraph,
@@ -161,7 +173,8 @@ function factsPart(event: AuditEventRecord): string {
     event.ip,
     event.operationName,
     event.operationHash,
-  ]).slice(0, -1);
+  ];
+  return JSON.stringify(purpose === null ? facts : [...facts, purpose]).slice(0, -1);
 }
 
 /** Canonical forms of shared field records (the collector shares them across a batch's events). */
@@ -204,7 +217,7 @@ const FACT_KEYS = ['recordedAt', 'requestId', 'subgraph', 'subject', 'organizati
 
 /** True when two events carry the same request facts (and so the same facts part). */
 export function sameFacts(a: AuditEventRecord, b: AuditEventRecord): boolean {
-  return FACT_KEYS.every((key) => a[key] === b[key]) && a.roles.length === b.roles.length && a.roles.every((role, index) => role === b.roles[index]);
+  return FACT_KEYS.every((key) => a[key] === b[key]) && (a.purpose ?? null) === (b.purpose ?? null) && a.roles.length === b.roles.length && a.roles.every((role, index) => role === b.roles[index]);
 }
 
 function compareText(a: string, b: string): number {

@@ -1,4 +1,5 @@
 import type { Database } from '../db/index.js';
+import { isPurposeOfUse, PURPOSES_OF_USE } from '../auth/index.js';
 import { auditEntries, auditEventFromRow, auditEventId, type AuditAction, type FieldRecord, type StoredAuditEvent } from './events.js';
 
 /**
@@ -95,8 +96,12 @@ export function toNdjson(event: ExportedAuditEvent): string {
  *   failure when some field was denied or failed to decrypt (the rest of the
  *   response was served). outcomeDesc lists those fields with their outcome
  *   and reason (names and reasons, never values).
- * - purposeOfEvent: v3-ActReason ETREAT "Emergency Treatment" when the read
- *   was under a break-the-glass grant; the grant id is an entity detail.
+ * - purposeOfEvent: the request's purpose of use (v3-ActReason, the code
+ *   system of HL7's PurposeOfUse value set: TREAT, HPAYMT, ...), and
+ *   ETREAT "Emergency Treatment" when the read was under a break-the-glass
+ *   grant (the grant id is an entity detail). The caller agent carries the
+ *   request's purpose as its purposeOfUse too, as IHE BALP does. Events
+ *   recorded before purposes existed have only the emergency one.
  * - agent[0]: the caller. who.identifier.value = token subject, role = the
  *   token's roles (LOCAL_ROLE_SYSTEM), requestor true, network type "2" (IP
  *   address). The caller's organization is an extension (reference).
@@ -185,6 +190,12 @@ export interface FhirAuditEventAgent {
   who: FhirReference;
   requestor: boolean;
   network?: { address: string; type: '1' | '2' | '3' | '4' | '5' };
+  purposeOfUse?: FhirCodeableConcept[];
+}
+
+interface FhirCodeableConcept {
+  coding: FhirCoding[];
+  text?: string;
 }
 
 /** The FHIR R4 AuditEvent of one event (only the elements this mapping fills). */
@@ -198,7 +209,7 @@ export interface FhirAuditEvent {
   recorded: string;
   outcome: '0' | '4' | '8' | '12';
   outcomeDesc?: string;
-  purposeOfEvent?: { coding: FhirCoding[]; text?: string }[];
+  purposeOfEvent?: FhirCodeableConcept[];
   agent: FhirAuditEventAgent[];
   source: { observer: FhirReference; type: FhirCoding[] };
   entity: FhirAuditEventEntity[];
@@ -218,6 +229,13 @@ function dataReference(entityType: string, entityId: string | null): FhirReferen
 export function toFhirAuditEvent(event: ExportedAuditEvent): FhirAuditEvent {
   const denied = event.fields.filter((field) => field.outcome === 'denied' || field.outcome === 'failed');
   const alert = event.entityType === ACCESS_ALERT_ENTITY;
+  const purpose: FhirCodeableConcept | null = event.purpose
+    ? { coding: [{ system: ACT_REASON, code: event.purpose, ...(isPurposeOfUse(event.purpose) && { display: PURPOSES_OF_USE[event.purpose] }) }], text: 'purpose of use' }
+    : null;
+  const purposes: FhirCodeableConcept[] = [
+    ...(purpose ? [purpose] : []),
+    ...(event.emergency ? [{ coding: [{ system: ACT_REASON, code: 'ETREAT', display: 'Emergency Treatment' }], text: 'break-the-glass access' }] : []),
+  ];
   const caller: FhirAuditEventAgent = {
     ...(event.organizationId && {
       extension: [{ url: AGENT_ORGANIZATION_EXTENSION, valueReference: { reference: `Organization/${event.organizationId}` } }],
@@ -226,6 +244,7 @@ export function toFhirAuditEvent(event: ExportedAuditEvent): FhirAuditEvent {
     who: { identifier: { value: event.subject } },
     requestor: true,
     ...(event.ip && { network: { address: event.ip, type: '2' as const } }),
+    ...(purpose && { purposeOfUse: [purpose] }),
   };
   const agents: FhirAuditEventAgent[] = [caller];
   if (event.clientName) {
@@ -275,9 +294,7 @@ export function toFhirAuditEvent(event: ExportedAuditEvent): FhirAuditEvent {
     recorded: event.recordedAt,
     outcome: denied.length > 0 ? '4' : '0',
     ...(denied.length > 0 && { outcomeDesc: denied.map((field) => `${field.outcome}: ${field.field} (${field.reason ?? 'no reason given'})`).join(', ') }),
-    ...(event.emergency && {
-      purposeOfEvent: [{ coding: [{ system: ACT_REASON, code: 'ETREAT', display: 'Emergency Treatment' }], text: 'break-the-glass access' }],
-    }),
+    ...(purposes.length > 0 && { purposeOfEvent: purposes }),
     agent: agents,
     source: { observer: { display: `phi-graph ${event.subgraph}` }, type: [{ system: SOURCE_TYPE, code: '3', display: 'Web Server' }] },
     entity: entities,

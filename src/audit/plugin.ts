@@ -72,6 +72,7 @@ export function requestFacts(
     // A name sent straight to a subgraph has no length limit of its own: cut like a forwarded one, so the audit row always fits.
     operationName: header(headers, FORWARDED_OPERATION_NAME) ?? operationName?.slice(0, MAX_HEADER_LENGTH) ?? null,
     operationHash: header(headers, FORWARDED_OPERATION_HASH) ?? operationHash(source ?? ''),
+    purpose: principal.purpose,
   };
 }
 

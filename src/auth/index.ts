@@ -1,4 +1,4 @@
-export { ROLES, STUDY_NAME, isRole, roleList, type Role, type Principal } from './principal.js';
+export { ROLES, STUDY_NAME, isRole, roleList, PURPOSES_OF_USE, PURPOSE_CODES, PURPOSE_HEADER, isPurposeOfUse, type Role, type Principal, type PurposeOfUse } from './principal.js';
 export { AuthenticationError, isAuthFailureReason, type AuthFailureReason } from './errors.js';
 export { createTokenVerifier, principalFromClaims, type TokenVerifier, type RevocationList } from './verifier.js';
 export { mintDevelopmentToken, type TokenClaims } from './mint.js';

@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { SignJWT } from 'jose';
 import type { AuthConfig } from '../config.js';
 import { DEVELOPMENT_ALGORITHM, loadOrCreateDevelopmentKey } from './development-key.js';
-import type { Role } from './principal.js';
+import type { PurposeOfUse, Role } from './principal.js';
 
 export interface TokenClaims {
   subject: string;
@@ -11,6 +11,8 @@ export interface TokenClaims {
   patientId?: string | null;
   /** The research study (required with the researcher role). */
   study?: string | null;
+  /** The `purpose_of_use` claim; without it the roles' default purposes apply. */
+  purposes?: readonly PurposeOfUse[];
   mfa: boolean;
   /** Lifetime, e.g. "15m", "1h" (jose time span). */
   ttl: string;
@@ -27,6 +29,7 @@ export async function mintDevelopmentToken(config: AuthConfig, dataDir: string, 
     ...(claims.organizationId && { org: claims.organizationId }),
     ...(claims.patientId && { patient: claims.patientId }),
     ...(claims.study && { study: claims.study }),
+    ...(claims.purposes && { purpose_of_use: claims.purposes }),
     amr: claims.mfa ? ['pwd', 'mfa'] : ['pwd'],
   })
     .setProtectedHeader({ alg: DEVELOPMENT_ALGORITHM, kid: key.kid, typ: 'JWT' })

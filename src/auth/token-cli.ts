@@ -1,17 +1,19 @@
 import { parseArgs } from 'node:util';
 import { loadConfig } from '../config.js';
 import { readDevelopmentPrincipals } from '../db/seed/index.js';
-import { isRole, roleList, ROLES, STUDY_NAME } from './principal.js';
+import { isPurposeOfUse, isRole, PURPOSE_CODES, roleList, ROLES, STUDY_NAME, type PurposeOfUse } from './principal.js';
 import { mintDevelopmentToken } from './mint.js';
 import { describeError } from '../errors.js';
 
 /**
- * `npm run -s token -- --role <role>[,<role>...] [--sub ID] [--org ID] [--patient ID] [--study NAME] [--no-mfa] [--ttl 15m]`
+ * `npm run -s token -- --role <role>[,<role>...] [--sub ID] [--org ID] [--patient ID] [--study NAME] [--purpose CODE[,CODE...]] [--no-mfa] [--ttl 15m]`
  * prints a development bearer token, alone, on stdout. Without --sub it
  * uses the seeded account that fits the role (written by the seeder).
+ * Without --purpose the token has no `purpose_of_use` claim: its roles'
+ * default purposes apply (src/policy/purposes.ts).
  */
 
-const USAGE = `usage: npm run -s token -- --role <${ROLES.join('|')}>[,<role>...] [--sub ID] [--org ID] [--patient ID] [--study NAME] [--no-mfa] [--ttl 15m]`;
+const USAGE = `usage: npm run -s token -- --role <${ROLES.join('|')}>[,<role>...] [--sub ID] [--org ID] [--patient ID] [--study NAME] [--purpose CODE[,CODE...]] [--no-mfa] [--ttl 15m]`;
 /** The study a development researcher token names when --study is not given. */
 const DEVELOPMENT_STUDY = 'development-study';
 
@@ -28,6 +30,7 @@ try {
       org: { type: 'string' },
       patient: { type: 'string' },
       study: { type: 'string' },
+      purpose: { type: 'string', multiple: true },
       'no-mfa': { type: 'boolean', default: false },
       ttl: { type: 'string', default: '15m' },
       help: { type: 'boolean', default: false },
@@ -53,12 +56,15 @@ try {
   if (roles.includes('researcher') && roles.length > 1) fail('the researcher role is de-identified access: it cannot be combined with another role in one token');
   const study = roles.includes('researcher') ? (values.study ?? DEVELOPMENT_STUDY) : null;
   if (study && !STUDY_NAME.test(study)) fail('--study takes 1 to 64 letters, digits, ".", "_", ":" or "-"');
+  const purposes = values.purpose === undefined ? undefined : roleList(values.purpose);
+  for (const purpose of purposes ?? []) if (!isPurposeOfUse(purpose)) fail(`unknown purpose of use "${purpose}" (one of ${PURPOSE_CODES.join(', ')})\n${USAGE}`);
   const token = await mintDevelopmentToken(config.auth, config.database.dataDir, {
     subject: values.sub ?? sample?.subject ?? fail('no subject'),
     roles: roles as (typeof ROLES)[number][],
     organizationId: values.org ?? sample?.organizationId ?? null,
     patientId,
     study,
+    ...(purposes && { purposes: purposes as PurposeOfUse[] }),
     mfa: !values['no-mfa'],
     ttl: values.ttl,
   });

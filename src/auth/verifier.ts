@@ -15,7 +15,7 @@ import {
 import type { AuthConfig } from '../config.js';
 import { AuthenticationError } from './errors.js';
 import { DEVELOPMENT_ALGORITHM, DEVELOPMENT_KEY_FILE, isDevelopmentKid, loadOrCreateDevelopmentKey } from './development-key.js';
-import { STUDY_NAME, isRole, type Principal } from './principal.js';
+import { STUDY_NAME, isPurposeOfUse, isRole, type Principal, type PurposeOfUse } from './principal.js';
 
 /** Answers whether a token id has been revoked (Redis or in-process). */
 export interface RevocationList {
@@ -145,13 +145,33 @@ export function principalFromClaims(payload: JWTPayload): Principal {
   return {
     subject: payload.sub,
     roles: [...new Set(roles)],
+    tokenRoles: [...new Set(roles)],
     organizationId,
     patientId,
     mfa: Array.isArray(amr) && amr.includes('mfa'),
     tokenId: payload.jti,
     expiresAt: new Date(payload.exp * 1000),
     study: roles.includes('researcher') ? study : null,
+    purposes: purposesOf(payload['purpose_of_use']),
+    purpose: null,
   };
+}
+
+/** The most purposes a claim may name (there are a few dozen codes in all). */
+const MAX_PURPOSES = 32;
+
+/**
+ * The `purpose_of_use` claim: an array of codes or one space-separated
+ * string (as OAuth scopes are). Codes this API does not know are left out:
+ * they grant nothing. Any other shape refuses the token.
+ */
+function purposesOf(claim: unknown): PurposeOfUse[] | null {
+  if (claim === undefined) return null;
+  const codes = typeof claim === 'string' ? claim.split(' ').filter((code) => code !== '') : claim;
+  if (!Array.isArray(codes) || codes.length > MAX_PURPOSES || !codes.every((code) => typeof code === 'string' && code.length <= 32)) {
+    throw new AuthenticationError('INVALID_CLAIMS', 'purpose_of_use');
+  }
+  return [...new Set(codes.filter(isPurposeOfUse))];
 }
 
 /** The longest subject, token id or organization a token may carry. */

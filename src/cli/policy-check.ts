@@ -1,20 +1,22 @@
 import { readFile } from 'node:fs/promises';
 import { parseArgs } from 'node:util';
-import { isRole, roleList, ROLES } from '../auth/index.js';
+import { isRole, roleList, ROLES, type PurposeOfUse } from '../auth/index.js';
 import { loadApiSchema } from '../gateway/api-schema.js';
-import { checkOperation } from '../policy/index.js';
+import { PURPOSE_REFUSALS, checkOperation, choosePurpose } from '../policy/index.js';
 
 /**
- * `npm run policy:check -- --role partner path/to/operation.graphql`
+ * `npm run policy:check -- --role partner [--purpose HPAYMT] path/to/operation.graphql`
  * Lists the fields of an operation that the role(s) would be denied or get
  * masked, and the arguments they may not use (any of which refuses the
- * whole operation). Exit 0: nothing denied; 1: some field or argument
- * denied; 2: bad input.
+ * whole operation), reading for the purpose of use `--purpose` names (a
+ * token whose purpose_of_use claim names it) or, without it, for the
+ * purpose a request of the roles falls back to. Exit 0: nothing denied; 1:
+ * some field or argument denied, or the purpose refused; 2: bad input.
  */
-const USAGE = `usage: npm run policy:check -- --role <${ROLES.join('|')}> [--role ...] [--no-mfa] <operation.graphql>`;
+const USAGE = `usage: npm run policy:check -- --role <${ROLES.join('|')}> [--role ...] [--purpose <code>] [--no-mfa] <operation.graphql>`;
 
 const { values, positionals } = parseArgs({
-  options: { role: { type: 'string', multiple: true }, 'no-mfa': { type: 'boolean', default: false } },
+  options: { role: { type: 'string', multiple: true }, purpose: { type: 'string' }, 'no-mfa': { type: 'boolean', default: false } },
   allowPositionals: true,
   strict: true,
 });
@@ -31,7 +33,13 @@ try {
   console.error(`policy:check: cannot read ${file} (${(error as NodeJS.ErrnoException).code ?? 'error'})`);
   process.exit(2);
 }
-const result = checkOperation(loadApiSchema(), document, roles);
+const chosen = choosePurpose(roles, values.purpose === undefined ? null : [values.purpose as PurposeOfUse], values.purpose);
+if ('refusal' in chosen) {
+  console.log(`${file} as ${roles.join(' + ')} for ${values.purpose ?? 'no named purpose'}: REFUSED (${chosen.refusal}): ${PURPOSE_REFUSALS[chosen.refusal]}`);
+  process.exit(chosen.refusal === 'PURPOSE_UNKNOWN' ? 2 : 1);
+}
+const { purpose } = chosen;
+const result = checkOperation(loadApiSchema(), document, roles, purpose);
 if (!result.ok) {
   console.error(`${file} is not a valid operation for this API:\n${result.errors.map((error) => `  - ${error}`).join('\n')}`);
   process.exit(2);
@@ -41,7 +49,7 @@ const denied = result.fields.filter((field) => field.decision.kind === 'deny' ||
 const masked = result.fields.filter((field) => field.decision.kind === 'mask' && !denied.includes(field));
 const deniedArguments = noMfa ? result.deniedArgumentsWithoutMfa : result.deniedArguments;
 console.log(
-  `${file} as ${roles.join(' + ')}${noMfa ? ' (token without MFA)' : ''}: ${result.fields.length} fields, ${denied.length} denied, ${masked.length} masked, ${deniedArguments.length} arguments denied`,
+  `${file} as ${roles.join(' + ')} for ${purpose}${noMfa ? ' (token without MFA)' : ''}: ${result.fields.length} fields, ${denied.length} denied, ${masked.length} masked, ${deniedArguments.length} arguments denied`,
 );
 for (const { operation, cost, budget, breach } of result.costs) {
   console.log(`  COST  ${operation}: ${cost} of the budget of ${budget}${breach ? ` — REFUSED at run time: ${breach.limit} ${breach.measured} over ${breach.max} (OPERATION_LIMIT)` : ''}`);

@@ -371,6 +371,8 @@ export const AuditEventSchema = defineEntity({
     ip: p.string().nullable(),
     operationName: p.string().nullable(),
     operationHash: p.string(),
+    /** The request's purpose of use (HL7 v3 PurposeOfUse); null in events recorded before purposes existed. */
+    purpose: p.string().length(32).nullable(),
     patientId: p.uuid().nullable(),
     entityType: p.string(),
     entityId: p.string().nullable(),

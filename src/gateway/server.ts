@@ -8,7 +8,7 @@ import { DEFAULT_OPERATION_LIMITS, INTROSPECTION_ROLES, argumentPolicyPlugin, ca
 import { ApolloServerPluginDrainHttpServer } from '@apollo/server/plugin/drainHttpServer';
 import { expressMiddleware } from '@as-integrations/express5';
 import express from 'express';
-import { AuthenticationError, isAuthFailureReason, type Principal, type Role, type TokenVerifier } from '../auth/index.js';
+import { AuthenticationError, isAuthFailureReason, PURPOSE_HEADER, type Principal, type Role, type TokenVerifier } from '../auth/index.js';
 import type { Logger } from '../logger.js';
 import { createApp, errorHandler, healthRoutes, listen, locals, logArgumentRefusals, logLimitBreach, MAX_BODY_BYTES, idempotencyKey, IDEMPOTENCY_KEY_HEADER, operationNameOf, operationSourceLimits, refuseLargeBodies, REQUEST_ID_HEADER, REQUEST_TIMEOUT_HEADER, requestDeadline, requestId, requireToken, responseSizeLimit } from '../http.js';
 import { GRAPHQL_PATH, isSubgraphName, type SubgraphName } from '../subgraphs/catalog.js';
@@ -274,7 +274,8 @@ export async function startGateway(deps: GatewayDependencies, host: string, port
       context: ({ req, res }) => {
         const { principal, requestId: id } = locals(res);
         const body = (req.body ?? {}) as { query?: unknown; operationName?: unknown };
-        const forwarded: Record<string, string> = { 'x-forwarded-for': req.ip ?? '' };
+        // The purpose the gateway chose (requireToken): each subgraph checks it against the token again.
+        const forwarded: Record<string, string> = { 'x-forwarded-for': req.ip ?? '', ...(principal.purpose && { [PURPOSE_HEADER]: principal.purpose }) };
         for (const name of ['apollographql-client-name', 'apollographql-client-version']) {
           const value = req.header(name);
           if (value) forwarded[name] = value.slice(0, MAX_FORWARDED_HEADER);

@@ -76,8 +76,9 @@ export function trustedDocuments(manifest: Manifest, requiredRoles: ReadonlySet<
     const body = (request.body ?? {}) as Record<string, unknown>;
     const principal = response.locals['principal'] as Principal | undefined;
     const id = requestedId(body);
+    // Whether the caller must send trusted documents is decided by every role its token carries (a purpose that leaves a role out does not lift it).
     if (id === undefined) {
-      if (principal?.roles.some((role) => requiredRoles.has(role))) {
+      if (principal?.tokenRoles.some((role) => requiredRoles.has(role))) {
         refuseAdHoc(response);
         return;
       }
@@ -93,7 +94,7 @@ export function trustedDocuments(manifest: Manifest, requiredRoles: ReadonlySet<
       }
       const extensions = body['extensions'] as Record<string, unknown>;
       delete extensions['persistedQuery'];
-      if (principal?.roles.some((role) => requiredRoles.has(role))) {
+      if (principal?.tokenRoles.some((role) => requiredRoles.has(role))) {
         refuseAdHoc(response);
         return;
       }

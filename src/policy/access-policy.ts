@@ -1,4 +1,4 @@
-import type { Role } from '../auth/index.js';
+import type { PurposeOfUse, Role } from '../auth/index.js';
 import type { Category } from './categories.js';
 import type { MaskerName } from './maskers.js';
 
@@ -38,8 +38,19 @@ export interface RateBudget {
   patientsPerHour: number;
 }
 
+/** What a purpose of use lets a role read: all of what the role may read, or only these categories of it (src/policy/purposes.ts). */
+export type PurposeScope = 'all' | readonly Category[];
+
 export interface RolePolicy {
   description: string;
+  /**
+   * The purposes of use (HL7 v3 PurposeOfUse) the role may read for, each
+   * with what it lets the role read; a purpose not listed grants the role
+   * nothing.
+   */
+  purposes: Partial<Record<PurposeOfUse, PurposeScope>>;
+  /** The purpose a request of this role reads for when it names none; null: it must name one. */
+  defaultPurpose: PurposeOfUse | null;
   patients: PatientScope;
   directory: DirectoryScope;
   fields: Partial<Record<Category, Decision>>;
@@ -84,12 +95,16 @@ const identifiedDemographics = {
 const clinicalRecord = { encounter: allow, condition: allow, medication: allow, observation: allow, allergy: allow } as const;
 /** What those who treat (and the patient) read beside it: dosage instructions and reactions as written. */
 const clinicalText = { freeText: allow } as const;
+/** What reading for payment (HPAYMT) shows those who treat or coordinate care: who the patient is and their coverage, not the clinical record. */
+const forPayment: readonly Category[] = ['mrn', 'name', 'birthDate', 'gender', 'addressStreet', 'addressRegion', 'postalCode', 'contact', 'managingOrganization', 'coverage', 'memberId'];
 /** Claims, their diagnosis codes, invoices and payments. */
 const billingRecord = { claim: allow, diagnosisCodes: allow, invoice: allow, payment: allow } as const;
 
 export const ACCESS_POLICY: Record<Role, RolePolicy> = {
   clinician: {
     description: 'Treats the patients of their care teams: full clinical record, masked SSN, coverage for prescribing.',
+    purposes: { TREAT: 'all', ETREAT: 'all', HPAYMT: forPayment },
+    defaultPurpose: 'TREAT',
     rate: { requestsPerMinute: 600, inFlight: 20, patientsPerHour: 300 },
     maxCost: 10_000,
     patients: 'careTeam',
@@ -114,6 +129,8 @@ export const ACCESS_POLICY: Record<Role, RolePolicy> = {
   },
   nurse: {
     description: 'Cares for the patients of their care teams: clinical data without clinical notes, masked SSN.',
+    purposes: { TREAT: 'all', ETREAT: 'all', HPAYMT: forPayment },
+    defaultPurpose: 'TREAT',
     rate: { requestsPerMinute: 600, inFlight: 20, patientsPerHour: 300 },
     maxCost: 10_000,
     patients: 'careTeam',
@@ -134,6 +151,8 @@ export const ACCESS_POLICY: Record<Role, RolePolicy> = {
   },
   billing: {
     description: 'Bills for the organization: what a claim needs, no clinical content beyond diagnosis codes on claims.',
+    purposes: { HPAYMT: 'all' },
+    defaultPurpose: 'HPAYMT',
     rate: { requestsPerMinute: 600, inFlight: 10, patientsPerHour: 20_000 },
     maxCost: 50_000,
     patients: 'organization',
@@ -151,6 +170,8 @@ export const ACCESS_POLICY: Record<Role, RolePolicy> = {
   },
   patient: {
     description: 'The patient: their own record only, SSN masked.',
+    purposes: { PATRQT: 'all' },
+    defaultPurpose: 'PATRQT',
     rate: { requestsPerMinute: 120, inFlight: 5, patientsPerHour: 1 },
     maxCost: 5_000,
     patients: 'self',
@@ -175,6 +196,8 @@ export const ACCESS_POLICY: Record<Role, RolePolicy> = {
   },
   researcher: {
     description: 'De-identified research cohort (HIPAA Safe Harbor): no names, contact, SSN, MRN, street or dates below the year.',
+    purposes: { HRESCH: 'all' },
+    defaultPurpose: 'HRESCH',
     rate: { requestsPerMinute: 300, inFlight: 5, patientsPerHour: 50_000 },
     maxCost: 50_000,
     patients: 'researchCohort',
@@ -194,6 +217,8 @@ export const ACCESS_POLICY: Record<Role, RolePolicy> = {
   partner: {
     description:
       'A partner organization (a pharmacy, a payer, a care-coordination service): at most this narrow set, of it only what its sharing agreement grants, only for patients who consented to share with it; never more than a treating clinician sees.',
+    purposes: { TREAT: 'all', HPAYMT: forPayment },
+    defaultPurpose: 'TREAT',
     rate: { requestsPerMinute: 300, inFlight: 10, patientsPerHour: 500 },
     maxCost: 5_000,
     patients: 'partnerConsent',
@@ -217,6 +242,8 @@ export const ACCESS_POLICY: Record<Role, RolePolicy> = {
   },
   auditor: {
     description: 'Reviews access: identifies records (MRN, name, organization), reads no clinical or billing content.',
+    purposes: { HOPERAT: 'all' },
+    defaultPurpose: 'HOPERAT',
     rate: { requestsPerMinute: 300, inFlight: 10, patientsPerHour: 5_000 },
     maxCost: 20_000,
     patients: 'organization',
@@ -226,6 +253,8 @@ export const ACCESS_POLICY: Record<Role, RolePolicy> = {
   admin: {
     description:
       'Administers the care teams of its organization: identifies records, reads no clinical or billing content; cannot add its own practitioner, nor act while its token carries a care-team role; every change is audited and alerted.',
+    purposes: { HOPERAT: 'all', HSYSADMIN: 'all' },
+    defaultPurpose: 'HOPERAT',
     rate: { requestsPerMinute: 300, inFlight: 10, patientsPerHour: 5_000 },
     maxCost: 5_000,
     patients: 'organization',
@@ -234,6 +263,8 @@ export const ACCESS_POLICY: Record<Role, RolePolicy> = {
   },
   integrator: {
     description: 'Builds integrations: introspects its schema view, reads no data.',
+    purposes: { HSYSADMIN: 'all' },
+    defaultPurpose: 'HSYSADMIN',
     rate: { requestsPerMinute: 120, inFlight: 5, patientsPerHour: 0 },
     maxCost: 1_000,
     patients: 'none',

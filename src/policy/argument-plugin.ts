@@ -32,7 +32,7 @@ export function argumentPolicyPlugin<TContext extends { principal: Principal }>(
           const { operation, document, contextValue } = requestContext;
           if (!operation || !document) return Promise.resolve(null);
           const { principal } = contextValue;
-          const decide = options.decider?.(contextValue) ?? categoryDeciderFor(principal.roles);
+          const decide = options.decider?.(contextValue) ?? categoryDeciderFor(principal.roles, principal.purpose);
           // The values the operation will run with: variables as coerced, defaults of absent ones included.
           const variables = coercedVariables(schema(), operation, requestContext.request);
           if (!variables) return Promise.resolve(null);

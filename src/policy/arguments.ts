@@ -20,7 +20,7 @@ import type { Role } from '../auth/index.js';
 import { ErrorCode } from '../errors.js';
 import { ACCESS_POLICY, deny, type Decision } from './access-policy.js';
 import { isPhi, type Category } from './categories.js';
-import { mostPermissive, rank, roleDecision } from './decisions.js';
+import { ANY_PURPOSE, categoryDecision, mostPermissive, rank, type RequestPurpose } from './decisions.js';
 
 /**
  * Arguments are reads. A filter, a lookup or a sort by a value tells the
@@ -105,9 +105,13 @@ export type ArgumentVerdict = { allowed: true } | { allowed: false; reason: 'ROL
 /** A caller's decision for a whole category, for a value it matches or for data it writes (see argumentDecider). */
 export type CategoryDecider = (category: Category, use?: 'value' | 'write') => Decision;
 
-/** The decider of a set of roles, from the policy alone. */
-export function categoryDeciderFor(roles: readonly Role[]): CategoryDecider {
-  return argumentDecider(roles, (role) => (category) => roleDecision(role, category));
+/**
+ * The decider of a set of roles reading for a purpose (all of theirs by
+ * default), from the policy alone: no sharing agreement is applied (the
+ * subgraphs apply it with the organization's agreement in hand).
+ */
+export function categoryDeciderFor(roles: readonly Role[], purpose: RequestPurpose = ANY_PURPOSE): CategoryDecider {
+  return argumentDecider(roles, (role) => (category) => categoryDecision(role, category, purpose));
 }
 
 /**

@@ -2,7 +2,7 @@ import { Kind, TypeInfo, getNamedType, parse, validate, visit, visitWithTypeInfo
 import type { Role } from '../auth/index.js';
 import type { Decision } from './access-policy.js';
 import { categoryDeciderFor, refusedArguments, type ArgumentRefusal } from './arguments.js';
-import { decideField } from './decisions.js';
+import { ANY_PURPOSE, decideField, type RequestPurpose } from './decisions.js';
 import { DEFAULT_OPERATION_LIMITS, costBudget, measureOperation, type LimitBreach } from './limits.js';
 
 /** One field of an operation and what the roles get for it. */
@@ -33,9 +33,10 @@ export type OperationCheck =
 
 /**
  * What an integrator's operation would get under the given roles, before
- * it is deployed: each selected field with its decision (deny, mask, allow).
+ * it is deployed: each selected field with its decision (deny, mask, allow),
+ * for one purpose of use (by default across all the roles' purposes).
  */
-export function checkOperation(schema: GraphQLSchema, source: string, roles: readonly Role[]): OperationCheck {
+export function checkOperation(schema: GraphQLSchema, source: string, roles: readonly Role[], purpose: RequestPurpose = ANY_PURPOSE): OperationCheck {
   let document;
   try {
     document = parse(source);
@@ -56,7 +57,7 @@ export function checkOperation(schema: GraphQLSchema, source: string, roles: rea
           path.push(name);
           const parent = typeInfo.getParentType();
           if (!parent || node.name.value.startsWith('__')) return;
-          const verdict = decideField(roles, getNamedType(parent).name, node.name.value);
+          const verdict = decideField(roles, getNamedType(parent).name, node.name.value, undefined, purpose);
           fields.push({ path: path.join('.'), coordinate: `${parent.name}.${node.name.value}`, decision: verdict.decision, phi: verdict.phi });
         },
         leave() {
@@ -66,7 +67,7 @@ export function checkOperation(schema: GraphQLSchema, source: string, roles: rea
     }),
   );
   const operations = document.definitions.filter((definition): definition is OperationDefinitionNode => definition.kind === Kind.OPERATION_DEFINITION);
-  const decide = categoryDeciderFor(roles);
+  const decide = categoryDeciderFor(roles, purpose);
   const argumentsOf = (mfa: boolean) => operations.flatMap((operation) => refusedArguments(schema, document, operation, undefined, decide, mfa, true));
   const budget = costBudget(roles);
   const costs = operations.map((operation) => {

@@ -16,12 +16,12 @@ export const CLASSIFICATION: Record<string, Record<string, Category>> = {
   },
   // Audit records and disclosures: decided at the query field that leads to them.
   AuditEvent: Object.fromEntries(
-    ['id', 'recordedAt', 'requestId', 'subgraph', 'subject', 'roles', 'organizationId', 'clientName', 'clientVersion', 'ip', 'operationName', 'operationHash', 'patientId', 'entityType', 'entityId', 'action', 'fields', 'emergency', 'emergencyGrantId'].map(
+    ['id', 'recordedAt', 'requestId', 'subgraph', 'subject', 'roles', 'organizationId', 'clientName', 'clientVersion', 'ip', 'operationName', 'operationHash', 'patientId', 'entityType', 'entityId', 'action', 'fields', 'emergency', 'emergencyGrantId', 'purpose'].map(
       (field) => [field, 'structure'],
     ),
   ),
   AuditedField: { field: 'structure', outcome: 'structure', reason: 'structure' },
-  Disclosure: { recordedAt: 'structure', roles: 'structure', organization: 'structure', dataKinds: 'structure', action: 'structure', emergency: 'structure' },
+  Disclosure: { recordedAt: 'structure', roles: 'structure', organization: 'structure', dataKinds: 'structure', action: 'structure', emergency: 'structure', purpose: 'structure', purposeText: 'structure' },
   Mutation: {
     updateMyContact: 'writeContact',
     addCareTeamMember: 'writeCareTeam',

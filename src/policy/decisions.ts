@@ -1,8 +1,9 @@
-import type { Role } from '../auth/index.js';
+import type { PurposeOfUse, Role } from '../auth/index.js';
 import { ACCESS_POLICY, deny, type Decision } from './access-policy.js';
 import { CATEGORY_NAMES, isPhi, type Category } from './categories.js';
 import { categoryOf } from './classification.js';
 import type { MaskerName } from './maskers.js';
+import { purposeAllows } from './purposes.js';
 
 /**
  * Turning the policy into answers. A token with several roles gets, field by
@@ -13,9 +14,20 @@ import type { MaskerName } from './maskers.js';
  * only the categories its organization's agreement grants. `roleDecision`
  * and `decideField` without an agreement answer for the role itself (what
  * docs/access-matrix.md shows: the most it may ever read); a request's
- * decisions come from `decisionTable(roles, agreement)`, which without an
- * agreement grants such a role nothing.
+ * decisions come from `decisionTable(roles, purpose, agreement)`, which
+ * without an agreement grants such a role nothing.
+ *
+ * A request reads for one purpose of use (purposes.ts): each role's
+ * decision holds only for the categories that purpose lets it read, and a
+ * role that may not read for the purpose at all reads nothing. Without a
+ * purpose (null: none was chosen) a table grants nothing. `ANY_PURPOSE`
+ * answers for the role across all its purposes (the access matrix, the
+ * schema a role may introspect).
  */
+
+/** Decisions across all of a role's purposes: the most it may ever read (the matrix, schema views), never a request's. */
+export const ANY_PURPOSE = 'any';
+export type RequestPurpose = PurposeOfUse | null | typeof ANY_PURPOSE;
 
 /** Most revealing first: used only if two roles mask one category differently. */
 const MASKER_ORDER: readonly MaskerName[] = ['ssnLast4', 'last4', 'zip3', 'birthYear', 'studyPseudonym'];
@@ -70,10 +82,20 @@ export function boundBySharingAgreement(roles: readonly Role[]): boolean {
   return roles.some((role) => ACCESS_POLICY[role].boundBySharingAgreement === true);
 }
 
-/** The role's decision, limited to the agreement's categories if the role is bound by one; no agreement means the role's own. */
-function agreedDecision(role: Role, category: Category, agreement: SharingAgreement | undefined): Decision {
+/**
+ * The role's decision, limited to what the purpose lets it read, and to the
+ * agreement's categories if the role is bound by one; no agreement means the
+ * role's own.
+ */
+function agreedDecision(role: Role, category: Category, agreement: SharingAgreement | undefined, purpose: RequestPurpose): Decision {
+  if (purpose === null || (purpose !== ANY_PURPOSE && !purposeAllows(role, purpose, category))) return deny;
   if (agreement && ACCESS_POLICY[role].boundBySharingAgreement && !agreement.categories.has(category)) return deny;
   return roleDecision(role, category);
+}
+
+/** One role's decision for a whole category, for a purpose, without a sharing agreement (what the role itself may read for it). */
+export function categoryDecision(role: Role, category: Category, purpose: RequestPurpose): Decision {
+  return agreedDecision(role, category, undefined, purpose);
 }
 
 /** What one set of roles may do with one field. */
@@ -88,12 +110,12 @@ export interface FieldDecision {
   phi: boolean;
 }
 
-/** The decision of a set of roles for one field; with an agreement, a role bound by one is limited to it (see the top of this file). */
-export function decideField(roles: readonly Role[], type: string, field: string, agreement?: SharingAgreement): FieldDecision {
+/** The decision of a set of roles for one field, for a purpose (all of theirs by default); with an agreement, a role bound by one is limited to it (see the top of this file). */
+export function decideField(roles: readonly Role[], type: string, field: string, agreement?: SharingAgreement, purpose: RequestPurpose = ANY_PURPOSE): FieldDecision {
   const category = categoryOf(type, field);
   const coordinate = `${type}.${field}`;
   if (!category) return { type, field, coordinate, category, decision: deny, phi: true };
-  return { type, field, coordinate, category, decision: mostPermissive(roles.map((role) => agreedDecision(role, category, agreement))), phi: isPhi(category) };
+  return { type, field, coordinate, category, decision: mostPermissive(roles.map((role) => agreedDecision(role, category, agreement, purpose))), phi: isPhi(category) };
 }
 
 /**
@@ -107,13 +129,15 @@ export class DecisionTable {
 
   constructor(
     readonly roles: readonly Role[],
+    /** The request's purpose of use: each role reads only what it lets the role read. */
+    readonly purpose: RequestPurpose,
     /** Undefined when no role of the set is bound by an agreement. */
     readonly agreement?: SharingAgreement,
   ) {}
 
-  /** The decision for a whole category (what an argument matching a value of it needs), within the agreement. */
+  /** The decision for a whole category (what an argument matching a value of it needs), for the purpose, within the agreement. */
   category(category: Category): Decision {
-    return mostPermissive(this.roles.map((role) => agreedDecision(role, category, this.agreement)));
+    return mostPermissive(this.roles.map((role) => agreedDecision(role, category, this.agreement, this.purpose)));
   }
 
   get(type: string, field: string): FieldDecision {
@@ -124,30 +148,31 @@ export class DecisionTable {
     }
     let decision = fields.get(field);
     if (!decision) {
-      decision = decideField(this.roles, type, field, this.agreement);
+      decision = decideField(this.roles, type, field, this.agreement, this.purpose);
       fields.set(field, decision);
     }
     return decision;
   }
 }
 
-/** Kept tables by key: one per set of roles, and per agreement for sets with a role bound by one (a handful of organizations). */
+/** Kept tables by key: one per (set of roles, purpose), and per agreement for sets with a role bound by one (a handful of organizations). */
 const tables = new Map<string, DecisionTable>();
 
 /**
- * A request's decisions for its roles. A role bound by a sharing agreement
- * (partner) reads only the categories `agreement` grants; without one it
- * reads nothing, so a caller that forgets to pass the organization's
- * agreement fails closed. The key of a kept table names the agreement's
- * categories: two organizations with different agreements never share one.
+ * A request's decisions for its roles and its purpose of use. A role bound
+ * by a sharing agreement (partner) reads only the categories `agreement`
+ * grants; without one it reads nothing, so a caller that forgets to pass
+ * the organization's agreement fails closed. The key of a kept table names
+ * the purpose and the agreement's categories: two purposes, or two
+ * organizations with different agreements, never share one.
  */
-export function decisionTable(roles: readonly Role[], agreement: SharingAgreement = NO_AGREEMENT): DecisionTable {
+export function decisionTable(roles: readonly Role[], purpose: RequestPurpose, agreement: SharingAgreement = NO_AGREEMENT): DecisionTable {
   const sorted = [...roles].sort();
   const bound = boundBySharingAgreement(sorted);
-  const key = bound ? `${sorted.join(',')}|${[...agreement.categories].sort().join(',')}` : sorted.join(',');
+  const key = `${sorted.join(',')}|${purpose ?? ''}${bound ? `|${[...agreement.categories].sort().join(',')}` : ''}`;
   let table = tables.get(key);
   if (!table) {
-    table = new DecisionTable(sorted, bound ? agreement : undefined);
+    table = new DecisionTable(sorted, purpose, bound ? agreement : undefined);
     tables.set(key, table);
   }
   return table;

@@ -3,6 +3,7 @@ export { CATEGORIES, CATEGORY_NAMES, isPhi, type Category } from './categories.j
 export { CLASSIFICATION, categoryOf } from './classification.js';
 export { MASKERS, ageAt, maskBirthYear, maskLast4, maskSsnLast4, maskZip3, type MaskerName } from './maskers.js';
 export {
+  ANY_PURPOSE,
   DecisionTable,
   NO_AGREEMENT,
   boundBySharingAgreement,
@@ -13,8 +14,10 @@ export {
   roleDecision,
   sharingAgreement,
   type FieldDecision,
+  type RequestPurpose,
   type SharingAgreement,
 } from './decisions.js';
+export { PURPOSE_REFUSALS, choosePurpose, purposeAllows, purposesOf, type PurposeRefusal } from './purposes.js';
 export { applyDecryptionOnly, applyPolicy, buildShieldRules } from './shield.js';
 export { decisionForRow, isEncryptedField, isPromiseLike, ENCRYPTED_DIRECTIVE, type PolicyContext, type Unseal } from './guard.js';
 export { schemaViewFor, cachedSchemaView } from './schema-view.js';

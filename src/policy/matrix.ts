@@ -1,10 +1,11 @@
 import { isInputObjectType, isIntrospectionType, isObjectType, type GraphQLSchema } from 'graphql';
-import { ROLES } from '../auth/index.js';
+import { PURPOSE_CODES, PURPOSES_OF_USE, ROLES } from '../auth/index.js';
 import { ACCESS_POLICY, INTROSPECTION_ROLES, type Decision } from './access-policy.js';
 import { CATEGORIES, CATEGORY_NAMES } from './categories.js';
 import { categoryOf } from './classification.js';
 import { decideField, roleDecision } from './decisions.js';
 import { MASKERS } from './maskers.js';
+import { WITHOUT_CONTENT } from './purposes.js';
 import { DEFAULT_DENIAL, reasonFor } from './reasons.js';
 import { argumentUse, categoryDeciderFor, decideArgumentUse, inputFieldUse, type ArgumentUse } from './arguments.js';
 
@@ -62,6 +63,26 @@ export function renderAccessMatrix(schema: GraphQLSchema): string {
     'Row scopes: `self` the patient named by the token; `careTeam` patients of the caller\'s care teams; `organization` records held by the caller\'s organization;',
     '`partnerConsent` patients with a consent in force to share with the caller\'s organization; `researchCohort` patients with a research consent in force; `none` no rows.',
     'Clinical and billing rows follow the scope of their patient. Directory rows are practitioners, organizations and care teams.',
+    '',
+    '## Purposes of use',
+    '',
+    'Every request reads for one purpose of use (HL7 v3 PurposeOfUse): the token\'s `purpose_of_use` claim names the purposes it allows, the `X-Purpose-Of-Use` header chooses one,',
+    'and without a header the first role\'s default (marked *default*) applies; a token without the claim allows its roles\' defaults only. A purpose a role does not list grants that role nothing;',
+    `a purpose listed with categories lets the role read only those of its own (plus ids, links and structure: ${WITHOUT_CONTENT.map((category) => `\`${category}\``).join(', ')}).`,
+    'Refusals: 400 `PURPOSE_UNKNOWN` (not a code this API knows), 403 `PURPOSE_NOT_IN_TOKEN`, `PURPOSE_NOT_ALLOWED`, `PURPOSE_REQUIRED`.',
+    '',
+    table(
+      ['role', ...PURPOSE_CODES.map((purpose) => `\`${purpose}\` (${PURPOSES_OF_USE[purpose]})`)],
+      ROLES.map((role) => [
+        `\`${role}\``,
+        ...PURPOSE_CODES.map((purpose) => {
+          const scope = ACCESS_POLICY[role].purposes[purpose];
+          if (scope === undefined) return '—';
+          const what = scope === 'all' ? 'all' : scope.filter((category) => roleDecision(role, category).kind !== 'deny').map((category) => `\`${category}\``).join(', ');
+          return ACCESS_POLICY[role].defaultPurpose === purpose ? `${what} (*default*)` : what;
+        }),
+      ]),
+    ),
     '',
     '## Maskers',
     '',

@@ -2,7 +2,7 @@ import { getNamedType, isInputObjectType, isNonNullType, type GraphQLFieldConfig
 import { MapperKind, mapSchema, pruneSchema } from '@graphql-tools/utils';
 import type { Role } from '../auth/index.js';
 import { argumentUse, categoryDeciderFor, decideArgumentUse, inputFieldUse, type CategoryDecider } from './arguments.js';
-import { decisionTable } from './decisions.js';
+import { ANY_PURPOSE, decisionTable } from './decisions.js';
 
 /**
  * The schema a set of roles may see (like a role-based schema in Hasura):
@@ -15,7 +15,7 @@ const FEDERATION_TYPES = new Set(['_Service', '_Entity', '_Any']);
 const FEDERATION_QUERY_FIELDS = new Set(['_entities', '_service']);
 
 export function schemaViewFor(schema: GraphQLSchema, roles: readonly Role[]): GraphQLSchema {
-  const table = decisionTable(roles);
+  const table = decisionTable(roles, ANY_PURPOSE);
   const decide = categoryDeciderFor(roles);
   const usableInputs = usableInputFields(schema, decide);
   const filtered = mapSchema(schema, {

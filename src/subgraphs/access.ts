@@ -98,8 +98,8 @@ export async function createAccessControl(principal: Principal, em: EntityManage
   const rowRoles = new DataLoader<string, readonly Role[]>((ids) => rolesForPatients(ids, principal, scopes, em, reach));
   return {
     principal,
-    decisions: decisionTable(principal.roles, agreement),
-    decisionsFor: (roles) => decisionTable(roles, agreement),
+    decisions: decisionTable(principal.roles, principal.purpose, agreement),
+    decisionsFor: (roles) => decisionTable(roles, principal.purpose, agreement),
     rowDependent: distinctScopes.size > 1,
     patientFilter,
     rolesForPatient: (patientId) => (distinctScopes.size > 1 ? rowRoles.load(patientId) : Promise.resolve(principal.roles)),

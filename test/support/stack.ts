@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { loadConfig, type Config } from '../../src/config.js';
 import { createLogger, type Logger } from '../../src/logger.js';
-import { mintDevelopmentToken, type Role } from '../../src/auth/index.js';
+import { mintDevelopmentToken, type PurposeOfUse, type Role } from '../../src/auth/index.js';
 import { readDevelopmentPrincipals, type DevelopmentPrincipals } from '../../src/db/seed/index.js';
 import { startApi, type Api } from '../../src/runtime.js';
 import type { SubgraphName } from '../../src/subgraphs/catalog.js';
@@ -41,6 +41,8 @@ export interface TokenOverrides {
   patientId: string | null;
   /** The research study; researcher tokens default to TEST_STUDY. */
   study: string | null;
+  /** The token's `purpose_of_use` claim; without it the roles' default purposes apply. */
+  purposes: PurposeOfUse[];
   mfa: boolean;
   ttl: string;
 }
@@ -114,6 +116,7 @@ export async function startTestStack(options: { patients?: number; env?: Record<
         organizationId: overrides.organizationId === undefined ? sample.organizationId : overrides.organizationId,
         patientId: overrides.patientId === undefined ? sample.patientId : overrides.patientId,
         study: overrides.study === undefined ? ((overrides.roles ?? [role]).includes('researcher') ? TEST_STUDY : null) : overrides.study,
+        ...(overrides.purposes && { purposes: overrides.purposes }),
         mfa: overrides.mfa ?? true,
         ttl: overrides.ttl ?? '5m',
       });

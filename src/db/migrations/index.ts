@@ -7,6 +7,7 @@ import { Migration20261126000000AuditEventGroups } from './Migration202611260000
 import { Migration20261127000000SharingAgreements } from './Migration20261127000000SharingAgreements.js';
 import { Migration20261130000000WritesAndRevocations } from './Migration20261130000000WritesAndRevocations.js';
 import { Migration20261201000000ScopedDataKeys } from './Migration20261201000000ScopedDataKeys.js';
+import { Migration20261202000000PurposeOfUse } from './Migration20261202000000PurposeOfUse.js';
 
 /**
  * Every migration, in order. Listed explicitly (not discovered from the
@@ -23,4 +24,5 @@ export const MIGRATIONS = [
   { name: 'Migration20261127000000SharingAgreements', class: Migration20261127000000SharingAgreements },
   { name: 'Migration20261130000000WritesAndRevocations', class: Migration20261130000000WritesAndRevocations },
   { name: 'Migration20261201000000ScopedDataKeys', class: Migration20261201000000ScopedDataKeys },
+  { name: 'Migration20261202000000PurposeOfUse', class: Migration20261202000000PurposeOfUse },
 ];

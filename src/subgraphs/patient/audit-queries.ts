@@ -1,5 +1,5 @@
 import type { EntityManager } from '@mikro-orm/sql';
-import type { Principal } from '../../auth/index.js';
+import { isPurposeOfUse, PURPOSES_OF_USE, type Principal } from '../../auth/index.js';
 import { categoryOf } from '../../policy/index.js';
 import { PATIENT_ROWS_FILTER, auditEntries, auditEventFromRow, auditEventId, type StoredAuditEvent } from '../../audit/index.js';
 import { isUuid, pageSize, toConnection, type Connection, type PageCursors } from '../pagination.js';
@@ -24,6 +24,8 @@ export interface DisclosureModel {
   dataKinds: string[];
   action: AuditEventRow['action'];
   emergency: boolean;
+  purpose: string | null;
+  purposeText: string | null;
 }
 
 type Raw = Record<string, unknown>;
@@ -136,6 +138,8 @@ export async function listDisclosures(
       dataKinds: dataKinds(row.fields),
       action: row.action,
       emergency: row.emergency,
+      purpose: row.purpose ?? null,
+      purposeText: isPurposeOfUse(row.purpose) ? PURPOSES_OF_USE[row.purpose] : null,
     }));
   const issue = cursorOf(cursors, DISCLOSURE_LIST, null);
   return toConnection(disclosures, size, (disclosure) => issue({ id: disclosure.rowId, position: disclosure.position }));

@@ -96,7 +96,8 @@ async function addCareTeamMember({ input }: { input: AddCareTeamMemberInput }, c
     .require(isUuid(input.practitionerId), 'input.practitionerId', 'Not an id.');
   if (!check.ok) return invalidInput(check);
   const change = { careTeamId: input.careTeamId, practitionerId: input.practitionerId };
-  const clinicalRoles = context.principal.roles.filter((role) => CARE_TEAM_ROLES.includes(role));
+  // Every role of the token, not only those acting for this request's purpose: the rule is about the account.
+  const clinicalRoles = context.principal.tokenRoles.filter((role) => CARE_TEAM_ROLES.includes(role));
   if (clinicalRoles.length > 0) {
     recordCareTeamChange(context.audit, { ...change, refusal: 'SEPARATION_OF_DUTIES' });
     return failed(

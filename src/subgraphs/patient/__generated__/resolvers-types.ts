@@ -80,6 +80,8 @@ export type AuditEvent = {
   operationName: Maybe<Scalars['String']['output']>;
   organizationId: Maybe<Scalars['ID']['output']>;
   patientId: Maybe<Scalars['ID']['output']>;
+  /** The purpose of use the request read for (an HL7 v3 PurposeOfUse code: TREAT, HPAYMT, ...); null for events recorded before purposes were kept. */
+  purpose: Maybe<Scalars['String']['output']>;
   recordedAt: Scalars['DateTime']['output'];
   requestId: Scalars['String']['output'];
   roles: Array<Scalars['String']['output']>;
@@ -137,6 +139,10 @@ export type Disclosure = {
   emergency: Scalars['Boolean']['output'];
   /** The reader's organization, by name. */
   organization: Maybe<Scalars['String']['output']>;
+  /** Why the record was read: an HL7 v3 PurposeOfUse code (TREAT treatment, HPAYMT payment, HOPERAT operations, HRESCH research, ...); null for reads recorded before purposes were kept. */
+  purpose: Maybe<Scalars['String']['output']>;
+  /** The purpose of use in words (treatment, healthcare payment, ...). */
+  purposeText: Maybe<Scalars['String']['output']>;
   recordedAt: Scalars['DateTime']['output'];
   /** Roles of the reader. */
   roles: Array<Scalars['String']['output']>;
@@ -633,6 +639,7 @@ export type AuditEventResolvers<ContextType = SubgraphContext, ParentType extend
   operationName?: Resolver<Maybe<ResolversTypes['String']>, ParentType, ContextType>;
   organizationId?: Resolver<Maybe<ResolversTypes['ID']>, ParentType, ContextType>;
   patientId?: Resolver<Maybe<ResolversTypes['ID']>, ParentType, ContextType>;
+  purpose?: Resolver<Maybe<ResolversTypes['String']>, ParentType, ContextType>;
   recordedAt?: Resolver<ResolversTypes['DateTime'], ParentType, ContextType>;
   requestId?: Resolver<ResolversTypes['String'], ParentType, ContextType>;
   roles?: Resolver<Array<ResolversTypes['String']>, ParentType, ContextType>;
@@ -677,6 +684,8 @@ export type DisclosureResolvers<ContextType = SubgraphContext, ParentType extend
   dataKinds?: Resolver<Array<ResolversTypes['String']>, ParentType, ContextType>;
   emergency?: Resolver<ResolversTypes['Boolean'], ParentType, ContextType>;
   organization?: Resolver<Maybe<ResolversTypes['String']>, ParentType, ContextType>;
+  purpose?: Resolver<Maybe<ResolversTypes['String']>, ParentType, ContextType>;
+  purposeText?: Resolver<Maybe<ResolversTypes['String']>, ParentType, ContextType>;
   recordedAt?: Resolver<ResolversTypes['DateTime'], ParentType, ContextType>;
   roles?: Resolver<Array<ResolversTypes['String']>, ParentType, ContextType>;
 };
