@@ -45,6 +45,7 @@ function mappersFor(name: (typeof subgraphs)[number]): Record<string, string> {
         Address: `${file}#AddressMapper`,
         AuditEvent: `${file}#AuditEventMapper`,
         Disclosure: `${file}#DisclosureMapper`,
+        EmergencyReview: `${file}#EmergencyReviewMapper`,
       };
     case 'clinical':
       return {

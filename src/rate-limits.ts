@@ -96,7 +96,8 @@ export function rateLimits(cache: Cache, scope: string, logger: Logger, options:
     // a flood past its budget costs a token check and nothing more.
     const known = spent.refusal(principal.subject);
     if (known) return refuse(response, known.reason, known.limit, known.retryAfter);
-    const budget = rateBudget(principal.roles, options.overrides);
+    // The account's budget (every role of its token): counters are per account, whatever purpose one request reads for.
+    const budget = rateBudget(principal.tokenRoles, options.overrides);
     const now = new Date();
     const minute = Math.floor(now.getTime() / 60_000);
     const base = `rate:${scope}:${principal.subject}`;

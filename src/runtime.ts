@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { openDatabase, type Database } from './db/index.js';
 import { encryptPlaintextRows, openSealer, type Sealer } from './db/encryption.js';
 import { readManifest } from './gateway/trusted-documents.js';
-import { DatabaseAuditStore, ensureAuditRetention, type AuditMetrics } from './audit/index.js';
+import { DatabaseAuditStore, alertOverdueReviews, ensureAuditRetention, type AuditMetrics } from './audit/index.js';
 import { isDatabaseEmpty, seedDatabase, writeDevelopmentPrincipals } from './db/seed/index.js';
 import { startGateway } from './gateway/server.js';
 import type { Logger } from './logger.js';
@@ -184,6 +184,8 @@ async function startCheckpoints(db: Database, config: Config, logger: Logger): P
     }
     // On the same timer: idempotency keys past their time and revocations of expired tokens.
     await purgeExpiredRows(db).catch((error: unknown) => logger.warn({ event: 'housekeeping-failed', err: { name: (error as Error).name } }, 'expired rows could not be purged'));
+    // Break-the-glass reviews past their due time: alerted once each.
+    await alertOverdueReviews(db, logger).catch((error: unknown) => logger.warn({ event: 'housekeeping-failed', step: 'overdue-reviews', err: { name: (error as Error).name } }, 'overdue reviews could not be checked'));
   };
   await write();
   const timer = setInterval(() => void write(), config.auditCheckpointSeconds * 1000);

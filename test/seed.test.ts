@@ -31,7 +31,8 @@ import {
 const PATIENTS = 40;
 const SEED = 7;
 const OTHER_SEED = 8;
-const STAFF_ACCOUNTS = 4;
+/** A researcher, an auditor, an administrator, an integrator and a privacy officer. */
+const STAFF_ACCOUNTS = 5;
 /** A pharmacy, a payer and a care-coordination service, one account each. */
 const PARTNER_ACCOUNTS = 3;
 const TABLES = [

@@ -36,7 +36,14 @@ export type CareTeamAlert =
   | { kind: 'care-team-change'; careTeamId: string; practitionerId: string }
   | { kind: 'care-team-change-refused'; careTeamId: string; practitionerId: string; refusal: CareTeamRefusal };
 
-export type Alert = CountAlert | CareTeamAlert;
+/** A break-the-glass review still open past its due time (raised once per review by the housekeeping timer). Ids only. */
+export interface OverdueReviewAlert {
+  kind: 'emergency-review-overdue';
+  reviewId: string;
+  grantId: string;
+}
+
+export type Alert = CountAlert | CareTeamAlert | OverdueReviewAlert;
 export type AlertKind = Alert['kind'];
 
 function hourBucket(now: Date): string {
@@ -105,6 +112,8 @@ function alertRecord(alert: Alert): FieldRecord {
       return { field, outcome: 'allowed', reason: `careTeam=${alert.careTeamId} practitioner=${alert.practitionerId}` };
     case 'care-team-change-refused':
       return { field, outcome: 'denied', reason: `${alert.refusal} careTeam=${alert.careTeamId} practitioner=${alert.practitionerId}` };
+    case 'emergency-review-overdue':
+      return { field, outcome: 'allowed', reason: `review=${alert.reviewId} grant=${alert.grantId}` };
   }
 }
 
@@ -135,6 +144,8 @@ function alertDetails(alert: Alert): Record<string, string | number> {
       return { careTeamId: alert.careTeamId, practitionerId: alert.practitionerId };
     case 'care-team-change-refused':
       return { careTeamId: alert.careTeamId, practitionerId: alert.practitionerId, refusal: alert.refusal };
+    case 'emergency-review-overdue':
+      return { reviewId: alert.reviewId, grantId: alert.grantId };
   }
 }
 

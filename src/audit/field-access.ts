@@ -23,6 +23,7 @@ const MUTATIONS: Record<string, (input: Input, principal: Principal) => Target> 
   recordPayment: (input) => ({ patientId: null, entityType: 'Invoice', entityId: stringOf(input['invoiceId']), action: 'update', fields: Object.keys(input) }),
   addCareTeamMember: (input) => ({ patientId: null, entityType: 'CareTeam', entityId: stringOf(input['careTeamId']), action: 'update', fields: ['members'] }),
   openEmergencyAccess: (input) => ({ patientId: stringOf(input['patientId']), entityType: 'EmergencyAccess', entityId: null, action: 'create', fields: ['reason', 'minutes'] }),
+  closeEmergencyReview: (input) => ({ patientId: null, entityType: 'EmergencyReview', entityId: stringOf(input['id']), action: 'update', fields: ['outcome', 'note'] }),
 };
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;

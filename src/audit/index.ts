@@ -6,5 +6,6 @@ export { auditFieldAccess } from './field-access.js';
 export { AUDIT_UNAVAILABLE, FORWARDED_OPERATION_HASH, FORWARDED_OPERATION_NAME, auditPlugin, requestFacts, type AuditMetrics, type AuditWatch, type AuditedContext } from './plugin.js';
 export { ensureAuditRetention, purgeExpiredAudit, type PurgeResult } from './retention.js';
 export { AUDIT_EXPORT_FORMATS, DEFAULT_EXPORT_PAGE_SIZE, exportAuditEvents, exportAuditLines, fieldOutcomeText, formatAuditEvent, toFhirAuditEvent, toNdjson, type AuditExportFormat, type AuditExportRange, type ExportedAuditEvent, type FhirAuditEvent } from './export.js';
-export { DEFAULT_ALERT_THRESHOLDS, alertEvent, logAlerts, watchAccess, type Alert, type AlertKind, type AlertThresholds, type CareTeamAlert, type CareTeamRefusal, type CountAlert } from './alerts.js';
+export { DEFAULT_ALERT_THRESHOLDS, alertEvent, logAlerts, watchAccess, type Alert, type AlertKind, type AlertThresholds, type CareTeamAlert, type CareTeamRefusal, type CountAlert, type OverdueReviewAlert } from './alerts.js';
+export { alertOverdueReviews } from './review-deadlines.js';
 export { CARE_TEAM_MEMBERS_FIELD, recordCareTeamChange, type CareTeamChange } from './care-team-changes.js';

@@ -130,7 +130,7 @@ export function auditPlugin<TContext extends AuditedContext>(
             return;
           }
           const watched = await watching;
-          withholdPastBudget(response, watched, events, rateBudget(principal.roles, watch.rateOverrides), principal.subject, contextValue.requestId, contextValue.logger);
+          withholdPastBudget(response, watched, events, rateBudget(principal.tokenRoles, watch.rateOverrides), principal.subject, contextValue.requestId, contextValue.logger);
           await recordAlerts([...audit.alerts, ...(watched?.alerts ?? [])], facts, recordedAt, store, contextValue.logger);
         },
       });

@@ -9,6 +9,7 @@ export const ROLES = [
   'auditor',
   'admin',
   'integrator',
+  'privacyOfficer',
 ] as const;
 export type Role = (typeof ROLES)[number];
 

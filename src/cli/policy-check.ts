@@ -39,7 +39,8 @@ if ('refusal' in chosen) {
   process.exit(chosen.refusal === 'PURPOSE_UNKNOWN' ? 2 : 1);
 }
 const { purpose } = chosen;
-const result = checkOperation(loadApiSchema(), document, roles, purpose);
+// As a request would: only the roles that may read for the purpose act.
+const result = checkOperation(loadApiSchema(), document, chosen.roles, purpose);
 if (!result.ok) {
   console.error(`${file} is not a valid operation for this API:\n${result.errors.map((error) => `  - ${error}`).join('\n')}`);
   process.exit(2);

@@ -322,6 +322,56 @@ export const EmergencyAccessSchema = defineEntity({
 export class EmergencyAccess extends EmergencyAccessSchema.class {}
 EmergencyAccessSchema.setClass(EmergencyAccess);
 
+/**
+ * The review of one break-the-glass grant, opened in the grant's own
+ * transaction and closed by a privacy officer of the patient's
+ * organization with an outcome (src/subgraphs/emergency-review.ts).
+ */
+export const EmergencyReviewSchema = defineEntity({
+  name: 'EmergencyReview',
+  tableName: 'emergency_review',
+  indexes: [
+    { properties: ['organization', 'status', 'openedAt'] },
+    { name: 'emergency_review_due_index', expression: `create index "emergency_review_due_index" on "emergency_review" ("due_at") where "status" = 'open'` },
+  ],
+  checks: [{ name: 'emergency_review_closed_check', expression: `("status" = 'open') = ("outcome" is null and "closed_at" is null and "reviewer" is null)` }],
+  properties: {
+    id: p.uuid().primary(),
+    grant: () => p.oneToOne(EmergencyAccess).owner(),
+    organization: () => p.manyToOne(Organization),
+    openedAt: p.datetime(),
+    dueAt: p.datetime(),
+    status: p.enum(['open', 'closed'] as const),
+    outcome: p.enum(['justified', 'not-justified', 'follow-up'] as const).nullable(),
+    note: p.text().nullable(),
+    reviewer: p.string().nullable(),
+    closedAt: p.datetime().nullable(),
+    overdueAlertedAt: p.datetime().nullable(),
+  },
+});
+export class EmergencyReview extends EmergencyReviewSchema.class {}
+EmergencyReviewSchema.setClass(EmergencyReview);
+
+/**
+ * Messages for the organisation's messaging system to deliver, written in
+ * the transaction of what they announce; ids and times only, never PHI.
+ */
+export const NotificationOutboxSchema = defineEntity({
+  name: 'NotificationOutbox',
+  tableName: 'notification_outbox',
+  indexes: [{ name: 'notification_outbox_pending_index', expression: `create index "notification_outbox_pending_index" on "notification_outbox" ("created_at") where "delivered_at" is null` }],
+  properties: {
+    id: p.uuid().primary(),
+    kind: p.string().length(64),
+    patient: () => p.manyToOne(Patient),
+    payload: p.json<Record<string, string | number | null>>(),
+    createdAt: p.datetime(),
+    deliveredAt: p.datetime().nullable(),
+  },
+});
+export class NotificationOutbox extends NotificationOutboxSchema.class {}
+NotificationOutboxSchema.setClass(NotificationOutbox);
+
 /** Data keys, wrapped by a key-encryption key of the key ring (envelope encryption). */
 export const DataKeySchema = defineEntity({
   name: 'DataKey',
@@ -485,6 +535,8 @@ export const ENTITIES = [
   Payment,
   Consent,
   EmergencyAccess,
+  EmergencyReview,
+  NotificationOutbox,
   DataKey,
   AuditEvent,
   AuditBatch,

@@ -261,6 +261,18 @@ export const ACCESS_POLICY: Record<Role, RolePolicy> = {
     directory: 'all',
     fields: { ...records, directory: allow, mrn: allow, name: allow, careTeam: allow, managingOrganization: allow, writeCareTeam: allow },
   },
+  privacyOfficer: {
+    description:
+      'Reviews break-the-glass access in its organization: who broke the glass, for which patient (MRN, name), the reason given, the kinds of data read and the audit of the access; never the clinical values. Closes each review with an outcome.',
+    purposes: { HOPERAT: 'all' },
+    defaultPurpose: 'HOPERAT',
+    rate: { requestsPerMinute: 300, inFlight: 10, patientsPerHour: 1_000 },
+    // A page of reviews, each with the audit events of its access.
+    maxCost: 20_000,
+    patients: 'organization',
+    directory: 'all',
+    fields: { ...records, directory: allow, mrn: allow, name: allow, managingOrganization: allow, emergencyReview: allow },
+  },
   integrator: {
     description: 'Builds integrations: introspects its schema view, reads no data.',
     purposes: { HSYSADMIN: 'all' },

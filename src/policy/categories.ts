@@ -45,6 +45,7 @@ export const CATEGORIES = {
   writeContact: { phi: true, description: 'Change phone, email and address of one\'s own record' },
   writeCareTeam: { phi: true, description: 'Add practitioners to care teams (changes who sees which patients)' },
   emergencyAccess: { phi: true, description: 'Break the glass: open time-boxed access to a patient outside one\'s care teams' },
+  emergencyReview: { phi: true, description: 'Review of break-the-glass access: who, which patient, the reason given, the kinds of data read and the audit of it (never the values); closing a review with an outcome' },
   writeClinicalNote: { phi: true, description: 'Add clinical notes' },
   writeCondition: { phi: true, description: 'Record diagnoses' },
   writePayment: { phi: true, description: 'Record payments against invoices' },

@@ -13,6 +13,7 @@ export const CLASSIFICATION: Record<string, Record<string, Category>> = {
     patientByMrn: 'patientLookup',
     auditEvents: 'auditLog',
     myDisclosures: 'disclosures',
+    emergencyReviews: 'emergencyReview',
   },
   // Audit records and disclosures: decided at the query field that leads to them.
   AuditEvent: Object.fromEntries(
@@ -21,11 +22,20 @@ export const CLASSIFICATION: Record<string, Record<string, Category>> = {
     ),
   ),
   AuditedField: { field: 'structure', outcome: 'structure', reason: 'structure' },
+  // Decided at the query field and mutation that lead to them; the patient follows its own rules.
+  EmergencyReview: {
+    ...Object.fromEntries(
+      ['id', 'accessedBy', 'reason', 'openedAt', 'accessEndsAt', 'dueAt', 'overdue', 'status', 'outcome', 'note', 'reviewer', 'closedAt', 'dataKinds', 'accessEvents'].map((field) => [field, 'structure']),
+    ),
+    patient: 'recordLink',
+  },
+  CloseEmergencyReviewPayload: { ok: 'structure', error: 'structure', review: 'structure' },
   Disclosure: { recordedAt: 'structure', roles: 'structure', organization: 'structure', dataKinds: 'structure', action: 'structure', emergency: 'structure', purpose: 'structure', purposeText: 'structure' },
   Mutation: {
     updateMyContact: 'writeContact',
     addCareTeamMember: 'writeCareTeam',
     openEmergencyAccess: 'emergencyAccess',
+    closeEmergencyReview: 'emergencyReview',
     addClinicalNote: 'writeClinicalNote',
     addCondition: 'writeCondition',
     recordPayment: 'writePayment',
@@ -152,6 +162,7 @@ export const CLASSIFICATION: Record<string, Record<string, Category>> = {
   ...connection('Patient'),
   ...connection('AuditEvent'),
   ...connection('Disclosure'),
+  ...connection('EmergencyReview'),
   ...connection('Encounter'),
   ...connection('Condition'),
   ...connection('MedicationRequest'),

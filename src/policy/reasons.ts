@@ -148,6 +148,15 @@ export const REASONS: Record<Role, Reasons> = {
     writeCareTeam: 'Adds practitioners to care teams: never itself, never while its token carries a care-team role; audited and alerted.',
     clinicalNote: 'Administration needs no clinical or billing content.',
   },
+  privacyOfficer: {
+    ...plumbing,
+    mrn: 'Names the record a break-the-glass access was about.',
+    name: 'Names the patient a break-the-glass access was about.',
+    managingOrganization: 'Reviews are scoped to its organization.',
+    emergencyReview: 'Reviews each break-the-glass access (who, why, which kinds of data) and closes it with an outcome.',
+    condition: 'Reviews access, never the clinical values read under it.',
+    clinicalNote: 'Reviews access, never the clinical values read under it.',
+  },
   integrator: {
     self: 'Its own token facts.',
     structure: 'Value shapes; nothing of their own.',

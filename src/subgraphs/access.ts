@@ -78,7 +78,9 @@ export async function createAccessControl(principal: Principal, em: EntityManage
   let practitioner: Promise<string | null> | undefined;
   const practitionerId = () => (practitioner ??= practitionerOf(principal.subject, em));
   const careTeams = () => (teams ??= careTeamsOf(principal.subject, practitionerId, em, cache));
-  const emergencyGrants = () => (grants ??= distinctScopes.has('careTeam') ? activeEmergencyGrants(principal.subject, em, cache) : Promise.resolve([]));
+  // Break-the-glass grants reach their patients only when the request reads to treat: a grant opened in an emergency is not used for payment.
+  const treating = principal.purpose === 'TREAT' || principal.purpose === 'ETREAT';
+  const emergencyGrants = () => (grants ??= distinctScopes.has('careTeam') && treating ? activeEmergencyGrants(principal.subject, em, cache) : Promise.resolve([]));
   const reach: Reach = { careTeams, emergencyPatients: async () => (await emergencyGrants()).map((grant) => grant.patientId) };
   const patientFilter = () => (filter ??= buildPatientFilter(principal, [...distinctScopes], reach));
   const emergencyReads = new Map<string, string>();

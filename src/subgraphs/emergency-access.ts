@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import type { EntityManager } from '@mikro-orm/sql';
 import type { Cache } from '../cache/index.js';
-import { EmergencyAccess } from '../db/entities.js';
+import { EmergencyAccess, EmergencyReview, NotificationOutbox } from '../db/entities.js';
 
 /**
  * Break the glass. A grant in force lives in the cache under the caller's
@@ -49,10 +49,38 @@ export async function activeEmergencyGrants(subject: string, em: EntityManager, 
   return grants;
 }
 
-/** Records a grant in the database and puts it in force in the cache. */
+/** How long a privacy officer has to review a break-the-glass access (src/subgraphs/patient/emergency-reviews.ts). */
+export const EMERGENCY_REVIEW_HOURS = 72;
+
+/** The outbox kind that tells a patient their record was opened under break-the-glass access. */
+export const EMERGENCY_ACCESS_NOTICE = 'emergency-access-notice';
+
+/**
+ * Opens the review of a grant and records the patient's notice, in the
+ * grant's transaction (`em`): a grant never exists without them.
+ */
+async function openReview(em: EntityManager, grant: { id: string; patientId: string; organizationId: string; grantedAt: Date }): Promise<void> {
+  const dueAt = new Date(grant.grantedAt.getTime() + EMERGENCY_REVIEW_HOURS * 3_600_000);
+  await em.insert(EmergencyReview, { id: randomUUID(), grant: grant.id, organization: grant.organizationId, openedAt: grant.grantedAt, dueAt, status: 'open' });
+  await em.insert(NotificationOutbox, {
+    id: randomUUID(),
+    kind: EMERGENCY_ACCESS_NOTICE,
+    patient: grant.patientId,
+    // Ids and times only: the deliverer looks up how to reach the patient; the reason stays with the review.
+    payload: { grantId: grant.id, organizationId: grant.organizationId, openedAt: grant.grantedAt.toISOString() },
+    createdAt: grant.grantedAt,
+  });
+}
+
+/**
+ * Records a grant in the database, with its review and the patient's notice
+ * (one transaction), and puts it in force in the cache. `organizationId`:
+ * the patient's organization, whose privacy officers review it.
+ */
 export async function grantEmergencyAccess(
   subject: string,
   patientId: string,
+  organizationId: string,
   reason: string,
   minutes: number,
   em: EntityManager,
@@ -71,6 +99,7 @@ export async function grantEmergencyAccess(
   const id = randomUUID();
   const wrote = await write(async (writer) => {
     await writer.insert(EmergencyAccess, { id, subject, patient: patientId, reason, grantedAt, expiresAt });
+    await openReview(writer, { id, patientId, organizationId, grantedAt });
     return id;
   });
   if (!wrote) return null;

@@ -8,6 +8,7 @@ import { Migration20261127000000SharingAgreements } from './Migration20261127000
 import { Migration20261130000000WritesAndRevocations } from './Migration20261130000000WritesAndRevocations.js';
 import { Migration20261201000000ScopedDataKeys } from './Migration20261201000000ScopedDataKeys.js';
 import { Migration20261202000000PurposeOfUse } from './Migration20261202000000PurposeOfUse.js';
+import { Migration20261202010000EmergencyReview } from './Migration20261202010000EmergencyReview.js';
 
 /**
  * Every migration, in order. Listed explicitly (not discovered from the
@@ -25,4 +26,5 @@ export const MIGRATIONS = [
   { name: 'Migration20261130000000WritesAndRevocations', class: Migration20261130000000WritesAndRevocations },
   { name: 'Migration20261201000000ScopedDataKeys', class: Migration20261201000000ScopedDataKeys },
   { name: 'Migration20261202000000PurposeOfUse', class: Migration20261202000000PurposeOfUse },
+  { name: 'Migration20261202010000EmergencyReview', class: Migration20261202010000EmergencyReview },
 ];

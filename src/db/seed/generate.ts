@@ -497,7 +497,7 @@ export interface ProviderDirectory {
   billingSpecialistIds: string[];
 }
 
-export const STAFF_ROLES = ['researcher', 'auditor', 'admin', 'integrator'] as const;
+export const STAFF_ROLES = ['researcher', 'auditor', 'admin', 'integrator', 'privacyOfficer'] as const;
 export type StaffRole = (typeof STAFF_ROLES)[number];
 
 export interface Directory {
@@ -637,6 +637,7 @@ export function generateDirectory(seed: number, patientCount: number): Directory
     auditor: builder.account('staff:auditor-1', ['auditor'], home),
     admin: builder.account('staff:admin-1', ['admin'], home),
     integrator: builder.account('staff:integrator-1', ['integrator'], home),
+    privacyOfficer: builder.account('staff:privacy-officer-1', ['privacyOfficer'], home),
   } satisfies Record<StaffRole, AppUserRow>;
   const partnerAccounts = partners.map((partner) => builder.account(`partner:${partner.id}`, ['partner'], partner.id));
   return {
@@ -1534,6 +1535,7 @@ export function choosePrincipals(directory: Directory, sample: PatientHighlights
     auditor: accountPrincipal(directory.staffAccounts.auditor),
     admin: accountPrincipal(directory.staffAccounts.admin),
     integrator: accountPrincipal(directory.staffAccounts.integrator),
+    privacyOfficer: accountPrincipal(directory.staffAccounts.privacyOfficer),
     partners: partnerPrincipals(directory),
   };
 }

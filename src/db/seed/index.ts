@@ -225,6 +225,7 @@ const principalsSchema = z.object({
   auditor: principalSchema,
   admin: principalSchema,
   integrator: principalSchema,
+  privacyOfficer: principalSchema,
   partners: z.object({ pharmacy: principalSchema, payer: principalSchema, careCoordination: principalSchema }),
 }) satisfies z.ZodType<DevelopmentPrincipals>;
 

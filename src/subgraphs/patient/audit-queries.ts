@@ -97,7 +97,7 @@ export async function listAuditEvents(
 }
 
 /** Kinds of data, by the access policy's categories: "name", "ssn", "clinicalNote"... never ids. */
-function dataKinds(fields: AuditEventRow['fields']): string[] {
+export function dataKinds(fields: AuditEventRow['fields']): string[] {
   const kinds = new Set<string>();
   for (const { field, outcome } of fields) {
     // Refused and failed reads showed nothing of the record: not disclosures.

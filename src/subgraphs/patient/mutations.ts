@@ -10,6 +10,7 @@ import { EMERGENCY_ACCESS_MINUTES, grantEmergencyAccess, MINIMUM_REASON_LENGTH }
 import { failed, InputCheck, invalidInput, type Failure } from '../mutation-results.js';
 import { isUuid } from '../pagination.js';
 import { careTeamById, patientById } from './repository.js';
+import { closeEmergencyReview } from './emergency-reviews.js';
 import type { SubgraphContext } from '../context.js';
 
 const PHONE = /^\+?[0-9][0-9 ().-]{6,19}$/;
@@ -155,12 +156,12 @@ async function openEmergencyAccess(
   if (!check.ok) return invalidInput(check);
   const organizationId = context.principal.organizationId;
   const exists = organizationId ? await context.em.count(Patient, { id: input.patientId, managingOrganization: organizationId }) : 0;
-  if (exists === 0) return failed('NOT_FOUND', 'No such patient in your organization.');
+  if (!organizationId || exists === 0) return failed('NOT_FOUND', 'No such patient in your organization.');
   if (await context.loader(patientById).load(input.patientId)) {
     return failed('CONFLICT', 'You can already see this patient; no emergency access is needed.');
   }
   let replayedId: string | null | undefined;
-  const grant = await grantEmergencyAccess(context.principal.subject, input.patientId, input.reason.trim(), minutes, context.em, context.cache, async (work) => {
+  const grant = await grantEmergencyAccess(context.principal.subject, input.patientId, organizationId, input.reason.trim(), minutes, context.em, context.cache, async (work) => {
     const written = await writeWithRecord(context, { coordinate: 'Mutation.openEmergencyAccess', input, work, resultId: (id) => id });
     if (written.replayed) replayedId = written.resultId;
     return !written.replayed;
@@ -180,4 +181,5 @@ export const mutations: MutationResolvers = {
   updateMyContact: (_parent, args, context) => updateMyContact(args, context),
   addCareTeamMember: (_parent, args, context) => addCareTeamMember(args, context),
   openEmergencyAccess: async (_parent, args, context) => ({ grant: null, ...(await openEmergencyAccess(args, context)) }),
+  closeEmergencyReview: async (_parent, args, context) => ({ review: null, ...(await closeEmergencyReview(args, context)) }),
 };

@@ -3,6 +3,7 @@ import type { Resolvers } from './__generated__/resolvers-types.js';
 import { notFound } from '../../errors.js';
 import { mutations } from './mutations.js';
 import { listAuditEvents, listDisclosures } from './audit-queries.js';
+import { accessEventsOf, dataKindsOf, listEmergencyReviews } from './emergency-reviews.js';
 import { auditEventId } from '../../audit/index.js';
 import { ageAt } from '../../policy/index.js';
 import { DateScalar, DateTimeScalar } from '../scalars.js';
@@ -59,10 +60,18 @@ export const resolvers: Resolvers = {
       listPatients({ em, access, cursors }, pageSize(first, TOP_LEVEL_PAGE), after, filter),
     auditEvents: (_parent, { filter, first, after }, { em, principal, cursors }) => listAuditEvents(em, principal, cursors, filter, first, after),
     myDisclosures: (_parent, { first, after }, { em, principal, cursors }) => listDisclosures(em, principal, cursors, first, after),
+    emergencyReviews: (_parent, { status, first, after }, { em, principal, cursors }) => listEmergencyReviews(em, principal, cursors, status, first, after),
     patientByMrn: async (_parent, { mrn }, { em, access, cursors, sealer, plaintextForBenchmark }) =>
       (await findPatientByMrn({ em, access, cursors }, sealer.indexKeys, mrn, plaintextForBenchmark)) ?? Promise.reject(notFound('Patient')),
   },
   Mutation: mutations,
+  EmergencyReview: {
+    // The patient follows its own rules (row scope, fields): the reviewer reads MRN and name, never clinical values.
+    patient: (review, _args, { loader }) => loader(patientById).load(review.patientId),
+    overdue: (review) => review.status === 'open' && Date.parse(review.dueAt) < Date.now(),
+    dataKinds: (review, _args, { em }) => dataKindsOf(em, review),
+    accessEvents: (review, _args, { em }) => accessEventsOf(em, review),
+  },
   AuditEvent: {
     // The stored row id, and the event's position in it when the row groups several events.
     id: (event) => auditEventId(event),
