@@ -77,10 +77,12 @@ export function requireToken(verifier: TokenVerifier, logger: Logger) {
       (principal) => {
         const chosen = choosePurpose(principal.roles, principal.purposes, request.header(PURPOSE_HEADER));
         if ('refusal' in chosen) {
-          logger.info({ requestId: response.locals['requestId'], reason: chosen.refusal, roles: principal.roles }, 'purpose of use refused');
+          // Who was refused, and why (never the header's text: a code this API does not know is the caller's own words).
+          logger.info({ requestId: response.locals['requestId'], reason: chosen.refusal, subject: principal.subject, tokenId: principal.tokenId, roles: principal.roles }, 'purpose of use refused');
           const unknown = chosen.refusal === 'PURPOSE_UNKNOWN';
           response
             .status(unknown ? 400 : 403)
+            .setHeader('cache-control', 'no-store')
             .json({ errors: [{ message: PURPOSE_REFUSALS[chosen.refusal], extensions: { code: unknown ? 'BAD_USER_INPUT' : 'FORBIDDEN', reason: chosen.refusal } }] });
           return;
         }

@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { getNamedType, type GraphQLSchema } from 'graphql';
 import { ROLES, type Role } from '../src/auth/index.js';
-import { ACCESS_POLICY, MASKERS, decideField } from '../src/policy/index.js';
+import { ACCESS_POLICY, ANY_PURPOSE, MASKERS, decideField } from '../src/policy/index.js';
 import { Coverage, Patient } from '../src/db/entities.js';
 import { StudyPseudonyms, toBuffer } from '../src/crypto/index.js';
 import { isList, printSelection, selectEverything, type SelectedField } from './support/operations.js';
@@ -91,7 +91,7 @@ async function compare(
   for (const field of fields) {
     const here = [...path, field.name];
     const key = here.join('.');
-    const decision = decideField([role], typeName, field.name);
+    const decision = decideField([role], typeName, field.name, undefined, ANY_PURPOSE);
     const value = actual[field.name];
     const refused = decision.decision.kind === 'deny' ? 'ROLE_DENIED' : decision.phi && !mfa ? 'MFA_REQUIRED' : null;
     if (refused) {
@@ -162,7 +162,7 @@ async function findingsFor(role: Role, mfa: boolean): Promise<Finding[]> {
   });
   const errors = errorsByPath(response);
   const patient = response.body.data?.patient ?? null;
-  const lookup = decideField([role], 'Query', 'patient');
+  const lookup = decideField([role], 'Query', 'patient', undefined, ANY_PURPOSE);
   if (lookup.decision.kind === 'deny') {
     // A role that reads no record may not look one up by its id: refused whole, before anything runs.
     expect(response.status).toBe(403);

@@ -15,6 +15,7 @@ import {
 } from 'graphql';
 import { ROLES } from '../src/auth/index.js';
 import {
+  ANY_PURPOSE,
   ARGUMENT_CLASSIFICATION,
   INPUT_FIELD_CLASSIFICATION,
   argumentUse,
@@ -119,15 +120,15 @@ describe('the argument policy', () => {
   });
 
   it('never lets a masked decision stand for a full read: a role that sees only the last four of an SSN or the year of a birth date cannot match on them', () => {
-    const masked = decideArgumentUse(categoryDeciderFor(['clinician']), { kind: 'value', category: 'ssn' }, true);
+    const masked = decideArgumentUse(categoryDeciderFor(['clinician'], ANY_PURPOSE), { kind: 'value', category: 'ssn' }, true);
     expect(masked).toEqual({ allowed: false, reason: 'MASKED_ONLY' });
-    expect(decideArgumentUse(categoryDeciderFor(['researcher']), { kind: 'value', category: 'birthDate' }, true)).toEqual({ allowed: false, reason: 'MASKED_ONLY' });
-    expect(decideArgumentUse(categoryDeciderFor(['clinician']), { kind: 'value', category: 'mrn' }, false)).toEqual({ allowed: false, reason: 'MFA_REQUIRED' });
+    expect(decideArgumentUse(categoryDeciderFor(['researcher'], ANY_PURPOSE), { kind: 'value', category: 'birthDate' }, true)).toEqual({ allowed: false, reason: 'MASKED_ONLY' });
+    expect(decideArgumentUse(categoryDeciderFor(['clinician'], ANY_PURPOSE), { kind: 'value', category: 'mrn' }, false)).toEqual({ allowed: false, reason: 'MFA_REQUIRED' });
   });
 
   it('keeps identifier lookups from the research role and from partners', () => {
     for (const role of ['researcher', 'partner', 'integrator'] as const) {
-      expect(decideArgumentUse(categoryDeciderFor([role]), argumentUse('Query.patientByMrn', 'mrn'), true).allowed, role).toBe(false);
+      expect(decideArgumentUse(categoryDeciderFor([role], ANY_PURPOSE), argumentUse('Query.patientByMrn', 'mrn'), true).allowed, role).toBe(false);
     }
   });
 });
@@ -257,7 +258,7 @@ describe('the filter-by-value attack, for every role and every argument, over HT
   for (const role of ROLES) {
     it(`gives ${role} one and the same refusal for two values of anything it may not read in full, on the gateway and the subgraph; and lets it use the rest`, async () => {
       const token = await stack.token(role);
-      const decide = categoryDeciderFor([role]);
+      const decide = categoryDeciderFor([role], ANY_PURPOSE);
       const failures: string[] = [];
       await inBatches(sites, 4, async (site) => {
         // Required siblings of a probed input field share its category (writes), and optional ones are left out.
@@ -334,7 +335,7 @@ describe('the introspection view of a role', () => {
       const types = new Map(response.body.data?.__schema.types.map((type) => [type.name, type]));
       // An admin manages care teams of its organization: it may filter by care team and organization, not by gender (which it may not read).
       expect(types.get('PatientFilter')?.inputFields?.map((field) => field.name).sort(), url).toEqual(['careTeamId', 'managingOrganizationId']);
-      const decide = categoryDeciderFor(['admin']);
+      const decide = categoryDeciderFor(['admin'], ANY_PURPOSE);
       for (const type of response.body.data?.__schema.types ?? []) {
         if (type.name.startsWith('__')) continue;
         for (const field of type.inputFields ?? []) expect(decideArgumentUse(decide, inputFieldUse(type.name, field.name), true).allowed, `${type.name}.${field.name}`).toBe(true);

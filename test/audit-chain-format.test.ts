@@ -23,7 +23,8 @@ function documentedDigest(events: readonly AuditEventRecord[]): string {
       event.operationName,
       event.operationHash,
       // The purpose of use, in events that have one (events written before purposes existed have none).
-      ...(event.purpose ? [event.purpose] : []),
+      // Every role of the token, when the request acted with fewer, after the purpose (null if none).
+      ...(event.tokenRoles ? [event.purpose ?? null, event.tokenRoles] : event.purpose ? [event.purpose] : []),
       event.patientId,
       event.entityType,
       event.entityId,
@@ -47,6 +48,7 @@ describe('the audit payload digest', () => {
       testAuditEvent('request-a', { ...shared, roles: ['billing'], subject: 'user "quoted" é', action: 'update', emergency: true, emergencyGrantId: 'g1' }),
       testAuditEvent('request-c', { ...shared, purpose: 'HPAYMT', patientId: 'p1', entityType: 'Patient', entityId: 'p1', fields: [{ field: 'Patient.name', outcome: 'allowed' }] }),
       testAuditEvent('request-c', { ...shared, purpose: 'HPAYMT', patientId: 'p2', entityType: 'Patient', entityId: 'p2', fields: [{ field: 'Patient.name', outcome: 'allowed' }] }),
+      testAuditEvent('request-d', { ...shared, purpose: 'TREAT', roles: ['clinician'], tokenRoles: ['clinician', 'billing'], patientId: 'p2', entityType: 'Patient', entityId: 'p2' }),
       testAuditEvent('request-b', { ...shared, patientId: null, entityType: 'AccessAlert', fields: [] }),
     ];
     expect(payloadDigest(events).toString('hex')).toBe(documentedDigest(events));

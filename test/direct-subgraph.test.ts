@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Role } from '../src/auth/index.js';
-import { decideField } from '../src/policy/index.js';
+import { ANY_PURPOSE, decideField } from '../src/policy/index.js';
 import type { SubgraphName } from '../src/subgraphs/catalog.js';
 import { post, startTestStack, TEST_STUDY, type TestStack } from './support/stack.js';
 import { StudyPseudonyms } from '../src/crypto/index.js';
@@ -72,7 +72,7 @@ describe('an _entities query sent straight to a subgraph', () => {
   for (const { type, subgraph, table, field } of ENTITIES) {
     it(`resolves a ${type} in the ${subgraph} subgraph only inside the caller's row scope, and applies the field rule`, async () => {
       const fieldName = field.split(' ')[0] ?? field;
-      const allowed = decideField(['clinician'], type, fieldName).decision.kind !== 'deny';
+      const allowed = decideField(['clinician'], type, fieldName, undefined, ANY_PURPOSE).decision.kind !== 'deny';
       const inside = await entity('clinician', subgraph, type, await rowOf(table, inScopePatient), field);
       expect(inside.value).not.toBeNull();
       if (allowed) {

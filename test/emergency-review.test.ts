@@ -32,11 +32,12 @@ interface Review {
   dataKinds: string[];
   patient: { mrn: string | null; name: { text: string } | null; conditions?: unknown } | null;
   accessEvents: { entityType: string; emergency: boolean; fields: { field: string; outcome: string }[] }[];
+  accessEventCount: number;
 }
 
 const REVIEWS = `query($status: EmergencyReviewStatus, $first: Int, $after: String) {
   emergencyReviews(status: $status, first: $first, after: $after) {
-    edges { node { id accessedBy reason status outcome note reviewer overdue dataKinds patient { mrn name { text } } accessEvents { entityType emergency fields { field outcome } } } }
+    edges { node { id accessedBy reason status outcome note reviewer overdue dataKinds patient { mrn name { text } } accessEvents { entityType emergency fields { field outcome } } accessEventCount } }
     pageInfo { hasNextPage endCursor }
   }
 }`;
@@ -139,6 +140,7 @@ describe('a privacy officer reviewing', () => {
     expect(review?.dataKinds).toEqual(expect.arrayContaining(['name', 'birthDate', 'condition']));
     expect(review?.accessEvents.some((event) => event.emergency && event.fields.some((field) => field.field.startsWith('Condition.code')))).toBe(true);
     expect(review?.accessEvents.some((event) => event.entityType === 'EmergencyAccess')).toBe(true);
+    expect(review?.accessEventCount).toBe(review?.accessEvents.length);
     // The clinical values read under the grant are not the reviewer's to read.
     const values = await post<{ patient: { conditions: unknown } | null }>(stack.gatewayUrl, 'query($id: ID!) { patient(id: $id) { conditions { edges { node { code { code } } } } } }', {
       token: await officerToken(),
@@ -163,17 +165,32 @@ describe('a privacy officer reviewing', () => {
     expect(closed.body.data?.closeEmergencyReview?.error?.code).toBe('NOT_FOUND');
   });
 
-  it('closes a review with an outcome and a note, once, on the record', async () => {
+  it('closes a review with an outcome and a note, once, on the record, only after the grant ended and never by who broke the glass', async () => {
     const officer = await officerToken();
     const [review] = await stack.sql<{ id: string }>('select id from emergency_review where grant_id = ?', [grantId]);
+    const note = 'Patient arrived unconscious; access matched the chart opened.';
+    // While the grant can still be used, the access is not over: no review yet.
+    const early = await close(officer, { id: review?.id, outcome: 'justified', note });
+    expect(early.body.data?.closeEmergencyReview?.error?.code).toBe('CONFLICT');
+    await stack.sql(`update emergency_access set expires_at = now() - interval '1 minute' where id = ?`, [grantId]);
+    // Separation of duties: not the clinician who broke the glass, nor a token that can break it.
+    const clinician = stack.principals.clinician;
+    const self = await stack.token('privacyOfficer', { subject: clinician.subject, organizationId: clinician.organizationId });
+    expect((await close(self, { id: review?.id, outcome: 'justified', note })).body.data?.closeEmergencyReview?.error?.code).toBe('CONFLICT');
+    const both = await stack.token('privacyOfficer', { roles: ['privacyOfficer', 'clinician'], organizationId: clinician.organizationId, purposes: ['HOPERAT'] });
+    expect((await close(both, { id: review?.id, outcome: 'justified', note })).body.data?.closeEmergencyReview?.error?.code).toBe('CONFLICT');
+    const [still] = await stack.sql<{ status: string }>('select status from emergency_review where id = ?', [review?.id]);
+    expect(still?.status).toBe('open');
     const tooShort = await close(officer, { id: review?.id, outcome: 'justified', note: 'ok' });
     expect(tooShort.body.data?.closeEmergencyReview?.error?.code).toBe('INVALID_INPUT');
-    const closed = await close(officer, { id: review?.id, outcome: 'justified', note: 'Patient arrived unconscious; access matched the chart opened.' });
+    const closed = await close(officer, { id: review?.id, outcome: 'justified', note });
     expect(closed.body.data?.closeEmergencyReview).toMatchObject({ ok: true, error: null, review: { status: 'closed', outcome: 'justified', reviewer: stack.principals.privacyOfficer.subject } });
     const again = await close(officer, { id: review?.id, outcome: 'notJustified', note: 'Second thoughts, changing it.' });
     expect(again.body.data?.closeEmergencyReview?.error?.code).toBe('CONFLICT');
     const [row] = await stack.sql<{ outcome: string }>('select outcome from emergency_review where id = ?', [review?.id]);
     expect(row?.outcome).toBe('justified');
+    // A closed review does not change, even for the table's owner.
+    await expect(stack.sql(`update emergency_review set outcome = 'not-justified' where id = ?`, [review?.id])).rejects.toThrow();
     expect((await reviews(officer)).body.data?.emergencyReviews?.edges.some((edge) => edge.node.id === review?.id)).toBe(false);
     expect((await reviews(officer, 'closed')).body.data?.emergencyReviews?.edges.some((edge) => edge.node.id === review?.id)).toBe(true);
     const events = await stack.sql<{ entity_type: string; action: string }>(
@@ -213,8 +230,23 @@ describe('the deadline', () => {
     expect(alerts[0]?.patient_id).toBe(other?.id);
     expect(lines.some((line) => line.includes('emergency-review-overdue') && line.includes(review?.id ?? 'none'))).toBe(true);
     expect((await verifyAuditChain(stack.api.db!)).ok).toBe(true);
-    // An open review past due shows as overdue to the officer (here: moved back by hand).
-    await stack.sql(`update emergency_review set due_at = now() - interval '1 hour' where id = ?`, [review?.id]);
+    // The alert is not a disclosure: the patient's accounting shows no read by housekeeping.
+    const patient = await stack.token('patient', { subject: `patient:${other?.id ?? ''}`, patientId: other?.id ?? null });
+    const disclosures = await post<{ myDisclosures: { edges: { node: { roles: string[] } }[] } }>(stack.gatewayUrl, '{ myDisclosures(first: 100) { edges { node { roles } } } }', { token: patient });
+    expect(disclosures.body.errors).toBeUndefined();
+    expect(disclosures.body.data?.myDisclosures.edges.length).toBeGreaterThan(0);
+    expect(disclosures.body.data?.myDisclosures.edges.every((edge) => edge.node.roles.length > 0)).toBe(true);
+    // What identifies a review cannot be changed, even by the table's owner, unless it switches the triggers off.
+    await expect(stack.sql(`update emergency_review set due_at = now() - interval '1 hour' where id = ?`, [review?.id])).rejects.toThrow();
+    await expect(stack.sql('delete from emergency_review where id = ?', [review?.id])).rejects.toThrow();
+    await expect(stack.sql(`update emergency_review set overdue_alerted_at = null where id = ?`, [review?.id])).rejects.toThrow();
+    // An open review past due shows as overdue to the officer (here: moved back by hand, triggers off).
+    await stack.sql('alter table emergency_review disable trigger user');
+    try {
+      await stack.sql(`update emergency_review set due_at = now() - interval '1 hour' where id = ?`, [review?.id]);
+    } finally {
+      await stack.sql('alter table emergency_review enable trigger user');
+    }
     const listed = await reviews(await officerToken());
     expect(listed.body.data?.emergencyReviews?.edges.find((edge) => edge.node.id === review?.id)?.node.overdue).toBe(true);
   });

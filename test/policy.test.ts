@@ -48,7 +48,7 @@ describe('the access policy', () => {
     const unclassified = fields.filter(({ type, field }) => !categoryOf(type, field)).map(({ type, field }) => `${type}.${field}`);
     expect(unclassified).toEqual([]);
     for (const { type, field } of fields) {
-      for (const role of ROLES) expect(['allow', 'mask', 'deny']).toContain(decideField([role], type, field).decision.kind);
+      for (const role of ROLES) expect(['allow', 'mask', 'deny']).toContain(decideField([role], type, field, undefined, ANY_PURPOSE).decision.kind);
     }
   });
 
@@ -61,7 +61,7 @@ describe('the access policy', () => {
   it('keeps every field that some role is denied nullable, so a denial cannot null out the rest of a response', () => {
     const fragile = fields
       .filter(({ nonNull }) => nonNull)
-      .filter(({ type, field }) => ROLES.some((role) => decideField([role], type, field).decision.kind === 'deny') && categoryOf(type, field) !== 'structure')
+      .filter(({ type, field }) => ROLES.some((role) => decideField([role], type, field, undefined, ANY_PURPOSE).decision.kind === 'deny') && categoryOf(type, field) !== 'structure')
       .filter(({ type, field }) => !(field === 'id' || (type === 'Query' && field === 'viewer')))
       .map(({ type, field }) => `${type}.${field}`);
     expect(fragile).toEqual([]);
@@ -153,9 +153,9 @@ describe('combining roles', () => {
     expect(mostPermissive([mask('birthYear'), allow])).toEqual(allow);
     expect(mostPermissive([deny, deny])).toEqual(deny);
     expect(mostPermissive([])).toEqual(deny);
-    expect(decideField(['nurse', 'billing'], 'ClinicalNote', 'text').decision).toEqual(deny);
-    expect(decideField(['nurse', 'billing'], 'Claim', 'total').decision).toEqual(allow);
-    expect(decideField(['researcher', 'partner'], 'Patient', 'birthDate').decision).toEqual(allow);
+    expect(decideField(['nurse', 'billing'], 'ClinicalNote', 'text', undefined, ANY_PURPOSE).decision).toEqual(deny);
+    expect(decideField(['nurse', 'billing'], 'Claim', 'total', undefined, ANY_PURPOSE).decision).toEqual(allow);
+    expect(decideField(['researcher', 'partner'], 'Patient', 'birthDate', undefined, ANY_PURPOSE).decision).toEqual(allow);
   });
 });
 

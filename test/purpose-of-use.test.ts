@@ -199,6 +199,7 @@ describe('a request reading for a purpose, over HTTP', () => {
       const response = await chart(stack.gatewayUrl, token, purpose);
       expect(response.status, `${purpose} ${reason}`).toBe(status);
       expect(response.body.errors?.[0]?.extensions?.['reason']).toBe(reason);
+      expect(response.headers.get('cache-control')).toBe('no-store');
       expect(response.body.data ?? null).toBeNull();
       expect(JSON.stringify(response.body)).not.toContain(patientId);
     }
@@ -252,6 +253,16 @@ describe('the purpose in the audit trail', () => {
     expect(fhir.agent[0]?.purposeOfUse?.[0]?.coding[0]?.code).toBe('HPAYMT');
 
     expect((await verifyAuditChain(stack.api.db!)).ok).toBe(true);
+    // A token with more roles than act for the purpose: the events name the acting roles, and every role of the account.
+    const both = await stack.token('clinician', { roles: ['clinician', 'billing'], purposes: ['TREAT', 'HPAYMT'] });
+    const treating = await chart(stack.gatewayUrl, both, 'TREAT');
+    const accounts = await stack.sql<{ roles: string[]; token_roles: string[] | null }>('select "roles", "token_roles" from "audit_event" where "request_id" = ?', [treating.headers.get('x-request-id')]);
+    expect(accounts.length).toBeGreaterThan(0);
+    for (const row of accounts) expect(row).toEqual({ roles: ['clinician'], token_roles: ['clinician', 'billing'] });
+    const paying = await chart(stack.gatewayUrl, both, 'HPAYMT');
+    const acting = await stack.sql<{ roles: string[]; token_roles: string[] | null }>('select "roles", "token_roles" from "audit_event" where "request_id" = ?', [paying.headers.get('x-request-id')]);
+    for (const row of acting) expect(row).toEqual({ roles: ['clinician', 'billing'], token_roles: null });
+    expect((await verifyAuditChain(stack.api.db!)).ok).toBe(true);
     // An insider with the owner's rights switches the triggers off and removes, or changes, the purpose: the chain says so.
     await stack.sql('alter table audit_event disable trigger user');
     try {
@@ -260,6 +271,11 @@ describe('the purpose in the audit trail', () => {
         expect((await verifyAuditChain(stack.api.db!)).ok, String(forged)).toBe(false);
       }
       await stack.sql(`update "audit_event" set "purpose" = 'HPAYMT' where "request_id" = ?`, [requestId]);
+      // Nor can the account's other roles be taken off the record.
+      const mixed = treating.headers.get('x-request-id');
+      await stack.sql(`update "audit_event" set "token_roles" = null where "request_id" = ?`, [mixed]);
+      expect((await verifyAuditChain(stack.api.db!)).ok).toBe(false);
+      await stack.sql(`update "audit_event" set "token_roles" = array['clinician', 'billing'] where "request_id" = ?`, [mixed]);
     } finally {
       await stack.sql('alter table audit_event enable trigger user');
     }

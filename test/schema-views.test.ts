@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { getIntrospectionQuery, type IntrospectionQuery } from 'graphql';
 import { ROLES, type Role } from '../src/auth/index.js';
-import { INTROSPECTION_ROLES, decideField } from '../src/policy/index.js';
+import { ANY_PURPOSE, INTROSPECTION_ROLES, decideField } from '../src/policy/index.js';
 import { apiSchema } from './support/supergraph.js';
 import { post, startTestStack, type TestStack } from './support/stack.js';
 
@@ -37,13 +37,13 @@ describe('schema views', () => {
       for (const type of Object.values(schema.getTypeMap())) {
         if (!('getFields' in type) || type.name.startsWith('__') || type.constructor.name !== 'GraphQLObjectType') continue;
         for (const field of Object.keys((type as { getFields(): Record<string, unknown> }).getFields())) {
-          const readable = decideField([role], type.name, field).decision.kind !== 'deny';
+          const readable = decideField([role], type.name, field, undefined, ANY_PURPOSE).decision.kind !== 'deny';
           if (!readable) expect(visible.has(`${type.name}.${field}`), `${type.name}.${field}`).toBe(false);
         }
       }
       for (const name of visible) {
         const [type, field] = name.split('.') as [string, string];
-        expect(decideField([role], type, field).decision.kind, name).not.toBe('deny');
+        expect(decideField([role], type, field, undefined, ANY_PURPOSE).decision.kind, name).not.toBe('deny');
       }
     });
   }
@@ -86,7 +86,7 @@ describe('schema views', () => {
     for (const name of visible) {
       const [type, field] = name.split('.') as [string, string];
       if (type === '_Service' || field.startsWith('_')) continue;
-      expect(decideField(['admin'], type, field).decision.kind, name).not.toBe('deny');
+      expect(decideField(['admin'], type, field, undefined, ANY_PURPOSE).decision.kind, name).not.toBe('deny');
     }
   });
 

@@ -176,7 +176,7 @@ export class AuditCollector {
   events(facts: RequestFacts, recordedAt: Date, emergencyGrants: ReadonlyMap<string, string>, groups: Iterable<AuditGroup> = this.#groups.values()): AuditEventRecord[] {
     const at = recordedAt.toISOString();
     const lists = new FieldListInterner();
-    const { requestId, subgraph, subject, roles, organizationId, clientName, clientVersion, ip, operationName, operationHash, purpose = null } = facts;
+    const { requestId, subgraph, subject, roles, organizationId, clientName, clientVersion, ip, operationName, operationHash, purpose = null, tokenRoles = null } = facts;
     return [...groups].map(({ target, fields }) => {
       const grant = target.patientId ? emergencyGrants.get(target.patientId) ?? null : null;
       return {
@@ -191,6 +191,7 @@ export class AuditCollector {
         operationName,
         operationHash,
         purpose,
+        tokenRoles,
         recordedAt: at,
         patientId: target.patientId,
         entityType: target.entityType,

@@ -32,6 +32,12 @@ export interface RequestFacts {
    * Absent or null only in events recorded before purposes existed.
    */
   purpose?: string | null;
+  /**
+   * Every role the token carried, when the request acted with fewer of them
+   * (`roles`: those that may read for the purpose); absent or null when they
+   * are the same.
+   */
+  tokenRoles?: string[] | null;
 }
 
 export interface AuditEventRecord extends RequestFacts {
@@ -69,7 +75,7 @@ export function auditEventId(event: Pick<StoredAuditEvent, 'id' | 'position'>): 
 export function auditEntries(where = 'true'): string {
   return `(select e."id", entry."position", e."batch_sequence", e."recorded_at", e."request_id", e."subgraph", e."subject", e."roles", e."organization_id",
     e."client_name", e."client_version", e."ip", e."operation_name", e."operation_hash", entry."patient_id", e."entity_type", entry."entity_id",
-    e."action", e."fields", e."emergency", e."emergency_grant_id", e."purpose"
+    e."action", e."fields", e."emergency", e."emergency_grant_id", e."purpose", e."token_roles"
   from "audit_event" e
   cross join lateral (
     select u."patient_id", u."entity_id", u."position" from unnest(e."patient_ids", e."entity_ids") with ordinality as u("patient_id", "entity_id", "position")
@@ -144,6 +150,7 @@ export function auditEventFromRow(row: Row): StoredAuditEvent {
     emergency: row['emergency'] === true || row['emergency'] === 't',
     emergencyGrantId: nullableText(row, 'emergency_grant_id'),
     purpose: nullableText(row, 'purpose'),
+    tokenRoles: row['token_roles'] === null || row['token_roles'] === undefined ? null : rolesOf(row['token_roles']),
   };
 }
 
@@ -161,6 +168,7 @@ export function auditEventFromRow(row: Row): StoredAuditEvent {
  */
 function factsPart(event: AuditEventRecord): string {
   const purpose = event.purpose ?? null;
+  const tokenRoles = event.tokenRoles ?? null;
   const facts = [
     new Date(event.recordedAt).toISOString(),
     event.requestId,
@@ -174,7 +182,8 @@ function factsPart(event: AuditEventRecord): string {
     event.operationName,
     event.operationHash,
   ];
-  return JSON.stringify(purpose === null ? facts : [...facts, purpose]).slice(0, -1);
+  // The token's roles, when the request acted with fewer of them, follow the purpose (null if none) as a 13th fact.
+  return JSON.stringify(tokenRoles !== null ? [...facts, purpose, tokenRoles] : purpose !== null ? [...facts, purpose] : facts).slice(0, -1);
 }
 
 /** Canonical forms of shared field records (the collector shares them across a batch's events). */
@@ -217,7 +226,7 @@ const FACT_KEYS = ['recordedAt', 'requestId', 'subgraph', 'subject', 'organizati
 
 /** True when two events carry the same request facts (and so the same facts part). */
 export function sameFacts(a: AuditEventRecord, b: AuditEventRecord): boolean {
-  return FACT_KEYS.every((key) => a[key] === b[key]) && (a.purpose ?? null) === (b.purpose ?? null) && a.roles.length === b.roles.length && a.roles.every((role, index) => role === b.roles[index]);
+  return FACT_KEYS.every((key) => a[key] === b[key]) && (a.purpose ?? null) === (b.purpose ?? null) && (a.tokenRoles ?? null)?.join(',') === (b.tokenRoles ?? null)?.join(',') && a.roles.length === b.roles.length && a.roles.every((role, index) => role === b.roles[index]);
 }
 
 function compareText(a: string, b: string): number {

@@ -73,6 +73,8 @@ export function requestFacts(
     operationName: header(headers, FORWARDED_OPERATION_NAME) ?? operationName?.slice(0, MAX_HEADER_LENGTH) ?? null,
     operationHash: header(headers, FORWARDED_OPERATION_HASH) ?? operationHash(source ?? ''),
     purpose: principal.purpose,
+    // The account's other roles, when this request acted with fewer (its purpose): on the record, for who it was.
+    tokenRoles: principal.tokenRoles.length === principal.roles.length ? null : [...principal.tokenRoles],
   };
 }
 

@@ -41,13 +41,13 @@ with head as (
   update "audit_chain" set "sequence" = batch."sequence", "hash" = batch."hash" from batch where "audit_chain"."id" = 1 returning 1
 ), facts as (
   select * from rows from (jsonb_to_recordset(${facts}::jsonb) as ("recordedAt" timestamptz, "requestId" text, "subgraph" text, "subject" text, "roles" text[],
-    "organizationId" uuid, "clientName" text, "clientVersion" text, "ip" text, "operationName" text, "operationHash" text, "purpose" text)) with ordinality as f("recordedAt",
-    "requestId", "subgraph", "subject", "roles", "organizationId", "clientName", "clientVersion", "ip", "operationName", "operationHash", "purpose", "index")
+    "organizationId" uuid, "clientName" text, "clientVersion" text, "ip" text, "operationName" text, "operationHash" text, "purpose" text, "tokenRoles" text[])) with ordinality as f("recordedAt",
+    "requestId", "subgraph", "subject", "roles", "organizationId", "clientName", "clientVersion", "ip", "operationName", "operationHash", "purpose", "tokenRoles", "index")
 ), written as (
   insert into "audit_event" ("batch_sequence", "recorded_at", "request_id", "subgraph", "subject", "roles", "organization_id", "client_name",
-    "client_version", "ip", "operation_name", "operation_hash", "purpose", "patient_ids", "entity_type", "entity_ids", "action", "fields", "emergency", "emergency_grant_id")
+    "client_version", "ip", "operation_name", "operation_hash", "purpose", "token_roles", "patient_ids", "entity_type", "entity_ids", "action", "fields", "emergency", "emergency_grant_id")
   select batch."sequence", f."recordedAt", f."requestId", f."subgraph", f."subject", f."roles", f."organizationId", f."clientName",
-    f."clientVersion", f."ip", f."operationName", f."operationHash", f."purpose", e."patientIds", e."entityType", e."entityIds", e."action", e."fields", e."emergency", e."emergencyGrantId"
+    f."clientVersion", f."ip", f."operationName", f."operationHash", f."purpose", f."tokenRoles", e."patientIds", e."entityType", e."entityIds", e."action", e."fields", e."emergency", e."emergencyGrantId"
   from batch, jsonb_to_recordset(${events}::jsonb) as e("facts" int, "patientIds" uuid[], "entityType" text, "entityIds" text[], "action" text, "fields" jsonb,
     "emergency" boolean, "emergencyGrantId" uuid)
   join facts f on f."index" = e."facts"
@@ -56,7 +56,7 @@ with head as (
 select batch."sequence" as "batch_sequence", (select coalesce(sum("events"), 0) from written)::int as "written" from batch`;
 }
 
-const FACT_COLUMNS = ['recordedAt', 'requestId', 'subgraph', 'subject', 'roles', 'organizationId', 'clientName', 'clientVersion', 'ip', 'operationName', 'operationHash', 'purpose'] as const;
+const FACT_COLUMNS = ['recordedAt', 'requestId', 'subgraph', 'subject', 'roles', 'organizationId', 'clientName', 'clientVersion', 'ip', 'operationName', 'operationHash', 'purpose', 'tokenRoles'] as const;
 
 interface GroupRow {
   facts: number;

@@ -5,6 +5,7 @@ import { loadConfig } from '../config.js';
 import { loadApiSchema } from '../gateway/api-schema.js';
 import { documentId, readManifest, type TrustedDocument } from '../gateway/trusted-documents.js';
 import { checkOperation } from '../policy/check-operation.js';
+import { ANY_PURPOSE } from '../policy/decisions.js';
 
 /**
  * Trusted documents (src/gateway/trusted-documents.ts):
@@ -50,7 +51,8 @@ try {
     } catch (error) {
       fail(`documents: cannot read ${file} (${(error as NodeJS.ErrnoException).code ?? 'error'})`);
     }
-    const result = checkOperation(schema, source, roles);
+    // Registered for the roles whatever the purpose: each request is still decided for its own purpose when it runs.
+    const result = checkOperation(schema, source, roles, ANY_PURPOSE);
     if (!result.ok) {
       console.error(`REFUSED ${file}: not a valid operation for this API: ${result.errors.join('; ')}`);
       refused += 1;

@@ -334,7 +334,12 @@ export const EmergencyReviewSchema = defineEntity({
     { properties: ['organization', 'status', 'openedAt'] },
     { name: 'emergency_review_due_index', expression: `create index "emergency_review_due_index" on "emergency_review" ("due_at") where "status" = 'open'` },
   ],
-  checks: [{ name: 'emergency_review_closed_check', expression: `("status" = 'open') = ("outcome" is null and "closed_at" is null and "reviewer" is null)` }],
+  checks: [
+    {
+      name: 'emergency_review_closed_check',
+      expression: `("status" = 'open' and "outcome" is null and "note" is null and "reviewer" is null and "closed_at" is null) or ("status" = 'closed' and "outcome" is not null and "note" is not null and "reviewer" is not null and "closed_at" is not null)`,
+    },
+  ],
   properties: {
     id: p.uuid().primary(),
     grant: () => p.oneToOne(EmergencyAccess).owner(),
@@ -406,6 +411,10 @@ export const AuditEventSchema = defineEntity({
     { properties: ['subject', 'recordedAt'] },
     { properties: ['recordedAt'] },
     { name: 'audit_event_patient_ids_index', expression: 'create index "audit_event_patient_ids_index" on "audit_event" using gin ("patient_ids")' },
+    {
+      name: 'audit_event_emergency_grant_id_index',
+      expression: 'create index "audit_event_emergency_grant_id_index" on "audit_event" ("emergency_grant_id") where "emergency_grant_id" is not null',
+    },
   ],
   properties: {
     id: p.bigint('number').primary().autoincrement(),
@@ -423,6 +432,8 @@ export const AuditEventSchema = defineEntity({
     operationHash: p.string(),
     /** The request's purpose of use (HL7 v3 PurposeOfUse); null in events recorded before purposes existed. */
     purpose: p.string().length(32).nullable(),
+    /** Every role of the token, when the request acted with fewer (its purpose's); null otherwise. */
+    tokenRoles: p.array().nullable(),
     patientId: p.uuid().nullable(),
     entityType: p.string(),
     entityId: p.string().nullable(),

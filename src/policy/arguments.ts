@@ -20,7 +20,7 @@ import type { Role } from '../auth/index.js';
 import { ErrorCode } from '../errors.js';
 import { ACCESS_POLICY, deny, type Decision } from './access-policy.js';
 import { isPhi, type Category } from './categories.js';
-import { ANY_PURPOSE, categoryDecision, mostPermissive, rank, type RequestPurpose } from './decisions.js';
+import { categoryDecision, mostPermissive, rank, type RequestPurpose } from './decisions.js';
 
 /**
  * Arguments are reads. A filter, a lookup or a sort by a value tells the
@@ -113,7 +113,7 @@ export type CategoryDecider = (category: Category, use?: 'value' | 'write') => D
  * default), from the policy alone: no sharing agreement is applied (the
  * subgraphs apply it with the organization's agreement in hand).
  */
-export function categoryDeciderFor(roles: readonly Role[], purpose: RequestPurpose = ANY_PURPOSE): CategoryDecider {
+export function categoryDeciderFor(roles: readonly Role[], purpose: RequestPurpose): CategoryDecider {
   return argumentDecider(roles, (role) => (category) => categoryDecision(role, category, purpose));
 }
 

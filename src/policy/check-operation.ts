@@ -2,7 +2,7 @@ import { Kind, TypeInfo, getNamedType, parse, validate, visit, visitWithTypeInfo
 import type { Role } from '../auth/index.js';
 import type { Decision } from './access-policy.js';
 import { categoryDeciderFor, refusedArguments, type ArgumentRefusal } from './arguments.js';
-import { ANY_PURPOSE, decideField, type RequestPurpose } from './decisions.js';
+import { decideField, type RequestPurpose } from './decisions.js';
 import { DEFAULT_OPERATION_LIMITS, costBudget, measureOperation, type LimitBreach } from './limits.js';
 
 /** One field of an operation and what the roles get for it. */
@@ -36,7 +36,7 @@ export type OperationCheck =
  * it is deployed: each selected field with its decision (deny, mask, allow),
  * for one purpose of use (by default across all the roles' purposes).
  */
-export function checkOperation(schema: GraphQLSchema, source: string, roles: readonly Role[], purpose: RequestPurpose = ANY_PURPOSE): OperationCheck {
+export function checkOperation(schema: GraphQLSchema, source: string, roles: readonly Role[], purpose: RequestPurpose): OperationCheck {
   let document;
   try {
     document = parse(source);

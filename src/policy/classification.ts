@@ -25,7 +25,7 @@ export const CLASSIFICATION: Record<string, Record<string, Category>> = {
   // Decided at the query field and mutation that lead to them; the patient follows its own rules.
   EmergencyReview: {
     ...Object.fromEntries(
-      ['id', 'accessedBy', 'reason', 'openedAt', 'accessEndsAt', 'dueAt', 'overdue', 'status', 'outcome', 'note', 'reviewer', 'closedAt', 'dataKinds', 'accessEvents'].map((field) => [field, 'structure']),
+      ['id', 'accessedBy', 'reason', 'openedAt', 'accessEndsAt', 'dueAt', 'overdue', 'status', 'outcome', 'note', 'reviewer', 'closedAt', 'dataKinds', 'accessEvents', 'accessEventCount'].map((field) => [field, 'structure']),
     ),
     patient: 'recordLink',
   },

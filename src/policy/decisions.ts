@@ -111,7 +111,7 @@ export interface FieldDecision {
 }
 
 /** The decision of a set of roles for one field, for a purpose (all of theirs by default); with an agreement, a role bound by one is limited to it (see the top of this file). */
-export function decideField(roles: readonly Role[], type: string, field: string, agreement?: SharingAgreement, purpose: RequestPurpose = ANY_PURPOSE): FieldDecision {
+export function decideField(roles: readonly Role[], type: string, field: string, agreement: SharingAgreement | undefined, purpose: RequestPurpose): FieldDecision {
   const category = categoryOf(type, field);
   const coordinate = `${type}.${field}`;
   if (!category) return { type, field, coordinate, category, decision: deny, phi: true };

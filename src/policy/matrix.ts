@@ -3,7 +3,7 @@ import { PURPOSE_CODES, PURPOSES_OF_USE, ROLES } from '../auth/index.js';
 import { ACCESS_POLICY, INTROSPECTION_ROLES, type Decision } from './access-policy.js';
 import { CATEGORIES, CATEGORY_NAMES } from './categories.js';
 import { categoryOf } from './classification.js';
-import { decideField, roleDecision } from './decisions.js';
+import { ANY_PURPOSE, decideField, roleDecision } from './decisions.js';
 import { MASKERS } from './maskers.js';
 import { WITHOUT_CONTENT } from './purposes.js';
 import { DEFAULT_DENIAL, reasonFor } from './reasons.js';
@@ -131,7 +131,7 @@ export function renderAccessMatrix(schema: GraphQLSchema): string {
       rows.push([
         `\`${type.name}.${field}\``,
         category ? `\`${category}\`` : '**unclassified**',
-        ...ROLES.map((role) => cell(decideField([role], type.name, field).decision)),
+        ...ROLES.map((role) => cell(decideField([role], type.name, field, undefined, ANY_PURPOSE).decision)),
       ]);
     }
   }
@@ -155,7 +155,7 @@ function useCell(use: ArgumentUse | undefined): string {
 }
 
 function argumentCell(use: ArgumentUse | undefined, role: (typeof ROLES)[number]): string {
-  const verdict = decideArgumentUse(categoryDeciderFor([role]), use, true);
+  const verdict = decideArgumentUse(categoryDeciderFor([role], ANY_PURPOSE), use, true);
   if (verdict.allowed) return 'use';
   return verdict.reason === 'MASKED_ONLY' ? '— (masked only)' : '—';
 }

@@ -16,7 +16,7 @@ const FEDERATION_QUERY_FIELDS = new Set(['_entities', '_service']);
 
 export function schemaViewFor(schema: GraphQLSchema, roles: readonly Role[]): GraphQLSchema {
   const table = decisionTable(roles, ANY_PURPOSE);
-  const decide = categoryDeciderFor(roles);
+  const decide = categoryDeciderFor(roles, ANY_PURPOSE);
   const usableInputs = usableInputFields(schema, decide);
   const filtered = mapSchema(schema, {
     [MapperKind.OBJECT_FIELD]: (fieldConfig, fieldName, typeName) => {

@@ -9,6 +9,8 @@ import { Migration20261130000000WritesAndRevocations } from './Migration20261130
 import { Migration20261201000000ScopedDataKeys } from './Migration20261201000000ScopedDataKeys.js';
 import { Migration20261202000000PurposeOfUse } from './Migration20261202000000PurposeOfUse.js';
 import { Migration20261202010000EmergencyReview } from './Migration20261202010000EmergencyReview.js';
+import { Migration20261202020000AuditTokenRoles } from './Migration20261202020000AuditTokenRoles.js';
+import { Migration20261202030000EmergencyReviewGuard } from './Migration20261202030000EmergencyReviewGuard.js';
 
 /**
  * Every migration, in order. Listed explicitly (not discovered from the
@@ -27,4 +29,6 @@ export const MIGRATIONS = [
   { name: 'Migration20261201000000ScopedDataKeys', class: Migration20261201000000ScopedDataKeys },
   { name: 'Migration20261202000000PurposeOfUse', class: Migration20261202000000PurposeOfUse },
   { name: 'Migration20261202010000EmergencyReview', class: Migration20261202010000EmergencyReview },
+  { name: 'Migration20261202020000AuditTokenRoles', class: Migration20261202020000AuditTokenRoles },
+  { name: 'Migration20261202030000EmergencyReviewGuard', class: Migration20261202030000EmergencyReviewGuard },
 ];

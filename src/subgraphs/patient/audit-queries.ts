@@ -122,7 +122,7 @@ export async function listDisclosures(
   const entries = auditEntries([PATIENT_ROWS_FILTER, ...(cursor ? [BEFORE_ROW] : [])].join(' and '));
   const rows = await em.execute<Raw[]>(
     `select entry.*, o."name" as "organization_name" from ${entries} as entry left join "organization" o on o."id" = entry."organization_id"
-     where entry."patient_id" = ? and entry."subject" <> ? ${cursor ? `and ${BEFORE_EVENT}` : ''}
+     where entry."patient_id" = ? and entry."subject" <> ? and entry."entity_type" <> 'AccessAlert' ${cursor ? `and ${BEFORE_EVENT}` : ''}
      order by entry."id" desc, entry."position" desc limit ?`,
     [principal.patientId, principal.patientId, ...(cursor ? [cursor.id] : []), principal.patientId, principal.subject, ...(cursor ? [cursor.id, cursor.position] : []), size + 1],
   );

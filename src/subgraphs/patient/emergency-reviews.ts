@@ -1,6 +1,7 @@
 import type { EntityManager, QueryResult } from '@mikro-orm/sql';
 import type { Principal } from '../../auth/index.js';
-import { auditEntries, auditEventFromRow, type StoredAuditEvent } from '../../audit/index.js';
+import { PATIENT_ROWS_FILTER, auditEntries, auditEventFromRow, type StoredAuditEvent } from '../../audit/index.js';
+import { ACCESS_POLICY } from '../../policy/index.js';
 import { isUuid, pageSize, toConnection, type Connection, type PageCursors } from '../pagination.js';
 import { failed, invalidInput, InputCheck, type Failure } from '../mutation-results.js';
 import type { SubgraphContext } from '../context.js';
@@ -20,7 +21,7 @@ import type { EmergencyReviewOutcome, EmergencyReviewStatus } from './__generate
  */
 
 export const REVIEW_PAGE = { defaultSize: 20, maxSize: 100 } as const;
-/** The most audit events a review shows (a grant lasts at most 4 hours; its reads are grouped per request and patient). */
+/** The most audit events a review lists (accessEventCount gives them all; dataKinds covers them all). */
 const MAX_ACCESS_EVENTS = 500;
 const NOTE_LENGTH = { min: 10, max: 2_000 } as const;
 const REVIEW_LIST = 'Query.emergencyReviews';
@@ -98,22 +99,42 @@ export async function listEmergencyReviews(
   return toConnection(rows.map(reviewFromRow), size, (review) => cursors.issue(REVIEW_LIST, '', filter, [review.openedAt, review.id]));
 }
 
-/** The audit of the access: the opening of the grant, then every event recorded under it, oldest first (at most MAX_ACCESS_EVENTS). */
+/**
+ * The audit of the access: the opening of the grant (an EmergencyAccess
+ * event of the patient, naming the grant) and every event recorded under
+ * it. Rows are found by the grant's index and the patient's; `entries`
+ * selects from them.
+ */
+function underGrant(review: EmergencyReviewModel): { entries: string; where: string; params: unknown[] } {
+  const rows = `(e."emergency_grant_id" = ?::uuid or (e."entity_type" = 'EmergencyAccess' and ${PATIENT_ROWS_FILTER}))`;
+  return {
+    entries: auditEntries(rows),
+    where: `(entry."emergency_grant_id" = ?::uuid or (entry."entity_type" = 'EmergencyAccess' and entry."entity_id" = ?))`,
+    params: [review.grantId, review.patientId, review.patientId, review.grantId, review.grantId],
+  };
+}
+
+/** The first MAX_ACCESS_EVENTS events of the access, oldest first (accessEventCount says how many there are in all). */
 export async function accessEventsOf(em: EntityManager, review: EmergencyReviewModel): Promise<StoredAuditEvent[]> {
-  const opening = `e."entity_type" = 'EmergencyAccess' and (e."entity_id" = ? or ? = any(e."entity_ids"))`;
-  const rows = await em.execute<Raw[]>(
-    `select * from ${auditEntries(`(e."emergency_grant_id" = ?::uuid or (${opening}))`)} as entry
-     where entry."emergency_grant_id" = ?::uuid or (entry."entity_type" = 'EmergencyAccess' and entry."entity_id" = ?)
-     order by "id", "position" limit ?`,
-    [review.grantId, review.grantId, review.grantId, review.grantId, review.grantId, MAX_ACCESS_EVENTS],
-  );
+  const { entries, where, params } = underGrant(review);
+  const rows = await em.execute<Raw[]>(`select * from ${entries} as entry where ${where} order by "id", "position" limit ?`, [...params, MAX_ACCESS_EVENTS]);
   return rows.map(auditEventFromRow);
 }
 
-/** Kinds of data read under the grant (the access policy's categories of the fields allowed or masked). */
+export async function accessEventCountOf(em: EntityManager, review: EmergencyReviewModel): Promise<number> {
+  const { entries, where, params } = underGrant(review);
+  const [row] = await em.execute<{ count: string }[]>(`select count(*) as "count" from ${entries} as entry where ${where}`, params);
+  return Number(row?.count ?? 0);
+}
+
+/** Kinds of data read under the grant (the access policy's categories of every field allowed or masked), over all its events. */
 export async function dataKindsOf(em: EntityManager, review: EmergencyReviewModel): Promise<string[]> {
-  const events = await accessEventsOf(em, review);
-  return [...new Set(events.flatMap((event) => dataKinds(event.fields)))].sort();
+  const { entries, where, params } = underGrant(review);
+  const rows = await em.execute<{ field: string }[]>(
+    `select distinct f->>'field' as "field" from ${entries} as entry, jsonb_array_elements(entry."fields") as f where ${where} and f->>'outcome' in ('allowed', 'masked')`,
+    params,
+  );
+  return dataKinds(rows.map(({ field }) => ({ field, outcome: 'allowed' as const })));
 }
 
 async function reviewById(em: EntityManager, organizationId: string, id: string): Promise<EmergencyReviewModel | null> {
@@ -141,6 +162,13 @@ export async function closeEmergencyReview(
   const review = organizationId ? await reviewById(context.em, organizationId, input.id) : null;
   if (!review) return failed('NOT_FOUND', 'No such review in your organization.');
   if (review.status === 'closed') return failed('CONFLICT', 'This review is already closed.');
+  // Separation of duties: nobody reviews their own emergency access, nor reviews while their token can break the glass.
+  const breaksGlass = context.principal.tokenRoles.filter((role) => ACCESS_POLICY[role].fields.emergencyAccess !== undefined);
+  if (review.accessedBy === context.principal.subject || breaksGlass.length > 0) {
+    return failed('CONFLICT', 'Break-the-glass access is reviewed by a privacy officer who did not break the glass, from an account without a role that can.');
+  }
+  // The whole access is reviewed: not while the grant can still be used.
+  if (Date.parse(review.accessEndsAt) > Date.now()) return failed('CONFLICT', `The emergency grant is in force until ${review.accessEndsAt}: review it once it has ended.`);
   const written = await writeWithRecord(context, {
     coordinate: 'Mutation.closeEmergencyReview',
     input,

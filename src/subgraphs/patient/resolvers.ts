@@ -3,7 +3,7 @@ import type { Resolvers } from './__generated__/resolvers-types.js';
 import { notFound } from '../../errors.js';
 import { mutations } from './mutations.js';
 import { listAuditEvents, listDisclosures } from './audit-queries.js';
-import { accessEventsOf, dataKindsOf, listEmergencyReviews } from './emergency-reviews.js';
+import { accessEventCountOf, accessEventsOf, dataKindsOf, listEmergencyReviews } from './emergency-reviews.js';
 import { auditEventId } from '../../audit/index.js';
 import { ageAt } from '../../policy/index.js';
 import { DateScalar, DateTimeScalar } from '../scalars.js';
@@ -71,6 +71,7 @@ export const resolvers: Resolvers = {
     overdue: (review) => review.status === 'open' && Date.parse(review.dueAt) < Date.now(),
     dataKinds: (review, _args, { em }) => dataKindsOf(em, review),
     accessEvents: (review, _args, { em }) => accessEventsOf(em, review),
+    accessEventCount: (review, _args, { em }) => accessEventCountOf(em, review),
   },
   AuditEvent: {
     // The stored row id, and the event's position in it when the row groups several events.

@@ -186,7 +186,9 @@ export type EmergencyReview = {
   __typename?: 'EmergencyReview';
   /** When the emergency grant ended (or ends). */
   accessEndsAt: Scalars['DateTime']['output'];
-  /** The audit of the access: every event recorded under the grant, oldest first (fields and outcomes, never values). */
+  /** How many events accessEvents would list without its limit of 500. */
+  accessEventCount: Scalars['Int']['output'];
+  /** The audit of the access: the opening of the grant and every event recorded under it, oldest first (fields and outcomes, never values); the first 500. */
   accessEvents: Array<AuditEvent>;
   /** The token subject that broke the glass. */
   accessedBy: Scalars['String']['output'];
@@ -632,6 +634,7 @@ export type ResolversTypes = {
   DisclosureEdge: ResolverTypeWrapper<Omit<DisclosureEdge, 'node'> & { node: ResolversTypes['Disclosure'] }>;
   EmergencyAccessGrant: ResolverTypeWrapper<EmergencyAccessGrant>;
   EmergencyReview: ResolverTypeWrapper<EmergencyReviewMapperModel>;
+  Int: ResolverTypeWrapper<Scalars['Int']['output']>;
   EmergencyReviewConnection: ResolverTypeWrapper<Omit<EmergencyReviewConnection, 'edges'> & { edges: Array<ResolversTypes['EmergencyReviewEdge']> }>;
   EmergencyReviewEdge: ResolverTypeWrapper<Omit<EmergencyReviewEdge, 'node'> & { node: ResolversTypes['EmergencyReview'] }>;
   EmergencyReviewOutcome: EmergencyReviewOutcome;
@@ -643,7 +646,6 @@ export type ResolversTypes = {
   MutationError: ResolverTypeWrapper<MutationError>;
   MutationErrorCode: MutationErrorCode;
   OpenEmergencyAccessInput: OpenEmergencyAccessInput;
-  Int: ResolverTypeWrapper<Scalars['Int']['output']>;
   OpenEmergencyAccessPayload: ResolverTypeWrapper<OpenEmergencyAccessPayload>;
   Organization: ResolverTypeWrapper<OrganizationMapperModel>;
   OrganizationType: OrganizationType;
@@ -685,6 +687,7 @@ export type ResolversParentTypes = {
   DisclosureEdge: Omit<DisclosureEdge, 'node'> & { node: ResolversParentTypes['Disclosure'] };
   EmergencyAccessGrant: EmergencyAccessGrant;
   EmergencyReview: EmergencyReviewMapperModel;
+  Int: Scalars['Int']['output'];
   EmergencyReviewConnection: Omit<EmergencyReviewConnection, 'edges'> & { edges: Array<ResolversParentTypes['EmergencyReviewEdge']> };
   EmergencyReviewEdge: Omit<EmergencyReviewEdge, 'node'> & { node: ResolversParentTypes['EmergencyReview'] };
   HumanName: HumanName;
@@ -692,7 +695,6 @@ export type ResolversParentTypes = {
   Mutation: Record<PropertyKey, never>;
   MutationError: MutationError;
   OpenEmergencyAccessInput: OpenEmergencyAccessInput;
-  Int: Scalars['Int']['output'];
   OpenEmergencyAccessPayload: OpenEmergencyAccessPayload;
   Organization: OrganizationMapperModel;
   PageInfo: PageInfo;
@@ -814,6 +816,7 @@ export type EmergencyAccessGrantResolvers<ContextType = SubgraphContext, ParentT
 
 export type EmergencyReviewResolvers<ContextType = SubgraphContext, ParentType extends ResolversParentTypes['EmergencyReview'] = ResolversParentTypes['EmergencyReview']> = {
   accessEndsAt?: Resolver<ResolversTypes['DateTime'], ParentType, ContextType>;
+  accessEventCount?: Resolver<ResolversTypes['Int'], ParentType, ContextType>;
   accessEvents?: Resolver<Array<ResolversTypes['AuditEvent']>, ParentType, ContextType>;
   accessedBy?: Resolver<ResolversTypes['String'], ParentType, ContextType>;
   closedAt?: Resolver<Maybe<ResolversTypes['DateTime']>, ParentType, ContextType>;
