@@ -193,11 +193,12 @@ describe('a privacy officer reviewing', () => {
     await expect(stack.sql(`update emergency_review set outcome = 'not-justified' where id = ?`, [review?.id])).rejects.toThrow();
     expect((await reviews(officer)).body.data?.emergencyReviews?.edges.some((edge) => edge.node.id === review?.id)).toBe(false);
     expect((await reviews(officer, 'closed')).body.data?.emergencyReviews?.edges.some((edge) => edge.node.id === review?.id)).toBe(true);
-    const events = await stack.sql<{ entity_type: string; action: string }>(
-      `select entity_type, action from audit_event where entity_type = 'EmergencyReview' and (entity_id = ? or ? = any(entity_ids))`,
+    const events = await stack.sql<{ entity_type: string; action: string; fields: { field: string; outcome: string }[] }>(
+      `select entity_type, action, fields from audit_event where entity_type = 'EmergencyReview' and (entity_id = ? or ? = any(entity_ids))`,
       [review?.id, review?.id],
     );
-    expect(events.some((event) => event.action === 'update')).toBe(true);
+    // The decision itself is on the record (hash-chained), with the close.
+    expect(events.some((event) => event.action === 'update' && event.fields.some((field) => field.field === 'Mutation.closeEmergencyReview:outcome=justified' && field.outcome === 'allowed'))).toBe(true);
   });
 });
 

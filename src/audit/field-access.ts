@@ -23,8 +23,16 @@ const MUTATIONS: Record<string, (input: Input, principal: Principal) => Target> 
   recordPayment: (input) => ({ patientId: null, entityType: 'Invoice', entityId: stringOf(input['invoiceId']), action: 'update', fields: Object.keys(input) }),
   addCareTeamMember: (input) => ({ patientId: null, entityType: 'CareTeam', entityId: stringOf(input['careTeamId']), action: 'update', fields: ['members'] }),
   openEmergencyAccess: (input) => ({ patientId: stringOf(input['patientId']), entityType: 'EmergencyAccess', entityId: null, action: 'create', fields: ['reason', 'minutes'] }),
-  closeEmergencyReview: (input) => ({ patientId: null, entityType: 'EmergencyReview', entityId: stringOf(input['id']), action: 'update', fields: ['outcome', 'note'] }),
+  // The outcome is a code of the review's decision, not a value of the record: on the record (hash-chained) with the close.
+  closeEmergencyReview: (input) => ({ patientId: null, entityType: 'EmergencyReview', entityId: stringOf(input['id']), action: 'update', fields: [reviewOutcome(input['outcome']), 'note'] }),
 };
+
+const REVIEW_OUTCOMES: ReadonlySet<unknown> = new Set(['justified', 'notJustified', 'followUp']);
+
+/** `outcome=<code>` for a close's outcome this API knows (anything else was refused by validation before it ran). */
+function reviewOutcome(value: unknown): string {
+  return REVIEW_OUTCOMES.has(value) ? `outcome=${String(value)}` : 'outcome';
+}
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
