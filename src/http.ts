@@ -86,7 +86,8 @@ export function requireToken(verifier: TokenVerifier, logger: Logger) {
             .json({ errors: [{ message: PURPOSE_REFUSALS[chosen.refusal], extensions: { code: unknown ? 'BAD_USER_INPUT' : 'FORBIDDEN', reason: chosen.refusal } }] });
           return;
         }
-        // Only the roles that may read for the purpose act in this request (rows, decisions, arguments, budgets, the audit's roles).
+        // Only the roles that may read for the purpose act in this request (rows, decisions, arguments, cost, the audit's roles);
+        // rules about the account (separation of duties, trusted documents, rate budgets) read tokenRoles.
         response.locals['principal'] = { ...principal, roles: chosen.roles, purpose: chosen.purpose };
         next();
       },

@@ -219,6 +219,17 @@ describe('the deadline', () => {
     const later = new Date(Date.now() + 73 * 3_600_000);
     const lines: string[] = [];
     const logger = createLogger('warn', { write: (line: string) => lines.push(line) });
+    // The audit trail refuses the alert (a trigger the test adds): nothing is marked, so the next run raises it.
+    await stack.sql(`create or replace function test_refuse_audit() returns trigger language plpgsql as $$ begin raise exception 'audit refused'; end $$`);
+    await stack.sql('create trigger test_refuse_audit before insert on audit_batch for each row execute function test_refuse_audit()');
+    try {
+      await expect(alertOverdueReviews(stack.api.db!, logger, later)).rejects.toThrow();
+    } finally {
+      await stack.sql('drop trigger test_refuse_audit on audit_batch');
+      await stack.sql('drop function test_refuse_audit()');
+    }
+    const [unmarked] = await stack.sql<{ overdue_alerted_at: Date | null }>('select overdue_alerted_at from emergency_review where grant_id = ?', [otherGrant]);
+    expect(unmarked?.overdue_alerted_at).toBeNull();
     expect(await alertOverdueReviews(stack.api.db!, logger, later)).toBeGreaterThanOrEqual(1);
     expect(await alertOverdueReviews(stack.api.db!, logger, later)).toBe(0);
     const [review] = await stack.sql<{ id: string; overdue_alerted_at: Date | null }>('select id, overdue_alerted_at from emergency_review where grant_id = ?', [otherGrant]);

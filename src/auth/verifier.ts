@@ -142,10 +142,12 @@ export function principalFromClaims(payload: JWTPayload): Principal {
   if (payload.sub.length > MAX_CLAIM_LENGTH || payload.jti.length > MAX_CLAIM_LENGTH || (organizationId?.length ?? 0) > MAX_CLAIM_LENGTH) {
     throw new AuthenticationError('INVALID_CLAIMS', 'sub/jti/org length');
   }
+  // Every role of the token; a request narrows `roles` to those that may read for its purpose (http.ts).
+  const distinct = [...new Set(roles)];
   return {
     subject: payload.sub,
-    roles: [...new Set(roles)],
-    tokenRoles: [...new Set(roles)],
+    roles: distinct,
+    tokenRoles: distinct,
     organizationId,
     patientId,
     mfa: Array.isArray(amr) && amr.includes('mfa'),

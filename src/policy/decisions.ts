@@ -110,7 +110,7 @@ export interface FieldDecision {
   phi: boolean;
 }
 
-/** The decision of a set of roles for one field, for a purpose (all of theirs by default); with an agreement, a role bound by one is limited to it (see the top of this file). */
+/** The decision of a set of roles for one field, for a purpose (ANY_PURPOSE: all of theirs); with an agreement, a role bound by one is limited to it (see the top of this file). */
 export function decideField(roles: readonly Role[], type: string, field: string, agreement: SharingAgreement | undefined, purpose: RequestPurpose): FieldDecision {
   const category = categoryOf(type, field);
   const coordinate = `${type}.${field}`;

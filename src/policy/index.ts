@@ -17,7 +17,7 @@ export {
   type RequestPurpose,
   type SharingAgreement,
 } from './decisions.js';
-export { PURPOSE_REFUSALS, choosePurpose, purposeAllows, purposesOf, type PurposeRefusal } from './purposes.js';
+export { PURPOSE_REFUSALS, choosePurpose, purposeAllows, type PurposeRefusal } from './purposes.js';
 export { applyDecryptionOnly, applyPolicy, buildShieldRules } from './shield.js';
 export { decisionForRow, isEncryptedField, isPromiseLike, ENCRYPTED_DIRECTIVE, type PolicyContext, type Unseal } from './guard.js';
 export { schemaViewFor, cachedSchemaView } from './schema-view.js';

@@ -34,11 +34,6 @@ export function purposeAllows(role: Role, purpose: PurposeOfUse, category: Categ
   return scope === 'all' || WITHOUT_CONTENT.includes(category) || scope.includes(category);
 }
 
-/** The purposes a role may read for, in the order of PURPOSE_CODES. */
-export function purposesOf(role: Role, policy: Readonly<Record<Role, RolePolicy>> = ACCESS_POLICY): PurposeOfUse[] {
-  return PURPOSE_CODES.filter((purpose) => policy[role].purposes[purpose] !== undefined);
-}
-
 export type PurposeRefusal =
   /** The header names no code this API knows. */
   | 'PURPOSE_UNKNOWN'
