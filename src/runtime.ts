@@ -8,6 +8,7 @@ import { CHECKPOINT_FOLDER, FolderCheckpointSink, loadSigningKey, writeCheckpoin
 import { join } from 'node:path';
 import { openDatabase, type Database } from './db/index.js';
 import { encryptPlaintextRows, openSealer, type Sealer } from './db/encryption.js';
+import { labelUnlabelledRows } from './db/labelling.js';
 import { readManifest } from './gateway/trusted-documents.js';
 import { DatabaseAuditStore, alertOverdueReviews, ensureAuditRetention, type AuditMetrics } from './audit/index.js';
 import { isDatabaseEmpty, seedDatabase, writeDevelopmentPrincipals } from './db/seed/index.js';
@@ -281,6 +282,9 @@ async function prepareData(db: Database, sealer: Sealer, config: Config, logger:
   if (config.isProduction) return 0;
   const encrypted = await encryptPlaintextRows(db, sealer);
   if (encrypted > 0) logger.info({ rows: encrypted }, 'encrypted rows stored before field encryption');
+  const { labelled, unreadable } = await labelUnlabelledRows(db, sealer);
+  if (labelled > 0) logger.info({ rows: labelled }, 'labelled rows stored before sensitivity labels');
+  if (unreadable.length > 0) logger.error({ event: 'unlabelled-rows', rows: unreadable.length }, 'rows that do not decrypt stay unlabelled and withheld (npm run data:label names them)');
   if (seedPatients === 0 || !(await isDatabaseEmpty(db))) return 0;
   const summary = await seedDatabase(db, { patients: seedPatients, sealer });
   await writeDevelopmentPrincipals(config.database.dataDir, summary.principals);

@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { isObjectType } from 'graphql';
 import { toBuffer } from '../src/crypto/index.js';
-import { ENCRYPTED_TABLES } from '../src/db/encryption.js';
+import { ENCRYPTED_TABLES, boundRowId } from '../src/db/encryption.js';
 import { ENTITIES } from '../src/db/entities.js';
 import { isEncryptedField } from '../src/policy/index.js';
 import { SUBGRAPH_NAMES } from '../src/subgraphs/catalog.js';
@@ -65,7 +65,7 @@ describe('at rest', () => {
           if (stored === null) continue;
           const bytes = toBuffer(stored);
           expect(bytes[0], `${table}.${column}`).toBe(2);
-          const plaintext = await cipher().decrypt(bytes, { table, column, rowId: String(row['id']) });
+          const plaintext = await cipher().decrypt(bytes, { table, column, rowId: boundRowId(spec, row) });
           if (plaintext.length >= 3) expect(bytes.includes(Buffer.from(plaintext, 'utf8')), `${table}.${column}`).toBe(false);
           checked += 1;
         }

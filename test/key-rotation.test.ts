@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { addKeyVersion, loadOrCreateDevelopmentKeyRing, retireKeyVersions, saveDevelopmentKeyRing, toBuffer } from '../src/crypto/index.js';
-import { ENCRYPTED_TABLES, countRowsUnderKeyVersion, reencryptOldRows } from '../src/db/encryption.js';
+import { ENCRYPTED_TABLES, boundRowId, countRowsUnderKeyVersion, reencryptOldRows } from '../src/db/encryption.js';
 import { post, startTestStack, type TestStack } from './support/stack.js';
 
 let stack: TestStack;
@@ -22,7 +22,7 @@ async function decryptEverything(): Promise<Map<string, string>> {
     for (const row of rows) {
       for (const column of spec.columns) {
         const stored = row[column] as Uint8Array | null;
-        if (stored) values.set(`${table}.${column}.${String(row['id'])}`, await cipher.decrypt(toBuffer(stored), { table, column, rowId: String(row['id']) }));
+        if (stored) values.set(`${table}.${column}.${String(row['id'])}`, await cipher.decrypt(toBuffer(stored), { table, column, rowId: boundRowId(spec, row) }));
       }
     }
   }

@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { CryptoError, FORMAT_VERSION, generateKeyRingDocument, toBuffer } from '../src/crypto/index.js';
-import { ENCRYPTED_TABLES, blindIndexOf, openSealer, type Sealer } from '../src/db/encryption.js';
+import { ENCRYPTED_TABLES, blindIndexOf, boundRowId, openSealer, type Sealer } from '../src/db/encryption.js';
 import { openDatabase, type Database } from '../src/db/orm.js';
 import {
   DEFAULT_SEED,
@@ -121,7 +121,9 @@ async function plain(database: FreshDatabase, table: string, column: string, row
   const stored = row[column];
   if (stored === null) return null;
   if (!(stored instanceof Uint8Array)) throw new Error(`${table}.${column} was not read as bytes`);
-  return database.sealer.cipher.decrypt(toBuffer(stored), { table, column, rowId: String(row['id']) });
+  // In labelled tables the row's labels are bound with its id (src/policy/sensitivity.ts).
+  const spec = ENCRYPTED_TABLES[table];
+  return database.sealer.cipher.decrypt(toBuffer(stored), { table, column, rowId: spec ? boundRowId(spec, row) : String(row['id']) });
 }
 
 /** Like `plain`, for a column that is never null. */

@@ -15,7 +15,7 @@ export interface AuditTarget {
 }
 
 /** A stronger outcome replaces a weaker one for the same field of the same row (denied > failed > masked > allowed). */
-const STRENGTH: Record<FieldOutcome, number> = { allowed: 0, masked: 1, failed: 2, denied: 3 };
+const STRENGTH: Record<FieldOutcome, number> = { allowed: 0, masked: 1, withheld: 1, failed: 2, denied: 3 };
 
 /**
  * Records without a reason are shared, one per (field, outcome): a list of a

@@ -6,7 +6,8 @@ import { createHash } from 'node:crypto';
  * names, ids, codes and request facts only.
  */
 /** `failed`: the field was allowed but its stored value failed to decrypt, so nothing was shown (the reason says why). */
-export type FieldOutcome = 'allowed' | 'masked' | 'failed' | 'denied';
+/** `withheld`: rows left out for their sensitivity labels (src/subgraphs/sensitive-rows.ts); the reason names the categories. */
+export type FieldOutcome = 'allowed' | 'masked' | 'failed' | 'denied' | 'withheld';
 export type AuditAction = 'read' | 'create' | 'update' | 'delete';
 
 export interface FieldRecord {

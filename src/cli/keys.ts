@@ -10,6 +10,7 @@ import {
   type KeyRingDocument,
 } from '../crypto/index.js';
 import { openDatabase } from '../db/index.js';
+import { labelUnlabelledRows } from '../db/labelling.js';
 import { countRowsUnderKeyVersion, dataKeyReport, encryptPlaintextRows, openSealer, reencryptOldRows, type Sealer } from '../db/encryption.js';
 import { describeError } from '../errors.js';
 import type { Pkcs11KeyManagement } from '../crypto/pkcs11-key-management.js';
@@ -149,9 +150,19 @@ try {
       console.log(rows > 0 ? `Encrypted ${rows} rows stored before field encryption.` : 'No plaintext rows left.');
       break;
     }
+    case 'label-existing': {
+      const result = await withSealer((db, sealer) => labelUnlabelledRows(db, sealer, { batchSize }));
+      console.log(result.labelled > 0 ? `Labelled ${result.labelled} rows stored before sensitivity labels.` : 'No unlabelled rows left.');
+      if (result.unreadable.length > 0) {
+        console.error(`${result.unreadable.length} rows did not decrypt and stay unlabelled (withheld from every request not cleared for all categories):`);
+        for (const value of result.unreadable) console.error(`  ${value.table} row ${value.rowId}: ${value.reason}`);
+        process.exitCode = 1;
+      }
+      break;
+    }
     case undefined:
     default:
-      throw new Error('usage: keys.ts rotate | rotate-data | reencrypt | retire --version N | report | encrypt-existing');
+      throw new Error('usage: keys.ts rotate | rotate-data | reencrypt | retire --version N | report | encrypt-existing | label-existing');
   }
 } catch (error) {
   console.error(`keys: ${describeError(error)}`);

@@ -19,6 +19,7 @@ import { openKeyService, type KeySettings } from '../crypto/key-service.js';
 import type { KeyManagementService } from '../crypto/key-management.js';
 import type { Logger } from '../logger.js';
 import type { Category } from '../policy/categories.js';
+import { labelBinding } from '../policy/sensitivity.js';
 import type { Database } from './orm.js';
 
 /**
@@ -42,6 +43,8 @@ export interface EncryptedTable {
   blindIndexes: Readonly<Record<string, BlindIndexPurpose>>;
   /** The data category of each column (the policy's, of the API field that shows it): its data keys serve (table, category). */
   categories: Readonly<Record<string, Category>>;
+  /** The rows carry sensitivity labels (`security_labels`), bound with the row id into each value's associated data. */
+  labelled?: true;
 }
 
 export const ENCRYPTED_TABLES: Readonly<Record<string, EncryptedTable>> = {
@@ -61,11 +64,11 @@ export const ENCRYPTED_TABLES: Readonly<Record<string, EncryptedTable>> = {
       email: 'contact',
     },
   },
-  clinical_note: { columns: ['text'], blindIndexes: {}, categories: { text: 'clinicalNote' } },
-  condition: { columns: ['code', 'display'], blindIndexes: {}, categories: { code: 'condition', display: 'condition' } },
+  clinical_note: { columns: ['text'], blindIndexes: {}, categories: { text: 'clinicalNote' }, labelled: true },
+  condition: { columns: ['code', 'display'], blindIndexes: {}, categories: { code: 'condition', display: 'condition' }, labelled: true },
   observation: { columns: ['value'], blindIndexes: {}, categories: { value: 'observation' } },
   coverage: { columns: ['member_id'], blindIndexes: {}, categories: { member_id: 'memberId' } },
-  claim: { columns: ['diagnosis_codes'], blindIndexes: {}, categories: { diagnosis_codes: 'diagnosisCodes' } },
+  claim: { columns: ['diagnosis_codes'], blindIndexes: {}, categories: { diagnosis_codes: 'diagnosisCodes' }, labelled: true },
 };
 
 /** The scope of each encrypted column's data keys: `table/category`. */
@@ -108,8 +111,9 @@ type Row = Record<string, unknown>;
 export async function sealRow(table: string, row: Row, { cipher, indexKeys }: Sealer): Promise<Row> {
   const spec = ENCRYPTED_TABLES[table];
   if (!spec) return row;
-  const rowId = row['id'];
-  if (typeof rowId !== 'string') throw new Error(`a ${table} row to encrypt has no id`);
+  const id = row['id'];
+  if (typeof id !== 'string') throw new Error(`a ${table} row to encrypt has no id`);
+  const rowId = boundRowId(spec, row);
   const sealed: Row = { ...row, crypto_version: CRYPTO_VERSION_ENCRYPTED };
   for (const column of spec.columns) {
     const value = row[column];
@@ -124,6 +128,12 @@ export async function sealRow(table: string, row: Row, { cipher, indexKeys }: Se
     if (purpose) sealed[`${column}_index`] = blindIndex(indexKeys.blindIndexKey(), purpose, value);
   }
   return sealed;
+}
+
+/** What a row's values are bound to besides table and column: its id, and in labelled tables its labels (sensitivity.ts). */
+export function boundRowId(spec: EncryptedTable, row: Row): string {
+  const id = String(row['id']);
+  return spec.labelled ? labelBinding(id, row['security_labels'] as readonly string[] | null | undefined) : id;
 }
 
 export function blindIndexOf(ring: IndexKeys, purpose: BlindIndexPurpose, value: string): Buffer {
@@ -219,7 +229,7 @@ async function rewriteInBatches(
   for (;;) {
     const { taken, rewritten, last } = await db.fork().transactional(async (em) => {
       const rows = await em.execute<Row[]>(
-        `select "id", ${spec.columns.map((column) => `"${column}"`).join(', ')}, "crypto_version" from "${table}" where (${where}) and "id" > ? order by "id" limit ? for update skip locked`,
+        `select "id", ${spec.columns.map((column) => `"${column}"`).join(', ')}, "crypto_version"${spec.labelled ? ', "security_labels"' : ''} from "${table}" where (${where}) and "id" > ? order by "id" limit ? for update skip locked`,
         [...whereParams, after, batchSize],
       );
       let count = 0;
@@ -243,7 +253,7 @@ async function rewriteInBatches(
 }
 
 function plaintextOf(row: Row, spec: EncryptedTable): Row {
-  const plain: Row = { id: row['id'] };
+  const plain: Row = { id: row['id'], security_labels: row['security_labels'] };
   for (const column of spec.columns) {
     const value = row[column];
     plain[column] = value === null || value === undefined ? null : toBuffer(value as Uint8Array).toString('utf8');
@@ -336,11 +346,12 @@ export async function reencryptOldRows(
       params,
       async (row) => {
         const rowId = String(row['id']);
-        const plain: Row = { id: row['id'] };
+        const bound = boundRowId(spec, row);
+        const plain: Row = { id: row['id'], security_labels: row['security_labels'] };
         for (const column of spec.columns) {
           const value = row[column] as Uint8Array | null;
           try {
-            plain[column] = value === null ? null : await sealer.cipher.decrypt(toBuffer(value), { table, column, rowId });
+            plain[column] = value === null ? null : await sealer.cipher.decrypt(toBuffer(value), { table, column, rowId: bound });
           } catch (error) {
             if (!(error instanceof CryptoError)) throw error;
             unreadable.set(`${table}.${column}.${rowId}`, { table, column, rowId, reason: error.failure });
@@ -503,17 +514,18 @@ export async function sealColumnsForUpdate(
   const spec = ENCRYPTED_TABLES[table];
   if (!spec) throw new Error(`${table} has no encrypted columns`);
   const [current] = await em.execute<Row[]>(
-    `select "id", ${spec.columns.map((column) => `"${column}"`).join(', ')}, "crypto_version" from "${table}" where "id" = ? for update`,
+    `select "id", ${spec.columns.map((column) => `"${column}"`).join(', ')}, "crypto_version"${spec.labelled ? ', "security_labels"' : ''} from "${table}" where "id" = ? for update`,
     [rowId],
   );
   if (!current) return null;
+  const bound = boundRowId(spec, current);
   // A row marked as not encrypted is never taken as plaintext here either: encrypting it along with the change
   // would make a value planted beside the mark readable. Only data:encrypt turns such rows into ciphertext.
   if (Number(current['crypto_version']) !== CRYPTO_VERSION_ENCRYPTED) throw new CryptoError('NOT_ENCRYPTED', `${table} row marked as not encrypted`);
   const sealed: Row = {};
   for (const [column, value] of Object.entries(changes)) {
     if (!spec.columns.includes(column)) throw new Error(`${table}.${column} is not an encrypted column`);
-    sealed[column] = value === null ? null : await sealer.cipher.encrypt(value, { table, column, rowId });
+    sealed[column] = value === null ? null : await sealer.cipher.encrypt(value, { table, column, rowId: bound });
     const purpose = spec.blindIndexes[column];
     if (purpose) sealed[`${column}_index`] = value === null ? null : blindIndex(sealer.indexKeys.blindIndexKey(), purpose, value);
   }

@@ -127,6 +127,11 @@ export const ConditionSchema = defineEntity({
     clinicalStatus: p.enum(['active', 'recurrence', 'inactive', 'resolved'] as const),
     onsetDate: p.date().nullable(),
     recordedDate: p.date(),
+    /**
+     * Sensitivity labels (src/policy/sensitivity.ts), derived from the row's codes when written; bound into the associated
+     * data of its encrypted values. Null: not derived yet (a row from before labels), withheld from every request not cleared for all categories.
+     */
+    securityLabels: p.array().nullable(),
   },
 });
 export class Condition extends ConditionSchema.class {}
@@ -145,6 +150,11 @@ export const MedicationRequestSchema = defineEntity({
     status: p.enum(['active', 'completed', 'stopped', 'cancelled'] as const),
     authoredOn: p.date(),
     requester: () => p.manyToOne(Practitioner).nullable(),
+    /**
+     * Sensitivity labels (src/policy/sensitivity.ts), derived from the row's codes when written; bound into the associated
+     * data of its encrypted values. Null: not derived yet (a row from before labels), withheld from every request not cleared for all categories.
+     */
+    securityLabels: p.array().nullable(),
   },
 });
 export class MedicationRequest extends MedicationRequestSchema.class {}
@@ -200,6 +210,11 @@ export const ClinicalNoteSchema = defineEntity({
     text: p.blob(),
     cryptoVersion: p.smallint().default(0),
     createdAt: p.datetime(),
+    /**
+     * Sensitivity labels (src/policy/sensitivity.ts), derived from the row's codes when written; bound into the associated
+     * data of its encrypted values. Null: not derived yet (a row from before labels), withheld from every request not cleared for all categories.
+     */
+    securityLabels: p.array().nullable(),
   },
 });
 export class ClinicalNote extends ClinicalNoteSchema.class {}
@@ -240,6 +255,11 @@ export const ClaimSchema = defineEntity({
     diagnosisCodes: p.blob(),
     cryptoVersion: p.smallint().default(0),
     createdAt: p.datetime(),
+    /**
+     * Sensitivity labels (src/policy/sensitivity.ts), derived from the row's codes when written; bound into the associated
+     * data of its encrypted values. Null: not derived yet (a row from before labels), withheld from every request not cleared for all categories.
+     */
+    securityLabels: p.array().nullable(),
   },
 });
 export class Claim extends ClaimSchema.class {}
@@ -317,6 +337,8 @@ export const EmergencyAccessSchema = defineEntity({
     reason: p.text(),
     grantedAt: p.datetime(),
     expiresAt: p.datetime(),
+    /** The sensitivity categories the reason was given for: labelled rows of these (only) are shown under the grant. */
+    sensitiveCategories: p.array().defaultRaw(`'{}'`),
   },
 });
 export class EmergencyAccess extends EmergencyAccessSchema.class {}
@@ -441,7 +463,7 @@ export const AuditEventSchema = defineEntity({
     entityIds: p.array().nullable(),
     action: p.enum(['read', 'create', 'update', 'delete'] as const),
     /** [{ field, outcome: allowed | masked | denied, reason? }] */
-    fields: p.json<{ field: string; outcome: 'allowed' | 'masked' | 'failed' | 'denied'; reason?: string }[]>(),
+    fields: p.json<{ field: string; outcome: 'allowed' | 'masked' | 'failed' | 'denied' | 'withheld'; reason?: string }[]>(),
     emergency: p.boolean(),
     emergencyGrantId: p.uuid().nullable(),
   },

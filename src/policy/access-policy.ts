@@ -1,6 +1,7 @@
 import type { PurposeOfUse, Role } from '../auth/index.js';
 import type { Category } from './categories.js';
 import type { MaskerName } from './maskers.js';
+import { SENSITIVITIES, type Sensitivity } from './sensitivity.js';
 
 /**
  * THE ACCESS POLICY. Reviewed like a contract: for every role, a decision
@@ -51,6 +52,13 @@ export interface RolePolicy {
   purposes: Partial<Record<PurposeOfUse, PurposeScope>>;
   /** The purpose a request of this role reads for when it names none; null: it must name one. */
   defaultPurpose: PurposeOfUse | null;
+  /**
+   * Per purpose, the sensitivity categories (src/policy/sensitivity.ts) the
+   * role is cleared for: rows labelled with any other are withheld, as if
+   * absent, unless a break-the-glass grant names it. A purpose not listed
+   * clears nothing.
+   */
+  clearance: Partial<Record<PurposeOfUse, readonly Sensitivity[]>>;
   patients: PatientScope;
   directory: DirectoryScope;
   fields: Partial<Record<Category, Decision>>;
@@ -100,11 +108,19 @@ const forPayment: readonly Category[] = ['mrn', 'name', 'birthDate', 'gender', '
 /** Claims, their diagnosis codes, invoices and payments. */
 const billingRecord = { claim: allow, diagnosisCodes: allow, invoice: allow, payment: allow } as const;
 
+/**
+ * What those who treat are cleared for: everything but substance use
+ * disorder records, which 42 CFR Part 2 discloses only with the patient's
+ * consent (or in an emergency, under a grant that names it).
+ */
+const treatingClearance: readonly Sensitivity[] = ['PSY', 'HIV', 'SEX', 'STD', 'SDV'];
+
 export const ACCESS_POLICY: Record<Role, RolePolicy> = {
   clinician: {
     description: 'Treats the patients of their care teams: full clinical record, masked SSN, coverage for prescribing.',
     purposes: { TREAT: 'all', ETREAT: 'all', HPAYMT: forPayment },
     defaultPurpose: 'TREAT',
+    clearance: { TREAT: treatingClearance, ETREAT: treatingClearance },
     rate: { requestsPerMinute: 600, inFlight: 20, patientsPerHour: 300 },
     maxCost: 10_000,
     patients: 'careTeam',
@@ -131,6 +147,8 @@ export const ACCESS_POLICY: Record<Role, RolePolicy> = {
     description: 'Cares for the patients of their care teams: clinical data without clinical notes, masked SSN.',
     purposes: { TREAT: 'all', ETREAT: 'all', HPAYMT: forPayment },
     defaultPurpose: 'TREAT',
+    // Not abuse and violence records: those stay with the treating clinician.
+    clearance: { TREAT: ['PSY', 'HIV', 'SEX', 'STD'], ETREAT: ['PSY', 'HIV', 'SEX', 'STD'] },
     rate: { requestsPerMinute: 600, inFlight: 20, patientsPerHour: 300 },
     maxCost: 10_000,
     patients: 'careTeam',
@@ -153,6 +171,8 @@ export const ACCESS_POLICY: Record<Role, RolePolicy> = {
     description: 'Bills for the organization: what a claim needs, no clinical content beyond diagnosis codes on claims.',
     purposes: { HPAYMT: 'all' },
     defaultPurpose: 'HPAYMT',
+    // Payment may use what HIPAA permits; substance use disorder claims need the patient's consent (42 CFR 2.33).
+    clearance: { HPAYMT: treatingClearance },
     rate: { requestsPerMinute: 600, inFlight: 10, patientsPerHour: 20_000 },
     maxCost: 50_000,
     patients: 'organization',
@@ -172,6 +192,8 @@ export const ACCESS_POLICY: Record<Role, RolePolicy> = {
     description: 'The patient: their own record only, SSN masked.',
     purposes: { PATRQT: 'all' },
     defaultPurpose: 'PATRQT',
+    // A patient's own record, all of it (HIPAA right of access).
+    clearance: { PATRQT: SENSITIVITIES },
     rate: { requestsPerMinute: 120, inFlight: 5, patientsPerHour: 1 },
     maxCost: 5_000,
     patients: 'self',
@@ -198,6 +220,8 @@ export const ACCESS_POLICY: Record<Role, RolePolicy> = {
     description: 'De-identified research cohort (HIPAA Safe Harbor): no names, contact, SSN, MRN, street or dates below the year.',
     purposes: { HRESCH: 'all' },
     defaultPurpose: 'HRESCH',
+    // The research cohort's consent does not extend to sensitive records.
+    clearance: {},
     rate: { requestsPerMinute: 300, inFlight: 5, patientsPerHour: 50_000 },
     maxCost: 50_000,
     patients: 'researchCohort',
@@ -219,6 +243,8 @@ export const ACCESS_POLICY: Record<Role, RolePolicy> = {
       'A partner organization (a pharmacy, a payer, a care-coordination service): at most this narrow set, of it only what its sharing agreement grants, only for patients who consented to share with it; never more than a treating clinician sees.',
     purposes: { TREAT: 'all', HPAYMT: forPayment },
     defaultPurpose: 'TREAT',
+    // Only what the patient's own consent names (src/policy/consent.ts, to come): nothing by role.
+    clearance: {},
     rate: { requestsPerMinute: 300, inFlight: 10, patientsPerHour: 500 },
     maxCost: 5_000,
     patients: 'partnerConsent',
@@ -244,6 +270,7 @@ export const ACCESS_POLICY: Record<Role, RolePolicy> = {
     description: 'Reviews access: identifies records (MRN, name, organization), reads no clinical or billing content.',
     purposes: { HOPERAT: 'all' },
     defaultPurpose: 'HOPERAT',
+    clearance: {},
     rate: { requestsPerMinute: 300, inFlight: 10, patientsPerHour: 5_000 },
     maxCost: 20_000,
     patients: 'organization',
@@ -255,6 +282,7 @@ export const ACCESS_POLICY: Record<Role, RolePolicy> = {
       'Administers the care teams of its organization: identifies records, reads no clinical or billing content; cannot add its own practitioner, nor act while its token carries a care-team role; every change is audited and alerted.',
     purposes: { HOPERAT: 'all', HSYSADMIN: 'all' },
     defaultPurpose: 'HOPERAT',
+    clearance: {},
     rate: { requestsPerMinute: 300, inFlight: 10, patientsPerHour: 5_000 },
     maxCost: 5_000,
     patients: 'organization',
@@ -266,6 +294,7 @@ export const ACCESS_POLICY: Record<Role, RolePolicy> = {
       'Reviews break-the-glass access in its organization: who broke the glass, for which patient (MRN, name), the reason given, the kinds of data read and the audit of the access; never the clinical values. Closes each review with an outcome.',
     purposes: { HOPERAT: 'all' },
     defaultPurpose: 'HOPERAT',
+    clearance: {},
     rate: { requestsPerMinute: 300, inFlight: 10, patientsPerHour: 1_000 },
     // A page of reviews, each with the audit events of its access.
     maxCost: 20_000,
@@ -277,6 +306,7 @@ export const ACCESS_POLICY: Record<Role, RolePolicy> = {
     description: 'Builds integrations: introspects its schema view, reads no data.',
     purposes: { HSYSADMIN: 'all' },
     defaultPurpose: 'HSYSADMIN',
+    clearance: {},
     rate: { requestsPerMinute: 120, inFlight: 5, patientsPerHour: 0 },
     maxCost: 1_000,
     patients: 'none',

@@ -74,9 +74,9 @@ export const INPUT_FIELD_CLASSIFICATION: Record<string, Record<string, ArgumentU
   UpdateContactInput: { ...writes('writeContact', 'phone', 'email'), address: container },
   AddressInput: writes('writeContact', 'line', 'city', 'state', 'postalCode'),
   AddCareTeamMemberInput: writes('writeCareTeam', 'careTeamId', 'practitionerId'),
-  OpenEmergencyAccessInput: writes('emergencyAccess', 'patientId', 'reason', 'minutes'),
+  OpenEmergencyAccessInput: writes('emergencyAccess', 'patientId', 'reason', 'minutes', 'sensitiveData'),
   CloseEmergencyReviewInput: writes('emergencyReview', 'id', 'outcome', 'note'),
-  AddClinicalNoteInput: writes('writeClinicalNote', 'patientId', 'encounterId', 'typeCode', 'text'),
+  AddClinicalNoteInput: writes('writeClinicalNote', 'patientId', 'encounterId', 'typeCode', 'text', 'sensitiveData'),
   AddConditionInput: writes('writeCondition', 'patientId', 'encounterId', 'code', 'display', 'clinicalStatus', 'onsetDate'),
   RecordPaymentInput: writes('writePayment', 'invoiceId', 'amountCents', 'method', 'receivedAt'),
 };

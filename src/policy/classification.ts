@@ -25,7 +25,7 @@ export const CLASSIFICATION: Record<string, Record<string, Category>> = {
   // Decided at the query field and mutation that lead to them; the patient follows its own rules.
   EmergencyReview: {
     ...Object.fromEntries(
-      ['id', 'accessedBy', 'reason', 'openedAt', 'accessEndsAt', 'dueAt', 'overdue', 'status', 'outcome', 'note', 'reviewer', 'closedAt', 'dataKinds', 'accessEvents', 'accessEventCount'].map((field) => [field, 'structure']),
+      ['id', 'accessedBy', 'reason', 'openedAt', 'accessEndsAt', 'dueAt', 'overdue', 'status', 'outcome', 'note', 'reviewer', 'closedAt', 'dataKinds', 'accessEvents', 'accessEventCount', 'sensitiveDataRequested', 'sensitiveDataRead'].map((field) => [field, 'structure']),
     ),
     patient: 'recordLink',
   },
@@ -49,7 +49,7 @@ export const CLASSIFICATION: Record<string, Record<string, Category>> = {
   RecordPaymentPayload: { ok: 'structure', error: 'structure', payment: 'structure' },
   MutationError: { code: 'structure', message: 'structure', inputErrors: 'structure' },
   InputError: { field: 'structure', message: 'structure' },
-  EmergencyAccessGrant: { id: 'self', patientId: 'self', expiresAt: 'self' },
+  EmergencyAccessGrant: { id: 'self', patientId: 'self', expiresAt: 'self', sensitiveData: 'self' },
   Viewer: {
     emergencyAccess: 'self',
     subject: 'self',
@@ -105,6 +105,8 @@ export const CLASSIFICATION: Record<string, Record<string, Category>> = {
     onsetDate: 'clinicalDate',
     recordedDate: 'clinicalDate',
     encounter: 'encounter',
+    // A label tells what the diagnosis is about: decided as the diagnosis.
+    securityLabels: 'condition',
   },
   MedicationRequest: {
     id: 'recordId',
@@ -114,6 +116,7 @@ export const CLASSIFICATION: Record<string, Record<string, Category>> = {
     status: 'medication',
     authoredOn: 'clinicalDate',
     requester: 'careParticipant',
+    securityLabels: 'medication',
   },
   Observation: {
     id: 'recordId',
@@ -140,6 +143,7 @@ export const CLASSIFICATION: Record<string, Record<string, Category>> = {
     author: 'careParticipant',
     encounter: 'encounter',
     createdAt: 'clinicalDate',
+    securityLabels: 'clinicalNote',
   },
   Coverage: { id: 'recordId', patient: 'recordLink', payer: 'coverage', memberId: 'memberId', plan: 'coverage', status: 'coverage', period: 'coverage' },
   Claim: {
@@ -150,6 +154,7 @@ export const CLASSIFICATION: Record<string, Record<string, Category>> = {
     total: 'claim',
     diagnosisCodes: 'diagnosisCodes',
     createdAt: 'claim',
+    securityLabels: 'diagnosisCodes',
   },
   Invoice: { id: 'recordId', patient: 'recordLink', claim: 'invoice', status: 'invoice', total: 'invoice', balance: 'invoice', issuedAt: 'invoice' },
   Payment: { id: 'recordId', patient: 'recordLink', invoice: 'payment', amount: 'payment', method: 'payment', receivedAt: 'payment' },

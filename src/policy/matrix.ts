@@ -1,3 +1,4 @@
+import { ICD10_VALUE_SETS, RXNORM_VALUE_SETS, SNOMED_VALUE_SETS, SENSITIVITIES, SENSITIVITY_TEXT } from './sensitivity.js';
 import { isInputObjectType, isIntrospectionType, isObjectType, type GraphQLSchema } from 'graphql';
 import { PURPOSE_CODES, PURPOSES_OF_USE, ROLES } from '../auth/index.js';
 import { ACCESS_POLICY, INTROSPECTION_ROLES, type Decision } from './access-policy.js';
@@ -81,6 +82,35 @@ export function renderAccessMatrix(schema: GraphQLSchema): string {
           const what = scope === 'all' ? 'all' : scope.filter((category) => roleDecision(role, category).kind !== 'deny').map((category) => `\`${category}\``).join(', ');
           return ACCESS_POLICY[role].defaultPurpose === purpose ? `${what} (*default*)` : what;
         }),
+      ]),
+    ),
+    '',
+    '## Sensitivity labels',
+    '',
+    'Conditions, medication requests, clinical notes and claims carry FHIR `meta.security` labels derived from their codes (value sets in `src/policy/sensitivity.ts`, README "Sensitivity labels").',
+    'Per role and purpose, the categories cleared below are shown; a row with any other label is withheld in SQL, as if absent, and the audit trail records the withholding (outcome `withheld`).',
+    'Invoices and payments are withheld with the claim they bill. A patient\'s rows are seen with the clearance of the token\'s roles that reach that patient. A break-the-glass grant that names a category',
+    '(`openEmergencyAccess(input: { sensitiveData: [SUD] })`) clears it for its patient, flagged in the response and on the audit trail. Rows not labelled yet (written before labels) are shown only where every category is cleared.',
+    '',
+    table(
+      ['role', ...SENSITIVITIES.map((category) => `\`${category}\``)],
+      ROLES.flatMap((role) =>
+        PURPOSE_CODES.filter((purpose) => ACCESS_POLICY[role].purposes[purpose] !== undefined).map((purpose) => [
+          `\`${role}\` for \`${purpose}\``,
+          ...SENSITIVITIES.map((category) => ((ACCESS_POLICY[role].clearance[purpose] ?? []).includes(category) ? 'shown' : 'withheld')),
+        ]),
+      ),
+    ),
+    '',
+    table(
+      ['category', 'meaning', 'ICD-10-CM', 'SNOMED CT', 'RxNorm (clinical drugs)', 'confidentiality'],
+      SENSITIVITIES.map((category) => [
+        `\`${category}\``,
+        SENSITIVITY_TEXT[category],
+        ICD10_VALUE_SETS[category].map(([from, to]) => (to ? `${from}–${to}` : from)).join(', '),
+        SNOMED_VALUE_SETS[category].join(', '),
+        RXNORM_VALUE_SETS[category].join(', ') || '—',
+        category === 'SUD' ? '`V` (with `ETH`)' : '`R`',
       ]),
     ),
     '',

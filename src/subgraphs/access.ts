@@ -17,6 +17,9 @@ import {
   type SharingAgreement,
 } from '../policy/index.js';
 import { activeEmergencyGrants, type EmergencyGrant } from './emergency-access.js';
+import { AuditCollector } from '../audit/collector.js';
+import { sensitivitiesOf, type Sensitivity } from '../policy/sensitivity.js';
+import { labelScope, withheldReason, type LabelScope } from './sensitive-rows.js';
 import { isUuid } from './pagination.js';
 
 /**
@@ -49,6 +52,14 @@ export interface AccessControl {
   recordReads(patientIds: readonly string[]): Promise<void>;
   /** Grants under which this request read something (break the glass): the mark the audit trail records. */
   readonly emergencyReads: ReadonlyMap<string, string>;
+  /** Which labelled rows this request may load (src/subgraphs/sensitive-rows.ts). */
+  labels: LabelScope;
+  /** Records, on the audit trail, rows of one patient withheld for their labels (`labels`: each row's, null if unlabelled). */
+  recordWithheld(entityType: string, patientId: string, labels: readonly (readonly string[] | null)[]): void;
+  /** Flags labelled rows read under a break-the-glass grant: on the audit trail (per row) and in the response's mark. */
+  recordSensitiveReads(entityType: string, rows: readonly { id: string; patientId: string; labels: readonly string[] | null }[]): Promise<void>;
+  /** Per grant, the categories of labelled rows read under it (the response's mark). */
+  readonly emergencySensitive: ReadonlyMap<string, ReadonlySet<Sensitivity>>;
 }
 
 /** How long a practitioner's care-team membership is cached; changes invalidate it at once. */
@@ -68,7 +79,7 @@ const AGREEMENT_KEY = 'sharing-agreement:';
  * (the cache, the database on a miss): the guard reads decisions
  * synchronously, so they must be complete before the request runs.
  */
-export async function createAccessControl(principal: Principal, em: EntityManager, cache: Cache): Promise<AccessControl> {
+export async function createAccessControl(principal: Principal, em: EntityManager, cache: Cache, audit: AuditCollector = new AuditCollector()): Promise<AccessControl> {
   const agreement = boundBySharingAgreement(principal.roles) ? await agreementOf(principal.organizationId, em, cache) : NO_AGREEMENT;
   const scopes = new Map<Role, PatientScope>(principal.roles.map((role) => [role, ACCESS_POLICY[role].patients]));
   const distinctScopes = new Set(scopes.values());
@@ -98,21 +109,55 @@ export async function createAccessControl(principal: Principal, em: EntityManage
     return (await em.count(Patient, { $and: [{ id: patientId }, viaOtherScopes] })) === 0;
   };
   const rowRoles = new DataLoader<string, readonly Role[]>((ids) => rolesForPatients(ids, principal, scopes, em, reach));
+  const grantedCategories = async () => new Map((await emergencyGrants()).map((grant) => [grant.patientId, grant.sensitiveCategories] as const));
+  const rolesForPatient = (patientId: string) => (distinctScopes.size > 1 ? rowRoles.load(patientId) : Promise.resolve(principal.roles));
+  const labels = labelScope(principal.purpose, rolesForPatient, grantedCategories);
+  const emergencySensitive = new Map<string, Set<Sensitivity>>();
   return {
     principal,
     decisions: decisionTable(principal.roles, principal.purpose, agreement),
     decisionsFor: (roles) => decisionTable(roles, principal.purpose, agreement),
     rowDependent: distinctScopes.size > 1,
     patientFilter,
-    rolesForPatient: (patientId) => (distinctScopes.size > 1 ? rowRoles.load(patientId) : Promise.resolve(principal.roles)),
+    rolesForPatient,
     directoryVisible: principal.roles.some((role) => ACCESS_POLICY[role].directory === 'all'),
     emergencyGrants,
     isEmergencyRead,
     practitionerId,
     recordReads,
     emergencyReads,
+    labels,
+    recordWithheld(entityType, patientId, labels) {
+      if (labels.length === 0) return;
+      audit.group({ patientId, entityType, entityId: null, action: 'read' }).add(WITHHELD_FIELD, 'withheld', withheldReason(labels));
+    },
+    async recordSensitiveReads(entityType, rows) {
+      const labelled = rows.filter((row) => row.labels !== null && row.labels.length > 0);
+      if (labelled.length === 0) return;
+      const grants = new Map((await emergencyGrants()).map((grant) => [grant.patientId, grant.id]));
+      for (const row of labelled) {
+        const grantId = grants.get(row.patientId);
+        if (!grantId) continue;
+        // Shown only because the grant names them: the categories the roles are not otherwise cleared for.
+        const byRoles = await labels.withheldByRolesFor(row.patientId);
+        const categories = sensitivitiesOf(row.labels ?? []).filter((category) => byRoles.includes(category));
+        if (categories.length === 0) continue;
+        // A read under the grant, even of a patient the caller's care team reaches: marked as break-the-glass.
+        emergencyReads.set(row.patientId, grantId);
+        const flagged = emergencySensitive.get(grantId) ?? new Set<Sensitivity>();
+        for (const category of categories) flagged.add(category);
+        emergencySensitive.set(grantId, flagged);
+        audit.group({ patientId: row.patientId, entityType, entityId: row.id, action: 'read' }).add(SENSITIVE_FIELD, 'allowed', `EMERGENCY:${categories.join(',')}`);
+      }
+    },
+    emergencySensitive,
   };
 }
+
+/** The audit field of rows withheld for their labels (outcome `withheld`, the reason names their categories). */
+export const WITHHELD_FIELD = 'rows:withheld';
+/** The audit field that flags a labelled row read under break-the-glass (the reason names its categories). */
+export const SENSITIVE_FIELD = 'row:sensitive';
 
 /** Matches no row: an empty IN list becomes a false condition in SQL. */
 const NOTHING: FilterQuery<Patient> = { id: { $in: [] } };

@@ -68,6 +68,8 @@ export interface LoaderScope {
   em: EntityManager;
   access: AccessControl;
   cursors: PageCursors;
+  /** For what a loader must tell the operator (a row whose labels were edited), never PHI. */
+  logger: Logger;
 }
 
 export type LoaderFactory<L> = (scope: LoaderScope) => L;
@@ -95,9 +97,9 @@ export async function createSubgraphContext(
   },
 ): Promise<SubgraphContext> {
   const { study } = principal;
-  const access = await createAccessControl(principal, em, cache);
-  const cursors = new PageCursors(options.cursorSealer, cursorCaller(principal));
   const audit = new AuditCollector();
+  const access = await createAccessControl(principal, em, cache, audit);
+  const cursors = new PageCursors(options.cursorSealer, cursorCaller(principal));
   const loaders = new Map<LoaderFactory<unknown>, unknown>();
   return {
     principal,
@@ -124,7 +126,7 @@ export async function createSubgraphContext(
     loader: <L>(factory: LoaderFactory<L>): L => {
       let loader = loaders.get(factory) as L | undefined;
       if (loader === undefined) {
-        loader = factory({ em, access, cursors });
+        loader = factory({ em, access, cursors, logger });
         loaders.set(factory, loader);
       }
       return loader;

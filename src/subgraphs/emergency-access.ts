@@ -2,6 +2,7 @@ import { randomUUID } from 'node:crypto';
 import type { EntityManager } from '@mikro-orm/sql';
 import type { Cache } from '../cache/index.js';
 import { EmergencyAccess, EmergencyReview, NotificationOutbox } from '../db/entities.js';
+import { isSensitivity, type Sensitivity } from '../policy/sensitivity.js';
 
 /**
  * Break the glass. A grant in force lives in the cache under the caller's
@@ -13,6 +14,8 @@ export interface EmergencyGrant {
   id: string;
   patientId: string;
   expiresAt: Date;
+  /** The sensitivity categories the reason was given for: labelled rows of these are shown under the grant. */
+  sensitiveCategories: readonly Sensitivity[];
 }
 
 export const EMERGENCY_ACCESS_MINUTES = { default: 60, min: 1, max: 240 } as const;
@@ -22,18 +25,20 @@ const EMPTY_GRANTS_TTL_SECONDS = 60;
 const KEY = 'emergency-access:';
 const MILLISECONDS_PER_SECOND = 1000;
 
-type StoredGrants = Record<string, { id: string; expiresAt: number }>;
+type StoredGrants = Record<string, { id: string; expiresAt: number; sensitive?: string[] }>;
 
 function toGrants(stored: StoredGrants, now: number): EmergencyGrant[] {
   return Object.entries(stored)
     .filter(([, grant]) => grant.expiresAt > now)
-    .map(([patientId, grant]) => ({ id: grant.id, patientId, expiresAt: new Date(grant.expiresAt) }));
+    .map(([patientId, grant]) => ({ id: grant.id, patientId, expiresAt: new Date(grant.expiresAt), sensitiveCategories: (grant.sensitive ?? []).filter(isSensitivity) }));
 }
 
 async function store(cache: Cache, subject: string, grants: EmergencyGrant[]): Promise<void> {
   const now = Date.now();
   const live = grants.filter((grant) => grant.expiresAt.getTime() > now);
-  const stored: StoredGrants = Object.fromEntries(live.map((grant) => [grant.patientId, { id: grant.id, expiresAt: grant.expiresAt.getTime() }]));
+  const stored: StoredGrants = Object.fromEntries(
+    live.map((grant) => [grant.patientId, { id: grant.id, expiresAt: grant.expiresAt.getTime(), sensitive: [...grant.sensitiveCategories] }]),
+  );
   const latest = Math.max(0, ...live.map((grant) => grant.expiresAt.getTime()));
   const ttl = live.length > 0 ? Math.ceil((latest - now) / MILLISECONDS_PER_SECOND) : EMPTY_GRANTS_TTL_SECONDS;
   await cache.set(`${KEY}${subject}`, JSON.stringify(stored), ttl);
@@ -44,7 +49,7 @@ export async function activeEmergencyGrants(subject: string, em: EntityManager, 
   const cached = await cache.get(`${KEY}${subject}`);
   if (cached !== null) return toGrants(JSON.parse(cached) as StoredGrants, Date.now());
   const rows = await em.find(EmergencyAccess, { subject, expiresAt: { $gt: new Date() } }, { orderBy: { expiresAt: 'asc' } });
-  const grants = rows.map((row) => ({ id: row.id, patientId: row.patient.id, expiresAt: row.expiresAt }));
+  const grants = rows.map((row) => ({ id: row.id, patientId: row.patient.id, expiresAt: row.expiresAt, sensitiveCategories: row.sensitiveCategories.filter(isSensitivity) }));
   await store(cache, subject, grants);
   return grants;
 }
@@ -82,6 +87,7 @@ export async function grantEmergencyAccess(
   patientId: string,
   organizationId: string,
   reason: string,
+  sensitiveCategories: readonly Sensitivity[],
   minutes: number,
   em: EntityManager,
   cache: Cache,
@@ -98,13 +104,13 @@ export async function grantEmergencyAccess(
   const expiresAt = new Date(grantedAt.getTime() + minutes * 60 * MILLISECONDS_PER_SECOND);
   const id = randomUUID();
   const wrote = await write(async (writer) => {
-    await writer.insert(EmergencyAccess, { id, subject, patient: patientId, reason, grantedAt, expiresAt });
+    await writer.insert(EmergencyAccess, { id, subject, patient: patientId, reason, sensitiveCategories: [...sensitiveCategories], grantedAt, expiresAt });
     await openReview(writer, { id, patientId, organizationId, grantedAt });
     return id;
   });
   if (!wrote) return null;
   const current = await activeEmergencyGrants(subject, em, cache);
-  const grant = { id, patientId, expiresAt };
+  const grant = { id, patientId, expiresAt, sensitiveCategories };
   await store(cache, subject, [...current.filter((existing) => existing.patientId !== patientId), grant]);
   return grant;
 }

@@ -2,6 +2,8 @@ import DataLoader from 'dataloader';
 import type { EntityClass, EntityDictionary, FilterQuery } from '@mikro-orm/core';
 import type { EntityManager } from '@mikro-orm/sql';
 import { Patient } from '../db/entities.js';
+import type { Logger } from '../logger.js';
+import type { AccessControl } from './access.js';
 import type { LoaderFactory, SubgraphContext } from './context.js';
 import { NESTED_PAGE, pageSize, type Connection, type PageCursors, toConnection } from './pagination.js';
 
@@ -46,6 +48,75 @@ export function patientOwnedById<T extends PatientOwned>(entity: EntityClass<T>)
     );
 }
 
+/**
+ * A by-id loader of labelled rows (src/policy/sensitivity.ts): limited to
+ * the patients the caller may see, then to the labels it is cleared for, so
+ * a withheld row is null exactly like an absent one. The label check reads
+ * each found row's labels once, which is also what records a withholding on
+ * the audit trail.
+ */
+export function labelledById<T extends PatientOwned>(entity: EntityClass<T>, table: string, labelled: Labelled<T>): LoaderFactory<DataLoader<string, T | null>> {
+  return ({ em, access, logger }) =>
+    new DataLoader<string, T | null>(async (ids) => {
+      const byIds = { id: { $in: [...ids] } } as unknown as FilterQuery<T>;
+      const found = await em.find(entity, { $and: [byIds, { patient: await access.patientFilter() } as FilterQuery<T>] } as FilterQuery<T>);
+      const condition = await access.labels.sql('t', found.map((row) => row.patient.id), labelsExpression(labelled));
+      let rows = found;
+      if (condition && found.length > 0) {
+        const checked = await em.execute<{ id: string; patient_id: string; labels: string[] | null; visible: boolean }[]>(
+          `select t."id", t."patient_id", ${labelsExpression(labelled)} as "labels", ${condition.sql} as "visible" from "${table}" t where t."id" in (${found.map(() => '?::uuid').join(', ')})`,
+          [...condition.params, ...found.map((row) => row.id)],
+        );
+        const visible = new Set(checked.filter((row) => row.visible).map((row) => row.id));
+        recordWithheldRows(access, labelled.entityType, checked.filter((row) => !row.visible).map((row) => ({ patientId: row.patient_id, labels: row.labels })));
+        rows = found.filter((row) => visible.has(row.id));
+      }
+      rows = consistentRows(rows, labelled, logger);
+      await access.recordReads(rows.map((row) => row.patient.id));
+      await access.recordSensitiveReads(labelled.entityType, rows.map(labelledFacts));
+      const byId = new Map(rows.map((row) => [row.id, row]));
+      return ids.map((id) => byId.get(id) ?? null);
+    });
+}
+
+/** How a labelled table is treated: its audit entity type, where its labels are, and (for plaintext codes) a check of its labels against its codes. */
+export interface Labelled<T> {
+  entityType: string;
+  /**
+   * The row's labels as SQL over alias `t`: its own `security_labels` by
+   * default; invoices and payments take their claim's (a withheld claim
+   * must not show through the invoice that bills it).
+   */
+  labels?: (alias: string) => string;
+  /** False when the row's own codes call for a label it does not carry (its labels edited in the database): it is withheld and logged. */
+  consistent?: (row: T) => boolean;
+}
+
+function labelsExpression<T>(labelled: Labelled<T>, alias = 't'): string {
+  return labelled.labels ? labelled.labels(alias) : `${alias}."security_labels"`;
+}
+
+function labelledFacts(row: PatientOwned & { securityLabels?: string[] | null }): { id: string; patientId: string; labels: readonly string[] | null } {
+  return { id: row.id, patientId: row.patient.id, labels: row.securityLabels ?? null };
+}
+
+function consistentRows<T>(rows: T[], labelled: Labelled<T>, logger: Logger): T[] {
+  const check = labelled.consistent;
+  if (!check) return rows;
+  return rows.filter((row) => {
+    if (check(row)) return true;
+    // An edited label on a row whose code is stored in plaintext: no ciphertext to fail, so the row is left out here.
+    logger.error({ event: 'label-mismatch', entityType: labelled.entityType, id: (row as { id?: string }).id }, 'a row lacks a label its code calls for (edited in the database?); withheld');
+    return false;
+  });
+}
+
+function recordWithheldRows(access: AccessControl, entityType: string, rows: readonly { patientId: string; labels: readonly string[] | null }[]): void {
+  const byPatient = new Map<string, (readonly string[] | null)[]>();
+  for (const row of rows) byPatient.set(row.patientId, [...(byPatient.get(row.patientId) ?? []), row.labels]);
+  for (const [patientId, labels] of byPatient) access.recordWithheld(entityType, patientId, labels);
+}
+
 /** Whether each patient id is inside the caller's row scope (one statement per batch). */
 export const patientVisible: LoaderFactory<DataLoader<string, boolean>> = ({ em, access }) =>
   new DataLoader<string, boolean>(async (ids) => {
@@ -71,6 +142,8 @@ export interface ChildTable<T> {
   table: string;
   sortColumn: string;
   patientId(row: T): string;
+  /** Set for tables whose rows carry sensitivity labels: rows the caller is not cleared for are withheld in the page's statement. */
+  labelled?: Labelled<T>;
 }
 
 interface PatientOwned extends WithId {
@@ -78,8 +151,8 @@ interface PatientOwned extends WithId {
 }
 
 /** Describes a table of rows that belong to a patient, paged newest first by `column`. */
-export function childTable<T extends PatientOwned>(list: string, entity: EntityClass<T>, table: string, column: string): ChildTable<T> {
-  return { list, entity, table, sortColumn: column, patientId: (row) => row.patient.id };
+export function childTable<T extends PatientOwned>(list: string, entity: EntityClass<T>, table: string, column: string, labelled?: Labelled<T>): ChildTable<T> {
+  return { list, entity, table, sortColumn: column, patientId: (row) => row.patient.id, ...(labelled && { labelled }) };
 }
 
 /**
@@ -88,7 +161,7 @@ export function childTable<T extends PatientOwned>(list: string, entity: EntityC
  * when their references were resolved.
  */
 export function childPagesOf<T extends WithId>(child: ChildTable<T>): ChildPages<T> {
-  return { list: child.list, factory: ({ em, cursors }) => createChildPageLoader(em, child, cursors) };
+  return { list: child.list, factory: ({ em, cursors, access, logger }) => createChildPageLoader(em, child, cursors, access, logger) };
 }
 
 export interface ChildPages<T> {
@@ -131,6 +204,8 @@ export function createChildPageLoader<T extends WithId>(
   em: EntityManager,
   child: ChildTable<T>,
   cursors: PageCursors,
+  access: AccessControl,
+  logger: Logger,
 ): DataLoader<ChildPageKey, Connection<T>, string> {
   return new DataLoader<ChildPageKey, Connection<T>, string>(
     async (keys) => {
@@ -143,7 +218,13 @@ export function createChildPageLoader<T extends WithId>(
       for (const group of groups.values()) {
         const [{ first, afterId }] = group as [ChildPageKey, ...ChildPageKey[]];
         const patientIds = [...new Set(group.map((key) => key.patientId))];
-        const rows = await loadRankedRows(em, child, patientIds, first + 1, afterId);
+        const labels = child.labelled ? await access.labels.sql('t', patientIds, labelsExpression(child.labelled)) : null;
+        let rows = await loadRankedRows(em, child, patientIds, first + 1, afterId, labels);
+        if (child.labelled) {
+          rows = consistentRows(rows, child.labelled, logger);
+          await access.recordSensitiveReads(child.labelled.entityType, (rows as unknown as PatientOwned[]).map(labelledFacts));
+          if (labels) await recordWithheldPages(em, child, patientIds, labels, access);
+        }
         const byPatient = new Map<string, T[]>();
         for (const row of rows) {
           const id = child.patientId(row);
@@ -164,12 +245,25 @@ function childPageKey(key: ChildPageKey): string {
   return `${key.patientId}|${key.first}|${key.afterId ?? ''}`;
 }
 
+/** Records, per patient, the rows of a labelled list the caller's labels withheld (audit only; one statement per batch). */
+async function recordWithheldPages<T>(em: EntityManager, child: ChildTable<T>, patientIds: string[], labels: LabelSql, access: AccessControl): Promise<void> {
+  if (!child.labelled || patientIds.length === 0) return;
+  const rows = await em.execute<{ patient_id: string; security_labels: string[] | null }[]>(
+    `select t."patient_id", ${labelsExpression(child.labelled)} as "security_labels" from "${child.table}" t where t."patient_id" in (${patientIds.map(() => '?::uuid').join(', ')}) and not ${labels.sql}`,
+    [...patientIds, ...labels.params],
+  );
+  recordWithheldRows(access, child.labelled.entityType, rows.map((row) => ({ patientId: row.patient_id, labels: row.security_labels })));
+}
+
+type LabelSql = { sql: string; params: unknown[] };
+
 async function loadRankedRows<T extends WithId>(
   em: EntityManager,
   child: ChildTable<T>,
   patientIds: string[],
   perPatient: number,
   afterId: string | null,
+  labels: LabelSql | null,
 ): Promise<T[]> {
   if (patientIds.length === 0 || perPatient <= 0) return [];
   const placeholders = patientIds.map(() => '?::uuid').join(', ');
@@ -180,9 +274,9 @@ async function loadRankedRows<T extends WithId>(
     : '';
   const sql =
     `select ranked.* from (select t.*, row_number() over (partition by t."patient_id" order by ${sort} desc, t."id" desc) as "page_rank"` +
-    ` from "${child.table}" t where t."patient_id" in (${placeholders})${afterClause}) ranked` +
+    ` from "${child.table}" t where t."patient_id" in (${placeholders})${afterClause}${labels ? ` and ${labels.sql}` : ''}) ranked` +
     ` where ranked."page_rank" <= ? order by ranked."patient_id", ranked."page_rank"`;
-  const params: unknown[] = [...patientIds, ...(afterId ? [afterId] : []), perPatient];
+  const params: unknown[] = [...patientIds, ...(afterId ? [afterId] : []), ...(labels ? labels.params : []), perPatient];
   const rows = await em.execute<Record<string, unknown>[]>(sql, params);
   return rows.map((row) => {
     delete row['page_rank'];

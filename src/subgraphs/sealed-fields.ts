@@ -1,5 +1,13 @@
 import { Sealed, SealedColumn, type SealedPart } from '../crypto/index.js';
 import { CRYPTO_VERSION_ENCRYPTED } from '../db/encryption.js';
+import { labelBinding } from '../policy/sensitivity.js';
+
+/** A stored row: its id, its crypto version and, in labelled tables, its sensitivity labels (bound with the id). */
+interface StoredRow {
+  id: string;
+  cryptoVersion: number;
+  securityLabels?: readonly string[] | null;
+}
 
 /**
  * What resolvers of @encrypted fields return: the stored bytes, sealed,
@@ -13,16 +21,17 @@ import { CRYPTO_VERSION_ENCRYPTED } from '../db/encryption.js';
  */
 export function sealed<T>(
   table: string,
-  row: { id: string; cryptoVersion: number },
+  row: StoredRow,
   columns: Readonly<Record<string, Uint8Array | null | undefined>>,
   open: (plaintext: Readonly<Record<string, string>>) => T,
 ): T | null {
   const names = Object.keys(columns);
+  const rowId = labelBinding(row.id, row.securityLabels);
   const parts: SealedPart[] = [];
   for (const column of names) {
     const stored = columns[column];
     if (stored === null || stored === undefined) return null;
-    parts.push({ stored, location: { table, column, rowId: row.id }, encrypted: row.cryptoVersion === CRYPTO_VERSION_ENCRYPTED });
+    parts.push({ stored, location: { table, column, rowId }, encrypted: row.cryptoVersion === CRYPTO_VERSION_ENCRYPTED });
   }
   return new Sealed(parts, (plaintexts) => open(Object.fromEntries(names.map((name, index) => [name, plaintexts[index] ?? ''])))) as unknown as T;
 }
@@ -34,13 +43,13 @@ export function sealed<T>(
  */
 export function sealedColumn<T>(
   table: string,
-  row: { id: string; cryptoVersion: number },
+  row: StoredRow,
   column: string,
   stored: Uint8Array | null | undefined,
   open: (plaintext: string) => T,
 ): T | null {
   if (stored === null || stored === undefined) return null;
-  return new SealedColumn(stored, table, column, row.id, row.cryptoVersion === CRYPTO_VERSION_ENCRYPTED, open) as unknown as T;
+  return new SealedColumn(stored, table, column, labelBinding(row.id, row.securityLabels), row.cryptoVersion === CRYPTO_VERSION_ENCRYPTED, open) as unknown as T;
 }
 
 /** The plaintext as it is: the open step of most text columns. */

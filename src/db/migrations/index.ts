@@ -11,6 +11,7 @@ import { Migration20261202000000PurposeOfUse } from './Migration20261202000000Pu
 import { Migration20261202010000EmergencyReview } from './Migration20261202010000EmergencyReview.js';
 import { Migration20261202020000AuditTokenRoles } from './Migration20261202020000AuditTokenRoles.js';
 import { Migration20261202030000EmergencyReviewGuard } from './Migration20261202030000EmergencyReviewGuard.js';
+import { Migration20261203000000SensitivityLabels } from './Migration20261203000000SensitivityLabels.js';
 
 /**
  * Every migration, in order. Listed explicitly (not discovered from the
@@ -31,4 +32,5 @@ export const MIGRATIONS = [
   { name: 'Migration20261202010000EmergencyReview', class: Migration20261202010000EmergencyReview },
   { name: 'Migration20261202020000AuditTokenRoles', class: Migration20261202020000AuditTokenRoles },
   { name: 'Migration20261202030000EmergencyReviewGuard', class: Migration20261202030000EmergencyReviewGuard },
+  { name: 'Migration20261203000000SensitivityLabels', class: Migration20261203000000SensitivityLabels },
 ];

@@ -17,6 +17,8 @@
  * so the generated plaintext stays byte for byte reproducible.
  */
 import { ROLES, type Role } from '../../auth/index.js';
+import { labelsOfCodes, noteLabels } from '../../policy/sensitivity.js';
+import { CodeSystem } from '../../subgraphs/codes.js';
 import { Permutation, Random, at, seedWords, type Weighted } from './random.js';
 import {
   AGE_BANDS,
@@ -117,6 +119,8 @@ export type ConditionRow = {
   clinical_status: 'active' | 'recurrence' | 'inactive' | 'resolved';
   onset_date: string | null;
   recorded_date: string;
+  /** Sensitivity labels (src/policy/sensitivity.ts), from the code. */
+  security_labels: string[];
 };
 export type MedicationRequestRow = {
   id: string;
@@ -127,6 +131,7 @@ export type MedicationRequestRow = {
   status: 'active' | 'completed' | 'stopped' | 'cancelled';
   authored_on: string;
   requester_id: string | null;
+  security_labels: string[];
 };
 export type ObservationRow = {
   id: string;
@@ -156,6 +161,8 @@ export type ClinicalNoteRow = {
   type_display: string;
   text: string;
   created_at: string;
+  /** Its encounter's diagnoses' labels and those of the codes it names. */
+  security_labels: string[];
 };
 export type CoverageRow = {
   id: string;
@@ -177,6 +184,8 @@ export type ClaimRow = {
   currency: string;
   diagnosis_codes: string[];
   created_at: string;
+  /** The labels of its diagnosis codes. */
+  security_labels: string[];
 };
 export type InvoiceRow = {
   id: string;
@@ -885,6 +894,7 @@ function generateCondition(context: PatientContext, definition: ConditionDefinit
     clinical_status: random.weighted(definition.chronic ? CHRONIC_CONDITION_STATUSES : ACUTE_CONDITION_STATUSES),
     onset_date: random.chance(MISSING_ONSET_SHARE) ? null : isoDate(onsetMs),
     recorded_date: isoDate(recordedMs),
+    security_labels: labelsOfCodes([{ system: CodeSystem.icd10cm, code: definition.code }]),
   };
 }
 
@@ -924,6 +934,7 @@ function medicationRequest(
     status: random.weighted(chronic ? CHRONIC_MEDICATION_STATUSES : ACUTE_MEDICATION_STATUSES),
     authored_on: authoredOn,
     requester_id: prescriber(context),
+    security_labels: labelsOfCodes([{ system: CodeSystem.rxnorm, code: medication.code }]),
   };
 }
 
@@ -1104,6 +1115,8 @@ function generateClinicalNotes(
       ? (encounter.period_end ? parseInstant(encounter.period_end) : parseInstant(encounter.period_start) + HOUR_MS)
       : clinicTime(random, randomDay(random, context));
     const createdMs = Math.min(writtenAfterMs + random.int(10, 240) * MINUTE_MS, SEED_EPOCH_MS - MINUTE_MS);
+    const text = noteText(random, type, condition, medication);
+    const diagnoses = encounter ? conditions.filter((candidate) => candidate.row.encounter_id === encounter.id) : [];
     return {
       id: random.uuid(),
       patient_id: context.patientId,
@@ -1111,8 +1124,9 @@ function generateClinicalNotes(
       author_id: encounter?.practitioner_id ?? prescriber(context),
       type_code: type.code,
       type_display: type.display,
-      text: noteText(random, type, condition, medication),
+      text,
       created_at: isoInstant(Math.max(createdMs, writtenAfterMs)),
+      security_labels: noteLabels(text, diagnoses.map((diagnosis) => diagnosis.row.security_labels)),
     };
   });
 }
@@ -1192,7 +1206,7 @@ function generateClaims(
     const [lowest, highest] = CLAIM_TOTAL_CENTS[encounter.class];
     const endMs = parseInstant(encounter.period_end ?? encounter.period_start);
     const createdMs = Math.min(clinicTime(random, endMs + random.int(1, 14) * DAY_MS), SEED_EPOCH_MS - HOUR_MS);
-    claims.push({
+    const claim = {
       id: random.uuid(),
       patient_id: context.patientId,
       coverage_id: coverageAt(coverages, encounter.period_start)?.id ?? null,
@@ -1202,7 +1216,8 @@ function generateClaims(
       currency: CURRENCY,
       diagnosis_codes: diagnosisCodes(random, encounter, conditions),
       created_at: isoInstant(Math.max(createdMs, endMs)),
-    });
+    };
+    claims.push({ ...claim, security_labels: labelsOfCodes(claim.diagnosis_codes.map((code) => ({ system: CodeSystem.icd10cm, code }))) });
   }
   return claims;
 }

@@ -294,6 +294,14 @@ export const MEDICATIONS = {
   methylphenidate20: { code: '1091392', display: 'methylphenidate hydrochloride 20 MG Oral Tablet', dosage: 'Take 1 tablet by mouth every morning' },
   aspirin81: { code: '243670', display: 'aspirin 81 MG Oral Tablet', dosage: 'Take 1 tablet by mouth once daily' },
   clopidogrel75: { code: '309362', display: 'clopidogrel 75 MG Oral Tablet', dosage: 'Take 1 tablet by mouth once daily' },
+  naltrexone50: { code: '1483744', display: 'naltrexone hydrochloride 50 MG Oral Tablet', dosage: 'Take 1 tablet by mouth once daily' },
+  buprenorphineNaloxone8: { code: '1010604', display: 'buprenorphine 8 MG / naloxone 2 MG Sublingual Film', dosage: 'Dissolve 1 film under the tongue once daily' },
+  bictegravirEmtricitabineTenofovir: {
+    code: '1999667',
+    display: 'bictegravir 50 MG / emtricitabine 200 MG / tenofovir alafenamide 25 MG Oral Tablet',
+    dosage: 'Take 1 tablet by mouth once daily',
+  },
+  ceftriaxone500: { code: '1665005', display: 'ceftriaxone 500 MG Injection', dosage: 'Inject 500 mg into the muscle once' },
   cetirizine10: { code: '1014678', display: 'cetirizine hydrochloride 10 MG Oral Tablet', dosage: 'Take 1 tablet by mouth once daily as needed for allergy symptoms' },
 } as const satisfies Record<string, MedicationDefinition>;
 
@@ -345,6 +353,13 @@ export const CONDITIONS: readonly ConditionDefinition[] = [
   { code: 'N18.30', display: 'Chronic kidney disease, stage 3 unspecified', term: 'stage 3 chronic kidney disease', chronic: true, weight: 1.5, minAge: 40, medications: [] },
   { code: 'I50.9', display: 'Heart failure, unspecified', term: 'heart failure', chronic: true, weight: 1.5, minAge: 45, medications: [MEDICATIONS.furosemide40, MEDICATIONS.metoprololEr100] },
   { code: 'G30.9', display: "Alzheimer's disease, unspecified", term: "Alzheimer's disease", chronic: true, weight: 1, minAge: 65, medications: [MEDICATIONS.donepezil10] },
+  // Sensitive diagnoses (labelled: src/policy/sensitivity.ts), at roughly their share of a primary-care population.
+  { code: 'F10.20', display: 'Alcohol dependence, uncomplicated', term: 'alcohol use disorder', chronic: true, weight: 1.5, minAge: 18, medications: [MEDICATIONS.naltrexone50] },
+  { code: 'F11.20', display: 'Opioid dependence, uncomplicated', term: 'opioid use disorder', chronic: true, weight: 0.8, minAge: 18, medications: [MEDICATIONS.buprenorphineNaloxone8] },
+  { code: 'B20', display: 'Human immunodeficiency virus [HIV] disease', term: 'HIV disease', chronic: true, weight: 0.4, minAge: 18, medications: [MEDICATIONS.bictegravirEmtricitabineTenofovir] },
+  { code: 'A54.00', display: 'Gonococcal infection of lower genitourinary tract, unspecified', term: 'a gonococcal infection', chronic: false, weight: 0.5, minAge: 16, maxAge: 50, medications: [MEDICATIONS.ceftriaxone500] },
+  { code: 'Z30.09', display: 'Encounter for other general counseling and advice on contraception', term: 'contraception counseling', chronic: false, weight: 1, minAge: 15, maxAge: 50, medications: [] },
+  { code: 'T74.11XA', display: 'Adult physical abuse, confirmed, initial encounter', term: 'physical abuse', chronic: false, weight: 0.3, minAge: 18, medications: [] },
 ];
 
 /** What an observation generator measures; see `measureObservation` in generate.ts. */

@@ -4,6 +4,7 @@ import { DateScalar, DateTimeScalar, toIsoDateTime } from '../scalars.js';
 import { isUuid } from '../pagination.js';
 import { patientListResolver, patientVisible } from '../loaders.js';
 import { formatCents } from './money.js';
+import { securityLabelCodings } from '../sensitive-rows.js';
 import { asStringArray, asText, sealedColumn } from '../sealed-fields.js';
 import { claimById, claimPages, coverageById, coveragePages, invoiceById, invoicePages, paymentById, paymentPages } from './repository.js';
 
@@ -34,6 +35,7 @@ export const resolvers: Resolvers = {
     coverage: (row, _args, { loader }) => (row.coverage ? loader(coverageById).load(row.coverage.id) : null),
     total: (row) => ({ cents: row.totalCents, currency: row.currency }),
     diagnosisCodes: (row) => sealedColumn('claim', row, 'diagnosis_codes', row.diagnosisCodes, asStringArray),
+    securityLabels: (row) => securityLabelCodings(row.securityLabels),
     createdAt: (row) => toIsoDateTime(row.createdAt),
   },
   Invoice: {

@@ -10,6 +10,8 @@ import { isUuid } from '../pagination.js';
 import { toIsoDate } from '../scalars.js';
 import { clinicalNoteById, conditionById } from './repository.js';
 import { CRYPTO_VERSION_ENCRYPTED, sealRow } from '../../db/encryption.js';
+import { labelsOfCodes, noteLabels } from '../../policy/sensitivity.js';
+import { CodeSystem } from '../codes.js';
 
 /** LOINC document types a note may have. */
 export const NOTE_TYPES: Record<string, string> = {
@@ -52,7 +54,9 @@ async function addClinicalNote(input: AddClinicalNoteInput, context: SubgraphCon
   const refused = await checkTarget(check, input, context, 'writeClinicalNote');
   if (refused) return refused;
   const id = randomUUID();
-  const stored = await sealRow('clinical_note', { id, text: input.text }, context.sealer);
+  const diagnoses = input.encounterId ? await context.em.find(Condition, { encounter: input.encounterId }, { fields: ['securityLabels'] }) : [];
+  const securityLabels = noteLabels(input.text, diagnoses.map((diagnosis) => diagnosis.securityLabels ?? null), input.sensitiveData ?? []);
+  const stored = await sealRow('clinical_note', { id, text: input.text, security_labels: securityLabels }, context.sealer);
   const author = await context.access.practitionerId();
   const written = await writeWithRecord(context, {
     coordinate: 'Mutation.addClinicalNote',
@@ -68,6 +72,7 @@ async function addClinicalNote(input: AddClinicalNoteInput, context: SubgraphCon
     text: stored['text'] as Buffer,
     cryptoVersion: CRYPTO_VERSION_ENCRYPTED,
     createdAt: new Date(),
+    securityLabels,
   }),
   });
   const noteId = written.replayed ? written.resultId : id;
@@ -85,7 +90,8 @@ async function addCondition(input: AddConditionInput, context: SubgraphContext):
   const refused = await checkTarget(check, input, context, 'writeCondition');
   if (refused) return refused;
   const id = randomUUID();
-  const stored = await sealRow('condition', { id, code: input.code, display: input.display.trim() }, context.sealer);
+  const securityLabels = labelsOfCodes([{ system: CodeSystem.icd10cm, code: input.code }]);
+  const stored = await sealRow('condition', { id, code: input.code, display: input.display.trim(), security_labels: securityLabels }, context.sealer);
   const written = await writeWithRecord(context, {
     coordinate: 'Mutation.addCondition',
     input,
@@ -100,6 +106,7 @@ async function addCondition(input: AddConditionInput, context: SubgraphContext):
     clinicalStatus: input.clinicalStatus,
     onsetDate: input.onsetDate ?? null,
     recordedDate: today,
+    securityLabels,
   }),
   });
   const conditionId = written.replayed ? written.resultId : id;

@@ -6,23 +6,34 @@ import {
   MedicationRequest,
   Observation,
 } from '../../db/entities.js';
-import { childPagesOf, childTable, patientOwnedById } from '../loaders.js';
+import { childPagesOf, childTable, labelledById, patientOwnedById, type Labelled } from '../loaders.js';
+import { CodeSystem } from '../codes.js';
+import { labelsOfCodes } from '../../policy/sensitivity.js';
+
+/** Conditions and notes bind their labels into their encrypted values (a label edited in the database makes them fail to decrypt). */
+const conditionLabels: Labelled<Condition> = { entityType: 'Condition' };
+const noteLabels: Labelled<ClinicalNote> = { entityType: 'ClinicalNote' };
+/** A medication's code is stored in plaintext: its labels are checked against the code on every read. */
+const medicationLabels: Labelled<MedicationRequest> = {
+  entityType: 'MedicationRequest',
+  consistent: (row) => labelsOfCodes([{ system: CodeSystem.rxnorm, code: row.rxnormCode }]).every((label) => (row.securityLabels ?? []).includes(label)),
+};
 
 /** Per-patient pages of each clinical table, newest first. */
 export const encounterPages = childPagesOf(childTable('Patient.encounters', Encounter, 'encounter', 'period_start'));
-export const conditionPages = childPagesOf(childTable('Patient.conditions', Condition, 'condition', 'recorded_date'));
+export const conditionPages = childPagesOf(childTable('Patient.conditions', Condition, 'condition', 'recorded_date', conditionLabels));
 export const medicationRequestPages = childPagesOf(
-  childTable('Patient.medicationRequests', MedicationRequest, 'medication_request', 'authored_on'),
+  childTable('Patient.medicationRequests', MedicationRequest, 'medication_request', 'authored_on', medicationLabels),
 );
 export const observationPages = childPagesOf(childTable('Patient.observations', Observation, 'observation', 'effective_at'));
 export const allergyIntolerancePages = childPagesOf(
   childTable('Patient.allergyIntolerances', AllergyIntolerance, 'allergy_intolerance', 'recorded_date'),
 );
-export const clinicalNotePages = childPagesOf(childTable('Patient.clinicalNotes', ClinicalNote, 'clinical_note', 'created_at'));
+export const clinicalNotePages = childPagesOf(childTable('Patient.clinicalNotes', ClinicalNote, 'clinical_note', 'created_at', noteLabels));
 
 export const encounterById = patientOwnedById(Encounter);
-export const conditionById = patientOwnedById(Condition);
-export const medicationRequestById = patientOwnedById(MedicationRequest);
+export const conditionById = labelledById(Condition, 'condition', conditionLabels);
+export const medicationRequestById = labelledById(MedicationRequest, 'medication_request', medicationLabels);
 export const observationById = patientOwnedById(Observation);
 export const allergyIntoleranceById = patientOwnedById(AllergyIntolerance);
-export const clinicalNoteById = patientOwnedById(ClinicalNote);
+export const clinicalNoteById = labelledById(ClinicalNote, 'clinical_note', noteLabels);

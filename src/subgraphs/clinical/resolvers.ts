@@ -5,6 +5,7 @@ import { isUuid } from '../pagination.js';
 import { patientListResolver, patientVisible } from '../loaders.js';
 import { CodeSystem, encounterTypeSystem } from '../codes.js';
 import { asText, sealed, sealedColumn } from '../sealed-fields.js';
+import { securityLabelCodings } from '../sensitive-rows.js';
 import {
   allergyIntoleranceById,
   allergyIntolerancePages,
@@ -52,6 +53,7 @@ export const resolvers: Resolvers = {
     onsetDate: (row) => (row.onsetDate ? toIsoDate(row.onsetDate) : null),
     recordedDate: (row) => toIsoDate(row.recordedDate),
     encounter: (row, _args, { loader }) => (row.encounter ? loader(encounterById).load(row.encounter.id) : null),
+    securityLabels: (row) => securityLabelCodings(row.securityLabels),
   },
   MedicationRequest: {
     __resolveReference: ({ id }, { loader }) => (isUuid(id) ? loader(medicationRequestById).load(id) : null),
@@ -59,6 +61,7 @@ export const resolvers: Resolvers = {
     medication: (row) => ({ system: CodeSystem.rxnorm, code: row.rxnormCode, display: row.display }),
     authoredOn: (row) => toIsoDate(row.authoredOn),
     requester: (row) => reference(row.requester),
+    securityLabels: (row) => securityLabelCodings(row.securityLabels),
   },
   Observation: {
     __resolveReference: ({ id }, { loader }) => (isUuid(id) ? loader(observationById).load(id) : null),
@@ -82,5 +85,6 @@ export const resolvers: Resolvers = {
     author: (row) => reference(row.author),
     encounter: (row, _args, { loader }) => (row.encounter ? loader(encounterById).load(row.encounter.id) : null),
     createdAt: (row) => toIsoDateTime(row.createdAt),
+    securityLabels: (row) => securityLabelCodings(row.securityLabels),
   },
 };

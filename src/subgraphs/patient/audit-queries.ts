@@ -1,3 +1,4 @@
+import { SENSITIVE_FIELD } from '../access.js';
 import type { EntityManager } from '@mikro-orm/sql';
 import { isPurposeOfUse, PURPOSES_OF_USE, type Principal } from '../../auth/index.js';
 import { categoryOf } from '../../policy/index.js';
@@ -101,7 +102,7 @@ export function dataKinds(fields: AuditEventRow['fields']): string[] {
   const kinds = new Set<string>();
   for (const { field, outcome } of fields) {
     // Refused and failed reads showed nothing of the record: not disclosures.
-    if (outcome === 'denied' || outcome === 'failed') continue;
+    if (outcome === 'denied' || outcome === 'failed' || outcome === 'withheld' || field === SENSITIVE_FIELD) continue;
     const [coordinate] = field.split(':');
     const [type, name] = (coordinate ?? '').split('.');
     kinds.add(type && name ? (categoryOf(type, name) ?? 'other') : 'other');

@@ -1,3 +1,5 @@
+import { SENSITIVITIES, isSensitivity, type Sensitivity } from '../../policy/sensitivity.js';
+import { SENSITIVE_FIELD } from '../access.js';
 import type { EntityManager, QueryResult } from '@mikro-orm/sql';
 import type { Principal } from '../../auth/index.js';
 import { PATIENT_ROWS_FILTER, auditEntries, auditEventFromRow, type StoredAuditEvent } from '../../audit/index.js';
@@ -44,11 +46,12 @@ export interface EmergencyReviewModel {
   note: string | null;
   reviewer: string | null;
   closedAt: string | null;
+  sensitiveDataRequested: Sensitivity[];
 }
 
 type Raw = Record<string, unknown>;
 
-const REVIEW_COLUMNS = `r."id", r."grant_id", g."patient_id", g."subject", g."reason", r."opened_at", g."expires_at", r."due_at", r."status", r."outcome", r."note", r."reviewer", r."closed_at"`;
+const REVIEW_COLUMNS = `r."id", r."grant_id", g."patient_id", g."subject", g."reason", g."sensitive_categories", r."opened_at", g."expires_at", r."due_at", r."status", r."outcome", r."note", r."reviewer", r."closed_at"`;
 
 function iso(value: unknown): string {
   return (value instanceof Date ? value : new Date(String(value))).toISOString();
@@ -65,6 +68,7 @@ function reviewFromRow(row: Raw): EmergencyReviewModel {
     patientId: text('patient_id') ?? '',
     accessedBy: text('subject') ?? '',
     reason: text('reason') ?? '',
+    sensitiveDataRequested: Array.isArray(row['sensitive_categories']) ? (row['sensitive_categories'] as unknown[]).filter(isSensitivity) : [],
     openedAt: iso(row['opened_at']),
     accessEndsAt: iso(row['expires_at']),
     dueAt: iso(row['due_at']),
@@ -135,6 +139,17 @@ export async function dataKindsOf(em: EntityManager, review: EmergencyReviewMode
     params,
   );
   return dataKinds(rows.map(({ field }) => ({ field, outcome: 'allowed' as const })));
+}
+
+/** The categories of labelled rows read under the grant: the reasons of the audit trail's break-the-glass flags (never the rows). */
+export async function sensitiveDataReadOf(em: EntityManager, review: EmergencyReviewModel): Promise<Sensitivity[]> {
+  const { entries, where, params } = underGrant(review);
+  const rows = await em.execute<{ reason: string | null }[]>(
+    `select distinct f->>'reason' as "reason" from ${entries} as entry, jsonb_array_elements(entry."fields") as f where ${where} and f->>'field' = ?`,
+    [...params, SENSITIVE_FIELD],
+  );
+  const found = new Set(rows.flatMap(({ reason }) => (reason ?? '').replace(/^EMERGENCY:/, '').split(',')));
+  return SENSITIVITIES.filter((category) => found.has(category));
 }
 
 async function reviewById(em: EntityManager, organizationId: string, id: string): Promise<EmergencyReviewModel | null> {

@@ -7,6 +7,7 @@ import { ACCESS_POLICY } from '../../policy/index.js';
 import { invalidateCareTeamMembership } from '../access.js';
 import { sealColumnsForUpdate } from '../../db/encryption.js';
 import { EMERGENCY_ACCESS_MINUTES, grantEmergencyAccess, MINIMUM_REASON_LENGTH } from '../emergency-access.js';
+import { isSensitivity, type Sensitivity } from '../../policy/sensitivity.js';
 import { failed, InputCheck, invalidInput, type Failure } from '../mutation-results.js';
 import { isUuid } from '../pagination.js';
 import { careTeamById, patientById } from './repository.js';
@@ -141,7 +142,7 @@ async function addCareTeamMember({ input }: { input: AddCareTeamMemberInput }, c
 async function openEmergencyAccess(
   { input }: { input: OpenEmergencyAccessInput },
   context: SubgraphContext,
-): Promise<Failure | { ok: true; error: null; grant: { id: string; patientId: string; expiresAt: string } | null }> {
+): Promise<Failure | { ok: true; error: null; grant: GrantAnswer | null }> {
   const earlier = await earlierWrite(context, 'Mutation.openEmergencyAccess', input);
   if (earlier) return emergencyGrantAnswer(earlier.resultId, context);
   const minutes = input.minutes ?? EMERGENCY_ACCESS_MINUTES.default;
@@ -157,24 +158,38 @@ async function openEmergencyAccess(
   const organizationId = context.principal.organizationId;
   const exists = organizationId ? await context.em.count(Patient, { id: input.patientId, managingOrganization: organizationId }) : 0;
   if (!organizationId || exists === 0) return failed('NOT_FOUND', 'No such patient in your organization.');
-  if (await context.loader(patientById).load(input.patientId)) {
+  // Sensitive data the request is not cleared for needs a grant even for a patient of one's own care teams.
+  const sensitiveData = [...new Set(input.sensitiveData ?? [])];
+  const withheld = await context.access.labels.withheldByRolesFor(input.patientId);
+  const beyondClearance = sensitiveData.filter((category) => withheld.includes(category));
+  if (beyondClearance.length === 0 && (await context.loader(patientById).load(input.patientId))) {
     return failed('CONFLICT', 'You can already see this patient; no emergency access is needed.');
   }
   let replayedId: string | null | undefined;
-  const grant = await grantEmergencyAccess(context.principal.subject, input.patientId, organizationId, input.reason.trim(), minutes, context.em, context.cache, async (work) => {
+  const reason = input.reason.trim();
+  const grant = await grantEmergencyAccess(context.principal.subject, input.patientId, organizationId, reason, sensitiveData, minutes, context.em, context.cache, async (work) => {
     const written = await writeWithRecord(context, { coordinate: 'Mutation.openEmergencyAccess', input, work, resultId: (id) => id });
     if (written.replayed) replayedId = written.resultId;
     return !written.replayed;
   });
   if (replayedId !== undefined || !grant) return emergencyGrantAnswer(replayedId ?? null, context);
-  context.logger.warn({ event: 'emergency-access-granted', subject: context.principal.subject, grantId: grant.id, minutes, requestId: context.requestId }, 'break-the-glass access opened');
-  return { ok: true, error: null, grant: { id: grant.id, patientId: grant.patientId, expiresAt: grant.expiresAt.toISOString() } };
+  context.logger.warn(
+    { event: 'emergency-access-granted', subject: context.principal.subject, grantId: grant.id, minutes, sensitiveData, requestId: context.requestId },
+    'break-the-glass access opened',
+  );
+  return { ok: true, error: null, grant: grantAnswer(grant) };
+}
+
+type GrantAnswer = { id: string; patientId: string; expiresAt: string; sensitiveData: Sensitivity[] };
+
+export function grantAnswer(grant: { id: string; patientId: string; expiresAt: Date; sensitiveCategories: readonly string[] }): GrantAnswer {
+  return { id: grant.id, patientId: grant.patientId, expiresAt: grant.expiresAt.toISOString(), sensitiveData: grant.sensitiveCategories.filter(isSensitivity) };
 }
 
 /** A grant opened by the first request of an Idempotency-Key, as that one answered it. */
-async function emergencyGrantAnswer(grantId: string | null, context: SubgraphContext): Promise<{ ok: true; error: null; grant: { id: string; patientId: string; expiresAt: string } | null }> {
+async function emergencyGrantAnswer(grantId: string | null, context: SubgraphContext): Promise<{ ok: true; error: null; grant: GrantAnswer | null }> {
   const row = grantId ? await context.em.fork().findOne(EmergencyAccess, { id: grantId, subject: context.principal.subject }) : null;
-  return { ok: true, error: null, grant: row ? { id: row.id, patientId: row.patient.id, expiresAt: row.expiresAt.toISOString() } : null };
+  return { ok: true, error: null, grant: row ? grantAnswer({ ...row, patientId: row.patient.id, sensitiveCategories: row.sensitiveCategories }) : null };
 }
 
 export const mutations: MutationResolvers = {

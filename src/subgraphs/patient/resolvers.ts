@@ -1,9 +1,10 @@
 import type { Practitioner } from '../../db/entities.js';
 import type { Resolvers } from './__generated__/resolvers-types.js';
 import { notFound } from '../../errors.js';
-import { mutations } from './mutations.js';
+import { grantAnswer, mutations } from './mutations.js';
 import { listAuditEvents, listDisclosures } from './audit-queries.js';
-import { accessEventCountOf, accessEventsOf, dataKindsOf, listEmergencyReviews } from './emergency-reviews.js';
+import { accessEventCountOf,
+  sensitiveDataReadOf, accessEventsOf, dataKindsOf, listEmergencyReviews } from './emergency-reviews.js';
 import { auditEventId } from '../../audit/index.js';
 import { ageAt } from '../../policy/index.js';
 import { DateScalar, DateTimeScalar } from '../scalars.js';
@@ -56,13 +57,13 @@ export const resolvers: Resolvers = {
       const stored = ids.stored('Patient', id);
       return (stored !== null && isUuid(stored) ? await loader(patientById).load(stored) : null) ?? Promise.reject(notFound('Patient'));
     },
-    patients: (_parent, { first, after, filter }, { em, access, cursors }) =>
-      listPatients({ em, access, cursors }, pageSize(first, TOP_LEVEL_PAGE), after, filter),
+    patients: (_parent, { first, after, filter }, { em, access, cursors, logger }) =>
+      listPatients({ em, access, cursors, logger }, pageSize(first, TOP_LEVEL_PAGE), after, filter),
     auditEvents: (_parent, { filter, first, after }, { em, principal, cursors }) => listAuditEvents(em, principal, cursors, filter, first, after),
     myDisclosures: (_parent, { first, after }, { em, principal, cursors }) => listDisclosures(em, principal, cursors, first, after),
     emergencyReviews: (_parent, { status, first, after }, { em, principal, cursors }) => listEmergencyReviews(em, principal, cursors, status, first, after),
-    patientByMrn: async (_parent, { mrn }, { em, access, cursors, sealer, plaintextForBenchmark }) =>
-      (await findPatientByMrn({ em, access, cursors }, sealer.indexKeys, mrn, plaintextForBenchmark)) ?? Promise.reject(notFound('Patient')),
+    patientByMrn: async (_parent, { mrn }, { em, access, cursors, logger, sealer, plaintextForBenchmark }) =>
+      (await findPatientByMrn({ em, access, cursors, logger }, sealer.indexKeys, mrn, plaintextForBenchmark)) ?? Promise.reject(notFound('Patient')),
   },
   Mutation: mutations,
   EmergencyReview: {
@@ -72,6 +73,7 @@ export const resolvers: Resolvers = {
     dataKinds: (review, _args, { em }) => dataKindsOf(em, review),
     accessEvents: (review, _args, { em }) => accessEventsOf(em, review),
     accessEventCount: (review, _args, { em }) => accessEventCountOf(em, review),
+    sensitiveDataRead: (review, _args, { em }) => sensitiveDataReadOf(em, review),
   },
   AuditEvent: {
     // The stored row id, and the event's position in it when the row groups several events.
@@ -86,7 +88,7 @@ export const resolvers: Resolvers = {
     tokenExpiresAt: ({ principal }) => principal.expiresAt.toISOString(),
     requestId: ({ requestId }) => requestId,
     emergencyAccess: async (_viewer, _args, { access }) =>
-      (await access.emergencyGrants()).map((grant) => ({ id: grant.id, patientId: grant.patientId, expiresAt: grant.expiresAt.toISOString() })),
+      (await access.emergencyGrants()).map(grantAnswer),
   },
   Patient: {
     __resolveReference: ({ id }, { loader }) => (isUuid(id) ? loader(patientById).load(id) : null),

@@ -29,6 +29,8 @@ export type Claim = {
   diagnosisCodes: Maybe<Array<Scalars['String']['output']>>;
   id: Scalars['ID']['output'];
   patient: Maybe<Patient>;
+  /** Sensitivity labels of its diagnosis codes (FHIR meta.security: v3 ActCode categories and v3 Confidentiality R or V); empty when none apply. */
+  securityLabels: Maybe<Array<Coding>>;
   status: Maybe<ClaimStatus>;
   total: Maybe<Money>;
 };
@@ -51,6 +53,14 @@ export type ClaimStatus =
   | 'draft'
   | 'paid'
   | 'submitted';
+
+/** A code from a standard code system (ICD-10-CM, LOINC, RxNorm, SNOMED CT, CPT). */
+export type Coding = {
+  __typename?: 'Coding';
+  code: Scalars['String']['output'];
+  display: Scalars['String']['output'];
+  system: Scalars['String']['output'];
+};
 
 export type Coverage = {
   __typename?: 'Coverage';
@@ -359,6 +369,7 @@ export type ResolversTypes = {
   ClaimConnection: ResolverTypeWrapper<Omit<ClaimConnection, 'edges'> & { edges: Array<ResolversTypes['ClaimEdge']> }>;
   ClaimEdge: ResolverTypeWrapper<Omit<ClaimEdge, 'node'> & { node: ResolversTypes['Claim'] }>;
   ClaimStatus: ClaimStatus;
+  Coding: ResolverTypeWrapper<Coding>;
   Coverage: ResolverTypeWrapper<CoverageMapperModel>;
   CoverageConnection: ResolverTypeWrapper<Omit<CoverageConnection, 'edges'> & { edges: Array<ResolversTypes['CoverageEdge']> }>;
   CoverageEdge: ResolverTypeWrapper<Omit<CoverageEdge, 'node'> & { node: ResolversTypes['Coverage'] }>;
@@ -394,6 +405,7 @@ export type ResolversParentTypes = {
   ID: Scalars['ID']['output'];
   ClaimConnection: Omit<ClaimConnection, 'edges'> & { edges: Array<ResolversParentTypes['ClaimEdge']> };
   ClaimEdge: Omit<ClaimEdge, 'node'> & { node: ResolversParentTypes['Claim'] };
+  Coding: Coding;
   Coverage: CoverageMapperModel;
   CoverageConnection: Omit<CoverageConnection, 'edges'> & { edges: Array<ResolversParentTypes['CoverageEdge']> };
   CoverageEdge: Omit<CoverageEdge, 'node'> & { node: ResolversParentTypes['Coverage'] };
@@ -429,6 +441,7 @@ export type ClaimResolvers<ContextType = SubgraphContext, ParentType extends Res
   diagnosisCodes?: Resolver<Maybe<Array<ResolversTypes['String']>>, ParentType, ContextType>;
   id?: Resolver<ResolversTypes['ID'], ParentType, ContextType>;
   patient?: Resolver<Maybe<ResolversTypes['Patient']>, ParentType, ContextType>;
+  securityLabels?: Resolver<Maybe<Array<ResolversTypes['Coding']>>, ParentType, ContextType>;
   status?: Resolver<Maybe<ResolversTypes['ClaimStatus']>, ParentType, ContextType>;
   total?: Resolver<Maybe<ResolversTypes['Money']>, ParentType, ContextType>;
 };
@@ -441,6 +454,12 @@ export type ClaimConnectionResolvers<ContextType = SubgraphContext, ParentType e
 export type ClaimEdgeResolvers<ContextType = SubgraphContext, ParentType extends ResolversParentTypes['ClaimEdge'] = ResolversParentTypes['ClaimEdge']> = {
   cursor?: Resolver<ResolversTypes['String'], ParentType, ContextType>;
   node?: Resolver<ResolversTypes['Claim'], ParentType, ContextType>;
+};
+
+export type CodingResolvers<ContextType = SubgraphContext, ParentType extends ResolversParentTypes['Coding'] = ResolversParentTypes['Coding']> = {
+  code?: Resolver<ResolversTypes['String'], ParentType, ContextType>;
+  display?: Resolver<ResolversTypes['String'], ParentType, ContextType>;
+  system?: Resolver<ResolversTypes['String'], ParentType, ContextType>;
 };
 
 export type CoverageResolvers<ContextType = SubgraphContext, ParentType extends ResolversParentTypes['Coverage'] = ResolversParentTypes['Coverage'], FederationReferenceType extends FederationReferenceTypes['Coverage'] = FederationReferenceTypes['Coverage']> = {
@@ -563,6 +582,7 @@ export type Resolvers<ContextType = SubgraphContext> = {
   Claim?: ClaimResolvers<ContextType>;
   ClaimConnection?: ClaimConnectionResolvers<ContextType>;
   ClaimEdge?: ClaimEdgeResolvers<ContextType>;
+  Coding?: CodingResolvers<ContextType>;
   Coverage?: CoverageResolvers<ContextType>;
   CoverageConnection?: CoverageConnectionResolvers<ContextType>;
   CoverageEdge?: CoverageEdgeResolvers<ContextType>;

@@ -25,6 +25,8 @@ export type AddClinicalNoteInput = {
   /** An encounter of the same patient, if the note belongs to one. */
   encounterId?: InputMaybe<Scalars['ID']['input']>;
   patientId: Scalars['ID']['input'];
+  /** Sensitivity the author marks the note with (e.g. PSY for a psychotherapy note); those of its encounter's diagnoses and of the ICD-10-CM codes it names are added. */
+  sensitiveData?: InputMaybe<Array<SensitivityCategory>>;
   /** 1 to 20,000 characters. */
   text: Scalars['String']['input'];
   /** LOINC document type: 11506-3 (progress note), 34117-2 (history and physical), 18842-5 (discharge summary), 11488-4 (consult note). */
@@ -91,6 +93,8 @@ export type ClinicalNote = {
   encounter: Maybe<Encounter>;
   id: Scalars['ID']['output'];
   patient: Maybe<Patient>;
+  /** Sensitivity labels (FHIR meta.security: v3 ActCode categories and v3 Confidentiality R or V); empty when none apply. */
+  securityLabels: Maybe<Array<Coding>>;
   text: Maybe<Scalars['String']['output']>;
   /** LOINC document type. */
   type: Maybe<Coding>;
@@ -126,6 +130,8 @@ export type Condition = {
   onsetDate: Maybe<Scalars['Date']['output']>;
   patient: Maybe<Patient>;
   recordedDate: Maybe<Scalars['Date']['output']>;
+  /** Sensitivity labels (FHIR meta.security: v3 ActCode categories and v3 Confidentiality R or V); empty when none apply. */
+  securityLabels: Maybe<Array<Coding>>;
 };
 
 export type ConditionClinicalStatus =
@@ -197,6 +203,8 @@ export type MedicationRequest = {
   medication: Maybe<Coding>;
   patient: Maybe<Patient>;
   requester: Maybe<Practitioner>;
+  /** Sensitivity labels (FHIR meta.security: v3 ActCode categories and v3 Confidentiality R or V); empty when none apply. */
+  securityLabels: Maybe<Array<Coding>>;
   status: Maybe<MedicationRequestStatus>;
 };
 
@@ -343,6 +351,20 @@ export type Practitioner = {
   __typename?: 'Practitioner';
   id: Scalars['ID']['output'];
 };
+
+/**
+ * A sensitivity category (HL7 v3 ActCode, information sensitivity policy): PSY psychiatric disorder, SUD substance use
+ * disorder (42 CFR Part 2), HIV, SEX sexuality and reproductive health, STD sexually transmitted disease, SDV sexual
+ * assault, abuse or domestic violence. Rows labelled with a category are withheld, as if absent, from roles and purposes
+ * not cleared for it.
+ */
+export type SensitivityCategory =
+  | 'HIV'
+  | 'PSY'
+  | 'SDV'
+  | 'SEX'
+  | 'STD'
+  | 'SUD';
 
 
 
@@ -504,6 +526,7 @@ export type ResolversTypes = {
   Int: ResolverTypeWrapper<Scalars['Int']['output']>;
   Period: ResolverTypeWrapper<Period>;
   Practitioner: ResolverTypeWrapper<PractitionerReferenceMapperModel>;
+  SensitivityCategory: SensitivityCategory;
 };
 
 /** Mapping between all available schema types and the resolvers parents */
@@ -589,6 +612,7 @@ export type ClinicalNoteResolvers<ContextType = SubgraphContext, ParentType exte
   encounter?: Resolver<Maybe<ResolversTypes['Encounter']>, ParentType, ContextType>;
   id?: Resolver<ResolversTypes['ID'], ParentType, ContextType>;
   patient?: Resolver<Maybe<ResolversTypes['Patient']>, ParentType, ContextType>;
+  securityLabels?: Resolver<Maybe<Array<ResolversTypes['Coding']>>, ParentType, ContextType>;
   text?: Resolver<Maybe<ResolversTypes['String']>, ParentType, ContextType>;
   type?: Resolver<Maybe<ResolversTypes['Coding']>, ParentType, ContextType>;
 };
@@ -618,6 +642,7 @@ export type ConditionResolvers<ContextType = SubgraphContext, ParentType extends
   onsetDate?: Resolver<Maybe<ResolversTypes['Date']>, ParentType, ContextType>;
   patient?: Resolver<Maybe<ResolversTypes['Patient']>, ParentType, ContextType>;
   recordedDate?: Resolver<Maybe<ResolversTypes['Date']>, ParentType, ContextType>;
+  securityLabels?: Resolver<Maybe<Array<ResolversTypes['Coding']>>, ParentType, ContextType>;
 };
 
 export type ConditionConnectionResolvers<ContextType = SubgraphContext, ParentType extends ResolversParentTypes['ConditionConnection'] = ResolversParentTypes['ConditionConnection']> = {
@@ -672,6 +697,7 @@ export type MedicationRequestResolvers<ContextType = SubgraphContext, ParentType
   medication?: Resolver<Maybe<ResolversTypes['Coding']>, ParentType, ContextType>;
   patient?: Resolver<Maybe<ResolversTypes['Patient']>, ParentType, ContextType>;
   requester?: Resolver<Maybe<ResolversTypes['Practitioner']>, ParentType, ContextType>;
+  securityLabels?: Resolver<Maybe<Array<ResolversTypes['Coding']>>, ParentType, ContextType>;
   status?: Resolver<Maybe<ResolversTypes['MedicationRequestStatus']>, ParentType, ContextType>;
 };
 

@@ -179,6 +179,8 @@ export type EmergencyAccessGrant = {
   expiresAt: Scalars['DateTime']['output'];
   id: Scalars['ID']['output'];
   patientId: Scalars['ID']['output'];
+  /** The sensitivity categories the grant was opened for. */
+  sensitiveData: Array<SensitivityCategory>;
 };
 
 /** The review of one break-the-glass access: who, which patient, why, which kinds of data were read and the audit of it; never the values read. */
@@ -209,6 +211,10 @@ export type EmergencyReview = {
   reason: Scalars['String']['output'];
   /** The privacy officer who closed it (token subject). */
   reviewer: Maybe<Scalars['String']['output']>;
+  /** The sensitivity categories of the labelled rows read under the grant, from the audit trail (never the rows). */
+  sensitiveDataRead: Array<SensitivityCategory>;
+  /** The sensitivity categories the grant was opened for (named with the reason). */
+  sensitiveDataRequested: Array<SensitivityCategory>;
   status: EmergencyReviewStatus;
 };
 
@@ -241,7 +247,9 @@ export type FieldOutcome =
   | 'denied'
   /** Allowed, but the stored value failed to decrypt (tampered, moved, marked as not encrypted, or under a retired or unknown key): nothing was shown. The reason says which. */
   | 'failed'
-  | 'masked';
+  | 'masked'
+  /** Rows left out, as if absent, for sensitivity labels the request was not cleared for; the reason names their categories (SENSITIVITY:SUD). */
+  | 'withheld';
 
 export type HumanName = {
   __typename?: 'HumanName';
@@ -317,6 +325,12 @@ export type OpenEmergencyAccessInput = {
   patientId: Scalars['ID']['input'];
   /** Why access is needed now; at least 20 characters. Recorded with the grant. */
   reason: Scalars['String']['input'];
+  /**
+   * The sensitive data the emergency needs, by category (e.g. SUD for a suspected overdose). Labelled rows of these
+   * categories, and only these, are shown under the grant, flagged in the response and on the audit trail; the review
+   * lists them. Also for a patient already in your care teams, when what you need is labelled.
+   */
+  sensitiveData?: InputMaybe<Array<SensitivityCategory>>;
 };
 
 export type OpenEmergencyAccessPayload = {
@@ -474,6 +488,20 @@ export type Role =
   | 'patient'
   | 'privacyOfficer'
   | 'researcher';
+
+/**
+ * A sensitivity category (HL7 v3 ActCode, information sensitivity policy): PSY psychiatric disorder, SUD substance use
+ * disorder (42 CFR Part 2), HIV, SEX sexuality and reproductive health, STD sexually transmitted disease, SDV sexual
+ * assault, abuse or domestic violence. Rows labelled with a category are withheld, as if absent, from roles and purposes
+ * not cleared for it.
+ */
+export type SensitivityCategory =
+  | 'HIV'
+  | 'PSY'
+  | 'SDV'
+  | 'SEX'
+  | 'STD'
+  | 'SUD';
 
 export type UpdateContactInput = {
   address?: InputMaybe<AddressInput>;
@@ -658,6 +686,7 @@ export type ResolversTypes = {
   PractitionerQualification: PractitionerQualification;
   Query: ResolverTypeWrapper<Record<PropertyKey, never>>;
   Role: Role;
+  SensitivityCategory: SensitivityCategory;
   UpdateContactInput: UpdateContactInput;
   UpdateContactPayload: ResolverTypeWrapper<Omit<UpdateContactPayload, 'patient'> & { patient?: Maybe<ResolversTypes['Patient']> }>;
   Viewer: ResolverTypeWrapper<ViewerMapperModel>;
@@ -812,6 +841,7 @@ export type EmergencyAccessGrantResolvers<ContextType = SubgraphContext, ParentT
   expiresAt?: Resolver<ResolversTypes['DateTime'], ParentType, ContextType>;
   id?: Resolver<ResolversTypes['ID'], ParentType, ContextType>;
   patientId?: Resolver<ResolversTypes['ID'], ParentType, ContextType>;
+  sensitiveData?: Resolver<Array<ResolversTypes['SensitivityCategory']>, ParentType, ContextType>;
 };
 
 export type EmergencyReviewResolvers<ContextType = SubgraphContext, ParentType extends ResolversParentTypes['EmergencyReview'] = ResolversParentTypes['EmergencyReview']> = {
@@ -830,6 +860,8 @@ export type EmergencyReviewResolvers<ContextType = SubgraphContext, ParentType e
   patient?: Resolver<Maybe<ResolversTypes['Patient']>, ParentType, ContextType>;
   reason?: Resolver<ResolversTypes['String'], ParentType, ContextType>;
   reviewer?: Resolver<Maybe<ResolversTypes['String']>, ParentType, ContextType>;
+  sensitiveDataRead?: Resolver<Array<ResolversTypes['SensitivityCategory']>, ParentType, ContextType>;
+  sensitiveDataRequested?: Resolver<Array<ResolversTypes['SensitivityCategory']>, ParentType, ContextType>;
   status?: Resolver<ResolversTypes['EmergencyReviewStatus'], ParentType, ContextType>;
 };
 

@@ -1,0 +1,117 @@
+import type { PurposeOfUse, Role } from '../auth/index.js';
+import { ACCESS_POLICY } from '../policy/access-policy.js';
+import { SECURITY_LABEL_CODES, SENSITIVITIES, labelCoding, sensitivitiesOf, storedCodesOf, type SecurityLabelCode, type Sensitivity } from '../policy/sensitivity.js';
+
+/**
+ * Which labelled rows (src/policy/sensitivity.ts) a request may load. A
+ * row labelled with a category the request is not cleared for is left out
+ * by the same SQL statement that loads its neighbours, so it is absent from
+ * lists, pages (`hasNextPage`), lookups by id and `_entities` alike: the
+ * caller cannot tell it from a row that does not exist. What was withheld is
+ * recorded on the audit trail (outcome `withheld`), never shown.
+ *
+ * Clearance is per (role, purpose) in the policy, and per patient: a
+ * patient is seen with the clearance of the token's roles that reach that
+ * patient (a clinician's and a partner's roles on one token do not lend the
+ * clinician's clearance to the partner's patients), plus the categories a
+ * break-the-glass grant for that patient names.
+ */
+export interface LabelScope {
+  /** Per patient, the categories withheld from this request (empty: nothing). */
+  withheldFor(patientIds: readonly string[]): Promise<Map<string, Sensitivity[]>>;
+  /** Per patient, the categories withheld by the roles alone, without grants: what a grant's read shows beyond them. */
+  withheldByRolesFor(patientId: string): Promise<Sensitivity[]>;
+  /**
+   * The SQL condition that a row of alias `alias`, of one of these patients,
+   * may be shown, given its labels as the SQL expression `labels` (null: no
+   * condition needed), with its parameters. Never SQL null.
+   */
+  sql(alias: string, patientIds: readonly string[], labels?: string): Promise<{ sql: string; params: unknown[] } | null>;
+}
+
+/** The categories these roles are cleared for, for the purpose: what any of them is (they reach the same patient). */
+export function clearanceOf(principal: { roles: readonly Role[]; purpose: PurposeOfUse | null }): Sensitivity[] {
+  const { purpose, roles } = principal;
+  if (purpose === null) return [];
+  return SENSITIVITIES.filter((category) => roles.some((role) => (ACCESS_POLICY[role].clearance[purpose] ?? []).includes(category)));
+}
+
+/** Per patient, the categories a break-the-glass grant in force names. */
+export type GrantedCategories = () => Promise<ReadonlyMap<string, readonly Sensitivity[]>>;
+
+/** Whether a row with these labels (null: not labelled yet) may be shown with these categories withheld. */
+export function labelsVisible(labels: readonly string[] | null, withheld: readonly Sensitivity[]): boolean {
+  if (withheld.length === 0) return true;
+  if (labels === null) return false;
+  return !sensitivitiesOf(labels).some((category) => withheld.includes(category));
+}
+
+export function labelScope(
+  purpose: PurposeOfUse | null,
+  rolesForPatient: (patientId: string) => Promise<readonly Role[]>,
+  granted: GrantedCategories,
+): LabelScope {
+  const byRoles = async (patientId: string) => {
+    const cleared = clearanceOf({ roles: await rolesForPatient(patientId), purpose });
+    return SENSITIVITIES.filter((category) => !cleared.includes(category));
+  };
+  const withheldFor = async (patientIds: readonly string[]) => {
+    const grants = await granted();
+    const result = new Map<string, Sensitivity[]>();
+    for (const patientId of new Set(patientIds)) {
+      const named = grants.get(patientId) ?? [];
+      result.set(patientId, (await byRoles(patientId)).filter((category) => !named.includes(category)));
+    }
+    return result;
+  };
+  return {
+    withheldFor,
+    withheldByRolesFor: byRoles,
+    async sql(alias, patientIds, labels = `${alias}."security_labels"`) {
+      const withheld = await withheldFor(patientIds);
+      if ([...withheld.values()].every((categories) => categories.length === 0)) return null;
+      // Patients grouped by what is withheld from them: one condition per group.
+      const groups = new Map<string, { categories: Sensitivity[]; patients: string[] }>();
+      for (const [patientId, categories] of withheld) {
+        const key = categories.join(',');
+        const group = groups.get(key) ?? { categories, patients: [] };
+        group.patients.push(patientId);
+        groups.set(key, group);
+      }
+      const parts: string[] = [];
+      const params: unknown[] = [];
+      for (const { categories, patients } of groups.values()) {
+        const these = `${alias}."patient_id" in (${patients.map(() => '?::uuid').join(', ')})`;
+        params.push(...patients);
+        if (categories.length === 0) {
+          parts.push(`(${these})`);
+          continue;
+        }
+        // Null labels: a row not labelled yet (written before labels) is shown only where every category is cleared.
+        parts.push(`(${these} and ${labels} is not null and not (${labels} && ?::text[]))`);
+        params.push(arrayLiteral(storedCodesOf(categories)));
+      }
+      return { sql: `(${parts.join(' or ')})`, params };
+    },
+  };
+}
+
+/** A text[] parameter as PostgreSQL's array literal (the driver would expand a JS array into a list); the codes are fixed identifiers. */
+function arrayLiteral(codes: readonly string[]): string {
+  return `{${codes.join(',')}}`;
+}
+
+/** The audit trail's reason for rows withheld: their categories, `UNLABELLED` for rows not labelled yet. */
+export function withheldReason(labels: readonly (readonly string[] | null)[]): string {
+  const categories = new Set<string>();
+  for (const row of labels) {
+    if (row === null) categories.add('UNLABELLED');
+    else for (const category of sensitivitiesOf(row)) categories.add(category);
+  }
+  return `SENSITIVITY:${[...categories].sort().join(',')}`;
+}
+
+/** A row's stored labels as FHIR `meta.security` codings (unknown codes left out; an unlabelled row shows none). */
+export function securityLabelCodings(labels: readonly string[] | null | undefined): { system: string; code: string; display: string }[] {
+  return (labels ?? []).filter((label): label is SecurityLabelCode => (SECURITY_LABEL_CODES as readonly string[]).includes(label)).sort().map(labelCoding);
+}
