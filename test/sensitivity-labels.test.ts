@@ -196,6 +196,38 @@ describe('a labelled row withheld as if absent', () => {
   });
 });
 
+describe('what the audit trail tells whom', () => {
+  it('never lists a withholding, nor the flag of a labelled row, to an auditor (cleared for no category)', async () => {
+    await chart(await stack.token('clinician'));
+    const auditor = await stack.token('auditor', { organizationId: stack.principals.clinician.organizationId });
+    const events = await post<{ auditEvents: { edges: { node: { fields: { field: string; outcome: string; reason: string | null }[] } }[] } }>(
+      stack.gatewayUrl,
+      'query($id: ID!) { auditEvents(filter: { patientId: $id }, first: 200) { edges { node { fields { field outcome reason } } } } }',
+      { token: auditor, variables: { id: patientId } },
+    );
+    expect(events.body.errors).toBeUndefined();
+    expect(events.body.data?.auditEvents.edges.length).toBeGreaterThan(0);
+    const text = JSON.stringify(events.body.data);
+    expect(text).not.toContain('withheld');
+    expect(text).not.toContain('SENSITIVITY');
+    expect(text).not.toContain('row:sensitive');
+    const filtered = await post<{ auditEvents: { edges: unknown[] } }>(stack.gatewayUrl, '{ auditEvents(filter: { outcome: withheld }, first: 10) { edges { node { id } } } }', { token: auditor });
+    expect(filtered.body.data?.auditEvents.edges).toEqual([]);
+  });
+
+  it('costs a lookup of a withheld id the same statements as one of an id that does not exist', async () => {
+    const token = await stack.token('clinician');
+    const statementsFor = async (id: string) => {
+      const before = stack.statements.count;
+      await post(stack.subgraphUrl('clinical'), 'query($r: [_Any!]!) { _entities(representations: $r) { ... on Condition { id } } }', { token, variables: { r: [{ __typename: 'Condition', id }] } });
+      return stack.statements.count - before;
+    };
+    // Warm the request's fixed costs (token, revocation, memberships) once.
+    await statementsFor(randomUUID());
+    expect(await statementsFor(sudConditionId)).toBe(await statementsFor(randomUUID()));
+  });
+});
+
 describe('who is cleared', () => {
   it('shows the patient all of their own record, with the labels', async () => {
     const patient = await stack.token('patient', { patientId, organizationId: null });
@@ -230,6 +262,37 @@ describe('who is cleared', () => {
 });
 
 describe('an insider with database access', () => {
+  it('cannot hide a label inside another: the database refuses it, and with the check dropped the row stays withheld', async () => {
+    await expect(stack.sql(`update condition set security_labels = '{"ETH,SUD,V"}' where id = ?`, [sudConditionId])).rejects.toThrow();
+    await stack.sql('alter table condition drop constraint condition_security_labels_check');
+    try {
+      await stack.sql(`update condition set security_labels = '{"ETH,SUD,V"}' where id = ?`, [sudConditionId]);
+      const response = await chart(await stack.token('clinician'));
+      expect(ids(response.body.data?.patient?.conditions)).not.toContain(sudConditionId);
+      expect(JSON.stringify(response.body)).not.toContain('Opioid');
+    } finally {
+      await stack.sql(`update condition set security_labels = '{ETH,SUD,V}' where id = ?`, [sudConditionId]);
+      await stack.sql(`alter table condition add constraint condition_security_labels_check check (security_labels <@ '{PSY,SUD,HIV,SEX,STD,SDV,ETH,R,V}'::text[])`);
+    }
+  });
+
+  it('cannot release a row not labelled yet by giving it empty labels: its values were bound to no labels at all', async () => {
+    const id = randomUUID();
+    const sealed = await sealRow('condition', { id, code: 'F10.20', display: 'Alcohol dependence, uncomplicated' }, stack.api.sealer!);
+    await stack.sql(`insert into condition (id, patient_id, code, display, crypto_version, clinical_status, recorded_date, security_labels) values (?, ?, ?, ?, 1, 'active', current_date, '{}')`, [
+      id,
+      patientId,
+      sealed['code'],
+      sealed['display'],
+    ]);
+    try {
+      const response = await chart(await stack.token('clinician'));
+      expect(JSON.stringify(response.body)).not.toContain('Alcohol');
+    } finally {
+      await stack.sql('delete from condition where id = ?', [id]);
+    }
+  });
+
   it('gains nothing by stripping a label: the diagnosis fails to decrypt, the medication is withheld by its own code', async () => {
     const nurse = await stack.token('nurse', { organizationId: stack.principals.clinician.organizationId, subject: stack.principals.clinician.subject });
     await stack.sql(`update condition set security_labels = '{}' where id = ?`, [sudConditionId]);
@@ -283,14 +346,19 @@ describe('labels of a note', () => {
         'mutation($input: AddClinicalNoteInput!) { addClinicalNote(input: $input) { ok note { id securityLabels { code } } } }',
         { token: clinician, variables: { input: { patientId, typeCode: '11506-3', ...input } } },
       );
+    // The encounter holds the opioid dependence the clinician may not see, and the depression they may: the note takes the depression's
+    // labels only, so its answer tells nothing of the other diagnosis.
     const inEncounter = await add({ encounterId, text: 'Follow-up visit. Plan reviewed with the patient.' });
-    expect(inEncounter.body.data?.addClinicalNote).toEqual({ ok: true, note: null });
-    const naming = await add({ text: 'Assessment: HIV disease (B20), viral load pending.' });
-    expect(naming.body.data?.addClinicalNote.note?.securityLabels?.map((label) => label.code)).toEqual(['HIV', 'R']);
+    expect(inEncounter.body.data?.addClinicalNote.note?.securityLabels?.map((label) => label.code)).toEqual(['PSY', 'R']);
+    // Naming the code in the text labels it: the writer knows what they wrote.
+    const hiv = await add({ text: 'Assessment: HIV disease (B20), viral load pending.' });
+    expect(hiv.body.data?.addClinicalNote.note?.securityLabels?.map((label) => label.code)).toEqual(['HIV', 'R']);
     const marked = await add({ text: 'Session notes kept apart from the record.', sensitiveData: ['PSY'] });
     expect(marked.body.data?.addClinicalNote.note?.securityLabels?.map((label) => label.code)).toEqual(['PSY', 'R']);
+    const naming = await add({ encounterId, text: 'Assessment: Opioid dependence, uncomplicated (F11.20). Continue treatment.' });
+    expect(naming.body.data?.addClinicalNote).toEqual({ ok: true, note: null });
     const [stored] = await stack.sql<{ security_labels: string[] }>(`select security_labels from clinical_note where encounter_id = ? and security_labels @> '{SUD}'`, [encounterId]);
-    expect(stored?.security_labels).toEqual(expect.arrayContaining(['SUD', 'ETH', 'V']));
+    expect(stored?.security_labels).toEqual(['ETH', 'PSY', 'SUD', 'V']);
   });
 });
 
@@ -298,20 +366,24 @@ describe('break the glass for a labelled category', () => {
   const OPEN = 'mutation($input: OpenEmergencyAccessInput!) { openEmergencyAccess(input: $input) { ok error { code } grant { id sensitiveData } } }';
   const REASON = 'Suspected opioid overdose in the emergency department, needs substance use history';
 
-  it('refuses a grant for one\'s own patient that names nothing beyond one\'s clearance', async () => {
-    const clinician = await stack.token('clinician');
-    const refused = await post<{ openEmergencyAccess: { ok: boolean; error: { code: string } | null } }>(stack.gatewayUrl, OPEN, {
-      token: clinician,
-      variables: { input: { patientId, reason: REASON, sensitiveData: ['PSY'] } },
-    });
-    expect(refused.body.data?.openEmergencyAccess.error?.code).toBe('CONFLICT');
+  const EMERGENCY = { [PURPOSE_HEADER]: 'ETREAT' };
+  type Opened = { openEmergencyAccess: { ok: boolean; error: { code: string } | null; grant: { id: string; sensitiveData: string[] } | null } };
+
+  it('opens sensitive data only for emergency treatment, and refuses a grant for one\'s own patient that names nothing beyond one\'s clearance', async () => {
+    const clinician = await stack.token('clinician', { purposes: ['TREAT', 'ETREAT'] });
+    const routine = await post<Opened>(stack.gatewayUrl, OPEN, { token: clinician, variables: { input: { patientId, reason: REASON, sensitiveData: ['SUD'] } } });
+    expect(routine.body.data?.openEmergencyAccess).toMatchObject({ ok: false, error: { code: 'INVALID_INPUT' }, grant: null });
+    const cleared = await post<Opened>(stack.gatewayUrl, OPEN, { token: clinician, variables: { input: { patientId, reason: REASON, sensitiveData: ['PSY'] } }, headers: EMERGENCY });
+    expect(cleared.body.data?.openEmergencyAccess.error?.code).toBe('CONFLICT');
+    expect(await stack.sql('select id from emergency_access where patient_id = ?', [patientId])).toEqual([]);
   });
 
   it('shows the named category under the grant, flags it in the response and on the audit trail, and the review lists it', async () => {
     const clinician = await stack.token('clinician', { purposes: ['TREAT', 'ETREAT'] });
-    const opened = await post<{ openEmergencyAccess: { ok: boolean; grant: { id: string; sensitiveData: string[] } | null } }>(stack.gatewayUrl, OPEN, {
+    const opened = await post<Opened>(stack.gatewayUrl, OPEN, {
       token: clinician,
       variables: { input: { patientId, reason: REASON, sensitiveData: ['SUD'], minutes: 10 } },
+      headers: EMERGENCY,
     });
     expect(opened.body.data?.openEmergencyAccess.ok).toBe(true);
     const grant = opened.body.data?.openEmergencyAccess.grant;
@@ -323,6 +395,9 @@ describe('break the glass for a labelled category', () => {
     });
     expect(JSON.stringify(direct.body)).toContain(OPIOID_DEPENDENCE);
     expect(direct.body).toMatchObject({ extensions: { emergencyAccess: { grants: [grant?.id], sensitiveData: ['SUD'] } } });
+    // The same clinician treating routinely: the grant's category is not theirs outside the emergency.
+    const routine = await chart(clinician, CLINICAL_CHART, 'TREAT');
+    expect(ids(routine.body.data?.patient?.conditions)).not.toContain(sudConditionId);
     const flags = await stack.sql<{ fields: { field: string; reason?: string }[]; emergency_grant_id: string }>(
       `select fields, emergency_grant_id from audit_event where emergency_grant_id = ? and fields @> '[{"field": "row:sensitive"}]'`,
       [grant?.id],

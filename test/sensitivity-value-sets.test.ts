@@ -76,7 +76,10 @@ describe('stored labels', () => {
 
   it('binds labels into what a value is bound to, in a form that does not depend on their order', () => {
     expect(labelBinding('id-1', null)).toBe('id-1');
-    expect(labelBinding('id-1', [])).toBe('id-1');
+    // Labelled with no category is not the same as never labelled: emptying an unlabelled row's labels breaks its values.
+    expect(labelBinding('id-1', [])).not.toBe('id-1');
+    // One label holding the others' codes is not the same labels.
+    expect(labelBinding('id-1', ['ETH,SUD,V'])).not.toBe(labelBinding('id-1', ['ETH', 'SUD', 'V']));
     expect(labelBinding('id-1', ['V', 'SUD', 'ETH'])).toBe(labelBinding('id-1', ['ETH', 'SUD', 'V']));
     expect(labelBinding('id-1', ['ETH', 'SUD', 'V'])).not.toBe(labelBinding('id-1', ['ETH', 'SUD']));
   });

@@ -117,6 +117,8 @@ export const ConditionSchema = defineEntity({
   name: 'Condition',
   tableName: 'condition',
   indexes: [{ properties: ['patient', 'recordedDate', 'id'] }],
+  // Only the label codes this API knows (src/policy/sensitivity.ts); a row with any other is withheld as well.
+  checks: [{ name: 'condition_security_labels_check', expression: `"security_labels" <@ '{PSY,SUD,HIV,SEX,STD,SDV,ETH,R,V}'::text[]` }],
   properties: {
     id: p.uuid().primary(),
     patient: () => p.manyToOne(Patient),
@@ -141,6 +143,8 @@ export const MedicationRequestSchema = defineEntity({
   name: 'MedicationRequest',
   tableName: 'medication_request',
   indexes: [{ properties: ['patient', 'authoredOn', 'id'] }],
+  // Only the label codes this API knows (src/policy/sensitivity.ts); a row with any other is withheld as well.
+  checks: [{ name: 'medication_request_security_labels_check', expression: `"security_labels" <@ '{PSY,SUD,HIV,SEX,STD,SDV,ETH,R,V}'::text[]` }],
   properties: {
     id: p.uuid().primary(),
     patient: () => p.manyToOne(Patient),
@@ -200,6 +204,8 @@ export const ClinicalNoteSchema = defineEntity({
   name: 'ClinicalNote',
   tableName: 'clinical_note',
   indexes: [{ properties: ['patient', 'createdAt', 'id'] }],
+  // Only the label codes this API knows (src/policy/sensitivity.ts); a row with any other is withheld as well.
+  checks: [{ name: 'clinical_note_security_labels_check', expression: `"security_labels" <@ '{PSY,SUD,HIV,SEX,STD,SDV,ETH,R,V}'::text[]` }],
   properties: {
     id: p.uuid().primary(),
     patient: () => p.manyToOne(Patient),
@@ -243,6 +249,8 @@ export const ClaimSchema = defineEntity({
   name: 'Claim',
   tableName: 'claim',
   indexes: [{ properties: ['patient', 'createdAt', 'id'] }],
+  // Only the label codes this API knows (src/policy/sensitivity.ts); a row with any other is withheld as well.
+  checks: [{ name: 'claim_security_labels_check', expression: `"security_labels" <@ '{PSY,SUD,HIV,SEX,STD,SDV,ETH,R,V}'::text[]` }],
   properties: {
     id: p.uuid().primary(),
     patient: () => p.manyToOne(Patient),

@@ -32,7 +32,8 @@ interface Labeller {
   table: string;
   /** Plaintext columns read besides the encrypted ones. */
   extra: readonly string[];
-  labels(row: Row, plaintext: Row, em: EntityManager): Promise<SecurityLabelCode[]>;
+  /** The row's labels; null: not yet (what they depend on is not labelled yet). */
+  labels(row: Row, plaintext: Row, em: EntityManager): Promise<SecurityLabelCode[] | null>;
 }
 
 const LABELLERS: readonly Labeller[] = [
@@ -60,6 +61,7 @@ const LABELLERS: readonly Labeller[] = [
       const diagnoses = encounterId
         ? await em.execute<{ security_labels: string[] | null }[]>('select "security_labels" from "condition" where "encounter_id" = ?', [encounterId])
         : [];
+      if (diagnoses.some((diagnosis) => diagnosis.security_labels === null)) return null;
       return noteLabels(text(plain['text']), diagnoses.map((diagnosis) => diagnosis.security_labels));
     },
   },
@@ -111,7 +113,10 @@ export async function labelUnlabelledRows(db: Database, sealer: Sealer, options:
             continue;
           }
           const labels = await labeller.labels(row, plain, em);
-          if (spec && labels.length > 0) {
+          // A note whose encounter's diagnoses are not all labelled yet waits for the next run (it stays withheld meanwhile).
+          if (labels === null) continue;
+          // Sealed again even with no labels: a labelled row (`{}` included) is bound differently from one never labelled.
+          if (spec) {
             const sealed = await sealRow(labeller.table, { ...plain, security_labels: labels }, sealer);
             await em.execute(
               `update "${labeller.table}" set ${encrypted.map((column) => `"${column}" = ?`).join(', ')}, "security_labels" = ?::text[] where "id" = ?`,

@@ -172,13 +172,31 @@ export function storedCodesOf(categories: Iterable<Sensitivity>): string[] {
 
 /**
  * What a row's labels add to the associated data of its encrypted values:
- * nothing for a row without labels (so rows written before labels existed
- * still decrypt), else the sorted labels. Stripping, adding or changing a
- * label makes the values fail to authenticate.
+ * nothing for a row not labelled yet (null: written before labels
+ * existed, so it still decrypts), else the sorted labels as JSON, empty
+ * ones included. Stripping, adding, changing or merging labels (`{"ETH,SUD,V"}`
+ * for `{ETH,SUD,V}`), or emptying a row that was never labelled, makes the
+ * values fail to authenticate.
  */
 export function labelBinding(rowId: string, labels: readonly string[] | null | undefined): string {
-  if (!labels || labels.length === 0) return rowId;
-  return `${rowId}\u0000labels=${[...labels].sort().join(',')}`;
+  if (labels === null || labels === undefined) return rowId;
+  return `${rowId}\u0000labels=${JSON.stringify([...labels].sort())}`;
+}
+
+/**
+ * The labels of a row whose code is stored in plaintext, as SQL: its stored
+ * labels plus those its code calls for (RxNorm value sets), so a label
+ * stripped in the database withholds nothing less, and a row not labelled
+ * yet is withheld by its code from the first read. Codes are inlined: they
+ * are the value sets' own digits.
+ */
+export function labelsOfRxNormSql(labels: string, code: string): string {
+  const parts = SENSITIVITIES.filter((category) => RXNORM_VALUE_SETS[category].length > 0).map((category) => {
+    const codes = RXNORM_VALUE_SETS[category];
+    if (!codes.every((value) => /^\d+$/.test(value))) throw new Error(`RxNorm value set ${category} holds a code that is not digits`);
+    return `(case when ${code} in (${codes.map((value) => `'${value}'`).join(', ')}) then '{${labelsFor([category]).join(',')}}'::text[] else '{}'::text[] end)`;
+  });
+  return [`coalesce(${labels}, '{}'::text[])`, ...parts].join(' || ');
 }
 
 /** ICD-10-CM codes written in free text, e.g. "Assessment: ... (F11.20)". */

@@ -109,10 +109,13 @@ export async function createAccessControl(principal: Principal, em: EntityManage
     return (await em.count(Patient, { $and: [{ id: patientId }, viaOtherScopes] })) === 0;
   };
   const rowRoles = new DataLoader<string, readonly Role[]>((ids) => rolesForPatients(ids, principal, scopes, em, reach));
-  const grantedCategories = async () => new Map((await emergencyGrants()).map((grant) => [grant.patientId, grant.sensitiveCategories] as const));
+  // The categories a grant names clear them only when the request reads for emergency treatment (42 CFR 2.51: a medical emergency).
+  const grantedCategories = async () =>
+    principal.purpose === 'ETREAT' ? new Map((await emergencyGrants()).map((grant) => [grant.patientId, grant.sensitiveCategories] as const)) : new Map<string, readonly Sensitivity[]>();
   const rolesForPatient = (patientId: string) => (distinctScopes.size > 1 ? rowRoles.load(patientId) : Promise.resolve(principal.roles));
   const labels = labelScope(principal.purpose, rolesForPatient, grantedCategories);
   const emergencySensitive = new Map<string, Set<Sensitivity>>();
+  const withheldLabels = new Map<string, (readonly string[] | null)[]>();
   return {
     principal,
     decisions: decisionTable(principal.roles, principal.purpose, agreement),
@@ -129,11 +132,16 @@ export async function createAccessControl(principal: Principal, em: EntityManage
     labels,
     recordWithheld(entityType, patientId, labels) {
       if (labels.length === 0) return;
-      audit.group({ patientId, entityType, entityId: null, action: 'read' }).add(WITHHELD_FIELD, 'withheld', withheldReason(labels));
+      // Every withholding of the request for this patient and entity type, in one record: the categories of all of them.
+      const key = `${entityType}\u0000${patientId}`;
+      const all = [...(withheldLabels.get(key) ?? []), ...labels];
+      withheldLabels.set(key, all);
+      audit.group({ patientId, entityType, entityId: null, action: 'read' }).fields.set(WITHHELD_FIELD, { field: WITHHELD_FIELD, outcome: 'withheld', reason: withheldReason(all) });
     },
     async recordSensitiveReads(entityType, rows) {
       const labelled = rows.filter((row) => row.labels !== null && row.labels.length > 0);
       if (labelled.length === 0) return;
+      if (principal.purpose !== 'ETREAT') return;
       const grants = new Map((await emergencyGrants()).map((grant) => [grant.patientId, grant.id]));
       for (const row of labelled) {
         const grantId = grants.get(row.patientId);

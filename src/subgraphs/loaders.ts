@@ -5,7 +5,7 @@ import { Patient } from '../db/entities.js';
 import type { Logger } from '../logger.js';
 import type { AccessControl } from './access.js';
 import type { LoaderFactory, SubgraphContext } from './context.js';
-import { NESTED_PAGE, pageSize, type Connection, type PageCursors, toConnection } from './pagination.js';
+import { NESTED_PAGE, isUuid, pageSize, type Connection, type PageCursors, toConnection } from './pagination.js';
 
 /**
  * Batching for every list and reference the subgraphs resolve: however many
@@ -60,18 +60,23 @@ export function labelledById<T extends PatientOwned>(entity: EntityClass<T>, tab
     new DataLoader<string, T | null>(async (ids) => {
       const byIds = { id: { $in: [...ids] } } as unknown as FilterQuery<T>;
       const found = await em.find(entity, { $and: [byIds, { patient: await access.patientFilter() } as FilterQuery<T>] } as FilterQuery<T>);
-      const condition = await access.labels.sql('t', found.map((row) => row.patient.id), labelsExpression(labelled));
+      const inScope = new Set(found.map((row) => row.id));
+      // The ids asked for, checked whether found or not: a withheld id costs the same statements as an absent one.
+      const asked = ids.filter(isUuid);
+      const patients = [...new Set(found.map((row) => row.patient.id))];
+      const condition = asked.length > 0 ? await access.labels.sql('t', patients.length > 0 ? patients : [NO_PATIENT], labelsExpression(labelled)) : null;
       let rows = found;
-      if (condition && found.length > 0) {
+      if (condition) {
         const checked = await em.execute<{ id: string; patient_id: string; labels: string[] | null; visible: boolean }[]>(
-          `select t."id", t."patient_id", ${labelsExpression(labelled)} as "labels", ${condition.sql} as "visible" from "${table}" t where t."id" in (${found.map(() => '?::uuid').join(', ')})`,
-          [...condition.params, ...found.map((row) => row.id)],
+          `select t."id", t."patient_id", ${labelsExpression(labelled)} as "labels", ${condition.sql} as "visible" from "${table}" t where t."id" in (${asked.map(() => '?::uuid').join(', ')})`,
+          [...condition.params, ...asked],
         );
-        const visible = new Set(checked.filter((row) => row.visible).map((row) => row.id));
-        recordWithheldRows(access, labelled.entityType, checked.filter((row) => !row.visible).map((row) => ({ patientId: row.patient_id, labels: row.labels })));
+        const visible = new Set(checked.filter((row) => row.visible && inScope.has(row.id)).map((row) => row.id));
+        const withheld = checked.filter((row) => !row.visible && inScope.has(row.id));
+        recordWithheldRows(access, labelled.entityType, withheld.map((row) => ({ patientId: row.patient_id, labels: row.labels })));
         rows = found.filter((row) => visible.has(row.id));
       }
-      rows = consistentRows(rows, labelled, logger);
+      reportMismatches(rows, labelled, logger);
       await access.recordReads(rows.map((row) => row.patient.id));
       await access.recordSensitiveReads(labelled.entityType, rows.map(labelledFacts));
       const byId = new Map(rows.map((row) => [row.id, row]));
@@ -88,9 +93,12 @@ export interface Labelled<T> {
    * must not show through the invoice that bills it).
    */
   labels?: (alias: string) => string;
-  /** False when the row's own codes call for a label it does not carry (its labels edited in the database): it is withheld and logged. */
+  /** False when the row's own codes call for a label it does not carry (its labels edited in the database): logged (the statement withheld it by `labels`). */
   consistent?: (row: T) => boolean;
 }
+
+/** A patient id no row has: the label check's statement is the same whether anything was found or not. */
+const NO_PATIENT = '00000000-0000-0000-0000-000000000000';
 
 function labelsExpression<T>(labelled: Labelled<T>, alias = 't'): string {
   return labelled.labels ? labelled.labels(alias) : `${alias}."security_labels"`;
@@ -100,15 +108,17 @@ function labelledFacts(row: PatientOwned & { securityLabels?: string[] | null })
   return { id: row.id, patientId: row.patient.id, labels: row.securityLabels ?? null };
 }
 
-function consistentRows<T>(rows: T[], labelled: Labelled<T>, logger: Logger): T[] {
+/**
+ * Tells the operator of a row whose stored labels lack one its code calls
+ * for (edited in the database, or not labelled yet): the statement already
+ * withheld it by its code (`Labelled.labels`), so this only reports.
+ */
+function reportMismatches<T>(rows: readonly T[], labelled: Labelled<T>, logger: Logger): void {
   const check = labelled.consistent;
-  if (!check) return rows;
-  return rows.filter((row) => {
-    if (check(row)) return true;
-    // An edited label on a row whose code is stored in plaintext: no ciphertext to fail, so the row is left out here.
-    logger.error({ event: 'label-mismatch', entityType: labelled.entityType, id: (row as { id?: string }).id }, 'a row lacks a label its code calls for (edited in the database?); withheld');
-    return false;
-  });
+  if (!check) return;
+  for (const row of rows) {
+    if (!check(row)) logger.error({ event: 'label-mismatch', entityType: labelled.entityType, id: (row as { id?: string }).id }, 'a row lacks a label its code calls for (edited in the database, or not labelled yet)');
+  }
 }
 
 function recordWithheldRows(access: AccessControl, entityType: string, rows: readonly { patientId: string; labels: readonly string[] | null }[]): void {
@@ -219,9 +229,9 @@ export function createChildPageLoader<T extends WithId>(
         const [{ first, afterId }] = group as [ChildPageKey, ...ChildPageKey[]];
         const patientIds = [...new Set(group.map((key) => key.patientId))];
         const labels = child.labelled ? await access.labels.sql('t', patientIds, labelsExpression(child.labelled)) : null;
-        let rows = await loadRankedRows(em, child, patientIds, first + 1, afterId, labels);
+        const rows = await loadRankedRows(em, child, patientIds, first + 1, afterId, labels);
         if (child.labelled) {
-          rows = consistentRows(rows, child.labelled, logger);
+          reportMismatches(rows, child.labelled, logger);
           await access.recordSensitiveReads(child.labelled.entityType, (rows as unknown as PatientOwned[]).map(labelledFacts));
           if (labels) await recordWithheldPages(em, child, patientIds, labels, access);
         }

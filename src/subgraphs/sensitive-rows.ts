@@ -42,7 +42,7 @@ export type GrantedCategories = () => Promise<ReadonlyMap<string, readonly Sensi
 /** Whether a row with these labels (null: not labelled yet) may be shown with these categories withheld. */
 export function labelsVisible(labels: readonly string[] | null, withheld: readonly Sensitivity[]): boolean {
   if (withheld.length === 0) return true;
-  if (labels === null) return false;
+  if (labels === null || labels.some((label) => !(SECURITY_LABEL_CODES as readonly string[]).includes(label))) return false;
   return !sensitivitiesOf(labels).some((category) => withheld.includes(category));
 }
 
@@ -87,9 +87,10 @@ export function labelScope(
           parts.push(`(${these})`);
           continue;
         }
-        // Null labels: a row not labelled yet (written before labels) is shown only where every category is cleared.
-        parts.push(`(${these} and ${labels} is not null and not (${labels} && ?::text[]))`);
-        params.push(arrayLiteral(storedCodesOf(categories)));
+        // Null labels: a row not labelled yet (written before labels) is shown only where every category is cleared;
+        // so is one with a label this API does not know (edited in the database).
+        parts.push(`(${these} and ${labels} is not null and ${labels} <@ ?::text[] and not (${labels} && ?::text[]))`);
+        params.push(arrayLiteral(SECURITY_LABEL_CODES), arrayLiteral(storedCodesOf(categories)));
       }
       return { sql: `(${parts.join(' or ')})`, params };
     },
@@ -107,6 +108,7 @@ export function withheldReason(labels: readonly (readonly string[] | null)[]): s
   for (const row of labels) {
     if (row === null) categories.add('UNLABELLED');
     else for (const category of sensitivitiesOf(row)) categories.add(category);
+    if (row?.some((label) => !(SECURITY_LABEL_CODES as readonly string[]).includes(label))) categories.add('UNKNOWN_LABEL');
   }
   return `SENSITIVITY:${[...categories].sort().join(',')}`;
 }

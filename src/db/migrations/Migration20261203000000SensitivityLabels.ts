@@ -14,6 +14,8 @@ export class Migration20261203000000SensitivityLabels extends Migration {
   override up(): void {
     for (const table of ['condition', 'medication_request', 'clinical_note', 'claim']) {
       this.addSql(`alter table "${table}" add column "security_labels" text[] null`);
+      // Only the codes this API knows (src/policy/sensitivity.ts); the API also withholds a row with any other.
+      this.addSql(`alter table "${table}" add constraint "${table}_security_labels_check" check ("security_labels" <@ '{PSY,SUD,HIV,SEX,STD,SDV,ETH,R,V}'::text[])`);
     }
     this.addSql(`alter table "emergency_access" add column "sensitive_categories" text[] not null default '{}'`);
   }

@@ -10,7 +10,7 @@ import { isUuid } from '../pagination.js';
 import { toIsoDate } from '../scalars.js';
 import { clinicalNoteById, conditionById } from './repository.js';
 import { CRYPTO_VERSION_ENCRYPTED, sealRow } from '../../db/encryption.js';
-import { labelsOfCodes, noteLabels } from '../../policy/sensitivity.js';
+import { labelsFor, labelsOfCodes, noteLabels, sensitivitiesOf } from '../../policy/sensitivity.js';
 import { CodeSystem } from '../codes.js';
 
 /** LOINC document types a note may have. */
@@ -55,7 +55,11 @@ async function addClinicalNote(input: AddClinicalNoteInput, context: SubgraphCon
   if (refused) return refused;
   const id = randomUUID();
   const diagnoses = input.encounterId ? await context.em.find(Condition, { encounter: input.encounterId }, { fields: ['securityLabels'] }) : [];
-  const securityLabels = noteLabels(input.text, diagnoses.map((diagnosis) => diagnosis.securityLabels ?? null), input.sensitiveData ?? []);
+  // Of its encounter's diagnoses, only the categories the writer may see: the answer must not tell of a diagnosis they cannot (a note
+  // cannot say what its writer does not know; the writer marks it, or names the codes, for anything else).
+  const withheld = await context.access.labels.withheldByRolesFor(input.patientId);
+  const inherited = diagnoses.map((diagnosis) => diagnosis.securityLabels ?? []).map((labels) => labelsFor(sensitivitiesOf(labels).filter((category) => !withheld.includes(category))));
+  const securityLabels = noteLabels(input.text, inherited, input.sensitiveData ?? []);
   const stored = await sealRow('clinical_note', { id, text: input.text, security_labels: securityLabels }, context.sealer);
   const author = await context.access.practitionerId();
   const written = await writeWithRecord(context, {

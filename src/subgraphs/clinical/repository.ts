@@ -8,14 +8,15 @@ import {
 } from '../../db/entities.js';
 import { childPagesOf, childTable, labelledById, patientOwnedById, type Labelled } from '../loaders.js';
 import { CodeSystem } from '../codes.js';
-import { labelsOfCodes } from '../../policy/sensitivity.js';
+import { labelsOfCodes, labelsOfRxNormSql } from '../../policy/sensitivity.js';
 
 /** Conditions and notes bind their labels into their encrypted values (a label edited in the database makes them fail to decrypt). */
 const conditionLabels: Labelled<Condition> = { entityType: 'Condition' };
 const noteLabels: Labelled<ClinicalNote> = { entityType: 'ClinicalNote' };
-/** A medication's code is stored in plaintext: its labels are checked against the code on every read. */
+/** A medication's code is stored in plaintext: what its code calls for counts with its stored labels, in the statement itself. */
 const medicationLabels: Labelled<MedicationRequest> = {
   entityType: 'MedicationRequest',
+  labels: (t) => labelsOfRxNormSql(`${t}."security_labels"`, `${t}."rxnorm_code"`),
   consistent: (row) => labelsOfCodes([{ system: CodeSystem.rxnorm, code: row.rxnormCode }]).every((label) => (row.securityLabels ?? []).includes(label)),
 };
 

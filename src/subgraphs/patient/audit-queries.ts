@@ -91,10 +91,25 @@ export async function listAuditEvents(
   if (filter?.from) add('"recorded_at" >= ?::timestamptz', filter.from);
   if (filter?.to) add('"recorded_at" < ?::timestamptz', filter.to);
   if (filter?.emergency !== undefined && filter.emergency !== null) add('"emergency" = ?', filter.emergency);
+  add(NOT_WITHHELD);
   const entries = auditEntries(rowWhere.length > 0 ? rowWhere.join(' and ') : undefined);
   const rows =
     size === 0 ? [] : await em.execute<Raw[]>(`select * from ${entries} as entry where ${where.join(' and ')} order by "id" desc, "position" desc limit ?`, [...rowParams, ...params, size + 1]);
-  return toConnection(rows.map(auditEventFromRow), size, cursorOf(cursors, AUDIT_LIST, filter));
+  return toConnection(rows.map(apiAuditEvent), size, cursorOf(cursors, AUDIT_LIST, filter));
+}
+
+/**
+ * Withholdings for sensitivity labels are on the audit trail (and in its
+ * export) but never listed by the API: an event saying rows of a patient
+ * were withheld would tell an auditor, who is cleared for no category, that
+ * the patient has sensitive records.
+ */
+export const NOT_WITHHELD = `not ("fields" @> '[{"outcome": "withheld"}]'::jsonb)`;
+
+/** An event as the API lists it: without the break-the-glass flags of labelled rows (the same reason as NOT_WITHHELD). */
+export function apiAuditEvent(row: Raw): AuditEventRow {
+  const event = auditEventFromRow(row);
+  return event.fields.some((field) => field.field === SENSITIVE_FIELD) ? { ...event, fields: event.fields.filter((field) => field.field !== SENSITIVE_FIELD) } : event;
 }
 
 /** Kinds of data, by the access policy's categories: "name", "ssn", "clinicalNote"... never ids. */

@@ -1,8 +1,9 @@
 import { SENSITIVITIES, isSensitivity, type Sensitivity } from '../../policy/sensitivity.js';
 import { SENSITIVE_FIELD } from '../access.js';
+import { NOT_WITHHELD, apiAuditEvent } from './audit-queries.js';
 import type { EntityManager, QueryResult } from '@mikro-orm/sql';
 import type { Principal } from '../../auth/index.js';
-import { PATIENT_ROWS_FILTER, auditEntries, auditEventFromRow, type StoredAuditEvent } from '../../audit/index.js';
+import { PATIENT_ROWS_FILTER, auditEntries, type StoredAuditEvent } from '../../audit/index.js';
 import { ACCESS_POLICY } from '../../policy/index.js';
 import { isUuid, pageSize, toConnection, type Connection, type PageCursors } from '../pagination.js';
 import { failed, invalidInput, InputCheck, type Failure } from '../mutation-results.js';
@@ -113,7 +114,7 @@ function underGrant(review: EmergencyReviewModel): { entries: string; where: str
   const rows = `(e."emergency_grant_id" = ?::uuid or (e."entity_type" = 'EmergencyAccess' and ${PATIENT_ROWS_FILTER}))`;
   return {
     entries: auditEntries(rows),
-    where: `(entry."emergency_grant_id" = ?::uuid or (entry."entity_type" = 'EmergencyAccess' and entry."entity_id" = ?))`,
+    where: `(entry."emergency_grant_id" = ?::uuid or (entry."entity_type" = 'EmergencyAccess' and entry."entity_id" = ?)) and ${NOT_WITHHELD}`,
     params: [review.grantId, review.patientId, review.patientId, review.grantId, review.grantId],
   };
 }
@@ -122,7 +123,7 @@ function underGrant(review: EmergencyReviewModel): { entries: string; where: str
 export async function accessEventsOf(em: EntityManager, review: EmergencyReviewModel): Promise<StoredAuditEvent[]> {
   const { entries, where, params } = underGrant(review);
   const rows = await em.execute<Raw[]>(`select * from ${entries} as entry where ${where} order by "id", "position" limit ?`, [...params, MAX_ACCESS_EVENTS]);
-  return rows.map(auditEventFromRow);
+  return rows.map(apiAuditEvent);
 }
 
 export async function accessEventCountOf(em: EntityManager, review: EmergencyReviewModel): Promise<number> {

@@ -158,8 +158,14 @@ async function openEmergencyAccess(
   const organizationId = context.principal.organizationId;
   const exists = organizationId ? await context.em.count(Patient, { id: input.patientId, managingOrganization: organizationId }) : 0;
   if (!organizationId || exists === 0) return failed('NOT_FOUND', 'No such patient in your organization.');
-  // Sensitive data the request is not cleared for needs a grant even for a patient of one's own care teams.
+  // Sensitive data the request is not cleared for needs a grant even for a patient of one's own care teams; it is opened, and used,
+  // only by a request that reads for emergency treatment (ETREAT).
   const sensitiveData = [...new Set(input.sensitiveData ?? [])];
+  if (sensitiveData.length > 0 && context.principal.purpose !== 'ETREAT') {
+    return failed('INVALID_INPUT', 'Sensitive data is opened only for emergency treatment: send the request with X-Purpose-Of-Use: ETREAT.', [
+      { field: 'input.sensitiveData', message: 'Needs the purpose of use ETREAT.' },
+    ]);
+  }
   const withheld = await context.access.labels.withheldByRolesFor(input.patientId);
   const beyondClearance = sensitiveData.filter((category) => withheld.includes(category));
   if (beyondClearance.length === 0 && (await context.loader(patientById).load(input.patientId))) {
