@@ -46,6 +46,7 @@ function mappersFor(name: (typeof subgraphs)[number]): Record<string, string> {
         AuditEvent: `${file}#AuditEventMapper`,
         Disclosure: `${file}#DisclosureMapper`,
         EmergencyReview: `${file}#EmergencyReviewMapper`,
+        Consent: `${file}#ConsentMapper`,
       };
     case 'clinical':
       return {

@@ -38,6 +38,9 @@ export const DEFAULT_TEXT_RULE: TextRule = { max: 1000 };
 /** Input fields and arguments that take longer or multi-line text, by coordinate. */
 export const TEXT_RULES: Readonly<Record<string, TextRule>> = {
   'AddClinicalNoteInput.text': { max: 20_000, multiline: true },
+  // FHIR R4 Consent JSON (the import checks its own limit of 50 resources).
+  'ImportConsentsInput.resources': { max: 200_000, multiline: true },
+  'RecordPaperConsentInput.documentReference': { max: 255 },
   'OpenEmergencyAccessInput.reason': { max: 2_000, multiline: true },
   'AddConditionInput.display': { max: 200 },
   'AddressInput.line': { max: 120 },

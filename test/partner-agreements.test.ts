@@ -171,7 +171,7 @@ describe('a partner organization without a sharing agreement', () => {
   it('reads nothing, even of a patient who consented to share with it', async () => {
     const organizationId = randomUUID();
     await stack.sql(`insert into organization (id, name, type) values (?, 'Unvetted Wellness Partners', 'partner')`, [organizationId]);
-    await stack.sql(`insert into consent (id, patient_id, organization_id, scope, status, period_start, period_end) values (?, ?, ?, 'partner-sharing', 'active', now() - interval '1 day', null)`, [
+    await stack.sql(`insert into consent (id, patient_id, organization_id, scope, status, period_start, period_end, purposes) values (?, ?, ?, 'partner-sharing', 'active', now() - interval '1 day', null, '{TREAT,HPAYMT}')`, [
       randomUUID(),
       everyPartnerPatient,
       organizationId,

@@ -24,6 +24,11 @@ const MUTATIONS: Record<string, (input: Input, principal: Principal) => Target> 
   addCareTeamMember: (input) => ({ patientId: null, entityType: 'CareTeam', entityId: stringOf(input['careTeamId']), action: 'update', fields: ['members'] }),
   openEmergencyAccess: (input) => ({ patientId: stringOf(input['patientId']), entityType: 'EmergencyAccess', entityId: null, action: 'create', fields: ['reason', 'minutes'] }),
   // The outcome is a code of the review's decision, not a value of the record: on the record (hash-chained) with the close.
+  grantConsent: (input, principal) => ({ patientId: principal.patientId, entityType: 'Consent', entityId: null, action: 'create', fields: Object.keys(input) }),
+  recordPaperConsent: (input) => ({ patientId: stringOf(input['patientId']), entityType: 'Consent', entityId: null, action: 'create', fields: Object.keys(input) }),
+  importConsents: (input) => ({ patientId: stringOf(input['patientId']), entityType: 'Consent', entityId: null, action: 'create', fields: ['resources'] }),
+  // The patient is the consent's: known once it is found (the record names the consent).
+  revokeConsent: (input) => ({ patientId: null, entityType: 'Consent', entityId: stringOf(input['id']), action: 'update', fields: ['status'] }),
   closeEmergencyReview: (input) => ({ patientId: null, entityType: 'EmergencyReview', entityId: stringOf(input['id']), action: 'update', fields: [reviewOutcome(input['outcome']), 'note'] }),
 };
 

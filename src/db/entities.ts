@@ -309,22 +309,45 @@ export class Payment extends PaymentSchema.class {}
 PaymentSchema.setClass(Payment);
 
 /**
- * A patient's consent: sharing with a partner organization, or inclusion in
- * the de-identified research cohort (organization null). Row scopes of the
- * partner and researcher roles are built on active consents.
+ * A patient's consent, one FHIR R4 Consent with one provision
+ * (src/policy/consent.ts): it permits or denies an actor (an organization,
+ * a role, or both) some purposes and sensitive data for a period. Partner
+ * sharing and research consents also make the partner and researcher row
+ * scopes; their sensitive categories, and those of treatment consents,
+ * clear or withhold labelled rows.
  */
 export const ConsentSchema = defineEntity({
   name: 'Consent',
   tableName: 'consent',
   indexes: [{ properties: ['organization', 'scope', 'status'] }],
+  checks: [
+    { name: 'consent_sensitivities_check', expression: `"sensitivities" <@ '{PSY,SUD,HIV,SEX,STD,SDV}'::text[]` },
+    { name: 'consent_purposes_check', expression: `cardinality("purposes") > 0` },
+    { name: 'consent_organization_check', expression: `("scope" = 'research') = ("organization_id" is null)` },
+  ],
   properties: {
     id: p.uuid().primary(),
     patient: () => p.manyToOne(Patient).index(),
     organization: () => p.manyToOne(Organization).nullable(),
-    scope: p.enum(['partner-sharing', 'research'] as const),
+    scope: p.enum(['partner-sharing', 'research', 'treatment'] as const),
     status: p.enum(['active', 'revoked'] as const),
     periodStart: p.datetime(),
     periodEnd: p.datetime().nullable(),
+    decision: p.enum(['permit', 'deny'] as const).default('permit'),
+    /** The actor role (null: every role the scope concerns). */
+    actorRole: p.string().nullable(),
+    /** Purposes of use a permit covers, always listed; a deny covers every purpose. */
+    purposes: p.array().defaultRaw(`'{}'`),
+    /** Sensitivity categories it permits or denies (empty: none). */
+    sensitivities: p.array().defaultRaw(`'{}'`),
+    source: p.enum(['patient', 'paper', 'migrated', 'imported'] as const).default('patient'),
+    /** Who recorded it (token subject; the migration and the seed leave it null). */
+    recordedBy: p.string().nullable(),
+    recordedAt: p.datetime().nullable(),
+    revokedAt: p.datetime().nullable(),
+    revokedBy: p.string().nullable(),
+    /** For a consent signed on paper: where the signed form is kept (document id, scan reference). */
+    documentReference: p.string().nullable(),
   },
 });
 export class Consent extends ConsentSchema.class {}

@@ -214,6 +214,8 @@ export const ACCESS_POLICY: Record<Role, RolePolicy> = {
       ...billingRecord,
       writeContact: allow,
       disclosures: allow,
+      consents: allow,
+      writeConsent: allow,
     },
   },
   researcher: {
@@ -243,7 +245,7 @@ export const ACCESS_POLICY: Record<Role, RolePolicy> = {
       'A partner organization (a pharmacy, a payer, a care-coordination service): at most this narrow set, of it only what its sharing agreement grants, only for patients who consented to share with it; never more than a treating clinician sees.',
     purposes: { TREAT: 'all', HPAYMT: forPayment },
     defaultPurpose: 'TREAT',
-    // Only what the patient's own consent names (src/policy/consent.ts, to come): nothing by role.
+    // Nothing by role: only what the patient's own consent names (src/policy/consent.ts).
     clearance: {},
     rate: { requestsPerMinute: 300, inFlight: 10, patientsPerHour: 500 },
     maxCost: 5_000,
@@ -300,7 +302,7 @@ export const ACCESS_POLICY: Record<Role, RolePolicy> = {
     maxCost: 20_000,
     patients: 'organization',
     directory: 'all',
-    fields: { ...records, directory: allow, mrn: allow, name: allow, managingOrganization: allow, emergencyReview: allow },
+    fields: { ...records, directory: allow, mrn: allow, name: allow, managingOrganization: allow, emergencyReview: allow, consents: allow, writeConsent: allow },
   },
   integrator: {
     description: 'Builds integrations: introspects its schema view, reads no data.',

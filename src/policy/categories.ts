@@ -46,6 +46,8 @@ export const CATEGORIES = {
   writeCareTeam: { phi: true, description: 'Add practitioners to care teams (changes who sees which patients)' },
   emergencyAccess: { phi: true, description: 'Break the glass: open time-boxed access to a patient outside one\'s care teams' },
   emergencyReview: { phi: true, description: 'Review of break-the-glass access: who, which patient, the reason given, the kinds of data read and the audit of it (never the values); closing a review with an outcome' },
+  consents: { phi: true, description: 'A patient\'s consents: who may read the record and which sensitive data, for which purposes, for how long' },
+  writeConsent: { phi: true, description: 'Grant, revoke, record (signed on paper) and import consents' },
   writeClinicalNote: { phi: true, description: 'Add clinical notes' },
   writeCondition: { phi: true, description: 'Record diagnoses' },
   writePayment: { phi: true, description: 'Record payments against invoices' },

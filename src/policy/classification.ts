@@ -14,7 +14,15 @@ export const CLASSIFICATION: Record<string, Record<string, Category>> = {
     auditEvents: 'auditLog',
     myDisclosures: 'disclosures',
     emergencyReviews: 'emergencyReview',
+    myConsents: 'consents',
+    patientConsents: 'consents',
   },
+  // Decided at the query field or mutation that leads to them.
+  Consent: Object.fromEntries(
+    ['id', 'scope', 'decision', 'status', 'organizationId', 'actorRole', 'purposes', 'sensitiveData', 'periodStart', 'periodEnd', 'source', 'recordedAt', 'revokedAt', 'fhir'].map((field) => [field, 'structure']),
+  ),
+  ConsentPayload: { ok: 'structure', error: 'structure', consent: 'structure' },
+  ImportConsentsPayload: { ok: 'structure', error: 'structure', consents: 'structure' },
   // Audit records and disclosures: decided at the query field that leads to them.
   AuditEvent: Object.fromEntries(
     ['id', 'recordedAt', 'requestId', 'subgraph', 'subject', 'roles', 'organizationId', 'clientName', 'clientVersion', 'ip', 'operationName', 'operationHash', 'patientId', 'entityType', 'entityId', 'action', 'fields', 'emergency', 'emergencyGrantId', 'purpose'].map(
@@ -36,6 +44,10 @@ export const CLASSIFICATION: Record<string, Record<string, Category>> = {
     addCareTeamMember: 'writeCareTeam',
     openEmergencyAccess: 'emergencyAccess',
     closeEmergencyReview: 'emergencyReview',
+    grantConsent: 'writeConsent',
+    revokeConsent: 'writeConsent',
+    recordPaperConsent: 'writeConsent',
+    importConsents: 'writeConsent',
     addClinicalNote: 'writeClinicalNote',
     addCondition: 'writeCondition',
     recordPayment: 'writePayment',
@@ -168,6 +180,7 @@ export const CLASSIFICATION: Record<string, Record<string, Category>> = {
   ...connection('AuditEvent'),
   ...connection('Disclosure'),
   ...connection('EmergencyReview'),
+  ...connection('Consent'),
   ...connection('Encounter'),
   ...connection('Condition'),
   ...connection('MedicationRequest'),

@@ -92,6 +92,8 @@ export const REASONS: Record<Role, Reasons> = {
     payment: 'Its own payments.',
     writeContact: 'Keeps its own phone, email and address current.',
     disclosures: 'Accounting of disclosures: who read its record (HIPAA).',
+    consents: 'Its own consents: who may read its record and its sensitive data.',
+    writeConsent: 'Grants and revokes its own consents (42 CFR Part 2, HIPAA authorizations).',
   },
   researcher: {
     ...plumbing,
@@ -154,6 +156,8 @@ export const REASONS: Record<Role, Reasons> = {
     name: 'Names the patient a break-the-glass access was about.',
     managingOrganization: 'Reviews are scoped to its organization.',
     emergencyReview: 'Reviews each break-the-glass access (who, why, which kinds of data) and closes it with an outcome.',
+    consents: 'Keeps the consents of its organization\'s patients: what they permit and deny, never the records.',
+    writeConsent: 'Records consents and revocations patients signed on paper, and imports FHIR Consents.',
     condition: 'Reviews access, never the clinical values read under it.',
     clinicalNote: 'Reviews access, never the clinical values read under it.',
   },

@@ -1,7 +1,7 @@
 import DataLoader from 'dataloader';
 import type { FilterQuery } from '@mikro-orm/core';
 import type { EntityManager } from '@mikro-orm/sql';
-import type { Principal, Role } from '../auth/index.js';
+import type { Principal, PurposeOfUse, Role } from '../auth/index.js';
 import type { Cache } from '../cache/index.js';
 import { AppUser, CareTeamMember, Organization, Patient } from '../db/entities.js';
 import { databaseUnavailable, internalError, isDatabaseUnavailable } from '../errors.js';
@@ -19,6 +19,7 @@ import {
 import { activeEmergencyGrants, type EmergencyGrant } from './emergency-access.js';
 import { AuditCollector } from '../audit/collector.js';
 import { sensitivitiesOf, type Sensitivity } from '../policy/sensitivity.js';
+import { consentFromRow, type ConsentProvision } from '../policy/consent.js';
 import { labelScope, withheldReason, type LabelScope } from './sensitive-rows.js';
 import { isUuid } from './pagination.js';
 
@@ -113,7 +114,8 @@ export async function createAccessControl(principal: Principal, em: EntityManage
   const grantedCategories = async () =>
     principal.purpose === 'ETREAT' ? new Map((await emergencyGrants()).map((grant) => [grant.patientId, grant.sensitiveCategories] as const)) : new Map<string, readonly Sensitivity[]>();
   const rolesForPatient = (patientId: string) => (distinctScopes.size > 1 ? rowRoles.load(patientId) : Promise.resolve(principal.roles));
-  const labels = labelScope(principal.purpose, rolesForPatient, grantedCategories);
+  const consents = new DataLoader<string, readonly ConsentProvision[]>((ids) => consentProvisionsOf(ids, em));
+  const labels = labelScope(principal.purpose, principal.organizationId, rolesForPatient, grantedCategories, (patientId) => consents.load(patientId));
   const emergencySensitive = new Map<string, Set<Sensitivity>>();
   const withheldLabels = new Map<string, (readonly string[] | null)[]>();
   return {
@@ -143,11 +145,13 @@ export async function createAccessControl(principal: Principal, em: EntityManage
       if (labelled.length === 0) return;
       if (principal.purpose !== 'ETREAT') return;
       const grants = new Map((await emergencyGrants()).map((grant) => [grant.patientId, grant.id]));
-      for (const row of labelled) {
+      const granted = labelled.filter((row) => grants.has(row.patientId));
+      const withheld = await Promise.all(granted.map((row) => labels.withheldByRolesFor(row.patientId)));
+      for (const [index, row] of granted.entries()) {
         const grantId = grants.get(row.patientId);
         if (!grantId) continue;
         // Shown only because the grant names them: the categories the roles are not otherwise cleared for.
-        const byRoles = await labels.withheldByRolesFor(row.patientId);
+        const byRoles = withheld[index] ?? [];
         const categories = sensitivitiesOf(row.labels ?? []).filter((category) => byRoles.includes(category));
         if (categories.length === 0) continue;
         // A read under the grant, even of a patient the caller's care team reaches: marked as break-the-glass.
@@ -167,6 +171,29 @@ export const WITHHELD_FIELD = 'rows:withheld';
 /** The audit field that flags a labelled row read under break-the-glass (the reason names its categories). */
 export const SENSITIVE_FIELD = 'row:sensitive';
 
+/**
+ * The consent provisions in force that name sensitive data, of a batch of
+ * patients: one statement. Read on every request that needs them (no
+ * cache), so a grant or a revocation holds on every instance at once.
+ */
+async function consentProvisionsOf(ids: readonly string[], em: EntityManager): Promise<(readonly ConsentProvision[])[]> {
+  const valid = ids.filter(isUuid);
+  const rows =
+    valid.length === 0
+      ? []
+      : await em.execute<Record<string, unknown>[]>(
+          `select * from "consent" where "patient_id" in (${valid.map(() => '?::uuid').join(', ')}) and "status" = 'active' and cardinality("sensitivities") > 0
+             and "period_start" <= now() and ("period_end" is null or "period_end" > now())`,
+          valid,
+        );
+  const byPatient = new Map<string, ConsentProvision[]>();
+  for (const row of rows) {
+    const provision = consentFromRow(row);
+    byPatient.set(provision.patientId, [...(byPatient.get(provision.patientId) ?? []), provision]);
+  }
+  return ids.map((id) => byPatient.get(id) ?? []);
+}
+
 /** Matches no row: an empty IN list becomes a false condition in SQL. */
 const NOTHING: FilterQuery<Patient> = { id: { $in: [] } };
 
@@ -184,7 +211,13 @@ async function buildPatientFilter(principal: Principal, scopes: PatientScope[], 
   return effective.length === 1 ? (effective[0] as FilterQuery<Patient>) : { $or: effective };
 }
 
-function activeConsent(scope: 'partner-sharing' | 'research', organizationId: string | null) {
+/**
+ * Patients with a consent in force that permits this actor (its
+ * organization, and its role or every role) for the request's purpose: the
+ * partner and research row scopes.
+ */
+function activeConsent(scope: 'partner-sharing' | 'research', organizationId: string | null, role: Role, purpose: PurposeOfUse | null): FilterQuery<Patient> {
+  if (purpose === null) return NOTHING;
   const now = new Date();
   return {
     consents: {
@@ -192,11 +225,13 @@ function activeConsent(scope: 'partner-sharing' | 'research', organizationId: st
         scope,
         organization: organizationId,
         status: 'active' as const,
+        decision: 'permit' as const,
+        purposes: { $contains: [purpose] },
         periodStart: { $lte: now },
-        $or: [{ periodEnd: null }, { periodEnd: { $gt: now } }],
+        $and: [{ $or: [{ periodEnd: null }, { periodEnd: { $gt: now } }] }, { $or: [{ actorRole: null }, { actorRole: role }] }],
       },
     },
-  } as FilterQuery<Patient>;
+  };
 }
 
 async function scopeFilter(scope: PatientScope, principal: Principal, reach: Reach): Promise<FilterQuery<Patient>> {
@@ -215,9 +250,9 @@ async function scopeFilter(scope: PatientScope, principal: Principal, reach: Rea
     case 'organization':
       return principal.organizationId ? { managingOrganization: principal.organizationId } : NOTHING;
     case 'partnerConsent':
-      return principal.organizationId ? activeConsent('partner-sharing', principal.organizationId) : NOTHING;
+      return principal.organizationId ? activeConsent('partner-sharing', principal.organizationId, 'partner', principal.purpose) : NOTHING;
     case 'researchCohort':
-      return activeConsent('research', null);
+      return activeConsent('research', null, 'researcher', principal.purpose);
     case 'none':
       return NOTHING;
   }

@@ -1,4 +1,5 @@
 import type { PurposeOfUse, Role } from '../auth/index.js';
+import { consentEffect, type ConsentProvision } from '../policy/consent.js';
 import { ACCESS_POLICY } from '../policy/access-policy.js';
 import { SECURITY_LABEL_CODES, SENSITIVITIES, labelCoding, sensitivitiesOf, storedCodesOf, type SecurityLabelCode, type Sensitivity } from '../policy/sensitivity.js';
 
@@ -19,7 +20,7 @@ import { SECURITY_LABEL_CODES, SENSITIVITIES, labelCoding, sensitivitiesOf, stor
 export interface LabelScope {
   /** Per patient, the categories withheld from this request (empty: nothing). */
   withheldFor(patientIds: readonly string[]): Promise<Map<string, Sensitivity[]>>;
-  /** Per patient, the categories withheld by the roles alone, without grants: what a grant's read shows beyond them. */
+  /** Per patient, the categories withheld by the roles and the patient's consents, without grants: what a grant's read shows beyond them. */
   withheldByRolesFor(patientId: string): Promise<Sensitivity[]>;
   /**
    * The SQL condition that a row of alias `alias`, of one of these patients,
@@ -46,23 +47,37 @@ export function labelsVisible(labels: readonly string[] | null, withheld: readon
   return !sensitivitiesOf(labels).some((category) => withheld.includes(category));
 }
 
+/** The patient's consent provisions that name sensitive data (src/policy/consent.ts), batched per request. */
+export type ConsentsOf = (patientId: string) => Promise<readonly ConsentProvision[]>;
+
+/**
+ * `organizationId`: the caller's, which a consent's actor must be. A
+ * patient's consents clear (permit) or withhold (deny) categories for the
+ * request on top of the role policy; a deny wins; a break-the-glass grant
+ * wins over both. A patient reading their own record is not subject to
+ * them.
+ */
 export function labelScope(
   purpose: PurposeOfUse | null,
+  organizationId: string | null,
   rolesForPatient: (patientId: string) => Promise<readonly Role[]>,
   granted: GrantedCategories,
+  consentsOf: ConsentsOf,
 ): LabelScope {
   const byRoles = async (patientId: string) => {
-    const cleared = clearanceOf({ roles: await rolesForPatient(patientId), purpose });
-    return SENSITIVITIES.filter((category) => !cleared.includes(category));
+    const roles = await rolesForPatient(patientId);
+    const cleared = clearanceOf({ roles, purpose });
+    const withheld = SENSITIVITIES.filter((category) => !cleared.includes(category));
+    if (purpose === 'PATRQT' || roles.length === 0) return withheld;
+    const { permitted, denied } = consentEffect(await consentsOf(patientId), { organizationId, roles, purpose }, new Date());
+    return SENSITIVITIES.filter((category) => denied.includes(category) || (withheld.includes(category) && !permitted.includes(category)));
   };
   const withheldFor = async (patientIds: readonly string[]) => {
     const grants = await granted();
-    const result = new Map<string, Sensitivity[]>();
-    for (const patientId of new Set(patientIds)) {
-      const named = grants.get(patientId) ?? [];
-      result.set(patientId, (await byRoles(patientId)).filter((category) => !named.includes(category)));
-    }
-    return result;
+    const ids = [...new Set(patientIds)];
+    // All at once: the roles and consents of every patient are each loaded in one batch.
+    const withheld = await Promise.all(ids.map(byRoles));
+    return new Map(ids.map((patientId, index) => [patientId, (withheld[index] ?? []).filter((category) => !(grants.get(patientId) ?? []).includes(category))]));
   };
   return {
     withheldFor,

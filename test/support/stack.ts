@@ -31,6 +31,8 @@ export interface TestStack {
   /** SQL statements sent since the stack started (reset it to measure one request). */
   statements: { count: number };
   token(role: Role, overrides?: Partial<TokenOverrides>): Promise<string>;
+  /** Another running instance of the API on the same database, cache and keys (PostgreSQL only: PGlite is one process's). */
+  startInstance(): Promise<{ gatewayUrl: string; stop(): Promise<void> }>;
   stop(): Promise<void>;
 }
 
@@ -100,6 +102,10 @@ export async function startTestStack(options: { patients?: number; env?: Record<
     async restart() {
       await api.stop();
       api = await startApi(config, logger, { seedPatients: 0, onStatement });
+    },
+    async startInstance() {
+      const other = await startApi(config, logger, { seedPatients: 0 });
+      return { gatewayUrl: other.gateway?.url ?? '', stop: () => other.stop() };
     },
     subgraphUrl(name) {
       const server = api.subgraphs[name];

@@ -12,6 +12,7 @@ import { Migration20261202010000EmergencyReview } from './Migration2026120201000
 import { Migration20261202020000AuditTokenRoles } from './Migration20261202020000AuditTokenRoles.js';
 import { Migration20261202030000EmergencyReviewGuard } from './Migration20261202030000EmergencyReviewGuard.js';
 import { Migration20261203000000SensitivityLabels } from './Migration20261203000000SensitivityLabels.js';
+import { Migration20261203010000ConsentProvisions } from './Migration20261203010000ConsentProvisions.js';
 
 /**
  * Every migration, in order. Listed explicitly (not discovered from the
@@ -33,4 +34,5 @@ export const MIGRATIONS = [
   { name: 'Migration20261202020000AuditTokenRoles', class: Migration20261202020000AuditTokenRoles },
   { name: 'Migration20261202030000EmergencyReviewGuard', class: Migration20261202030000EmergencyReviewGuard },
   { name: 'Migration20261203000000SensitivityLabels', class: Migration20261203000000SensitivityLabels },
+  { name: 'Migration20261203010000ConsentProvisions', class: Migration20261203010000ConsentProvisions },
 ];

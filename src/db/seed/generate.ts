@@ -206,7 +206,7 @@ export type PaymentRow = {
   method: PaymentMethod;
   received_at: string;
 };
-export type ConsentScope = 'partner-sharing' | 'research';
+export type ConsentScope = 'partner-sharing' | 'research' | 'treatment';
 export type ConsentStatus = 'active' | 'revoked';
 export type ConsentRow = {
   id: string;
@@ -217,6 +217,15 @@ export type ConsentRow = {
   status: ConsentStatus;
   period_start: string;
   period_end: string | null;
+  /** A provision (src/policy/consent.ts): permit or deny, the actor role, purposes and sensitivity categories. */
+  decision: 'permit' | 'deny';
+  actor_role: string | null;
+  purposes: string[];
+  sensitivities: string[];
+  source: 'patient' | 'paper';
+  recorded_by: string | null;
+  recorded_at: string | null;
+  revoked_at: string | null;
 };
 export type AppUserRow = {
   id: string;
@@ -378,6 +387,8 @@ const MEDICARE_AGE = 65;
  */
 const RESEARCH_CONSENT_SHARE = 0.6;
 const PARTNER_CONSENT_SHARE = 0.35;
+/** Of patients with a substance use disorder diagnosis, those who signed a consent for their provider's treating roles to read it. */
+const SUD_TREATMENT_CONSENT_SHARE = 0.4;
 /** What a drawn consent turns out to be: valid now, expired, not yet valid, or revoked (period covering now). */
 type ConsentOutcome = 'valid' | 'expired' | 'pending' | 'revoked';
 const RESEARCH_CONSENT_OUTCOMES: Weighted<ConsentOutcome> = [['valid', 84], ['expired', 6], ['revoked', 10]];
@@ -1335,7 +1346,24 @@ function consent(
     status: outcome === 'revoked' ? 'revoked' : 'active',
     period_start: isoInstant(startMs),
     period_end: endMs === null ? null : isoInstant(endMs),
+    decision: 'permit',
+    actor_role: scope === 'research' ? 'researcher' : scope === 'partner-sharing' ? 'partner' : null,
+    purposes: scope === 'research' ? ['HRESCH'] : ['TREAT', 'HPAYMT'],
+    sensitivities: [],
+    source: 'patient',
+    recorded_by: patientSubject(subject.patientId),
+    // A consent that starts later was recorded now (the seed's epoch), not in the future.
+    recorded_at: isoInstant(Math.min(startMs, SEED_EPOCH_MS)),
+    revoked_at: outcome === 'revoked' ? isoInstant(Math.min(Math.max(startMs, SEED_EPOCH_MS - DAY_MS), SEED_EPOCH_MS)) : null,
   };
+}
+
+/**
+ * A signed paper consent (42 CFR 2.31) that lets the patient's provider
+ * organization's treating roles read their substance use disorder records.
+ */
+function treatmentConsent(random: Random, subject: ConsentSubject, organizationId: string): ConsentRow {
+  return { ...consent(random, subject, 'treatment', organizationId, 'valid'), actor_role: 'clinician', purposes: ['TREAT'], sensitivities: ['SUD'], source: 'paper', recorded_by: null };
 }
 
 /**
@@ -1343,7 +1371,7 @@ function consent(
  * STREAM_CONSENT, index): at most one for research and one for sharing with a
  * partner organization.
  */
-function generateConsents(directory: Directory, index: number, subject: ConsentSubject): ConsentRow[] {
+function generateConsents(directory: Directory, index: number, subject: ConsentSubject, treatment: { organizationId: string; substanceUse: boolean }): ConsentRow[] {
   const random = new Random(...seedWords(directory.seed), STREAM_CONSENT, index);
   const consents: ConsentRow[] = [];
   if (random.chance(RESEARCH_CONSENT_SHARE)) {
@@ -1353,6 +1381,8 @@ function generateConsents(directory: Directory, index: number, subject: ConsentS
     const partner = random.pick(directory.partners);
     consents.push(consent(random, subject, 'partner-sharing', partner.id, random.weighted(PARTNER_CONSENT_OUTCOMES)));
   }
+  // Drawn after the others, so adding it changed none of them.
+  if (treatment.substanceUse && random.chance(SUD_TREATMENT_CONSENT_SHARE)) consents.push(treatmentConsent(random, subject, treatment.organizationId));
   return consents;
 }
 
@@ -1393,7 +1423,12 @@ export function generatePatient(directory: Directory, index: number): PatientRow
   const coverages = generateCoverages(context, directory);
   const claims = generateClaims(context, encounters, coverages, conditions);
   const { invoices, payments } = generateInvoices(context, claims);
-  const consents = generateConsents(directory, index, { patientId: context.patientId, birthMs: context.birthMs });
+  const consents = generateConsents(
+    directory,
+    index,
+    { patientId: context.patientId, birthMs: context.birthMs },
+    { organizationId: context.provider.organization.id, substanceUse: conditions.some((condition) => condition.row.security_labels.includes('SUD')) },
+  );
   return {
     patient: [patient],
     encounter: encounters,

@@ -56,7 +56,10 @@ export const STORED_COLUMNS: { readonly [T in TableName]: readonly ((keyof Plain
   claim: ['id', 'patient_id', 'coverage_id', 'encounter_id', 'status', 'total_cents', 'currency', 'diagnosis_codes', 'crypto_version', 'created_at', 'security_labels'],
   invoice: ['id', 'patient_id', 'claim_id', 'status', 'total_cents', 'balance_cents', 'currency', 'issued_at'],
   payment: ['id', 'patient_id', 'invoice_id', 'amount_cents', 'currency', 'method', 'received_at'],
-  consent: ['id', 'patient_id', 'organization_id', 'scope', 'status', 'period_start', 'period_end'],
+  consent: [
+    'id', 'patient_id', 'organization_id', 'scope', 'status', 'period_start', 'period_end', 'decision', 'actor_role', 'purposes', 'sensitivities', 'source',
+    'recorded_by', 'recorded_at', 'revoked_at',
+  ],
   app_user: ['id', 'subject', 'roles', 'organization_id', 'practitioner_id', 'patient_id'],
 };
 

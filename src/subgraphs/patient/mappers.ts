@@ -42,3 +42,4 @@ export interface AddressMapper {
 
 export type { AuditEventRow as AuditEventMapper, DisclosureModel as DisclosureMapper } from './audit-queries.js';
 export type { EmergencyReviewModel as EmergencyReviewMapper } from './emergency-reviews.js';
+export type { ConsentProvision as ConsentMapper } from '../../policy/consent.js';

@@ -1,3 +1,4 @@
+import { grantConsent, importConsents, recordPaperConsent, revokeConsent } from './consents.js';
 import type { MutationResolvers, UpdateContactInput, AddCareTeamMemberInput, OpenEmergencyAccessInput } from './__generated__/resolvers-types.js';
 import { earlierWrite, writeWithRecord } from '../writes.js';
 import { ROLES, type Role } from '../../auth/index.js';
@@ -203,4 +204,8 @@ export const mutations: MutationResolvers = {
   addCareTeamMember: (_parent, args, context) => addCareTeamMember(args, context),
   openEmergencyAccess: async (_parent, args, context) => ({ grant: null, ...(await openEmergencyAccess(args, context)) }),
   closeEmergencyReview: async (_parent, args, context) => ({ review: null, ...(await closeEmergencyReview(args, context)) }),
+  grantConsent: async (_parent, { input }, context) => ({ consent: null, ...(await grantConsent(input, context)) }),
+  revokeConsent: async (_parent, { input }, context) => ({ consent: null, ...(await revokeConsent(input, context)) }),
+  recordPaperConsent: async (_parent, { input }, context) => ({ consent: null, ...(await recordPaperConsent(input, context)) }),
+  importConsents: async (_parent, { input }, context) => ({ consents: [], ...(await importConsents(input, context)) }),
 };

@@ -2,6 +2,9 @@ import type { Practitioner } from '../../db/entities.js';
 import type { Resolvers } from './__generated__/resolvers-types.js';
 import { notFound } from '../../errors.js';
 import { grantAnswer, mutations } from './mutations.js';
+import { API_SCOPES, listConsents, patientConsents } from './consents.js';
+import { toFhirConsent } from '../../policy/consent.js';
+import type { ConsentActorRole } from './__generated__/resolvers-types.js';
 import { listAuditEvents, listDisclosures } from './audit-queries.js';
 import { accessEventCountOf,
   sensitiveDataReadOf, accessEventsOf, dataKindsOf, listEmergencyReviews } from './emergency-reviews.js';
@@ -62,10 +65,23 @@ export const resolvers: Resolvers = {
     auditEvents: (_parent, { filter, first, after }, { em, principal, cursors }) => listAuditEvents(em, principal, cursors, filter, first, after),
     myDisclosures: (_parent, { first, after }, { em, principal, cursors }) => listDisclosures(em, principal, cursors, first, after),
     emergencyReviews: (_parent, { status, first, after }, { em, principal, cursors }) => listEmergencyReviews(em, principal, cursors, status, first, after),
+    myConsents: (_parent, { first, after }, { em, principal, cursors }) =>
+      listConsents(em, cursors, 'Query.myConsents', principal.roles.includes('patient') ? principal.patientId : null, first, after),
+    patientConsents: (_parent, { patientId, first, after }, context) => patientConsents(context, patientId, first, after),
     patientByMrn: async (_parent, { mrn }, { em, access, cursors, logger, sealer, plaintextForBenchmark }) =>
       (await findPatientByMrn({ em, access, cursors, logger }, sealer.indexKeys, mrn, plaintextForBenchmark)) ?? Promise.reject(notFound('Patient')),
   },
   Mutation: mutations,
+  Consent: {
+    scope: (consent) => API_SCOPES[consent.scope],
+    actorRole: (consent) => (consent.actorRole ?? null) as ConsentActorRole | null,
+    sensitiveData: (consent) => consent.sensitivities,
+    periodStart: (consent) => consent.periodStart.toISOString(),
+    periodEnd: (consent) => consent.periodEnd?.toISOString() ?? null,
+    recordedAt: (consent) => consent.recordedAt?.toISOString() ?? null,
+    revokedAt: (consent) => consent.revokedAt?.toISOString() ?? null,
+    fhir: (consent) => JSON.stringify(toFhirConsent(consent)),
+  },
   EmergencyReview: {
     // The patient follows its own rules (row scope, fields): the reviewer reads MRN and name, never clinical values.
     patient: (review, _args, { loader }) => loader(patientById).load(review.patientId),
