@@ -384,6 +384,14 @@ describe('who may write which consent', () => {
     const imported = await importing({ resourceType: 'Bundle', entry: [{ resource: fhir }] });
     expect(imported.body.data?.importConsents).toMatchObject({ ok: true, consents: [{ source: 'imported', scope: 'treatment', sensitiveData: ['SUD'], decision: 'permit' }] });
     expect(await count()).toBe((before ?? 0) + 1);
+    // The officer's reading of the patient's consents is on the patient's trail.
+    const listed = await post<{ patientConsents: { edges: { node: { id: string } }[] } }>(stack.gatewayUrl, 'query($id: ID!) { patientConsents(patientId: $id, first: 100) { edges { node { id } } } }', {
+      token: officer,
+      variables: { id: patientId },
+    });
+    expect(listed.body.data?.patientConsents.edges.map((edge) => edge.node.id)).toContain(paperId);
+    const reads = await stack.sql<{ n: number }>(`select count(*)::int as n from audit_event where entity_type = 'Consent' and action = 'read' and patient_ids @> array[?]::uuid[]`, [patientId]);
+    expect(reads[0]?.n).toBeGreaterThan(0);
     // And the paper consent's signed revocation, recorded by the officer.
     expect((await revoke(officer, paperId)).body.data?.revokeConsent).toMatchObject({ ok: true, consent: { status: 'revoked' } });
     // An officer of another organization imports nothing for this patient.

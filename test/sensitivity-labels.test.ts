@@ -350,6 +350,20 @@ describe('labels of a note', () => {
     // labels only, so its answer tells nothing of the other diagnosis.
     const inEncounter = await add({ encounterId, text: 'Follow-up visit. Plan reviewed with the patient.' });
     expect(inEncounter.body.data?.addClinicalNote.note?.securityLabels?.map((label) => label.code)).toEqual(['PSY', 'R']);
+    // A labelled diagnosis recorded for the encounter afterwards labels the note too, sealed again: it still reads for the patient.
+    const noteId = inEncounter.body.data?.addClinicalNote.note?.id ?? '';
+    await post(stack.gatewayUrl, 'mutation($input: AddConditionInput!) { addCondition(input: $input) { ok } }', {
+      token: clinician,
+      variables: { input: { patientId, encounterId, code: 'B20', display: 'Human immunodeficiency virus [HIV] disease', clinicalStatus: 'active' } },
+    });
+    const [relabelled] = await stack.sql<{ security_labels: string[] }>('select security_labels from clinical_note where id = ?', [noteId]);
+    expect(relabelled?.security_labels).toEqual(['HIV', 'PSY', 'R']);
+    const own = await post<{ patient: { clinicalNotes: { edges: { node: { id: string; text: string | null } }[] } } }>(
+      stack.gatewayUrl,
+      'query($id: ID!) { patient(id: $id) { clinicalNotes(first: 50) { edges { node { id text } } } } }',
+      { token: await stack.token('patient', { patientId, organizationId: null }), variables: { id: patientId } },
+    );
+    expect(own.body.data?.patient.clinicalNotes.edges.find((edge) => edge.node.id === noteId)?.node.text).toBe('Follow-up visit. Plan reviewed with the patient.');
     // Naming the code in the text labels it: the writer knows what they wrote.
     const hiv = await add({ text: 'Assessment: HIV disease (B20), viral load pending.' });
     expect(hiv.body.data?.addClinicalNote.note?.securityLabels?.map((label) => label.code)).toEqual(['HIV', 'R']);
@@ -358,7 +372,7 @@ describe('labels of a note', () => {
     const naming = await add({ encounterId, text: 'Assessment: Opioid dependence, uncomplicated (F11.20). Continue treatment.' });
     expect(naming.body.data?.addClinicalNote).toEqual({ ok: true, note: null });
     const [stored] = await stack.sql<{ security_labels: string[] }>(`select security_labels from clinical_note where encounter_id = ? and security_labels @> '{SUD}'`, [encounterId]);
-    expect(stored?.security_labels).toEqual(['ETH', 'PSY', 'SUD', 'V']);
+    expect(stored?.security_labels).toEqual(['ETH', 'HIV', 'PSY', 'SUD', 'V']);
   });
 });
 

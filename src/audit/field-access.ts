@@ -57,6 +57,10 @@ function targetOf(type: string, field: string, parent: unknown, args: Input, pri
     const input = (args['input'] ?? {}) as Input;
     return describe ? describe(input, principal) : { patientId: null, entityType: 'Mutation', entityId: null, action: 'update' };
   }
+  // A patient's consents are read through the query field: recorded on that patient's trail.
+  if (type === 'Query' && (field === 'myConsents' || field === 'patientConsents')) {
+    return { patientId: field === 'myConsents' ? principal.patientId : stringOf(args['patientId']), entityType: 'Consent', entityId: null, action: 'read' };
+  }
   const row = (parent ?? {}) as { id?: unknown; patient?: { id?: unknown } };
   if (type === 'Patient') return { patientId: stringOf(row.id), entityType: 'Patient', entityId: stringOf(row.id), action: 'read' };
   const patientId = stringOf(row.patient?.id);
@@ -75,7 +79,8 @@ export function auditFieldAccess(collector: AuditCollector, principal: Principal
   // graphql resolves the fields of one object one after the other: the last row's group answers most lookups.
   let last: { parent: object; type: string; group: AuditGroup } | undefined;
   const groupOf = (type: string, field: string, parent: unknown, args: Input): AuditGroup | Target => {
-    if (type === 'Mutation' || parent === null || typeof parent !== 'object') return targetOf(type, field, parent, args, principal);
+    // Mutations and query fields: each field its own target (the root object is shared by all of them).
+    if (type === 'Mutation' || type === 'Query' || parent === null || typeof parent !== 'object') return targetOf(type, field, parent, args, principal);
     if (last?.parent === parent && last.type === type) return last.group;
     const known = groupsByRow.get(parent);
     if (known?.type === type) {

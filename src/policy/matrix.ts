@@ -1,3 +1,4 @@
+import { CONSENT_SCOPES, SCOPE_PURPOSES, SCOPE_ROLES } from './consent.js';
 import { ICD10_VALUE_SETS, RXNORM_VALUE_SETS, SNOMED_VALUE_SETS, SENSITIVITIES, SENSITIVITY_TEXT } from './sensitivity.js';
 import { isInputObjectType, isIntrospectionType, isObjectType, type GraphQLSchema } from 'graphql';
 import { PURPOSE_CODES, PURPOSES_OF_USE, ROLES } from '../auth/index.js';
@@ -112,6 +113,17 @@ export function renderAccessMatrix(schema: GraphQLSchema): string {
         RXNORM_VALUE_SETS[category].join(', ') || '—',
         category === 'SUD' ? '`V` (with `ETH`)' : '`R`',
       ]),
+    ),
+    '',
+    '## Consent',
+    '',
+    'A patient\'s consents (FHIR R4 Consent, one provision each; `src/policy/consent.ts`, README "Consent") add to the table above, per patient: a permit clears its categories for its actor',
+    '(organization, role, purposes), a deny keeps them from it whatever the policy clears (only a break-the-glass grant for emergency treatment overrides it). A partner-sharing or research',
+    'consent is also what opens the record to the partner or the research cohort, for its purposes. A patient\'s own reads are never restricted by their consents.',
+    '',
+    table(
+      ['scope', 'actor roles', 'purposes', 'decisions'],
+      CONSENT_SCOPES.map((scope) => [`\`${scope}\``, SCOPE_ROLES[scope].map((role) => `\`${role}\``).join(', '), SCOPE_PURPOSES[scope].map((purpose) => `\`${purpose}\``).join(', '), scope === 'treatment' ? 'permit, deny' : 'permit']),
     ),
     '',
     '## Maskers',

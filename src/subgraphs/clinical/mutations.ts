@@ -10,7 +10,10 @@ import { isUuid } from '../pagination.js';
 import { toIsoDate } from '../scalars.js';
 import { clinicalNoteById, conditionById } from './repository.js';
 import { CRYPTO_VERSION_ENCRYPTED, sealRow } from '../../db/encryption.js';
-import { labelsFor, labelsOfCodes, noteLabels, sensitivitiesOf } from '../../policy/sensitivity.js';
+import { labelBinding, labelsFor, labelsOfCodes, noteLabels, sensitivitiesOf } from '../../policy/sensitivity.js';
+import { CryptoError } from '../../crypto/errors.js';
+import { toBuffer } from '../../crypto/index.js';
+import type { EntityManager } from '@mikro-orm/sql';
 import { CodeSystem } from '../codes.js';
 
 /** LOINC document types a note may have. */
@@ -100,21 +103,54 @@ async function addCondition(input: AddConditionInput, context: SubgraphContext):
     coordinate: 'Mutation.addCondition',
     input,
     resultId: () => id,
-    work: (em) => em.insert(Condition, {
-    id,
-    patient: input.patientId,
-    encounter: input.encounterId ?? null,
-    code: stored['code'] as Buffer,
-    display: stored['display'] as Buffer,
-    cryptoVersion: CRYPTO_VERSION_ENCRYPTED,
-    clinicalStatus: input.clinicalStatus,
-    onsetDate: input.onsetDate ?? null,
-    recordedDate: today,
-    securityLabels,
-  }),
+    work: async (em) => {
+      await em.insert(Condition, {
+        id,
+        patient: input.patientId,
+        encounter: input.encounterId ?? null,
+        code: stored['code'] as Buffer,
+        display: stored['display'] as Buffer,
+        cryptoVersion: CRYPTO_VERSION_ENCRYPTED,
+        clinicalStatus: input.clinicalStatus,
+        onsetDate: input.onsetDate ?? null,
+        recordedDate: today,
+        securityLabels,
+      });
+      if (input.encounterId && securityLabels.length > 0) await relabelEncounterNotes(em, context, input.patientId, input.encounterId, securityLabels);
+    },
   });
   const conditionId = written.replayed ? written.resultId : id;
   return { ok: true, error: null, condition: conditionId ? await context.loader(conditionById).load(conditionId) : null };
+}
+
+/**
+ * A labelled diagnosis recorded for an encounter labels the encounter's
+ * notes too (they were written about it), in the diagnosis's transaction:
+ * each note's text is sealed again with its new labels bound, and the
+ * change is on the audit trail. The writer knows the diagnosis it records,
+ * so this tells them nothing. A note not labelled yet is left to the
+ * labelling step; one whose text does not decrypt is left as it is (it
+ * already shows nothing, and is audited as failed when read).
+ */
+async function relabelEncounterNotes(em: EntityManager, context: SubgraphContext, patientId: string, encounterId: string, diagnosis: readonly string[]): Promise<void> {
+  const notes = await em.execute<{ id: string; text: Uint8Array; security_labels: string[] | null }[]>(
+    `select "id", "text", "security_labels" from "clinical_note" where "encounter_id" = ? and "crypto_version" = ? and "security_labels" is not null for update`,
+    [encounterId, CRYPTO_VERSION_ENCRYPTED],
+  );
+  for (const note of notes) {
+    const labels = labelsFor(new Set([...sensitivitiesOf(note.security_labels ?? []), ...sensitivitiesOf(diagnosis)]));
+    if (labels.join(',') === [...(note.security_labels ?? [])].sort().join(',')) continue;
+    let text: string;
+    try {
+      text = await context.sealer.cipher.decrypt(toBuffer(note.text), { table: 'clinical_note', column: 'text', rowId: labelBinding(note.id, note.security_labels) });
+    } catch (error) {
+      if (error instanceof CryptoError) continue;
+      throw error;
+    }
+    const sealed = await sealRow('clinical_note', { id: note.id, text, security_labels: labels }, context.sealer);
+    await em.execute('update "clinical_note" set "text" = ?, "security_labels" = ?::text[] where "id" = ?', [sealed['text'], `{${labels.join(',')}}`, note.id], 'run');
+    context.audit.group({ patientId, entityType: 'ClinicalNote', entityId: note.id, action: 'update' }).add('ClinicalNote.securityLabels', 'allowed');
+  }
 }
 
 export const mutations: MutationResolvers = {
