@@ -10,7 +10,7 @@ import { createLogger, type Logger } from '../src/logger.js';
 import { mintDevelopmentToken, type Role } from '../src/auth/index.js';
 import { readDevelopmentPrincipals, type DevelopmentPrincipals } from '../src/db/seed/index.js';
 import type { Database } from '../src/db/index.js';
-import { CRYPTO_VERSION_ENCRYPTED, ENCRYPTED_TABLES } from '../src/db/encryption.js';
+import { CRYPTO_VERSION_ENCRYPTED, ENCRYPTED_TABLES, boundRowId } from '../src/db/encryption.js';
 import { toBuffer, type FieldCipher } from '../src/crypto/index.js';
 import { startApi, type Api } from '../src/runtime.js';
 import { startGateway } from '../src/gateway/server.js';
@@ -122,7 +122,7 @@ export async function storeAsPlaintext(db: Database, cipher: FieldCipher, batchS
       const rows = await db
         .fork()
         .execute<Row[]>(
-          `select "id", ${columns.map((column) => `"${column}"`).join(', ')}, "crypto_version" from "${table}"${last ? ' where "id" > ?' : ''} order by "id" limit ?`,
+          `select "id", ${columns.map((column) => `"${column}"`).join(', ')}, "crypto_version"${spec.labelled ? ', "security_labels"' : ''} from "${table}"${last ? ' where "id" > ?' : ''} order by "id" limit ?`,
           last ? [last, batchSize] : [batchSize],
         );
       if (rows.length === 0) break;
@@ -135,7 +135,8 @@ export async function storeAsPlaintext(db: Database, cipher: FieldCipher, batchS
         parameters.push(rowId);
         for (const column of columns) {
           const stored = row[column] as Uint8Array | null;
-          parameters.push(stored === null ? null : Buffer.from(await cipher.decrypt(toBuffer(stored), { table, column, rowId }), 'utf8'));
+          // In labelled tables the row's labels are bound with its id (a plaintext row is read without, like any crypto_version 0 row).
+          parameters.push(stored === null ? null : Buffer.from(await cipher.decrypt(toBuffer(stored), { table, column, rowId: boundRowId(spec, row) }), 'utf8'));
         }
       }
       const tuple = `(?::uuid, ${columns.map(() => '?::bytea').join(', ')})`;
