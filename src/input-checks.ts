@@ -41,6 +41,8 @@ export const TEXT_RULES: Readonly<Record<string, TextRule>> = {
   // FHIR R4 Consent JSON (the import checks its own limit of 50 resources).
   'ImportConsentsInput.resources': { max: 200_000, multiline: true },
   'RecordPaperConsentInput.documentReference': { max: 255 },
+  'RevokeConsentInput.documentReference': { max: 255 },
+  'ImportConsentsInput.documentReference': { max: 255 },
   'OpenEmergencyAccessInput.reason': { max: 2_000, multiline: true },
   'AddConditionInput.display': { max: 200 },
   'AddressInput.line': { max: 120 },

@@ -48,10 +48,10 @@ function grant(token: string, input: Record<string, unknown>) {
   });
 }
 
-function revoke(token: string, id: string, url = stack.gatewayUrl) {
-  return post<{ revokeConsent: Payload }>(url, `mutation($input: RevokeConsentInput!) { revokeConsent(input: $input) { ok error { code } consent { ${CONSENT_FIELDS} } } }`, {
+function revoke(token: string, id: string, documentReference?: string) {
+  return post<{ revokeConsent: Payload }>(stack.gatewayUrl, `mutation($input: RevokeConsentInput!) { revokeConsent(input: $input) { ok error { code inputErrors { field } } consent { ${CONSENT_FIELDS} } } }`, {
     token,
-    variables: { input: { id } },
+    variables: { input: { id, ...(documentReference && { documentReference }) } },
   });
 }
 
@@ -310,6 +310,26 @@ describe('who may write which consent', () => {
     expect(await stack.sql<{ n: number }>('select count(*)::int as n from consent')).toEqual(before);
   });
 
+  it('gives a patient whose token names an organization no staff powers over the other patients of it', async () => {
+    const [patient] = await stack.sql<{ managing_organization_id: string }>('select managing_organization_id from patient where id = ?', [patientId]);
+    const [neighbour] = await stack.sql<{ id: string }>('select id from patient where managing_organization_id = ? and id <> ? limit 1', [patient?.managing_organization_id, patientId]);
+    const token = await stack.token('patient', { patientId, organizationId: patient?.managing_organization_id ?? null });
+    const read = await post<{ patientConsents: { edges: unknown[] } }>(stack.gatewayUrl, 'query($id: ID!) { patientConsents(patientId: $id) { edges { node { id } } } }', { token, variables: { id: neighbour?.id } });
+    expect(read.body.data?.patientConsents.edges ?? []).toEqual([]);
+    const before = await stack.sql<{ n: number }>('select count(*)::int as n from consent where patient_id = ?', [neighbour?.id]);
+    const paper = await post<{ recordPaperConsent: { ok: boolean; error: { code: string } | null } }>(stack.gatewayUrl, 'mutation($input: RecordPaperConsentInput!) { recordPaperConsent(input: $input) { ok error { code } } }', {
+      token,
+      variables: { input: { patientId: neighbour?.id, scope: 'partnerSharing', organizationId: partnerOrganization, signedAt: new Date().toISOString(), documentReference: 'forged-0001' } },
+    });
+    expect(paper.body.data?.recordPaperConsent).toMatchObject({ ok: false, error: { code: 'NOT_FOUND' } });
+    const imported = await post<{ importConsents: { ok: boolean; error: { code: string } | null } }>(stack.gatewayUrl, 'mutation($input: ImportConsentsInput!) { importConsents(input: $input) { ok error { code } } }', {
+      token,
+      variables: { input: { patientId: neighbour?.id, resources: '[]', documentReference: 'forged-0002' } },
+    });
+    expect(imported.body.data?.importConsents).toMatchObject({ ok: false, error: { code: 'NOT_FOUND' } });
+    expect(await stack.sql<{ n: number }>('select count(*)::int as n from consent where patient_id = ?', [neighbour?.id])).toEqual(before);
+  });
+
   it('lets only the patient grant, only the patient or their organization\'s privacy officer revoke, and each read only theirs', async () => {
     const officer = await stack.token('privacyOfficer');
     expect((await grant(officer, { scope: 'research' })).body.data?.grantConsent.error?.code).toBe('NOT_FOUND');
@@ -362,7 +382,7 @@ describe('who may write which consent', () => {
       post<{ importConsents: { ok: boolean; error: { code: string; inputErrors: { field: string }[] } | null; consents: ConsentNode[] } }>(
         stack.gatewayUrl,
         `mutation($input: ImportConsentsInput!) { importConsents(input: $input) { ok error { code inputErrors { field } } consents { ${CONSENT_FIELDS} } } }`,
-        { token: officer, variables: { input: { patientId, resources: JSON.stringify(resources) } } },
+        { token: officer, variables: { input: { patientId, resources: JSON.stringify(resources), documentReference: 'export of the previous EHR, 2026-11-30' } } },
       );
     const count = async () => (await stack.sql<{ n: number }>('select count(*)::int as n from consent where patient_id = ?', [patientId]))[0]?.n;
     const before = await count();
@@ -392,13 +412,14 @@ describe('who may write which consent', () => {
     expect(listed.body.data?.patientConsents.edges.map((edge) => edge.node.id)).toContain(paperId);
     const reads = await stack.sql<{ n: number }>(`select count(*)::int as n from audit_event where entity_type = 'Consent' and action = 'read' and patient_ids @> array[?]::uuid[]`, [patientId]);
     expect(reads[0]?.n).toBeGreaterThan(0);
-    // And the paper consent's signed revocation, recorded by the officer.
-    expect((await revoke(officer, paperId)).body.data?.revokeConsent).toMatchObject({ ok: true, consent: { status: 'revoked' } });
+    // And the paper consent's revocation, recorded by the officer from the patient's signed form, never without one.
+    expect((await revoke(officer, paperId)).body.data?.revokeConsent.error?.inputErrors.map((error) => error.field)).toEqual(['input.documentReference']);
+    expect((await revoke(officer, paperId, 'scan-2026-1203')).body.data?.revokeConsent).toMatchObject({ ok: true, consent: { status: 'revoked' } });
     // An officer of another organization imports nothing for this patient.
     const stranger = await stack.token('privacyOfficer', { organizationId: partnerOrganization });
     const refused = await post<{ importConsents: { error: { code: string } | null } }>(stack.gatewayUrl, 'mutation($input: ImportConsentsInput!) { importConsents(input: $input) { error { code } } }', {
       token: stranger,
-      variables: { input: { patientId, resources: JSON.stringify(fhir) } },
+      variables: { input: { patientId, resources: JSON.stringify(fhir), documentReference: 'their own export' } },
     });
     expect(refused.body.data?.importConsents.error?.code).toBe('NOT_FOUND');
   });

@@ -322,13 +322,14 @@ export const ConsentSchema = defineEntity({
   indexes: [{ properties: ['organization', 'scope', 'status'] }],
   checks: [
     { name: 'consent_sensitivities_check', expression: `"sensitivities" <@ '{PSY,SUD,HIV,SEX,STD,SDV}'::text[]` },
-    { name: 'consent_purposes_check', expression: `cardinality("purposes") > 0` },
+    { name: 'consent_purposes_check', expression: `cardinality("purposes") > 0 and "purposes" <@ '{TREAT,ETREAT,HPAYMT,HOPERAT,HRESCH,PUBHLTH,PATRQT,HSYSADMIN}'::text[]` },
+    { name: 'consent_actor_role_check', expression: `"actor_role" is null or "actor_role" in ('partner', 'researcher', 'clinician', 'nurse', 'billing')` },
     { name: 'consent_organization_check', expression: `("scope" = 'research') = ("organization_id" is null)` },
   ],
   properties: {
     id: p.uuid().primary(),
     patient: () => p.manyToOne(Patient).index(),
-    organization: () => p.manyToOne(Organization).nullable(),
+    organization: () => p.manyToOne(Organization).nullable().deleteRule('restrict'),
     scope: p.enum(['partner-sharing', 'research', 'treatment'] as const),
     status: p.enum(['active', 'revoked'] as const),
     periodStart: p.datetime(),
@@ -348,6 +349,8 @@ export const ConsentSchema = defineEntity({
     revokedBy: p.string().nullable(),
     /** For a consent signed on paper: where the signed form is kept (document id, scan reference). */
     documentReference: p.string().nullable(),
+    /** For a revocation staff recorded: where the patient's signed revocation is kept. */
+    revocationReference: p.string().nullable(),
   },
 });
 export class Consent extends ConsentSchema.class {}

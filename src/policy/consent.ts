@@ -50,7 +50,10 @@ export interface ConsentProvision {
   patientId: string;
   scope: ConsentScope;
   decision: ConsentDecision;
+  /** Whether it is in force at all: active as stored, and nothing in it this API cannot read (a damaged permit is in force for nobody). */
   status: 'active' | 'revoked';
+  /** The status as stored: what a revocation changes, and what the API shows. */
+  storedStatus: 'active' | 'revoked';
   /** The actor organization; null: any (research). */
   organizationId: string | null;
   /** The actor role; null: every role the scope concerns. */
@@ -73,7 +76,8 @@ const instant = (value: unknown): Date | null => (value instanceof Date ? value 
 
 /** A provision from a `consent` row as the driver returns it (unknown codes in its arrays left out: they grant nothing). */
 export function consentFromRow(row: Readonly<Record<string, unknown>>): ConsentProvision {
-  const scope = CONSENT_SCOPES.find((candidate) => candidate === row['scope']) ?? 'treatment';
+  const knownScope = CONSENT_SCOPES.find((candidate) => candidate === row['scope']);
+  const scope = knownScope ?? 'treatment';
   const role = text(row['actor_role']);
   const knownRole = role === null || (ROLES as readonly string[]).includes(role);
   const knownPurposes = texts(row['purposes']).every(isPurposeOfUse);
@@ -82,13 +86,14 @@ export function consentFromRow(row: Readonly<Record<string, unknown>>): ConsentP
   // A permit naming a role or purpose this API does not know would read as "every role" or "every purpose": it permits nothing instead.
   // So would a partner or treatment permit without its organization (the organization deleted): in force for nobody.
   const placed = scope === 'research' || text(row['organization_id']) !== null;
-  const inForce = row['status'] === 'active' && (decision === 'deny' || (knownRole && knownPurposes && placed));
+  const inForce = row['status'] === 'active' && (decision === 'deny' || (knownScope !== undefined && knownRole && knownPurposes && placed));
   return {
     id: text(row['id']) ?? '',
     patientId: text(row['patient_id']) ?? '',
     scope,
     decision,
     status: inForce ? 'active' : 'revoked',
+    storedStatus: row['status'] === 'active' ? 'active' : 'revoked',
     organizationId: text(row['organization_id']),
     actorRole: role !== null && knownRole ? (role as Role) : null,
     purposes: texts(row['purposes']).filter(isPurposeOfUse),
@@ -184,7 +189,7 @@ export function toFhirConsent(provision: ConsentProvision): FhirConsent {
   return {
     resourceType: 'Consent',
     id: provision.id,
-    status: provision.status === 'active' ? 'active' : 'inactive',
+    status: provision.storedStatus === 'active' ? 'active' : 'inactive',
     scope: { coding: [{ system: CONSENT_SCOPE_SYSTEM, ...FHIR_SCOPE[provision.scope] }] },
     category: [{ coding: [{ system: CONSENT_CATEGORY_SYSTEM, code: '59284-0', display: 'Patient Consent' }] }],
     patient: { reference: `Patient/${provision.patientId}` },

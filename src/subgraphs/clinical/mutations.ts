@@ -57,30 +57,36 @@ async function addClinicalNote(input: AddClinicalNoteInput, context: SubgraphCon
   const refused = await checkTarget(check, input, context, 'writeClinicalNote');
   if (refused) return refused;
   const id = randomUUID();
-  const diagnoses = input.encounterId ? await context.em.find(Condition, { encounter: input.encounterId }, { fields: ['securityLabels'] }) : [];
   // Of its encounter's diagnoses, only the categories the writer may see: the answer must not tell of a diagnosis they cannot (a note
   // cannot say what its writer does not know; the writer marks it, or names the codes, for anything else).
   const withheld = await context.access.labels.withheldByRolesFor(input.patientId);
-  const inherited = diagnoses.map((diagnosis) => diagnosis.securityLabels ?? []).map((labels) => labelsFor(sensitivitiesOf(labels).filter((category) => !withheld.includes(category))));
-  const securityLabels = noteLabels(input.text, inherited, input.sensitiveData ?? []);
-  const stored = await sealRow('clinical_note', { id, text: input.text, security_labels: securityLabels }, context.sealer);
   const author = await context.access.practitionerId();
   const written = await writeWithRecord(context, {
     coordinate: 'Mutation.addClinicalNote',
     input,
     resultId: () => id,
-    work: (em) => em.insert(ClinicalNote, {
-    id,
-    patient: input.patientId,
-    encounter: input.encounterId ?? null,
-    author,
-    typeCode: input.typeCode,
-    typeDisplay: NOTE_TYPES[input.typeCode] ?? input.typeCode,
-    text: stored['text'] as Buffer,
-    cryptoVersion: CRYPTO_VERSION_ENCRYPTED,
-    createdAt: new Date(),
-    securityLabels,
-  }),
+    work: async (em) => {
+      // The encounter locked, as addCondition locks it: a diagnosis recorded at the same moment either labels this note or is seen by it.
+      if (input.encounterId) await em.execute('select "id" from "encounter" where "id" = ? for update', [input.encounterId]);
+      const diagnoses = input.encounterId
+        ? await em.execute<{ security_labels: string[] | null }[]>('select "security_labels" from "condition" where "encounter_id" = ?', [input.encounterId])
+        : [];
+      const inherited = diagnoses.map((diagnosis) => labelsFor(sensitivitiesOf(diagnosis.security_labels ?? []).filter((category) => !withheld.includes(category))));
+      const securityLabels = noteLabels(input.text, inherited, input.sensitiveData ?? []);
+      const stored = await sealRow('clinical_note', { id, text: input.text, security_labels: securityLabels }, context.sealer);
+      await em.insert(ClinicalNote, {
+        id,
+        patient: input.patientId,
+        encounter: input.encounterId ?? null,
+        author,
+        typeCode: input.typeCode,
+        typeDisplay: NOTE_TYPES[input.typeCode] ?? input.typeCode,
+        text: stored['text'] as Buffer,
+        cryptoVersion: CRYPTO_VERSION_ENCRYPTED,
+        createdAt: new Date(),
+        securityLabels,
+      });
+    },
   });
   const noteId = written.replayed ? written.resultId : id;
   return { ok: true, error: null, note: noteId ? await context.loader(clinicalNoteById).load(noteId) : null };
@@ -104,6 +110,7 @@ async function addCondition(input: AddConditionInput, context: SubgraphContext):
     input,
     resultId: () => id,
     work: async (em) => {
+      if (input.encounterId) await em.execute('select "id" from "encounter" where "id" = ? for update', [input.encounterId]);
       await em.insert(Condition, {
         id,
         patient: input.patientId,
@@ -134,7 +141,7 @@ async function addCondition(input: AddConditionInput, context: SubgraphContext):
  */
 async function relabelEncounterNotes(em: EntityManager, context: SubgraphContext, patientId: string, encounterId: string, diagnosis: readonly string[]): Promise<void> {
   const notes = await em.execute<{ id: string; text: Uint8Array; security_labels: string[] | null }[]>(
-    `select "id", "text", "security_labels" from "clinical_note" where "encounter_id" = ? and "crypto_version" = ? and "security_labels" is not null for update`,
+    `select "id", "text", "security_labels" from "clinical_note" where "encounter_id" = ? and "crypto_version" = ? and "security_labels" is not null order by "id" for update`,
     [encounterId, CRYPTO_VERSION_ENCRYPTED],
   );
   for (const note of notes) {
@@ -144,8 +151,12 @@ async function relabelEncounterNotes(em: EntityManager, context: SubgraphContext
     try {
       text = await context.sealer.cipher.decrypt(toBuffer(note.text), { table: 'clinical_note', column: 'text', rowId: labelBinding(note.id, note.security_labels) });
     } catch (error) {
-      if (error instanceof CryptoError) continue;
-      throw error;
+      // A text that does not authenticate shows nothing anyway: its labels are raised all the same (withheld more, never less).
+      // A key this instance cannot use yet (not unwrapped, retired) stops the write instead: another instance would still read the text.
+      if (!(error instanceof CryptoError) || error.failure !== 'DECRYPTION_FAILED') throw error;
+      await em.execute('update "clinical_note" set "security_labels" = ?::text[] where "id" = ?', [`{${labels.join(',')}}`, note.id], 'run');
+      context.audit.group({ patientId, entityType: 'ClinicalNote', entityId: note.id, action: 'update' }).add('ClinicalNote.securityLabels', 'allowed');
+      continue;
     }
     const sealed = await sealRow('clinical_note', { id: note.id, text, security_labels: labels }, context.sealer);
     await em.execute('update "clinical_note" set "text" = ?, "security_labels" = ?::text[] where "id" = ?', [sealed['text'], `{${labels.join(',')}}`, note.id], 'run');

@@ -66,10 +66,16 @@ export async function listConsents(
   return toConnection(rows.map(consentFromRow), size, (consent) => cursors.issue(list, patientId, null, [consent.periodStart.toISOString(), consent.id]));
 }
 
-/** The patient of a privacy officer's organization, or null (another organization's and no patient look the same). */
+/**
+ * The patient of a privacy officer's organization, or null (another
+ * organization's, no patient, and a caller who is not a privacy officer
+ * all look the same). The role is checked here, not only by the policy:
+ * a patient may read and write consents too (their own), and a patient's
+ * token may name an organization.
+ */
 async function patientOfOrganization(context: SubgraphContext, patientId: string): Promise<string | null> {
   const organizationId = context.principal.organizationId;
-  if (!organizationId || !isUuid(patientId)) return null;
+  if (!context.principal.roles.includes('privacyOfficer') || !organizationId || !isUuid(patientId)) return null;
   const patient = await context.em.findOne(Patient, { id: patientId, managingOrganization: organizationId }, { fields: ['id'] });
   return patient?.id ?? null;
 }
@@ -236,7 +242,11 @@ export async function revokeConsent(input: RevokeConsentInput, context: Subgraph
   if (officer && consent.source !== 'paper' && consent.source !== 'imported') {
     return failed('CONFLICT', 'The patient granted this consent through the API: only the patient revokes it.');
   }
-  if (consent.status === 'revoked') return failed('CONFLICT', 'This consent is already revoked.');
+  const reference = input.documentReference?.trim() ?? '';
+  if (officer && (reference.length < 3 || reference.length > 255)) {
+    return failed('INVALID_INPUT', 'Staff revoke with the patient\'s signed revocation.', [{ field: 'input.documentReference', message: 'Where the signed revocation is kept: 3 to 255 characters.' }]);
+  }
+  if (consent.storedStatus === 'revoked') return failed('CONFLICT', 'This consent is already revoked.');
   const written = await writeWithRecord(context, {
     coordinate: 'Mutation.revokeConsent',
     input,
@@ -244,10 +254,11 @@ export async function revokeConsent(input: RevokeConsentInput, context: Subgraph
     work: async (em) => {
       // On the patient's audit trail too (the mutation's own record names the consent only).
       context.audit.group({ patientId: consent.patientId, entityType: 'Consent', entityId: consent.id, action: 'update' }).add('status', 'allowed');
-      const result = await em.execute<QueryResult>(`update "consent" set "status" = 'revoked', "revoked_at" = now(), "revoked_by" = ? where "id" = ? and "status" = 'active'`, [
-        context.principal.subject,
-        consent.id,
-      ], 'run');
+      const result = await em.execute<QueryResult>(
+        `update "consent" set "status" = 'revoked', "revoked_at" = now(), "revoked_by" = ?, "revocation_reference" = ? where "id" = ? and "status" = 'active'`,
+        [context.principal.subject, officer ? reference : null, consent.id],
+        'run',
+      );
       if (officer && result.affectedRows === 1) await noticeToPatient(em, consent.patientId, 'revoked', [consent.id], context.principal.organizationId);
       return result;
     },
@@ -278,6 +289,8 @@ export async function importConsents(
   if (earlier) return { ok: true, error: null, consents: await importedTogether(context.em, earlier.resultId) };
   const patientId = await patientOfOrganization(context, input.patientId);
   if (!patientId) return failed('NOT_FOUND', 'No such patient in your organization.');
+  const reference = input.documentReference.trim();
+  if (reference.length < 3 || reference.length > 255) return failed('INVALID_INPUT', 'Say where the imported consents come from.', [{ field: 'input.documentReference', message: 'The source system or document they were exported from: 3 to 255 characters.' }]);
   if (input.resources.length > MAX_IMPORT_CHARACTERS) return failed('INVALID_INPUT', 'Too large.', [{ field: 'input.resources', message: `At most ${MAX_IMPORT_CHARACTERS} characters.` }]);
   let parsed: unknown;
   try {
@@ -292,6 +305,8 @@ export async function importConsents(
   const problems: InputError[] = [];
   const rows: ReturnType<typeof row>[] = [];
   const seen = new Set<string>();
+  // One instant for every resource without a start: two of them alike are the same consent.
+  const now = new Date();
   for (const [index, resource] of resources.entries()) {
     const path = `input.resources[${index}]`;
     const terms = fromFhirConsent(resource, patientId, path);
@@ -299,15 +314,16 @@ export async function importConsents(
       problems.push(...terms.problems);
       continue;
     }
-    const start = terms.value.periodStart ?? new Date();
+    const start = terms.value.periodStart ?? now;
     const found = await checkTerms(context.em, terms.value, start, `${path}.`);
     if (start > new Date()) found.push({ field: `${path}.provision.period.start`, message: 'Not in the future.' });
     // The same provision twice in one import is one consent (revoking it must not leave a copy in force).
-    const same = JSON.stringify({ ...terms.value, periodStart: start.toISOString() });
+    const value = terms.value;
+    const same = JSON.stringify({ ...value, purposes: [...(value.decision === 'deny' || value.purposes.length === 0 ? SCOPE_PURPOSES[value.scope] : value.purposes)].sort(), sensitivities: [...value.sensitivities].sort(), periodStart: start.toISOString() });
     if (seen.has(same)) found.push({ field: path, message: 'The same consent as an earlier resource of this import.' });
     seen.add(same);
     problems.push(...found);
-    if (found.length === 0) rows.push(row(terms.value, patientId, start, 'imported', context.principal.subject));
+    if (found.length === 0) rows.push(row(terms.value, patientId, start, 'imported', context.principal.subject, reference));
   }
   // All of them or none.
   if (problems.length > 0) return failed('INVALID_INPUT', 'Some resources cannot be imported; nothing was.', problems);

@@ -350,6 +350,8 @@ export type HumanName = {
 };
 
 export type ImportConsentsInput = {
+  /** Where they come from (the source system or the exported document); 3 to 255 characters, kept with each consent. */
+  documentReference: Scalars['String']['input'];
   patientId: Scalars['ID']['input'];
   /** FHIR R4 JSON: a Consent, an array of them, or a Bundle whose entries are Consents; at most 50. */
   resources: Scalars['String']['input'];
@@ -641,6 +643,8 @@ export type RecordPaperConsentInput = {
 };
 
 export type RevokeConsentInput = {
+  /** Staff only (a privacy officer): where the patient's signed revocation is kept; 3 to 255 characters. */
+  documentReference?: InputMaybe<Scalars['String']['input']>;
   id: Scalars['ID']['input'];
 };
 
