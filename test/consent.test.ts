@@ -310,6 +310,13 @@ describe('who may write which consent', () => {
     expect(await stack.sql<{ n: number }>('select count(*)::int as n from consent')).toEqual(before);
   });
 
+  it('answers a patient token whose patient claim is not an id with no consents, not an error (nor a failed audit write)', async () => {
+    const token = await stack.token('patient', { patientId: 'not-a-patient-id', organizationId: null });
+    const response = await post<{ myConsents: { edges: unknown[] } }>(stack.gatewayUrl, '{ myConsents { edges { node { id } } } }', { token });
+    expect(response.body.errors).toBeUndefined();
+    expect(response.body.data?.myConsents.edges).toEqual([]);
+  });
+
   it('gives a patient whose token names an organization no staff powers over the other patients of it', async () => {
     const [patient] = await stack.sql<{ managing_organization_id: string }>('select managing_organization_id from patient where id = ?', [patientId]);
     const [neighbour] = await stack.sql<{ id: string }>('select id from patient where managing_organization_id = ? and id <> ? limit 1', [patient?.managing_organization_id, patientId]);

@@ -17,14 +17,14 @@ interface Target extends AuditTarget {
 type Input = Record<string, unknown>;
 
 const MUTATIONS: Record<string, (input: Input, principal: Principal) => Target> = {
-  updateMyContact: (input, principal) => ({ patientId: principal.patientId, entityType: 'Patient', entityId: principal.patientId, action: 'update', fields: Object.keys(input) }),
+  updateMyContact: (input, principal) => ({ patientId: stringOf(principal.patientId), entityType: 'Patient', entityId: stringOf(principal.patientId), action: 'update', fields: Object.keys(input) }),
   addClinicalNote: (input) => ({ patientId: stringOf(input['patientId']), entityType: 'ClinicalNote', entityId: null, action: 'create', fields: Object.keys(input) }),
   addCondition: (input) => ({ patientId: stringOf(input['patientId']), entityType: 'Condition', entityId: null, action: 'create', fields: Object.keys(input) }),
   recordPayment: (input) => ({ patientId: null, entityType: 'Invoice', entityId: stringOf(input['invoiceId']), action: 'update', fields: Object.keys(input) }),
   addCareTeamMember: (input) => ({ patientId: null, entityType: 'CareTeam', entityId: stringOf(input['careTeamId']), action: 'update', fields: ['members'] }),
   openEmergencyAccess: (input) => ({ patientId: stringOf(input['patientId']), entityType: 'EmergencyAccess', entityId: null, action: 'create', fields: ['reason', 'minutes'] }),
   // The outcome is a code of the review's decision, not a value of the record: on the record (hash-chained) with the close.
-  grantConsent: (input, principal) => ({ patientId: principal.patientId, entityType: 'Consent', entityId: null, action: 'create', fields: Object.keys(input) }),
+  grantConsent: (input, principal) => ({ patientId: stringOf(principal.patientId), entityType: 'Consent', entityId: null, action: 'create', fields: Object.keys(input) }),
   recordPaperConsent: (input) => ({ patientId: stringOf(input['patientId']), entityType: 'Consent', entityId: null, action: 'create', fields: Object.keys(input) }),
   importConsents: (input) => ({ patientId: stringOf(input['patientId']), entityType: 'Consent', entityId: null, action: 'create', fields: ['resources'] }),
   // The patient is the consent's: known once it is found (the record names the consent).
@@ -59,7 +59,7 @@ function targetOf(type: string, field: string, parent: unknown, args: Input, pri
   }
   // A patient's consents are read through the query field: recorded on that patient's trail.
   if (type === 'Query' && (field === 'myConsents' || field === 'patientConsents')) {
-    return { patientId: field === 'myConsents' ? principal.patientId : stringOf(args['patientId']), entityType: 'Consent', entityId: null, action: 'read' };
+    return { patientId: field === 'myConsents' ? stringOf(principal.patientId) : stringOf(args['patientId']), entityType: 'Consent', entityId: null, action: 'read' };
   }
   const row = (parent ?? {}) as { id?: unknown; patient?: { id?: unknown } };
   if (type === 'Patient') return { patientId: stringOf(row.id), entityType: 'Patient', entityId: stringOf(row.id), action: 'read' };

@@ -56,7 +56,7 @@ export async function listConsents(
   after: string | null | undefined,
 ): Promise<Connection<ConsentProvision>> {
   const size = pageSize(first, CONSENT_PAGE);
-  if (!patientId || size === 0) return toConnection([], size, () => '');
+  if (!patientId || !isUuid(patientId) || size === 0) return toConnection([], size, () => '');
   const [start, id] = cursors.read(list, patientId, null, after, 2) ?? [];
   const rows = await em.execute<Raw[]>(
     // Keyset on (period start to the millisecond, id): what a cursor holds.
