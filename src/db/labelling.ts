@@ -2,7 +2,7 @@ import type { EntityManager } from '@mikro-orm/sql';
 import { CryptoError } from '../crypto/errors.js';
 import { toBuffer } from '../crypto/index.js';
 import { CodeSystem } from '../subgraphs/codes.js';
-import { labelsOfCodes, noteLabels, type SecurityLabelCode } from '../policy/sensitivity.js';
+import { labelsOfCodes, noteLabels, textArrayLiteral, type SecurityLabelCode } from '../policy/sensitivity.js';
 import { CRYPTO_VERSION_ENCRYPTED, ENCRYPTED_TABLES, type Sealer, sealRow } from './encryption.js';
 import type { Database } from './orm.js';
 
@@ -67,11 +67,6 @@ const LABELLERS: readonly Labeller[] = [
   },
 ];
 
-/** A text[] parameter as PostgreSQL's array literal (the driver would expand a JS array into a list); label codes are fixed identifiers. */
-function textArray(codes: readonly string[]): string {
-  return `{${codes.join(',')}}`;
-}
-
 function text(value: unknown): string {
   return typeof value === 'string' ? value : '';
 }
@@ -120,11 +115,11 @@ export async function labelUnlabelledRows(db: Database, sealer: Sealer, options:
             const sealed = await sealRow(labeller.table, { ...plain, security_labels: labels }, sealer);
             await em.execute(
               `update "${labeller.table}" set ${encrypted.map((column) => `"${column}" = ?`).join(', ')}, "security_labels" = ?::text[] where "id" = ?`,
-              [...encrypted.map((column) => sealed[column] ?? null), textArray(labels), id],
+              [...encrypted.map((column) => sealed[column] ?? null), textArrayLiteral(labels), id],
               'run',
             );
           } else {
-            await em.execute(`update "${labeller.table}" set "security_labels" = ?::text[] where "id" = ?`, [textArray(labels), id], 'run');
+            await em.execute(`update "${labeller.table}" set "security_labels" = ?::text[] where "id" = ?`, [textArrayLiteral(labels), id], 'run');
           }
           result.labelled += 1;
         }

@@ -170,6 +170,11 @@ export function storedCodesOf(categories: Iterable<Sensitivity>): string[] {
   return codes.sort();
 }
 
+/** Label codes as one PostgreSQL text[] literal, for a `?::text[]` parameter (the driver would expand a JS array into a list); the codes are fixed identifiers. */
+export function textArrayLiteral(codes: readonly string[]): string {
+  return `{${codes.join(',')}}`;
+}
+
 /**
  * What a row's labels add to the associated data of its encrypted values:
  * nothing for a row not labelled yet (null: written before labels

@@ -1,7 +1,7 @@
 import type { PurposeOfUse, Role } from '../auth/index.js';
 import { consentEffect, type ConsentProvision } from '../policy/consent.js';
 import { ACCESS_POLICY } from '../policy/access-policy.js';
-import { SECURITY_LABEL_CODES, SENSITIVITIES, labelCoding, sensitivitiesOf, storedCodesOf, type SecurityLabelCode, type Sensitivity } from '../policy/sensitivity.js';
+import { SECURITY_LABEL_CODES, SENSITIVITIES, labelCoding, sensitivitiesOf, storedCodesOf, textArrayLiteral, type SecurityLabelCode, type Sensitivity } from '../policy/sensitivity.js';
 
 /**
  * Which labelled rows (src/policy/sensitivity.ts) a request may load. A
@@ -18,8 +18,6 @@ import { SECURITY_LABEL_CODES, SENSITIVITIES, labelCoding, sensitivitiesOf, stor
  * break-the-glass grant for that patient names.
  */
 export interface LabelScope {
-  /** Per patient, the categories withheld from this request (empty: nothing). */
-  withheldFor(patientIds: readonly string[]): Promise<Map<string, Sensitivity[]>>;
   /** Per patient, the categories withheld by the roles and the patient's consents, without grants: what a grant's read shows beyond them. */
   withheldByRolesFor(patientId: string): Promise<Sensitivity[]>;
   /**
@@ -39,13 +37,6 @@ export function clearanceOf(principal: { roles: readonly Role[]; purpose: Purpos
 
 /** Per patient, the categories a break-the-glass grant in force names. */
 export type GrantedCategories = () => Promise<ReadonlyMap<string, readonly Sensitivity[]>>;
-
-/** Whether a row with these labels (null: not labelled yet) may be shown with these categories withheld. */
-export function labelsVisible(labels: readonly string[] | null, withheld: readonly Sensitivity[]): boolean {
-  if (withheld.length === 0) return true;
-  if (labels === null || labels.some((label) => !(SECURITY_LABEL_CODES as readonly string[]).includes(label))) return false;
-  return !sensitivitiesOf(labels).some((category) => withheld.includes(category));
-}
 
 /** The patient's consent provisions that name sensitive data (src/policy/consent.ts), batched per request. */
 export type ConsentsOf = (patientId: string) => Promise<readonly ConsentProvision[]>;
@@ -80,7 +71,6 @@ export function labelScope(
     return new Map(ids.map((patientId, index) => [patientId, (withheld[index] ?? []).filter((category) => !(grants.get(patientId) ?? []).includes(category))]));
   };
   return {
-    withheldFor,
     withheldByRolesFor: byRoles,
     async sql(alias, patientIds, labels = `${alias}."security_labels"`) {
       const withheld = await withheldFor(patientIds);
@@ -105,16 +95,11 @@ export function labelScope(
         // Null labels: a row not labelled yet (written before labels) is shown only where every category is cleared;
         // so is one with a label this API does not know (edited in the database).
         parts.push(`(${these} and ${labels} is not null and ${labels} <@ ?::text[] and not (${labels} && ?::text[]))`);
-        params.push(arrayLiteral(SECURITY_LABEL_CODES), arrayLiteral(storedCodesOf(categories)));
+        params.push(textArrayLiteral(SECURITY_LABEL_CODES), textArrayLiteral(storedCodesOf(categories)));
       }
       return { sql: `(${parts.join(' or ')})`, params };
     },
   };
-}
-
-/** A text[] parameter as PostgreSQL's array literal (the driver would expand a JS array into a list); the codes are fixed identifiers. */
-function arrayLiteral(codes: readonly string[]): string {
-  return `{${codes.join(',')}}`;
 }
 
 /** The audit trail's reason for rows withheld: their categories, `UNLABELLED` for rows not labelled yet. */

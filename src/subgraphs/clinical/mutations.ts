@@ -10,7 +10,7 @@ import { isUuid } from '../pagination.js';
 import { toIsoDate } from '../scalars.js';
 import { clinicalNoteById, conditionById } from './repository.js';
 import { CRYPTO_VERSION_ENCRYPTED, sealRow } from '../../db/encryption.js';
-import { labelBinding, labelsFor, labelsOfCodes, noteLabels, sensitivitiesOf } from '../../policy/sensitivity.js';
+import { labelBinding, labelsFor, textArrayLiteral, labelsOfCodes, noteLabels, sensitivitiesOf } from '../../policy/sensitivity.js';
 import { CryptoError } from '../../crypto/errors.js';
 import { toBuffer } from '../../crypto/index.js';
 import type { EntityManager } from '@mikro-orm/sql';
@@ -154,12 +154,12 @@ async function relabelEncounterNotes(em: EntityManager, context: SubgraphContext
       // A text that does not authenticate shows nothing anyway: its labels are raised all the same (withheld more, never less).
       // A key this instance cannot use yet (not unwrapped, retired) stops the write instead: another instance would still read the text.
       if (!(error instanceof CryptoError) || error.failure !== 'DECRYPTION_FAILED') throw error;
-      await em.execute('update "clinical_note" set "security_labels" = ?::text[] where "id" = ?', [`{${labels.join(',')}}`, note.id], 'run');
+      await em.execute('update "clinical_note" set "security_labels" = ?::text[] where "id" = ?', [textArrayLiteral(labels), note.id], 'run');
       context.audit.group({ patientId, entityType: 'ClinicalNote', entityId: note.id, action: 'update' }).add('ClinicalNote.securityLabels', 'allowed');
       continue;
     }
     const sealed = await sealRow('clinical_note', { id: note.id, text, security_labels: labels }, context.sealer);
-    await em.execute('update "clinical_note" set "text" = ?, "security_labels" = ?::text[] where "id" = ?', [sealed['text'], `{${labels.join(',')}}`, note.id], 'run');
+    await em.execute('update "clinical_note" set "text" = ?, "security_labels" = ?::text[] where "id" = ?', [sealed['text'], textArrayLiteral(labels), note.id], 'run');
     context.audit.group({ patientId, entityType: 'ClinicalNote', entityId: note.id, action: 'update' }).add('ClinicalNote.securityLabels', 'allowed');
   }
 }
