@@ -4,6 +4,21 @@
 // Each subgraph verifies the caller's token itself, so the gateway forwards it, with the request id the
 // audit trail records. test/hive-gateway.test.ts runs exactly this file (CI installs Hive Gateway itself).
 import { readFileSync } from 'node:fs';
+import { Agent } from 'node:https';
+
+// TLS to the subgraphs, from the same variables as phi-graph's own gateway (README, "Transport security"):
+// the subgraphs' certificates verified against TLS_CA_FILE, and the gateway's client certificate presented to
+// subgraphs that require it (SUBGRAPH_CLIENT_CA_FILE). Hive Gateway calls https:// subgraphs through this agent.
+const pemOf = (variable) => (process.env[variable] ? readFileSync(process.env[variable]) : undefined);
+const subgraphTls = {
+  ca: pemOf('TLS_CA_FILE'),
+  cert: pemOf('GATEWAY_CLIENT_CERT_FILE'),
+  key: pemOf('GATEWAY_CLIENT_KEY_FILE'),
+};
+const tlsAgent =
+  subgraphTls.ca || subgraphTls.cert
+    ? new Agent({ ...Object.fromEntries(Object.entries(subgraphTls).filter(([, value]) => value)), minVersion: 'TLSv1.2', rejectUnauthorized: true, keepAlive: true })
+    : undefined;
 
 // Trusted documents (npm run documents:register) served by their id, as our gateway does: documentId
 // (`sha256:<hex>`) or the persisted-query hash. TRUSTED_DOCUMENTS_ONLY=true refuses every other operation;
@@ -32,6 +47,7 @@ export const gatewayConfig = {
       allowArbitraryDocuments: process.env.TRUSTED_DOCUMENTS_ONLY !== 'true',
     },
   }),
+  ...(tlsAgent && { customAgent: ({ url }) => (String(url).startsWith('https:') ? tlsAgent : undefined) }),
   propagateHeaders: {
     fromClientToSubgraphs: ({ request }) => ({
       authorization: request.headers.get('authorization') ?? '',

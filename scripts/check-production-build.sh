@@ -3,7 +3,9 @@
 # ships (package files, dist/, schema/, supergraph.graphql, bin/, and the native AES-GCM addon's source with
 # its build script, native/ and scripts/build-native.mjs), `npm ci --omit=dev` (no tsx, no
 # TypeScript), `node dist/db/migrate-cli.js`, `npm start` with NODE_ENV=production against PostgreSQL and
-# Redis, with throwaway production keys; then a token signed by the throwaway issuer key must be served.
+# Redis, with throwaway production keys and a throwaway CA: the gateway serves HTTPS and the subgraphs require
+# the gateway's client certificate (mutual TLS); then a token signed by the throwaway issuer key must be served
+# over HTTPS, and production must refuse to start on plain HTTP.
 # Used by .ci/run; needs PostgreSQL (POSTGRES_URL, a server URL) and Redis (REDIS_URL).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -50,6 +52,16 @@ eval "$(cd "$work" && node --input-type=module -e '
   console.log(`export AUDIT_SIGNING_KEY=${quote(audit.privateKey.export({ type: "pkcs8", format: "pem" }))}`);
   console.log(`export PHI_KEY_RING=${quote(JSON.stringify({ current: 1, keys: { 1: key() }, retired: [], blindIndexKey: key() }))}`);
 ')"
+# A throwaway CA, the servers' certificate (127.0.0.1) and the gateway's client certificate, made with the build's own
+# certificate module (openssl underneath).
+tls="$work/tls"
+(cd "$work" && node --input-type=module -e '
+  import { createAuthority, issueCertificate } from "./dist/transport/development-certificates.js";
+  const folder = process.argv[1];
+  const ca = createAuthority(folder, "phi-graph production check CA");
+  issueCertificate(ca, folder, { name: "server", dnsNames: ["localhost"], ipAddresses: ["127.0.0.1"], usage: "server" });
+  issueCertificate(ca, folder, { name: "gateway-client", commonName: "phi-graph-gateway", usage: "client" });
+' "$tls")
 psql "$POSTGRES_URL" -qc "create database $database" >/dev/null
 url_of() { node -e 'const url = new URL(process.argv[1]); url.pathname = "/" + process.argv[2]; if (process.argv[3]) { url.username = process.argv[3]; url.password = ""; } console.log(url.toString())' "$POSTGRES_URL" "$database" "${1:-}"; }
 export NODE_ENV=production REDIS_URL REDIS_KEY_PREFIX="phi-production-check-$$:" \
@@ -60,10 +72,20 @@ export NODE_ENV=production REDIS_URL REDIS_KEY_PREFIX="phi-production-check-$$:"
 (cd "$work" && DATABASE_URL="$(url_of)" node dist/cli/db-roles.js --prefix "$roles")
 export DATABASE_URL="$(url_of "${roles}_api")"
 
+# Production refuses plain HTTP (no TLS_CERT_FILE, no TLS_TERMINATED_UPSTREAM), saying why.
+if refusal="$(cd "$work" && timeout 60 node dist/main.js 2>&1)"; then echo "FATAL: production started on plain HTTP" >&2; exit 1; fi
+case "$refusal" in
+  *'TLS_CERT_FILE: production serves HTTPS'*) echo "production refuses plain HTTP: OK" ;;
+  *) echo "FATAL: production did not refuse plain HTTP as expected: $refusal" >&2; exit 1 ;;
+esac
+export TLS_CERT_FILE="$tls/server.pem" TLS_KEY_FILE="$tls/server.key" TLS_CA_FILE="$tls/ca.pem" SUBGRAPH_CLIENT_CA_FILE="$tls/ca.pem" \
+  GATEWAY_CLIENT_CERT_FILE="$tls/gateway-client.pem" GATEWAY_CLIENT_KEY_FILE="$tls/gateway-client.key"
+https() { curl --cacert "$tls/ca.pem" "$@"; }
+
 setsid bash -c 'cd "$1" && exec npm start' start "$work" </dev/null &
 server=$!
 for _ in $(seq 1 120); do
-  if curl -fsS "http://127.0.0.1:$PORT/readyz" >/dev/null 2>&1; then break; fi
+  if https -fsS "https://127.0.0.1:$PORT/readyz" >/dev/null 2>&1; then break; fi
   if ! kill -0 "$server" 2>/dev/null; then echo "FATAL: the production start exited" >&2; exit 1; fi
   sleep 1
 done
@@ -74,12 +96,17 @@ token="$(cd "$work" && node --input-type=module -e '
     .setProtectedHeader({ alg: "ES256", typ: "JWT" }).setSubject("production-check").setIssuer(process.env.AUTH_ISSUER)
     .setAudience(process.env.AUTH_AUDIENCE).setIssuedAt().setExpirationTime("5m").setJti(crypto.randomUUID()).sign(key));
 ')"
-answer="$(curl -fsS "http://127.0.0.1:$PORT/graphql" -H "authorization: Bearer $token" -H 'content-type: application/json' -d '{"query":"{ viewer { subject roles } }"}')"
+answer="$(https -fsS "https://127.0.0.1:$PORT/graphql" -H "authorization: Bearer $token" -H 'content-type: application/json' -d '{"query":"{ viewer { subject roles } }"}')"
 echo "production build answered: $answer"
 case "$answer" in
   *'"subject":"production-check"'*) ;;
   *) echo "FATAL: the production build did not serve the viewer" >&2; exit 1 ;;
 esac
-unauthenticated="$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$PORT/graphql" -H 'content-type: application/json' -d '{"query":"{ viewer { subject } }"}')"
+unauthenticated="$(https -s -o /dev/null -w '%{http_code}' "https://127.0.0.1:$PORT/graphql" -H 'content-type: application/json' -d '{"query":"{ viewer { subject } }"}')"
 [ "$unauthenticated" = 401 ] || { echo "FATAL: expected 401 without a token, got $unauthenticated" >&2; exit 1; }
-echo "production build: npm ci --omit=dev, migrate, npm start with NODE_ENV=production: OK ($(node --version))"
+# A subgraph answers nobody without the gateway's client certificate: the handshake fails (curl exits non-zero, no HTTP status).
+if https -s -o /dev/null "https://127.0.0.1:$((PORT + 1))/graphql" -H "authorization: Bearer $token" -H 'content-type: application/json' -d '{"query":"{ __typename }"}'; then
+  echo "FATAL: a subgraph answered a caller without a client certificate" >&2; exit 1
+fi
+echo "production build: HTTPS gateway, subgraphs refuse callers without the gateway's certificate: OK"
+echo "production build: npm ci --omit=dev, migrate, npm start with NODE_ENV=production over TLS: OK ($(node --version))"

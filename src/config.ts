@@ -1,4 +1,4 @@
-import { readFileSync } from 'node:fs';
+import { accessSync, constants, readFileSync } from 'node:fs';
 import { createHash } from 'node:crypto';
 import { join, resolve } from 'node:path';
 import { z } from 'zod';
@@ -10,6 +10,12 @@ import { DEFAULT_DATABASE_TIMEOUTS, type DatabaseTimeouts } from './db/orm.js';
 import type { KeySettings } from './crypto/key-service.js';
 import { isRole, type Role } from './auth/index.js';
 import { DEFAULT_TRUSTED_DOCUMENTS_FILE } from './gateway/trusted-documents.js';
+// The transport modules without I/O at load (not transport/index.ts, whose listener pulls in the HTTP stack).
+import { INSECURE_HOPS, isInsecureHop, isLoopbackHost, type InsecureHop } from './transport/endpoints.js';
+import { DatabaseTlsError, databaseTransport } from './transport/database-tls.js';
+import { redisTransport, type RedisTlsFiles } from './transport/redis-tls.js';
+import { isTrustedProxyValue } from './transport/proxies.js';
+import { CERTIFICATE_POLL_MS } from './transport/certificates.js';
 
 /**
  * The environment, parsed once at start. Every problem is collected and
@@ -44,13 +50,23 @@ function limit(fallback: number, minimum = 1) {
   );
 }
 
+/** An unset or empty variable is absent. */
+const optionalText = z.preprocess((value) => (typeof value === 'string' && value.trim() === '' ? undefined : value), z.string().optional());
+
+/** A comma-separated list; empty items dropped. */
+const list = (fallback: string) =>
+  z
+    .string()
+    .default(fallback)
+    .transform((value) => value.split(',').map((item) => item.trim()).filter(Boolean));
+
 /** An unset or empty variable is absent; a set one must be a URL. */
 const optionalUrl = z.preprocess(
   (value) => (typeof value === 'string' && value.trim() === '' ? undefined : value),
   z.string().trim().url().optional(),
 );
 
-const environmentSchema = z
+const environmentShape = z
   .object({
     NODE_ENV: z.enum(['development', 'test', 'production']).default('development'),
     HOST: z.string().default('127.0.0.1'),
@@ -66,6 +82,20 @@ const environmentSchema = z
     DATA_DIR: z.preprocess((value) => (typeof value === 'string' && value.trim() === '' ? undefined : value), z.string().optional()),
     REDIS_URL: optionalUrl,
     REDIS_KEY_PREFIX: z.string().min(1).default('phi-graph:'),
+    REDIS_CA_FILE: optionalText,
+    REDIS_CLIENT_CERT_FILE: optionalText,
+    REDIS_CLIENT_KEY_FILE: optionalText,
+    TLS_CERT_FILE: optionalText,
+    TLS_KEY_FILE: optionalText,
+    TLS_CA_FILE: optionalText,
+    SUBGRAPH_CLIENT_CA_FILE: optionalText,
+    GATEWAY_CLIENT_CERT_FILE: optionalText,
+    GATEWAY_CLIENT_KEY_FILE: optionalText,
+    TLS_TERMINATED_UPSTREAM: z.enum(['true', 'false']).default('false'),
+    TLS_FILE_POLL_SECONDS: z.coerce.number().min(0).max(3600).default(CERTIFICATE_POLL_MS / 1000),
+    TRUST_PROXY: list('loopback').refine((values) => values.every(isTrustedProxyValue), 'must be loopback, linklocal, uniquelocal, IP addresses or CIDR ranges, comma-separated'),
+    HEALTH_PORT: z.preprocess((value) => (typeof value === 'string' && value.trim() === '' ? undefined : value), port.optional()),
+    ALLOW_INSECURE_TRANSPORT: list('').refine((values) => values.every(isInsecureHop), `must name hops among ${INSECURE_HOPS.join(', ')}, comma-separated`),
     AUTH_ISSUER: z.string().min(1).default('phi-graph-dev'),
     AUTH_AUDIENCE: z.string().min(1).default('phi-graph'),
     AUTH_JWKS_URL: optionalUrl,
@@ -132,7 +162,9 @@ const environmentSchema = z
       (value) => (typeof value === 'string' && value.trim() === '' ? undefined : value),
       z.coerce.number().int('must be a whole number').min(1).optional(),
     ),
-  })
+  });
+
+const environmentSchema = environmentShape
   .superRefine((env, context) => {
     const refuse = (message: string, path: string) => context.addIssue({ code: 'custom', message, path: [path] });
     for (const algorithm of env.AUTH_ALGORITHMS) {
@@ -146,7 +178,10 @@ const environmentSchema = z
       if (!env.PKCS11_PIN_FILE && !env.PKCS11_PIN) refuse('PHI_KMS=pkcs11 needs PKCS11_PIN_FILE, a file holding the token\'s user PIN', 'PKCS11_PIN_FILE');
     }
     if (env.PHI_KEY_RING && env.PHI_KEY_RING_FILE) refuse('set PHI_KEY_RING or PHI_KEY_RING_FILE, not both', 'PHI_KEY_RING_FILE');
+    const transport = transportProblems(env);
+    for (const [path, message] of transport.always) refuse(message, path);
     if (env.NODE_ENV !== 'production') return;
+    for (const [path, message] of transport.production) refuse(message, path);
     if (!env.AUTH_JWKS_URL && !env.AUTH_PUBLIC_KEY) {
       refuse('production needs the issuer key: set AUTH_JWKS_URL or AUTH_PUBLIC_KEY (the development signing key is refused)', 'AUTH_JWKS_URL');
     }
@@ -164,6 +199,68 @@ const environmentSchema = z
     if (!env.DATABASE_URL) refuse('production needs DATABASE_URL (the embedded PGlite database is for development)', 'DATABASE_URL');
     if (!env.REDIS_URL) refuse('production needs REDIS_URL (the in-process cache is not shared between instances)', 'REDIS_URL');
   });
+
+const FILE_VARIABLES = ['TLS_CERT_FILE', 'TLS_KEY_FILE', 'TLS_CA_FILE', 'SUBGRAPH_CLIENT_CA_FILE', 'GATEWAY_CLIENT_CERT_FILE', 'GATEWAY_CLIENT_KEY_FILE', 'REDIS_CA_FILE', 'REDIS_CLIENT_CERT_FILE', 'REDIS_CLIENT_KEY_FILE'] as const;
+
+/**
+ * The transport settings' problems (README, "Transport security"): those
+ * refused everywhere (a file that cannot be read, a certificate without its
+ * key, mutual TLS without TLS), and those refused in production only:
+ * plaintext or unverified TLS to a database, a Redis or a subgraph that is
+ * not on this machine, unless ALLOW_INSECURE_TRANSPORT names that hop.
+ * (Listening on plain HTTP is a server's problem: listenerProblems.)
+ */
+function transportProblems(env: z.infer<typeof environmentShape>): { always: [string, string][]; production: [string, string][] } {
+  const always: [string, string][] = [];
+  const production: [string, string][] = [];
+  for (const variable of FILE_VARIABLES) {
+    const path = env[variable];
+    if (path === undefined) continue;
+    try {
+      accessSync(path, constants.R_OK);
+    } catch (error) {
+      always.push([variable, `cannot read ${path} (${(error as NodeJS.ErrnoException).code ?? 'error'})`]);
+    }
+  }
+  const pairs = [
+    ['TLS_CERT_FILE', 'TLS_KEY_FILE'],
+    ['GATEWAY_CLIENT_CERT_FILE', 'GATEWAY_CLIENT_KEY_FILE'],
+    ['REDIS_CLIENT_CERT_FILE', 'REDIS_CLIENT_KEY_FILE'],
+  ] as const;
+  for (const [cert, key] of pairs) {
+    if ((env[cert] === undefined) !== (env[key] === undefined)) always.push([env[cert] ? key : cert, `${cert} and ${key} go together (a certificate and its private key)`]);
+  }
+  if (env.SUBGRAPH_CLIENT_CA_FILE && !env.TLS_CERT_FILE) always.push(['SUBGRAPH_CLIENT_CA_FILE', 'mutual TLS needs the subgraphs to serve TLS: set TLS_CERT_FILE and TLS_KEY_FILE too']);
+  const redisTls = env.REDIS_URL ? redisTransport(env.REDIS_URL).tls : false;
+  for (const variable of ['REDIS_CA_FILE', 'REDIS_CLIENT_CERT_FILE'] as const) {
+    if (env[variable] && !redisTls) always.push([variable, `${variable} is for Redis over TLS: REDIS_URL must start with rediss://`]);
+  }
+  let databaseMode: string | null = null;
+  if (env.DATABASE_URL) {
+    try {
+      const database = databaseTransport(env.DATABASE_URL);
+      if (!database.loopback && database.mode !== 'verify-full') databaseMode = database.mode;
+    } catch (error) {
+      if (!(error instanceof DatabaseTlsError)) throw error;
+      always.push(['DATABASE_URL', error.message]);
+    }
+  }
+  const allowed = new Set(env.ALLOW_INSECURE_TRANSPORT);
+  if (databaseMode !== null && !allowed.has('database')) {
+    production.push(['DATABASE_URL', `production connects to a database on another host with sslmode=verify-full and sslrootcert (the CA), not sslmode=${databaseMode}; or name the hop in ALLOW_INSECURE_TRANSPORT=database`]);
+  }
+  if (env.REDIS_URL && !redisTls && !redisTransport(env.REDIS_URL).loopback && !allowed.has('redis')) {
+    production.push(['REDIS_URL', 'production connects to a Redis on another host over TLS (rediss:// and REDIS_CA_FILE); or name the hop in ALLOW_INSECURE_TRANSPORT=redis']);
+  }
+  for (const name of SUBGRAPH_NAMES) {
+    const variable = `${name.toUpperCase() as Uppercase<SubgraphName>}_SUBGRAPH_URL` as const;
+    const url = env[variable];
+    if (url && new URL(url).protocol === 'http:' && !isLoopbackHost(new URL(url).hostname) && !allowed.has('subgraphs')) {
+      production.push([variable, 'production calls a subgraph on another host over https://; or name the hop in ALLOW_INSECURE_TRANSPORT=subgraphs']);
+    }
+  }
+  return { always, production };
+}
 
 /** Asymmetric algorithms only: `none` and shared-secret HMAC are never accepted. */
 export const ACCEPTED_ALGORITHMS = new Set(['ES256', 'ES384', 'RS256', 'RS384', 'RS512', 'PS256', 'EdDSA']);
@@ -194,6 +291,8 @@ export interface Config {
   };
   database: { url: string | undefined; dataDir: string };
   redisUrl: string | undefined;
+  /** TLS on each hop (README, "Transport security"). */
+  transport: TransportConfig;
   /** Prefix of every key this deployment writes to Redis. */
   redisKeyPrefix: string;
   auth: AuthConfig;
@@ -235,6 +334,27 @@ export interface Config {
   rateLimitOverrides: { requestsPerMinute?: number; inFlight?: number; patientsPerHour?: number };
 }
 
+export interface TransportConfig {
+  /** This process's certificate and key: its listeners (gateway, subgraphs) serve HTTPS with them. */
+  listener: { certFile: string; keyFile: string } | null;
+  /** Subgraphs require a client certificate from these CAs (mutual TLS). */
+  subgraphClientCaFile: string | undefined;
+  /** What the gateway trusts (TLS_CA_FILE) and presents (its client certificate) when it calls subgraphs over HTTPS. */
+  gatewayClient: { caFile?: string; certFile?: string; keyFile?: string };
+  /** How often certificate files are looked at for a change, in milliseconds; 0: only on SIGHUP. */
+  filePollMs: number;
+  /** A proxy in front terminates TLS: plain HTTP is served, and the gateway answers only requests it forwarded over HTTPS. */
+  terminatedUpstream: boolean;
+  /** Express's `trust proxy`: whose X-Forwarded-For and X-Forwarded-Proto are believed. */
+  trustProxy: string[];
+  /** A plain-HTTP port serving /healthz and /readyz only (probes of a listener that requires client certificates). */
+  healthPort: number | undefined;
+  /** Hops production lets go without verified TLS to another host. */
+  allowInsecure: InsecureHop[];
+  /** Redis over TLS (rediss://): the CA and the client certificate. */
+  redis: RedisTlsFiles;
+}
+
 export class ConfigError extends Error {
   constructor(readonly problems: string[]) {
     super(`Invalid configuration:\n${problems.map((problem) => `  - ${problem}`).join('\n')}`);
@@ -272,10 +392,25 @@ function readSecretFile(path: string, variable: string): string {
   }
 }
 
-export function loadConfig(source: NodeJS.ProcessEnv = process.env): Config {
+/**
+ * A server's own refusal, on top of the environment's (the command-line
+ * tools listen on nothing): production serves HTTPS itself, or says that a
+ * proxy in front terminates TLS.
+ */
+function listenerProblems(source: NodeJS.ProcessEnv): string[] {
+  if (source['NODE_ENV'] !== 'production') return [];
+  const has = (name: string) => typeof source[name] === 'string' && source[name].trim() !== '';
+  if (has('TLS_CERT_FILE') || source['TLS_TERMINATED_UPSTREAM'] === 'true') return [];
+  return ['TLS_CERT_FILE: production serves HTTPS: set TLS_CERT_FILE and TLS_KEY_FILE, or TLS_TERMINATED_UPSTREAM=true when a proxy in front terminates TLS (README, "Transport security")'];
+}
+
+/** The configuration; `serving`: for a process that listens (main.ts), whose production listener must be TLS or behind a proxy that terminates it. */
+export function loadConfig(source: NodeJS.ProcessEnv = process.env, { serving = false }: { serving?: boolean } = {}): Config {
   const parsed = environmentSchema.safeParse(source);
-  if (!parsed.success) {
-    throw new ConfigError(parsed.error.issues.map((issue) => `${issue.path.join('.') || 'environment'}: ${issue.message}`));
+  const listening = serving ? listenerProblems(source) : [];
+  if (!parsed.success || listening.length > 0) {
+    const problems = parsed.success ? [] : parsed.error.issues.map((issue) => `${issue.path.join('.') || 'environment'}: ${issue.message}`);
+    throw new ConfigError([...problems, ...listening]);
   }
   const env = parsed.data;
   const dataDir = resolve(env.DATA_DIR ?? defaultDataDir(env.DATABASE_URL));
@@ -295,6 +430,25 @@ export function loadConfig(source: NodeJS.ProcessEnv = process.env): Config {
     },
     database: { url: env.DATABASE_URL, dataDir },
     redisUrl: env.REDIS_URL,
+    transport: {
+      listener: env.TLS_CERT_FILE && env.TLS_KEY_FILE ? { certFile: env.TLS_CERT_FILE, keyFile: env.TLS_KEY_FILE } : null,
+      subgraphClientCaFile: env.SUBGRAPH_CLIENT_CA_FILE,
+      gatewayClient: {
+        ...(env.TLS_CA_FILE && { caFile: env.TLS_CA_FILE }),
+        ...((env.GATEWAY_CLIENT_CERT_FILE ?? env.TLS_CERT_FILE) && { certFile: env.GATEWAY_CLIENT_CERT_FILE ?? env.TLS_CERT_FILE }),
+        ...((env.GATEWAY_CLIENT_KEY_FILE ?? env.TLS_KEY_FILE) && { keyFile: env.GATEWAY_CLIENT_KEY_FILE ?? env.TLS_KEY_FILE }),
+      },
+      terminatedUpstream: env.TLS_TERMINATED_UPSTREAM === 'true',
+      filePollMs: Math.round(env.TLS_FILE_POLL_SECONDS * 1000),
+      trustProxy: env.TRUST_PROXY,
+      healthPort: env.HEALTH_PORT,
+      allowInsecure: env.ALLOW_INSECURE_TRANSPORT.filter(isInsecureHop),
+      redis: {
+        ...(env.REDIS_CA_FILE && { caFile: env.REDIS_CA_FILE }),
+        ...(env.REDIS_CLIENT_CERT_FILE && { certFile: env.REDIS_CLIENT_CERT_FILE }),
+        ...(env.REDIS_CLIENT_KEY_FILE && { keyFile: env.REDIS_CLIENT_KEY_FILE }),
+      },
+    },
     redisKeyPrefix: env.REDIS_KEY_PREFIX,
     auth: {
       issuer: env.AUTH_ISSUER,

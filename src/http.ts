@@ -9,6 +9,7 @@ import type { Logger } from './logger.js';
 import { operationHash } from './audit/index.js';
 import { cacheUnavailable, isCacheUnavailable, responseTooLarge } from './errors.js';
 import { RETRY_AFTER_SECONDS } from './unavailable.js';
+import { strictTransportSecurity } from './transport/listener.js';
 import { PURPOSE_REFUSALS, choosePurpose, measureSource, operationLimitError, type ArgumentRefusal, type LimitBreach, type OperationLimits } from './policy/index.js';
 
 /** HTTP pieces shared by the gateway and the subgraphs. */
@@ -220,10 +221,17 @@ export function errorHandler(logger: Logger) {
   };
 }
 
-export function createApp(): Express {
+/**
+ * An Express app with the settings every server of this API shares: whose
+ * X-Forwarded-* headers are believed (TRUST_PROXY: loopback by default; the
+ * client address the audit records, and whether a request came over
+ * HTTPS), and Strict-Transport-Security on every response that did.
+ */
+export function createApp(trustProxy: readonly string[] = ['loopback']): Express {
   const app = express();
   app.disable('x-powered-by');
-  app.set('trust proxy', 'loopback');
+  app.set('trust proxy', [...trustProxy]);
+  app.use(strictTransportSecurity);
   return app;
 }
 
@@ -236,6 +244,11 @@ export function createApp(): Express {
  * closes first, as it should.
  */
 export const KEEP_ALIVE_TIMEOUT_MS = 75_000;
+
+/** A host as it goes into a URL: an IPv6 address in brackets. */
+export function urlHost(host: string): string {
+  return host.includes(':') && !host.startsWith('[') ? `[${host}]` : host;
+}
 
 export async function listen(server: Server, host: string, port: number): Promise<number> {
   server.keepAliveTimeout = KEEP_ALIVE_TIMEOUT_MS;

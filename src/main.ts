@@ -6,6 +6,7 @@ import type { Api, Mode } from './runtime.js';
 import { prepareInChild, superviseApi, type ChildMessage, type Supervisor } from './supervisor.js';
 import { isSubgraphName, SUBGRAPH_NAMES } from './subgraphs/catalog.js';
 import { describeError } from './errors.js';
+import { reloadCertificates } from './transport/certificates.js';
 
 /**
  * The entry point. `npm start` serves the gateway and the three subgraphs
@@ -64,7 +65,7 @@ function printBanner(served: Served, config: Config): void {
       '',
       'Mint a development token and make a first query:',
       '  TOKEN=$(npm run -s token -- --role clinician)',
-      `  curl -s ${served.gateway} -H "authorization: Bearer $TOKEN" -H 'content-type: application/json' \\`,
+      `  curl -s${caOption(served.gateway, config)} ${served.gateway} -H "authorization: Bearer $TOKEN" -H 'content-type: application/json' \\`,
       `    -d '${JSON.stringify({ query })}'`,
       '',
       'Roles: clinician nurse billing patient researcher partner auditor admin integrator. Ctrl-C stops.',
@@ -74,9 +75,15 @@ function printBanner(served: Served, config: Config): void {
   process.stderr.write(`${lines.join('\n')}\n`);
 }
 
+/** curl's --cacert for an HTTPS gateway whose CA this configuration names (TLS_CA_FILE). */
+function caOption(url: string, config: Config): string {
+  const ca = config.transport.gatewayClient.caFile;
+  return url.startsWith('https:') && ca ? ` --cacert ${ca}` : '';
+}
+
 let config: Config;
 try {
-  config = loadConfig();
+  config = loadConfig(process.env, { serving: true });
 } catch (error) {
   console.error(error instanceof ConfigError ? error.message : String(error));
   process.exit(1);
@@ -94,9 +101,10 @@ if (launch.prepareOnly) {
   try {
     const { prepareStorage } = await import('./runtime.js');
     const prepared: ChildMessage = { type: 'prepared', seeded: await prepareStorage(config, logger) };
-    // Exit once the message is out (an IPC send is asynchronous).
-    if (process.send) process.send(prepared, () => process.exit(0));
-    else process.exit(0);
+    // Exit once the message is out (an IPC send is asynchronous); awaited, so nothing below (the servers) ever starts here.
+    const send = process.send?.bind(process);
+    if (send) await new Promise<void>((resolve) => send(prepared, () => resolve()));
+    process.exit(0);
   } catch (error) {
     console.error(`phi-graph could not prepare its database: ${describeError(error)}`);
     process.exit(1);
@@ -104,6 +112,10 @@ if (launch.prepareOnly) {
 }
 
 let stop: () => Promise<void>;
+/** SIGHUP: the certificates are read again (this process's, or each supervised child's). */
+let hangUp: () => void = () => reloadCertificates('SIGHUP');
+// Without a handler SIGHUP would end the process (even while it starts); here it reloads the TLS certificates (README, "Transport security").
+process.on('SIGHUP', () => hangUp());
 try {
   // Traces come from the processes that serve (each exports its own spans), not from the supervisor.
   const stopTracing = launch.supervise ? () => Promise.resolve() : await startTracing(logger);
@@ -137,6 +149,7 @@ if (launch.supervised) process.on('disconnect', () => shutDown('supervisor gone'
 async function runSupervisor(config: Config): Promise<() => Promise<void>> {
   const seeded = await prepareInChild(config);
   const supervisor: Supervisor = await superviseApi(config, logger);
+  hangUp = () => supervisor.reloadCertificates();
   const children = supervisor.children();
   const servers = children.flatMap((child) => child.servers);
   printBanner(

@@ -219,3 +219,17 @@ function mayScrape(request: Request, token: string | undefined): boolean {
   const address = request.socket.remoteAddress ?? '';
   return address === '127.0.0.1' || address === '::1' || address === '::ffff:127.0.0.1';
 }
+
+export const tlsCertificateExpiry = new Gauge({
+  name: 'phi_graph_tls_certificate_expiry_timestamp_seconds',
+  help: 'When the certificate a listener (gateway, patient, clinical, billing) or the gateway\'s client certificate (gateway-client) serves now expires, as a Unix time: alert well before it',
+  labelNames: ['listener'] as const,
+  registers: [registry],
+});
+
+export const tlsHandshakeFailures = new Counter({
+  name: 'phi_graph_tls_handshake_failures_total',
+  help: 'TLS handshakes a listener refused, by OpenSSL reason (a caller without a client certificate, one from another CA, an old protocol version)',
+  labelNames: ['listener', 'reason'] as const,
+  registers: [registry],
+});

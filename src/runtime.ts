@@ -16,6 +16,9 @@ import { startGateway } from './gateway/server.js';
 import type { Logger } from './logger.js';
 import { SUBGRAPH_NAMES, type SubgraphName } from './subgraphs/catalog.js';
 import { startSubgraph, type RunningServer } from './subgraphs/server.js';
+import { createServer } from 'node:http';
+import { createApp, healthRoutes, listen, urlHost } from './http.js';
+import { createClientTls, describeTransport, type ListenerTls } from './transport/index.js';
 
 /**
  * Starting and stopping the API: the database (migrated, seeded when empty
@@ -67,17 +70,19 @@ export async function startApi(config: Config, logger: Logger, options: StartOpt
     throw new Error('unprotectedForBenchmark, unauditedForBenchmark and plaintextForBenchmark are benchmark settings, refused when NODE_ENV=production');
   }
   const needsDatabase = mode.kind !== 'gateway';
-  const cache = await openCache(config.redisUrl, config.redisKeyPrefix);
+  const cache = await openCache(config.redisUrl, config.redisKeyPrefix, config.transport.redis);
   const auditMetrics: AuditMetrics = { writes: 0, failures: 0 };
   const opened: { db: Database | null } = { db: null };
   const started: RunningServer[] = [];
   const checkpointer: { stop?: () => Promise<void> } = {};
+  const closers: (() => void)[] = [];
   const keys: { stop?: () => Promise<void> } = {};
   const stopAll = async () => {
     for (const server of started.reverse()) {
       await server.stop();
       logger.debug({ server: server.name }, 'stopped');
     }
+    for (const close of closers) close();
     await checkpointer.stop?.();
     await keys.stop?.();
     await opened.db?.close();
@@ -86,6 +91,7 @@ export async function startApi(config: Config, logger: Logger, options: StartOpt
     logger.debug('cache closed');
   };
   try {
+    logTransport(config, mode, logger);
     let seeded = 0;
     let sealer: Sealer | null = null;
     if (needsDatabase) {
@@ -110,7 +116,7 @@ export async function startApi(config: Config, logger: Logger, options: StartOpt
       if (!db || !sealer || !auditStore) throw new Error('a subgraph needs the database and the key ring');
       const server = await startSubgraph(
         name,
-        { db, cache, sealer, auditStore, auditMetrics, alertThresholds: config.alertThresholds, verifier, logger, unprotectedForBenchmark: options.unprotectedForBenchmark ?? false, unauditedForBenchmark: options.unauditedForBenchmark ?? false, plaintextForBenchmark: options.plaintextForBenchmark ?? false, operationLimits: config.operationLimits, rateLimitOverrides: config.rateLimitOverrides, requestDeadlineMs: config.requestDeadlineMs, responseMaxBytes: config.responseMaxBytes, isRevoked: (tokenId) => revocations.isRevoked(tokenId), metricsToken: config.metricsToken },
+        { db, cache, sealer, auditStore, auditMetrics, alertThresholds: config.alertThresholds, verifier, logger, unprotectedForBenchmark: options.unprotectedForBenchmark ?? false, unauditedForBenchmark: options.unauditedForBenchmark ?? false, plaintextForBenchmark: options.plaintextForBenchmark ?? false, operationLimits: config.operationLimits, rateLimitOverrides: config.rateLimitOverrides, requestDeadlineMs: config.requestDeadlineMs, responseMaxBytes: config.responseMaxBytes, isRevoked: (tokenId) => revocations.isRevoked(tokenId), metricsToken: config.metricsToken, tls: listenerTls(config, { mutual: true }), trustProxy: config.transport.trustProxy },
         config.subgraphs.host,
         config.subgraphs.ports[name],
       );
@@ -119,15 +125,21 @@ export async function startApi(config: Config, logger: Logger, options: StartOpt
     }
     let gateway: RunningServer | null = null;
     if (mode.kind === 'all' || mode.kind === 'gateway') {
+      const clientTls = createClientTls({ ...config.transport.gatewayClient, pollMs: config.transport.filePollMs }, logger.child({ component: 'gateway' }));
+      closers.push(() => clientTls.close());
       const subgraphUrls = Object.fromEntries(
         SUBGRAPH_NAMES.map((name) => [name, subgraphs[name]?.url ?? config.subgraphs.urls[name] ?? defaultUrl(config, name)]),
       ) as Record<SubgraphName, string>;
       gateway = await startGateway(
-        { verifier, logger, subgraphUrls, ready: async () => (opened.db ? await opened.db.ping() : true) && (await cache.ping()), operationLimits: config.operationLimits, cache, rateLimitOverrides: config.rateLimitOverrides, subgraphTimeoutMs: config.subgraphTimeoutMs, requestDeadlineMs: config.requestDeadlineMs, responseMaxBytes: config.responseMaxBytes, metricsToken: config.metricsToken, explorer: config.explorer, trustedDocuments: readManifest(config.trustedDocuments.file), trustedDocumentRoles: config.trustedDocuments.requiredRoles },
+        { verifier, logger, subgraphUrls, ready: async () => (opened.db ? await opened.db.ping() : true) && (await cache.ping()), operationLimits: config.operationLimits, cache, rateLimitOverrides: config.rateLimitOverrides, subgraphTimeoutMs: config.subgraphTimeoutMs, requestDeadlineMs: config.requestDeadlineMs, responseMaxBytes: config.responseMaxBytes, metricsToken: config.metricsToken, explorer: config.explorer, trustedDocuments: readManifest(config.trustedDocuments.file), trustedDocumentRoles: config.trustedDocuments.requiredRoles, tls: listenerTls(config, { mutual: false }), clientTls, requireHttps: config.transport.terminatedUpstream && !config.transport.listener, trustProxy: config.transport.trustProxy },
         config.gateway.host,
         config.gateway.port,
       );
       started.push(gateway);
+    }
+    if (config.transport.healthPort !== undefined) {
+      const health = await startHealthListener(config, mode, async () => (opened.db ? await opened.db.ping() : true) && (await cache.ping()));
+      started.push(health);
     }
     return { gateway, subgraphs, db: opened.db, cache, verifier, revocations, sealer, auditMetrics, seeded, stop: stopAll };
   } catch (error) {
@@ -231,7 +243,7 @@ async function prepareDatabase(db: Database, config: Config, logger: Logger, pre
  * owner is a child. Returns the number of patients seeded.
  */
 export async function prepareStorage(config: Config, logger: Logger, seedPatients = config.seedPatients): Promise<number> {
-  const cache = await openCache(config.redisUrl, config.redisKeyPrefix);
+  const cache = await openCache(config.redisUrl, config.redisKeyPrefix, config.transport.redis);
   try {
     await createTokenVerifier(config.auth, config.database.dataDir, revocationList(cache));
   } finally {
@@ -247,8 +259,55 @@ export async function prepareStorage(config: Config, logger: Logger, seedPatient
   }
 }
 
+/** Where the gateway calls a subgraph it was not told the URL of: this configuration's subgraph host and port, over HTTPS when this configuration serves TLS. */
 function defaultUrl(config: Config, name: SubgraphName): string {
-  return `http://${config.subgraphs.host}:${config.subgraphs.ports[name]}/graphql`;
+  return `${config.transport.listener ? 'https' : 'http'}://${urlHost(config.subgraphs.host)}:${config.subgraphs.ports[name]}/graphql`;
+}
+
+/** The listener certificate of this configuration; a subgraph's also asks for client certificates when SUBGRAPH_CLIENT_CA_FILE is set. */
+function listenerTls(config: Config, { mutual }: { mutual: boolean }): ListenerTls | null {
+  const files = config.transport.listener;
+  if (!files) return null;
+  return { ...files, pollMs: config.transport.filePollMs, ...(mutual && config.transport.subgraphClientCaFile && { clientCaFile: config.transport.subgraphClientCaFile }) };
+}
+
+/**
+ * HEALTH_PORT: /healthz and /readyz alone over plain HTTP, for probes that
+ * cannot present a client certificate to a subgraph that requires one. It
+ * serves no data and reads no token. It binds where this process's main
+ * listener binds (HOST for a gateway, SUBGRAPH_HOST for subgraphs alone).
+ */
+async function startHealthListener(config: Config, mode: Mode, ready: () => Promise<boolean>): Promise<RunningServer> {
+  const app = createApp(config.transport.trustProxy);
+  healthRoutes(app, ready);
+  const server = createServer(app);
+  const host = mode.kind === 'subgraph' || mode.kind === 'subgraphs' ? config.subgraphs.host : config.gateway.host;
+  const port = await listen(server, host, config.transport.healthPort ?? 0);
+  return {
+    name: 'health',
+    url: `http://${urlHost(host)}:${port}/healthz`,
+    port,
+    transport: { scheme: 'http', mutual: false },
+    stop: () =>
+      new Promise<void>((resolve) => {
+        server.close(() => resolve());
+        server.closeAllConnections();
+      }),
+  };
+}
+
+/**
+ * Says at start how each hop of this process is carried: its listeners
+ * (HTTPS, mutual TLS, or plain HTTP behind a proxy), the database, Redis,
+ * and the subgraphs the gateway calls. A hop production allowed without
+ * verified TLS (ALLOW_INSECURE_TRANSPORT) is a warning, each start.
+ */
+function logTransport(config: Config, mode: Mode, logger: Logger): void {
+  const hops = describeTransport(config, mode);
+  logger.info({ event: 'transport', ...Object.fromEntries(hops.map((hop) => [hop.hop, hop.description])) }, 'transport of each hop');
+  for (const hop of hops.filter((candidate) => candidate.insecure)) {
+    logger.warn({ event: 'transport-insecure', hop: hop.hop, description: hop.description }, `${hop.hop}: PHI crosses a network without verified TLS (allowed by ALLOW_INSECURE_TRANSPORT)`);
+  }
 }
 
 /**

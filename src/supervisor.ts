@@ -40,6 +40,8 @@ export interface ChildState {
 
 export interface Supervisor {
   children(): ChildState[];
+  /** Passes SIGHUP on to every child: each reads its TLS certificates again, without a restart. */
+  reloadCertificates(): void;
   stop(): Promise<void>;
 }
 
@@ -105,6 +107,10 @@ export async function superviseApi(config: Config, logger: Logger, specs: readon
   for (const spec of specs) watched.push(new WatchedProcess(spec, { heapMb: config.processHeapMb, semiSpaceMb: config.processSemiSpaceMb }, log, () => stopping, spec.name === 'gateway' ? subgraphUrls : () => ({})));
   const supervisor: Supervisor = {
     children: () => watched.map((child) => child.state()),
+    reloadCertificates() {
+      log.info({ event: 'certificates-reload-requested' }, 'SIGHUP: passed on to every process');
+      for (const child of watched) child.signal('SIGHUP');
+    },
     async stop() {
       stopping = true;
       await Promise.all(watched.map((child) => child.stop()));
@@ -168,9 +174,12 @@ class WatchedProcess {
       const variable = PORT_VARIABLES[server.name];
       if (variable) ports[variable] = new URL(server.url).port;
     }
+    const env: NodeJS.ProcessEnv = { ...process.env, ...this.extraEnv(), ...ports };
+    // One process can hold the health port: the gateway's answers the probes (the subgraphs' own /readyz stay on their ports).
+    if (this.spec.name !== 'gateway') delete env['HEALTH_PORT'];
     const child = fork(MAIN, [...this.spec.args, '--supervised'], {
       execArgv: childExecArgv(this.memory.heapMb, this.memory.semiSpaceMb),
-      env: { ...process.env, ...this.extraEnv(), ...ports },
+      env,
       stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
     });
     this.child = child;
@@ -204,6 +213,11 @@ class WatchedProcess {
       this.restartTimer = null;
       if (!this.isStopping()) this.spawn();
     }, this.delayMs);
+  }
+
+  /** Passes a signal on to the running child (SIGHUP: read the certificates again). */
+  signal(signal: NodeJS.Signals): void {
+    if (this.child && this.child.exitCode === null && this.child.signalCode === null) this.child.kill(signal);
   }
 
   /** SIGTERM (the child finishes its in-flight requests), SIGKILL after the grace period. */

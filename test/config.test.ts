@@ -19,7 +19,7 @@ describe('configuration', () => {
   it('refuses production without real keys, issuer, database and Redis, listing every problem at once', () => {
     let error: unknown;
     try {
-      loadConfig({ NODE_ENV: 'production' });
+      loadConfig({ NODE_ENV: 'production' }, { serving: true });
     } catch (caught) {
       error = caught;
     }
@@ -31,6 +31,7 @@ describe('configuration', () => {
     expect(problems).toContain('REDIS_URL');
     expect(problems).toContain('PHI_KEY_RING');
     expect(problems).toContain('AUDIT_SIGNING_KEY');
+    expect(problems).toContain('TLS_CERT_FILE');
   });
 
   it('refuses the development key ring in production', () => {
@@ -39,8 +40,9 @@ describe('configuration', () => {
         NODE_ENV: 'production',
         AUTH_JWKS_URL: 'https://id.hospital.example/.well-known/jwks.json',
         AUTH_ISSUER: 'https://id.hospital.example',
-        DATABASE_URL: 'postgres://api@db.internal/phi',
-        REDIS_URL: 'redis://cache.internal:6379',
+        DATABASE_URL: 'postgres://api@db.internal/phi?sslmode=verify-full',
+        REDIS_URL: 'rediss://cache.internal:6379',
+        TLS_TERMINATED_UPSTREAM: 'true',
         PHI_KEY_RING: JSON.stringify(generateKeyRingDocument(true)),
       }),
     ).toThrow(/development key ring/);
@@ -51,8 +53,9 @@ describe('configuration', () => {
       NODE_ENV: 'production',
       AUTH_JWKS_URL: 'https://id.hospital.example/.well-known/jwks.json',
       AUTH_ISSUER: 'https://id.hospital.example',
-      DATABASE_URL: 'postgres://api@db.internal/phi',
-      REDIS_URL: 'redis://cache.internal:6379',
+      DATABASE_URL: 'postgres://api@db.internal/phi?sslmode=verify-full',
+      REDIS_URL: 'rediss://cache.internal:6379',
+      TLS_TERMINATED_UPSTREAM: 'true',
       PHI_KEY_RING: JSON.stringify(generateKeyRingDocument(false)),
       AUDIT_SIGNING_KEY: generateKeyPairSync('ed25519').privateKey.export({ type: 'pkcs8', format: 'pem' }).toString(),
     });
@@ -107,8 +110,9 @@ describe('the key-encryption keys in production', () => {
     NODE_ENV: 'production',
     AUTH_JWKS_URL: 'https://id.hospital.example/.well-known/jwks.json',
     AUTH_ISSUER: 'https://id.hospital.example',
-    DATABASE_URL: 'postgres://api@db.internal/phi',
-    REDIS_URL: 'redis://cache.internal:6379',
+    DATABASE_URL: 'postgres://api@db.internal/phi?sslmode=verify-full',
+    REDIS_URL: 'rediss://cache.internal:6379',
+    TLS_TERMINATED_UPSTREAM: 'true',
     AUDIT_SIGNING_KEY: generateKeyPairSync('ed25519').privateKey.export({ type: 'pkcs8', format: 'pem' }).toString(),
   };
 

@@ -24,7 +24,9 @@ describe('npm start', () => {
       DATABASE_URL: scratch?.url ?? '',
       REDIS_URL: services.redisUrl ?? '',
     };
-    const child = spawn('node_modules/.bin/tsx', ['src/main.ts'], { env, stdio: ['ignore', 'pipe', 'pipe'] });
+    // Node with tsx as its loader, as bin/start.mjs runs it: tsx's CLI relays SIGTERM with a 30 ms wait for the child's
+    // answer and SIGKILLs it when a loaded machine answers later (exit 143 instead of a clean stop).
+    const child = spawn(process.execPath, ['--import', 'tsx', 'src/main.ts'], { env, stdio: ['ignore', 'pipe', 'pipe'] });
     let output = '';
     let stdout = '';
     child.stdout.on('data', (chunk: Buffer) => {

@@ -1,5 +1,5 @@
 import { spawn, type ChildProcess } from 'node:child_process';
-import { existsSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -11,6 +11,7 @@ import { loadConfig } from '../src/config.js';
 import { documentId } from '../src/gateway/trusted-documents.js';
 import { readDevelopmentPrincipals, type DevelopmentPrincipals } from '../src/db/seed/index.js';
 import { createScratchDatabase, resolveServices } from './support/services.js';
+import { createTestPki, handshake, type TestPki } from './support/tls.js';
 
 /**
  * The committed supergraph under Hive Gateway, as the README says: the
@@ -18,7 +19,10 @@ import { createScratchDatabase, resolveServices } from './support/services.js';
  * deploy/hive-gateway.config.mjs in front. The subgraphs enforce everything
  * themselves: no token is refused, a denied field is null with FORBIDDEN,
  * masking holds, and each subgraph audits the request under the caller's
- * request id. CI installs Hive Gateway (scripts/hive-gateway.sh) and sets
+ * request id. The subgraphs serve HTTPS and require the gateway's client
+ * certificate (mutual TLS, README "Transport security"): Hive Gateway
+ * presents it from the same variables as our gateway, through the config's
+ * HTTPS agent. CI installs Hive Gateway (scripts/hive-gateway.sh) and sets
  * REQUIRE_HIVE=1; elsewhere the test runs when HIVE_GATEWAY_BIN names it.
  */
 const services = await resolveServices();
@@ -36,12 +40,15 @@ if (missing.length > 0 && process.env['REQUIRE_HIVE'] === '1') {
 }
 
 const TRUSTED = 'query BillingPage { patients(first: 3) { edges { node { id ssn } } } }';
-const BASE = 46_000 + Math.floor(Math.random() * 900) * 4;
+const BASE = 46_000 + Math.floor(Math.random() * 900) * 8;
 const PORTS = { gateway: BASE, patient: BASE + 1, clinical: BASE + 2, billing: BASE + 3 };
+/** Plain-HTTP probe ports (HEALTH_PORT): a subgraph that requires client certificates cannot be probed on its own port without one. */
+const HEALTH_PORTS = { patient: BASE + 4, clinical: BASE + 5, billing: BASE + 6 };
 const children: ChildProcess[] = [];
 let dataDir = '';
 let scratch: { url: string; drop: () => Promise<void> } | null = null;
 let principals: DevelopmentPrincipals;
+let pki: TestPki;
 
 function start(command: string, args: string[], env: Record<string, string>, cwd?: string): ChildProcess {
   const child = spawn(command, args, { env: { ...process.env, ...env }, stdio: ['ignore', 'ignore', 'pipe'], ...(cwd && { cwd }) });
@@ -72,25 +79,32 @@ const serverEnv = () => ({
   PATIENT_SUBGRAPH_PORT: String(PORTS.patient),
   CLINICAL_SUBGRAPH_PORT: String(PORTS.clinical),
   BILLING_SUBGRAPH_PORT: String(PORTS.billing),
+  TLS_CERT_FILE: pki.server.certFile,
+  TLS_KEY_FILE: pki.server.keyFile,
+  SUBGRAPH_CLIENT_CA_FILE: pki.ca.certFile,
 });
 
 beforeAll(async () => {
   if (missing.length > 0) return;
   dataDir = await mkdtemp(join(tmpdir(), 'phi-graph-hive-'));
   scratch = await createScratchDatabase(services.postgresUrl ?? '');
+  pki = createTestPki(join(dataDir, 'tls'));
   const seeded = start('node_modules/.bin/tsx', ['src/db/seed-cli.ts', '--patients', '12'], serverEnv());
   expect(await new Promise((resolve) => seeded.once('exit', resolve))).toBe(0);
   principals = (await readDevelopmentPrincipals(dataDir)) as DevelopmentPrincipals;
-  for (const name of ['patient', 'clinical', 'billing'] as const) start('node_modules/.bin/tsx', ['src/main.ts', '--subgraph', name], serverEnv());
-  for (const name of ['patient', 'clinical', 'billing'] as const) await ready(`http://127.0.0.1:${PORTS[name]}/healthz`);
+  for (const name of ['patient', 'clinical', 'billing'] as const) start('node_modules/.bin/tsx', ['src/main.ts', '--subgraph', name], { ...serverEnv(), HEALTH_PORT: String(HEALTH_PORTS[name]) });
+  for (const name of ['patient', 'clinical', 'billing'] as const) await ready(`http://127.0.0.1:${HEALTH_PORTS[name]}/readyz`);
   await writeFile(
     join(dataDir, 'trusted-documents.json'),
     JSON.stringify({ version: 1, documents: [{ id: documentId(TRUSTED), client: 'portal', roles: ['billing'], operationName: 'BillingPage', document: TRUSTED, registeredAt: new Date().toISOString() }] }),
   );
   start(hive, ['supergraph', '--config-path', join(process.cwd(), 'deploy/hive-gateway.config.mjs'), '--host', '127.0.0.1', '--port', String(PORTS.gateway)], {
-    PATIENT_SUBGRAPH_URL: `http://127.0.0.1:${PORTS.patient}/graphql`,
-    CLINICAL_SUBGRAPH_URL: `http://127.0.0.1:${PORTS.clinical}/graphql`,
-    BILLING_SUBGRAPH_URL: `http://127.0.0.1:${PORTS.billing}/graphql`,
+    PATIENT_SUBGRAPH_URL: `https://127.0.0.1:${PORTS.patient}/graphql`,
+    CLINICAL_SUBGRAPH_URL: `https://127.0.0.1:${PORTS.clinical}/graphql`,
+    BILLING_SUBGRAPH_URL: `https://127.0.0.1:${PORTS.billing}/graphql`,
+    TLS_CA_FILE: pki.ca.certFile,
+    GATEWAY_CLIENT_CERT_FILE: pki.gatewayClient.certFile,
+    GATEWAY_CLIENT_KEY_FILE: pki.gatewayClient.keyFile,
     TRUSTED_DOCUMENTS_FILE: join(dataDir, 'trusted-documents.json'),
   });
   await ready(`http://127.0.0.1:${PORTS.gateway}/healthcheck`);
@@ -132,6 +146,14 @@ async function ask(query: string | Record<string, unknown>, bearer?: string, req
 }
 
 describe.skipIf(missing.length > 0)('the supergraph under Hive Gateway', () => {
+  it('reaches subgraphs that serve HTTPS and refuse any caller without the gateway\'s client certificate', async () => {
+    const ca = readFileSync(pki.ca.certFile, 'utf8');
+    for (const name of ['patient', 'clinical', 'billing'] as const) {
+      await expect(handshake(PORTS[name], { ca })).rejects.toThrow();
+      await expect(handshake(PORTS[name], { ca, cert: readFileSync(pki.gatewayClient.certFile, 'utf8'), key: readFileSync(pki.gatewayClient.keyFile, 'utf8') })).resolves.toMatchObject({ protocol: 'TLSv1.3' });
+    }
+  });
+
   it('refuses a request without a token: the subgraphs verify it themselves', async () => {
     const answer = await ask('{ patients(first: 2) { edges { node { id name { text } } } } }');
     // Hive Gateway answers {"patients": null} where Apollo Gateway answers no data at all: nothing of the record either way.

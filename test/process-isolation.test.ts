@@ -91,7 +91,8 @@ describe('npm start: supervised processes', () => {
       await scratch?.drop();
       await rm(dataDir, { recursive: true, force: true });
     };
-    child = spawn('node_modules/.bin/tsx', ['src/main.ts'], { env, stdio: ['ignore', 'pipe', 'pipe'] });
+    // Node with tsx as its loader, as bin/start.mjs runs it (tsx's CLI SIGKILLs a child slow to answer its SIGTERM relay).
+    child = spawn(process.execPath, ['--import', 'tsx', 'src/main.ts'], { env, stdio: ['ignore', 'pipe', 'pipe'] });
     child.stdout?.on('data', (chunk: Buffer) => (output += chunk.toString()));
     child.stderr?.on('data', (chunk: Buffer) => (output += chunk.toString()));
     exited = new Promise((resolve) => child.once('exit', resolve));

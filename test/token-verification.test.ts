@@ -16,8 +16,9 @@ const productionEnv = {
   NODE_ENV: 'production',
   AUTH_ISSUER: 'https://id.hospital.example',
   AUTH_AUDIENCE: 'phi-graph',
-  DATABASE_URL: 'postgres://api@db.internal/phi',
-  REDIS_URL: 'redis://cache.internal:6379',
+  DATABASE_URL: 'postgres://api@db.internal/phi?sslmode=verify-full',
+  REDIS_URL: 'rediss://cache.internal:6379',
+  TLS_TERMINATED_UPSTREAM: 'true',
   PHI_KEY_RING: JSON.stringify(generateKeyRingDocument(false)),
   AUDIT_SIGNING_KEY: generateKeyPairSync('ed25519').privateKey.export({ type: 'pkcs8', format: 'pem' }).toString(),
 };

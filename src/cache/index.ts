@@ -1,14 +1,16 @@
 import { CacheUnavailableError, type Cache } from './cache.js';
 import { MemoryCache } from './memory.js';
 import { RedisCache } from './redis.js';
+import type { RedisTlsFiles } from '../transport/redis-tls.js';
 
 export type { Cache, SetAddition } from './cache.js';
 export { CacheUnavailableError } from './cache.js';
 export { MemoryCache } from './memory.js';
 export { RedisCache } from './redis.js';
 
-export async function openCache(redisUrl: string | undefined, prefix?: string): Promise<Cache> {
-  return redisUrl ? RedisCache.connect(redisUrl, prefix) : new MemoryCache();
+/** Redis when a URL is given (over TLS for rediss://, with these files: README, "Transport security"), the in-process cache otherwise. */
+export async function openCache(redisUrl: string | undefined, prefix?: string, tls: RedisTlsFiles = {}): Promise<Cache> {
+  return redisUrl ? RedisCache.connect(redisUrl, prefix, tls) : new MemoryCache();
 }
 
 const REVOKED_PREFIX = 'revoked-token:';

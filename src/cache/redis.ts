@@ -1,5 +1,6 @@
 import { Redis } from 'ioredis';
 import { CacheUnavailableError, type Cache, type SetAddition } from './cache.js';
+import { redisTlsOptions, type RedisTlsFiles } from '../transport/redis-tls.js';
 
 const CONNECT_TIMEOUT_MS = 2_000;
 /** A command not answered within this fails: a request never waits on Redis longer. */
@@ -18,9 +19,12 @@ export class RedisCache implements Cache {
   }
 
   /** Connects and checks the server answers; throws with the URL's host (never its password) if not. */
-  static async connect(url: string, prefix = KEY_PREFIX): Promise<RedisCache> {
+  static async connect(url: string, prefix = KEY_PREFIX, tlsFiles: RedisTlsFiles = {}): Promise<RedisCache> {
+    const tls = redisTlsOptions(url, tlsFiles);
     const client = new Redis(url, {
       keyPrefix: prefix,
+      // rediss://: the server's certificate verified, the client certificate sent when configured (src/transport/redis-tls.ts).
+      ...(tls && { tls }),
       lazyConnect: true,
       connectTimeout: CONNECT_TIMEOUT_MS,
       commandTimeout: COMMAND_TIMEOUT_MS,
@@ -30,15 +34,23 @@ export class RedisCache implements Cache {
       retryStrategy: (attempt) => Math.min(attempt * 200, MAX_RECONNECT_DELAY_MS),
     });
     // A lost connection is reported by the commands that fail meanwhile; the client reconnects by itself.
-    client.on('error', () => undefined);
+    // At start, the connection's own error says why (a certificate that did not verify, a refused handshake).
+    let cause: Error | null = null;
+    const noteCause = (error: Error) => (cause ??= error);
+    client.on('error', noteCause);
     try {
       await client.connect();
       await client.ping();
     } catch (error) {
       client.disconnect();
-      const { host, port } = new URL(url);
-      throw new Error(`Redis at ${host}:${port || 6379} is not reachable: ${(error as Error).message}`);
+      const { hostname, port } = new URL(url);
+      const why = cause ?? (error as Error);
+      const code = (why as { code?: unknown }).code;
+      throw new Error(`Redis at ${hostname}:${port || 6379} is not reachable: ${why.message}${typeof code === 'string' && !why.message.includes(code) ? ` (${code})` : ''}`);
+    } finally {
+      client.off('error', noteCause);
     }
+    client.on('error', () => undefined);
     return new RedisCache(client);
   }
 

@@ -32,7 +32,7 @@ try {
   if (remaining <= 0) {
     console.log(`Token ${jti} has already expired; nothing to revoke.`);
   } else {
-    const cache = await openCache(config.redisUrl, config.redisKeyPrefix);
+    const cache = await openCache(config.redisUrl, config.redisKeyPrefix, config.transport.redis);
     const db = await openDatabase({ url: config.database.url, dataDir: config.database.dataDir });
     try {
       await revocationList(cache, new DatabaseRevocationStore(db)).revoke(jti, new Date(expiresAt));

@@ -8,6 +8,7 @@ import { claimFolder } from './folder-owner.js';
 import { Migrator } from '@mikro-orm/migrations';
 import { ENTITIES } from './entities.js';
 import { MIGRATIONS } from './migrations/index.js';
+import { databaseTransport } from '../transport/database-tls.js';
 
 /** Either driver's ORM, seen through what both share (SQL, PostgreSQL dialect). */
 export type SqlOrm = MikroORM<AbstractSqlDriver, EntityManager>;
@@ -73,19 +74,22 @@ export async function openDatabase(options: DatabaseOptions): Promise<Database> 
   let kind: DatabaseKind;
   if (options.url) {
     kind = 'postgresql';
+    // TLS from the URL's libpq parameters (sslmode, sslrootcert, sslcert, sslkey), which MikroORM does not read: src/transport/database-tls.ts.
+    const transport = databaseTransport(options.url);
     orm = (await PostgreSqlOrm.init({
       ...common,
-      clientUrl: options.url,
+      clientUrl: transport.url,
       pool: { min: 0, max: options.poolSize ?? DEFAULT_POOL_SIZE },
-      // Set on every connection at its start (node-postgres sends them as session settings); the pool's wait for a connection is bounded too.
-      ...(options.timeouts && {
-        driverOptions: {
+      driverOptions: {
+        ssl: transport.ssl,
+        // Set on every connection at its start (node-postgres sends them as session settings); the pool's wait for a connection is bounded too.
+        ...(options.timeouts && {
           statement_timeout: options.timeouts.statementMs,
           lock_timeout: options.timeouts.lockMs,
           idle_in_transaction_session_timeout: options.timeouts.statementMs * 2,
           connectionTimeoutMillis: options.timeouts.acquireMs,
-        },
-      }),
+        }),
+      },
     })) as SqlOrm;
   } else {
     kind = 'pglite';

@@ -1,5 +1,5 @@
 import { readFileSync } from 'node:fs';
-import { createServer, type Server } from 'node:http';
+import type { Server } from 'node:http';
 import { ApolloGateway, RemoteGraphQLDataSource, type GraphQLDataSourceProcessOptions } from '@apollo/gateway';
 import { ApolloServer } from '@apollo/server';
 import { GraphQLError, printSchema } from 'graphql';
@@ -10,7 +10,8 @@ import { expressMiddleware } from '@as-integrations/express5';
 import express from 'express';
 import { AuthenticationError, isAuthFailureReason, PURPOSE_HEADER, type Principal, type Role, type TokenVerifier } from '../auth/index.js';
 import type { Logger } from '../logger.js';
-import { createApp, errorHandler, healthRoutes, listen, locals, logArgumentRefusals, logLimitBreach, MAX_BODY_BYTES, idempotencyKey, IDEMPOTENCY_KEY_HEADER, operationNameOf, operationSourceLimits, refuseLargeBodies, REQUEST_ID_HEADER, REQUEST_TIMEOUT_HEADER, requestDeadline, requestId, requireToken, responseSizeLimit } from '../http.js';
+import { createApp, errorHandler, healthRoutes, listen, locals, logArgumentRefusals, logLimitBreach, MAX_BODY_BYTES, idempotencyKey, IDEMPOTENCY_KEY_HEADER, operationNameOf, operationSourceLimits, refuseLargeBodies, REQUEST_ID_HEADER, REQUEST_TIMEOUT_HEADER, requestDeadline, requestId, requireToken, responseSizeLimit, urlHost } from '../http.js';
+import { createListener, requireHttps, type ClientTls, type ListenerTls } from '../transport/index.js';
 import { GRAPHQL_PATH, isSubgraphName, type SubgraphName } from '../subgraphs/catalog.js';
 import type { RunningServer } from '../subgraphs/server.js';
 import { SUPERGRAPH_PATH } from './compose.js';
@@ -49,6 +50,13 @@ const PASSED_ON_FROM_SUBGRAPHS = new Set(['FORBIDDEN', 'BAD_USER_INPUT', 'OPERAT
 /** Connection errors of a subgraph that is not there (its process down or being restarted). */
 const UNREACHABLE = new Set(['ECONNREFUSED', 'ECONNRESET', 'EPIPE', 'EHOSTUNREACH', 'ECONNABORTED']);
 
+/** Certificate verification failures (Node's and OpenSSL's codes) and refused handshakes. */
+const TLS_FAILURE = /^(ERR_SSL_|ERR_TLS_|CERT_|UNABLE_TO_|DEPTH_ZERO_SELF_SIGNED_CERT$|SELF_SIGNED_CERT_IN_CHAIN$|ERR_OSSL_|HOSTNAME_MISMATCH$|EPROTO$)/;
+
+export function isTlsFailure(code: string): boolean {
+  return TLS_FAILURE.test(code);
+}
+
 /** What the gateway knows about one client request. */
 export interface GatewayContext {
   principal: Principal;
@@ -70,15 +78,22 @@ export interface GatewayContext {
  * authenticates the caller itself, plus the facts its audit records need.
  */
 class ForwardingDataSource extends RemoteGraphQLDataSource<GatewayContext> {
-  constructor(url: string, timeoutMs: number) {
+  constructor(
+    url: string,
+    timeoutMs: number,
+    private readonly log: Logger,
+    clientTls: ClientTls | null,
+  ) {
     super({ url });
     // Apollo's fetcher (make-fetch-happen) takes a per-request timeout: a subgraph that does not answer in time is
     // given up, at the fetch deadline or when the client request's own deadline comes, whichever is first.
+    // Over HTTPS it also takes the TLS options of its agent: the CAs a subgraph's certificate must chain to and the
+    // gateway's client certificate, read per request so a reloaded certificate serves the next connection.
     const fetcher = this.fetcher;
     this.fetcher = ((target: string, init: Parameters<typeof fetcher>[1]) => {
       const left = Number(init?.headers?.[REQUEST_TIMEOUT_HEADER]) + SUBGRAPH_DEADLINE_MARGIN_MS;
       const timeout = Number.isFinite(left) && left > 0 ? Math.min(timeoutMs, left) : timeoutMs;
-      return fetcher(target, { ...init, timeout } as Parameters<typeof fetcher>[1]);
+      return fetcher(target, { ...init, timeout, ...(clientTls && target.startsWith('https:') && clientTls.options()) } as Parameters<typeof fetcher>[1]);
     });
   }
 
@@ -95,6 +110,11 @@ class ForwardingDataSource extends RemoteGraphQLDataSource<GatewayContext> {
     }
     const code = (error as { code?: unknown }).code;
     if (typeof code === 'string' && UNREACHABLE.has(code)) throw subgraphUnavailable();
+    if (typeof code === 'string' && isTlsFailure(code)) {
+      // The subgraph's certificate did not verify (another CA, another name, expired) or it refused the gateway's: an operator's problem, said to them with OpenSSL's code.
+      this.log.error({ event: 'subgraph-tls-failed', subgraph: this.url, reason: code }, 'TLS with a subgraph failed; its requests are refused as unavailable');
+      throw subgraphUnavailable();
+    }
     super.didEncounterError(error, ...rest);
   }
 
@@ -174,6 +194,14 @@ export interface GatewayDependencies {
   requestDeadlineMs?: number;
   /** The largest response body sent (DEFAULT_RESPONSE_MAX_BYTES when absent). */
   responseMaxBytes?: number;
+  /** HTTPS with this certificate; plain HTTP without (src/transport/listener.ts). */
+  tls?: ListenerTls | null;
+  /** What the gateway trusts and presents when it calls subgraphs over HTTPS. */
+  clientTls?: ClientTls | null;
+  /** A proxy in front terminates TLS: requests it did not forward over HTTPS are refused (HTTPS_REQUIRED). */
+  requireHttps?: boolean;
+  /** Whose X-Forwarded-* headers are believed (TRUST_PROXY). */
+  trustProxy?: readonly string[];
 }
 
 /**
@@ -197,11 +225,12 @@ export async function startGateway(deps: GatewayDependencies, host: string, port
     buildService: ({ name, url }) => {
       const target = isSubgraphName(name) ? deps.subgraphUrls[name] : url;
       if (!target) throw new Error(`the supergraph names subgraph ${name} without a URL`);
-      return new ForwardingDataSource(target, deps.subgraphTimeoutMs ?? DEFAULT_SUBGRAPH_TIMEOUT_MS);
+      return new ForwardingDataSource(target, deps.subgraphTimeoutMs ?? DEFAULT_SUBGRAPH_TIMEOUT_MS, log, deps.clientTls ?? null);
     },
   });
-  const app = createApp();
-  const httpServer: Server = createServer(app);
+  const app = createApp(deps.trustProxy);
+  const listener = createListener('gateway', app, deps.tls ?? null, log);
+  const httpServer: Server = listener.server;
   const apollo = new ApolloServer<GatewayContext>({
     gateway,
     introspection: true,
@@ -246,6 +275,8 @@ export async function startGateway(deps: GatewayDependencies, host: string, port
   await apollo.start();
 
   healthRoutes(app, deps.ready);
+  // Behind a proxy that terminates TLS, only what it forwarded over HTTPS is served (probes above answer over plain HTTP).
+  if (deps.requireHttps) app.use(requireHttps);
   metricsRoute(app, deps.metricsToken);
   if (deps.explorer) explorerRoutes(app);
   // The caller's own view of the API as SDL (types and fields its roles may use, with their descriptions), for the roles that may introspect.
@@ -296,6 +327,18 @@ export async function startGateway(deps: GatewayDependencies, host: string, port
   );
   app.use(errorHandler(log));
 
-  const boundPort = await listen(httpServer, host, port);
-  return { name: 'gateway', url: `http://${host}:${boundPort}${GRAPHQL_PATH}`, port: boundPort, stop: () => apollo.stop() };
+  const boundPort = await listen(httpServer, host, port).catch((error: unknown) => {
+    listener.close();
+    throw error;
+  });
+  return {
+    name: 'gateway',
+    url: `${listener.scheme}://${urlHost(host)}:${boundPort}${GRAPHQL_PATH}`,
+    port: boundPort,
+    transport: { scheme: listener.scheme, mutual: false },
+    stop: async () => {
+      listener.close();
+      await apollo.stop();
+    },
+  };
 }

@@ -1,5 +1,5 @@
 import { readFileSync } from 'node:fs';
-import { createServer, type Server } from 'node:http';
+import type { Server } from 'node:http';
 import { ApolloServer, type ApolloServerPlugin } from '@apollo/server';
 import { ApolloServerPluginDrainHttpServer } from '@apollo/server/plugin/drainHttpServer';
 import { ApolloServerPluginCacheControlDisabled, ApolloServerPluginInlineTraceDisabled } from '@apollo/server/plugin/disabled';
@@ -21,7 +21,8 @@ import { inFlightRelease, rateLimits, releaseInFlightPlugin, type RateLimitOverr
 import type { Database } from '../db/index.js';
 import type { Sealer } from '../db/encryption.js';
 import type { Logger } from '../logger.js';
-import { createApp, errorHandler, healthRoutes, listen, locals, logArgumentRefusals, logLimitBreach, MAX_BODY_BYTES, idempotencyKey, operationNameOf, operationSourceLimits, refuseLargeBodies, requestDeadline, requestId, requireToken, responseSizeLimit } from '../http.js';
+import { createApp, errorHandler, healthRoutes, listen, locals, logArgumentRefusals, logLimitBreach, MAX_BODY_BYTES, idempotencyKey, operationNameOf, operationSourceLimits, refuseLargeBodies, requestDeadline, requestId, requireToken, responseSizeLimit, urlHost } from '../http.js';
+import { createListener, type ListenerTls } from '../transport/index.js';
 import { GRAPHQL_PATH, schemaPath, type SubgraphName } from './catalog.js';
 import { createSubgraphContext, type SubgraphContext } from './context.js';
 import { CURSOR_TTL_SECONDS } from './pagination.js';
@@ -151,6 +152,10 @@ export interface SubgraphDependencies {
   responseMaxBytes?: number;
   /** With it, /metrics answers to this bearer token (from anywhere); without it, to loopback only. */
   metricsToken?: string | undefined;
+  /** HTTPS with this certificate, and mutual TLS when it names a client CA; plain HTTP without (src/transport/listener.ts). */
+  tls?: ListenerTls | null;
+  /** Whose X-Forwarded-* headers are believed (TRUST_PROXY). */
+  trustProxy?: readonly string[];
 }
 
 /** An operation refused for a limit is logged, and audited as a refusal (the audit plugin records its operation's hash). */
@@ -163,23 +168,28 @@ export interface RunningServer {
   name: string;
   url: string;
   port: number;
+  /** HTTPS (and whether callers must present a client certificate) or plain HTTP. */
+  transport: { scheme: 'http' | 'https'; mutual: boolean };
   /** Stops accepting connections, lets in-flight requests finish, then closes. */
   stop(): Promise<void>;
 }
 
 /**
- * One subgraph over HTTP. It trusts nobody: every request, the gateway's
- * included, must carry a valid token, verified here before GraphQL runs.
+ * One subgraph over HTTP or HTTPS. It trusts nobody: every request, the
+ * gateway's included, must carry a valid token, verified here before
+ * GraphQL runs; with a client CA, a caller must first present a certificate
+ * from it, checked in the TLS handshake before any request is read.
  */
 export async function startSubgraph(
   name: SubgraphName,
-  { db, cache, sealer, auditStore, auditMetrics, alertThresholds, verifier, logger, unprotectedForBenchmark, unauditedForBenchmark, plaintextForBenchmark, operationLimits, rateLimitOverrides, requestDeadlineMs, responseMaxBytes, isRevoked, metricsToken }: SubgraphDependencies,
+  { db, cache, sealer, auditStore, auditMetrics, alertThresholds, verifier, logger, unprotectedForBenchmark, unauditedForBenchmark, plaintextForBenchmark, operationLimits, rateLimitOverrides, requestDeadlineMs, responseMaxBytes, isRevoked, metricsToken, tls, trustProxy }: SubgraphDependencies,
   host: string,
   port: number,
 ): Promise<RunningServer> {
   const log = logger.child({ subgraph: name });
-  const app = createApp();
-  const httpServer: Server = createServer(app);
+  const app = createApp(trustProxy);
+  const listener = createListener(name, app, tls ?? null, log);
+  const httpServer: Server = listener.server;
   const schema = buildSchema(name, { enforcePolicy: !unprotectedForBenchmark, plaintextForBenchmark: plaintextForBenchmark ?? false });
   const limits = operationLimits ?? DEFAULT_OPERATION_LIMITS;
   const cursorSealer = new CursorSealer(sealer.indexKeys, CURSOR_TTL_SECONDS);
@@ -276,14 +286,19 @@ export async function startSubgraph(
   );
   app.use(errorHandler(log));
 
-  const boundPort = await listen(httpServer, host, port);
-  const url = `http://${host}:${boundPort}${GRAPHQL_PATH}`;
+  const boundPort = await listen(httpServer, host, port).catch((error: unknown) => {
+    listener.close();
+    throw error;
+  });
+  const url = `${listener.scheme}://${urlHost(host)}:${boundPort}${GRAPHQL_PATH}`;
   return {
     name,
     url,
     port: boundPort,
+    transport: { scheme: listener.scheme, mutual: listener.mutual },
     stop: async () => {
       stopScraping();
+      listener.close();
       await apollo.stop();
     },
   };

@@ -1,0 +1,76 @@
+import type { Logger } from '../logger.js';
+import { tlsCertificateExpiry } from '../metrics.js';
+import { CertificateError, readCaBundle, readCertificatePair, registerReloadable, watchFiles } from './certificates.js';
+import { TLS_CIPHERS, TLS_MIN_VERSION } from './policy.js';
+
+/** What the gateway trusts and presents when it calls the subgraphs over HTTPS. */
+export interface ClientTlsFiles {
+  /** The CAs a subgraph's certificate must chain to (TLS_CA_FILE); the system's CAs without it. */
+  caFile?: string;
+  /** The gateway's client certificate and key (GATEWAY_CLIENT_CERT_FILE, GATEWAY_CLIENT_KEY_FILE; TLS_CERT_FILE and TLS_KEY_FILE by default). */
+  certFile?: string;
+  keyFile?: string;
+  pollMs?: number;
+}
+
+/** The TLS options of one outgoing request (make-fetch-happen passes them to its HTTPS agent). */
+export interface ClientTlsOptions {
+  ca?: string;
+  cert?: string;
+  key?: string;
+  minVersion: typeof TLS_MIN_VERSION;
+  ciphers: string;
+  rejectUnauthorized: true;
+}
+
+export interface ClientTls {
+  /** The options in force now: read per request, so a reload applies to the next connection. */
+  options(): ClientTlsOptions;
+  reload(trigger: string): boolean;
+  close(): void;
+}
+
+/**
+ * The gateway's side of TLS to its subgraphs: the subgraph's certificate
+ * is always verified (against TLS_CA_FILE or the system's CAs; never
+ * switched off), and the gateway's own certificate is presented when one is
+ * configured (mutual TLS). Read again on SIGHUP and when the files change,
+ * like a listener's.
+ */
+export function createClientTls(files: ClientTlsFiles, log: Logger): ClientTls {
+  const load = (): ClientTlsOptions => {
+    const pair = files.certFile && files.keyFile ? readCertificatePair({ certFile: files.certFile, keyFile: files.keyFile }, { cert: 'GATEWAY_CLIENT_CERT_FILE', key: 'GATEWAY_CLIENT_KEY_FILE' }) : null;
+    if (pair) tlsCertificateExpiry.set({ listener: 'gateway-client' }, Math.floor(pair.notAfter.getTime() / 1000));
+    return {
+      ...(files.caFile && { ca: readCaBundle(files.caFile, 'TLS_CA_FILE') }),
+      ...(pair && { cert: pair.cert, key: pair.key }),
+      minVersion: TLS_MIN_VERSION,
+      ciphers: TLS_CIPHERS,
+      rejectUnauthorized: true,
+    };
+  };
+  let current = load();
+  const reload = (trigger: string): boolean => {
+    try {
+      const next = load();
+      if (next.ca === current.ca && next.cert === current.cert && next.key === current.key) return true;
+      current = next;
+      log.info({ event: 'tls-client-certificate-loaded', trigger }, 'the gateway\'s TLS client settings were reloaded; new connections to the subgraphs use them');
+      return true;
+    } catch (error) {
+      log.error({ event: 'tls-client-certificate-reload-failed', trigger, reason: error instanceof CertificateError ? error.reason : 'ERROR', message: error instanceof CertificateError ? error.message : undefined }, 'the gateway\'s TLS client settings could not be reloaded; the ones in use stay');
+      return false;
+    }
+  };
+  const paths = [files.caFile, files.certFile, files.keyFile].filter((path): path is string => path !== undefined);
+  const stopWatching = paths.length > 0 ? watchFiles(paths, () => reload('file-change'), files.pollMs) : () => undefined;
+  const unregister = registerReloadable({ reload });
+  return {
+    options: () => current,
+    reload,
+    close() {
+      stopWatching();
+      unregister();
+    },
+  };
+}

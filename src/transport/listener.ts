@@ -1,0 +1,123 @@
+import { createServer as createHttpServer, type RequestListener, type Server } from 'node:http';
+import { createServer as createHttpsServer } from 'node:https';
+import type { TLSSocket } from 'node:tls';
+import type { NextFunction, Request, Response } from 'express';
+import type { Logger } from '../logger.js';
+import { tlsCertificateExpiry, tlsHandshakeFailures } from '../metrics.js';
+import { CertificateError, readCaBundle, readCertificatePair, registerReloadable, watchFiles, type CertificatePair, type LoadedCertificate } from './certificates.js';
+import { HSTS_HEADER_VALUE, TLS_CIPHERS, TLS_MIN_VERSION } from './policy.js';
+
+/** A listener's own certificate, and for mutual TLS the CAs its callers' certificates must chain to. */
+export interface ListenerTls {
+  certFile: string;
+  keyFile: string;
+  /** Set: a caller without a certificate signed by one of these CAs is refused at the handshake (SUBGRAPH_CLIENT_CA_FILE). */
+  clientCaFile?: string;
+  /** How often the files are looked at for a change (CERTIFICATE_POLL_MS by default). */
+  pollMs?: number;
+}
+
+export interface Listener {
+  server: Server;
+  scheme: 'http' | 'https';
+  /** Whether callers must present a client certificate. */
+  mutual: boolean;
+  /** The certificate being served now (null on plain HTTP). */
+  certificate(): LoadedCertificate | null;
+  /** Reads the files again; the certificate in use stays when they do not load. */
+  reload(trigger: string): boolean;
+  /** Stops watching the files (the server itself is closed by its owner). */
+  close(): void;
+}
+
+interface Loaded extends CertificatePair, LoadedCertificate {
+  clientCa?: string;
+}
+
+/** A handshake failure's reason as a metric label: OpenSSL's error codes are a fixed set; anything else is OTHER. */
+function failureReason(error: unknown): string {
+  const code = (error as { code?: unknown } | null)?.code;
+  return typeof code === 'string' && /^[A-Z0-9_]{1,80}$/.test(code) ? code : 'OTHER';
+}
+
+/**
+ * The HTTP or HTTPS server of the gateway or a subgraph. With TLS: TLS 1.2
+ * at least, the suites of policy.ts, the certificate read again on SIGHUP
+ * or when its files change (setSecureContext: new handshakes get the new
+ * certificate, open connections and requests in flight are not touched),
+ * and, with a client CA, a caller without a certificate from that CA is
+ * refused during the handshake: no HTTP request of it is ever read, so no
+ * token either. Refused handshakes are counted by reason
+ * (phi_graph_tls_handshake_failures_total).
+ */
+export function createListener(name: string, app: RequestListener, tls: ListenerTls | null, log: Logger): Listener {
+  if (!tls) {
+    return { server: createHttpServer(app), scheme: 'http', mutual: false, certificate: () => null, reload: () => true, close: () => undefined };
+  }
+  const load = (): Loaded => ({
+    ...readCertificatePair(tls, { cert: 'TLS_CERT_FILE', key: 'TLS_KEY_FILE' }),
+    ...(tls.clientCaFile && { clientCa: readCaBundle(tls.clientCaFile, 'SUBGRAPH_CLIENT_CA_FILE') }),
+  });
+  const contextOf = (loaded: Loaded) => ({ cert: loaded.cert, key: loaded.key, ...(loaded.clientCa && { ca: loaded.clientCa }), minVersion: TLS_MIN_VERSION, ciphers: TLS_CIPHERS });
+  const noteExpiry = (loaded: Loaded) => tlsCertificateExpiry.set({ listener: name }, Math.floor(loaded.notAfter.getTime() / 1000));
+  let current = load();
+  noteExpiry(current);
+  const mutual = current.clientCa !== undefined;
+  const server = createHttpsServer({ ...contextOf(current), requestCert: mutual, rejectUnauthorized: mutual }, app);
+  server.on('tlsClientError', (error: Error, socket: TLSSocket) => {
+    const reason = failureReason(error);
+    tlsHandshakeFailures.inc({ listener: name, reason });
+    log.debug({ event: 'tls-handshake-refused', listener: name, reason, remoteAddress: socket.remoteAddress }, 'a TLS handshake was refused');
+  });
+  const reload = (trigger: string): boolean => {
+    try {
+      const next = load();
+      if (next.fingerprint === current.fingerprint && next.clientCa === current.clientCa) return true;
+      server.setSecureContext(contextOf(next));
+      current = next;
+      noteExpiry(next);
+      log.info({ event: 'tls-certificate-loaded', listener: name, trigger, fingerprint: next.fingerprint, subject: next.subject, notAfter: next.notAfter.toISOString() }, 'TLS certificate reloaded; new connections use it');
+      return true;
+    } catch (error) {
+      const reason = error instanceof CertificateError ? error.reason : 'ERROR';
+      log.error({ event: 'tls-certificate-reload-failed', listener: name, trigger, reason, message: error instanceof CertificateError ? error.message : undefined, fingerprint: current.fingerprint }, 'TLS certificate could not be reloaded; the one in use stays');
+      return false;
+    }
+  };
+  const stopWatching = watchFiles([tls.certFile, tls.keyFile, ...(tls.clientCaFile ? [tls.clientCaFile] : [])], () => reload('file-change'), tls.pollMs);
+  const unregister = registerReloadable({ reload });
+  return {
+    server,
+    scheme: 'https',
+    mutual,
+    certificate: () => ({ fingerprint: current.fingerprint, subject: current.subject, notAfter: current.notAfter }),
+    reload,
+    close() {
+      stopWatching();
+      unregister();
+    },
+  };
+}
+
+/** Strict-Transport-Security on responses that went over HTTPS: this process's own TLS, or a trusted proxy's (X-Forwarded-Proto). */
+export function strictTransportSecurity(request: Request, response: Response, next: NextFunction): void {
+  if (request.secure) response.setHeader('strict-transport-security', HSTS_HEADER_VALUE);
+  next();
+}
+
+/**
+ * Behind a proxy that terminates TLS (TLS_TERMINATED_UPSTREAM=true): a
+ * request that did not come through it over HTTPS (X-Forwarded-Proto from
+ * a TRUST_PROXY address) is refused with 403 HTTPS_REQUIRED, before its
+ * token is read; a caller that reached the port directly, around the
+ * proxy, sent its token and its data in the clear.
+ */
+export function requireHttps(request: Request, response: Response, next: NextFunction): void {
+  if (request.secure) {
+    next();
+    return;
+  }
+  response.status(403).setHeader('cache-control', 'no-store').json({
+    errors: [{ message: 'This API is served over HTTPS only: send the request to its TLS endpoint (the proxy in front of it).', extensions: { code: 'HTTPS_REQUIRED' } }],
+  });
+}
