@@ -78,7 +78,7 @@ case "$refusal" in
   *'TLS_CERT_FILE: production serves HTTPS'*) echo "production refuses plain HTTP: OK" ;;
   *) echo "FATAL: production did not refuse plain HTTP as expected: $refusal" >&2; exit 1 ;;
 esac
-export TLS_CERT_FILE="$tls/server.pem" TLS_KEY_FILE="$tls/server.key" TLS_CA_FILE="$tls/ca.pem" SUBGRAPH_CLIENT_CA_FILE="$tls/ca.pem" \
+export TLS_CERT_FILE="$tls/server.pem" TLS_KEY_FILE="$tls/server.key" TLS_CA_FILE="$tls/ca.pem" SUBGRAPH_CLIENT_CA_FILE="$tls/ca.pem" SUBGRAPH_CLIENT_NAMES=phi-graph-gateway \
   GATEWAY_CLIENT_CERT_FILE="$tls/gateway-client.pem" GATEWAY_CLIENT_KEY_FILE="$tls/gateway-client.key"
 https() { curl --cacert "$tls/ca.pem" "$@"; }
 

@@ -13,7 +13,7 @@ import { DEFAULT_TRUSTED_DOCUMENTS_FILE } from './gateway/trusted-documents.js';
 // The transport modules without I/O at load (not transport/index.ts, whose listener pulls in the HTTP stack).
 import { INSECURE_HOPS, isInsecureHop, isLoopbackHost, type InsecureHop } from './transport/endpoints.js';
 import { DatabaseTlsError, databaseTransport } from './transport/database-tls.js';
-import { redisTransport, type RedisTlsFiles } from './transport/redis-tls.js';
+import { redisTransport, redisUrlProblem, type RedisTlsFiles } from './transport/redis-tls.js';
 import { isTrustedProxyValue } from './transport/proxies.js';
 import { CERTIFICATE_POLL_MS } from './transport/certificates.js';
 
@@ -89,6 +89,7 @@ const environmentShape = z
     TLS_KEY_FILE: optionalText,
     TLS_CA_FILE: optionalText,
     SUBGRAPH_CLIENT_CA_FILE: optionalText,
+    SUBGRAPH_CLIENT_NAMES: list(''),
     GATEWAY_CLIENT_CERT_FILE: optionalText,
     GATEWAY_CLIENT_KEY_FILE: optionalText,
     TLS_TERMINATED_UPSTREAM: z.enum(['true', 'false']).default('false'),
@@ -230,7 +231,10 @@ function transportProblems(env: z.infer<typeof environmentShape>): { always: [st
   for (const [cert, key] of pairs) {
     if ((env[cert] === undefined) !== (env[key] === undefined)) always.push([env[cert] ? key : cert, `${cert} and ${key} go together (a certificate and its private key)`]);
   }
+  if (env.SUBGRAPH_CLIENT_NAMES.length > 0 && !env.SUBGRAPH_CLIENT_CA_FILE) always.push(['SUBGRAPH_CLIENT_NAMES', 'names the gateway\'s client certificate for mutual TLS: set SUBGRAPH_CLIENT_CA_FILE too']);
   if (env.SUBGRAPH_CLIENT_CA_FILE && !env.TLS_CERT_FILE) always.push(['SUBGRAPH_CLIENT_CA_FILE', 'mutual TLS needs the subgraphs to serve TLS: set TLS_CERT_FILE and TLS_KEY_FILE too']);
+  const redisProblem = env.REDIS_URL ? redisUrlProblem(env.REDIS_URL) : null;
+  if (redisProblem) always.push(['REDIS_URL', redisProblem]);
   const redisTls = env.REDIS_URL ? redisTransport(env.REDIS_URL).tls : false;
   for (const variable of ['REDIS_CA_FILE', 'REDIS_CLIENT_CERT_FILE'] as const) {
     if (env[variable] && !redisTls) always.push([variable, `${variable} is for Redis over TLS: REDIS_URL must start with rediss://`]);
@@ -339,6 +343,8 @@ export interface TransportConfig {
   listener: { certFile: string; keyFile: string } | null;
   /** Subgraphs require a client certificate from these CAs (mutual TLS). */
   subgraphClientCaFile: string | undefined;
+  /** And one of these names in it (empty: any certificate of those CAs). */
+  subgraphClientNames: string[];
   /** What the gateway trusts (TLS_CA_FILE) and presents (its client certificate) when it calls subgraphs over HTTPS. */
   gatewayClient: { caFile?: string; certFile?: string; keyFile?: string };
   /** How often certificate files are looked at for a change, in milliseconds; 0: only on SIGHUP. */
@@ -397,20 +403,36 @@ function readSecretFile(path: string, variable: string): string {
  * tools listen on nothing): production serves HTTPS itself, or says that a
  * proxy in front terminates TLS.
  */
-function listenerProblems(source: NodeJS.ProcessEnv): string[] {
-  if (source['NODE_ENV'] !== 'production') return [];
-  const has = (name: string) => typeof source[name] === 'string' && source[name].trim() !== '';
-  if (has('TLS_CERT_FILE') || source['TLS_TERMINATED_UPSTREAM'] === 'true') return [];
-  return ['TLS_CERT_FILE: production serves HTTPS: set TLS_CERT_FILE and TLS_KEY_FILE, or TLS_TERMINATED_UPSTREAM=true when a proxy in front terminates TLS (README, "Transport security")'];
+function listenerProblems(env: z.infer<typeof environmentShape>): string[] {
+  if (env.NODE_ENV !== 'production' || env.TLS_CERT_FILE) return [];
+  const problems: string[] = [];
+  if (env.TLS_TERMINATED_UPSTREAM !== 'true') {
+    problems.push('TLS_CERT_FILE: production serves HTTPS: set TLS_CERT_FILE and TLS_KEY_FILE, or TLS_TERMINATED_UPSTREAM=true when a proxy in front terminates TLS (README, "Transport security")');
+  }
+  // The proxy in front is the gateway's: subgraphs listening on another interface serve the gateway's calls themselves.
+  if (!isLoopbackHost(env.SUBGRAPH_HOST) && !env.ALLOW_INSECURE_TRANSPORT.includes('subgraphs')) {
+    problems.push(`SUBGRAPH_HOST: production subgraphs on ${env.SUBGRAPH_HOST} (not this machine's loopback) serve HTTPS: set TLS_CERT_FILE and TLS_KEY_FILE (and SUBGRAPH_CLIENT_CA_FILE), or name the hop in ALLOW_INSECURE_TRANSPORT=subgraphs`);
+  }
+  return problems;
+}
+
+/** What the environment says beyond this API's variables: Node's own switch that turns certificate checks off. */
+function processProblems(source: NodeJS.ProcessEnv): string[] {
+  if (source['NODE_ENV'] === 'production' && source['NODE_TLS_REJECT_UNAUTHORIZED'] === '0') {
+    return ['NODE_TLS_REJECT_UNAUTHORIZED: production refuses 0 (it switches certificate checks off in this process); unset it and name the CA instead (TLS_CA_FILE, sslrootcert, REDIS_CA_FILE)'];
+  }
+  return [];
 }
 
 /** The configuration; `serving`: for a process that listens (main.ts), whose production listener must be TLS or behind a proxy that terminates it. */
 export function loadConfig(source: NodeJS.ProcessEnv = process.env, { serving = false }: { serving?: boolean } = {}): Config {
   const parsed = environmentSchema.safeParse(source);
-  const listening = serving ? listenerProblems(source) : [];
-  if (!parsed.success || listening.length > 0) {
+  // Listed with the environment's own problems: the shape alone (without its refinements) is enough to tell.
+  const shape = serving ? environmentShape.safeParse(source) : null;
+  const further = [...processProblems(source), ...(shape?.success ? listenerProblems(shape.data) : [])];
+  if (!parsed.success || further.length > 0) {
     const problems = parsed.success ? [] : parsed.error.issues.map((issue) => `${issue.path.join('.') || 'environment'}: ${issue.message}`);
-    throw new ConfigError([...problems, ...listening]);
+    throw new ConfigError([...problems, ...further]);
   }
   const env = parsed.data;
   const dataDir = resolve(env.DATA_DIR ?? defaultDataDir(env.DATABASE_URL));
@@ -433,6 +455,7 @@ export function loadConfig(source: NodeJS.ProcessEnv = process.env, { serving = 
     transport: {
       listener: env.TLS_CERT_FILE && env.TLS_KEY_FILE ? { certFile: env.TLS_CERT_FILE, keyFile: env.TLS_KEY_FILE } : null,
       subgraphClientCaFile: env.SUBGRAPH_CLIENT_CA_FILE,
+      subgraphClientNames: env.SUBGRAPH_CLIENT_NAMES,
       gatewayClient: {
         ...(env.TLS_CA_FILE && { caFile: env.TLS_CA_FILE }),
         ...((env.GATEWAY_CLIENT_CERT_FILE ?? env.TLS_CERT_FILE) && { certFile: env.GATEWAY_CLIENT_CERT_FILE ?? env.TLS_CERT_FILE }),

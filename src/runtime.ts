@@ -116,7 +116,7 @@ export async function startApi(config: Config, logger: Logger, options: StartOpt
       if (!db || !sealer || !auditStore) throw new Error('a subgraph needs the database and the key ring');
       const server = await startSubgraph(
         name,
-        { db, cache, sealer, auditStore, auditMetrics, alertThresholds: config.alertThresholds, verifier, logger, unprotectedForBenchmark: options.unprotectedForBenchmark ?? false, unauditedForBenchmark: options.unauditedForBenchmark ?? false, plaintextForBenchmark: options.plaintextForBenchmark ?? false, operationLimits: config.operationLimits, rateLimitOverrides: config.rateLimitOverrides, requestDeadlineMs: config.requestDeadlineMs, responseMaxBytes: config.responseMaxBytes, isRevoked: (tokenId) => revocations.isRevoked(tokenId), metricsToken: config.metricsToken, tls: listenerTls(config, { mutual: true }), trustProxy: config.transport.trustProxy },
+        { db, cache, sealer, auditStore, auditMetrics, alertThresholds: config.alertThresholds, verifier, logger, unprotectedForBenchmark: options.unprotectedForBenchmark ?? false, unauditedForBenchmark: options.unauditedForBenchmark ?? false, plaintextForBenchmark: options.plaintextForBenchmark ?? false, operationLimits: config.operationLimits, rateLimitOverrides: config.rateLimitOverrides, requestDeadlineMs: config.requestDeadlineMs, responseMaxBytes: config.responseMaxBytes, isRevoked: (tokenId) => revocations.isRevoked(tokenId), metricsToken: config.metricsToken, tls: listenerTls(config, { mutual: true }) },
         config.subgraphs.host,
         config.subgraphs.ports[name],
       );
@@ -268,7 +268,8 @@ function defaultUrl(config: Config, name: SubgraphName): string {
 function listenerTls(config: Config, { mutual }: { mutual: boolean }): ListenerTls | null {
   const files = config.transport.listener;
   if (!files) return null;
-  return { ...files, pollMs: config.transport.filePollMs, ...(mutual && config.transport.subgraphClientCaFile && { clientCaFile: config.transport.subgraphClientCaFile }) };
+  const { subgraphClientCaFile, subgraphClientNames } = config.transport;
+  return { ...files, pollMs: config.transport.filePollMs, ...(mutual && subgraphClientCaFile && { clientCaFile: subgraphClientCaFile, clientNames: subgraphClientNames }) };
 }
 
 /**
@@ -306,7 +307,8 @@ function logTransport(config: Config, mode: Mode, logger: Logger): void {
   const hops = describeTransport(config, mode);
   logger.info({ event: 'transport', ...Object.fromEntries(hops.map((hop) => [hop.hop, hop.description])) }, 'transport of each hop');
   for (const hop of hops.filter((candidate) => candidate.insecure)) {
-    logger.warn({ event: 'transport-insecure', hop: hop.hop, description: hop.description }, `${hop.hop}: PHI crosses a network without verified TLS (allowed by ALLOW_INSECURE_TRANSPORT)`);
+    const allowance = config.isProduction ? 'allowed by ALLOW_INSECURE_TRANSPORT' : 'production would refuse it unless ALLOW_INSECURE_TRANSPORT names it';
+    logger.warn({ event: 'transport-insecure', hop: hop.hop, description: hop.description }, `${hop.hop}: PHI crosses a network without verified TLS (${allowance})`);
   }
 }
 

@@ -40,7 +40,8 @@ if (missing.length > 0 && process.env['REQUIRE_HIVE'] === '1') {
 }
 
 const TRUSTED = 'query BillingPage { patients(first: 3) { edges { node { id ssn } } } }';
-const BASE = 46_000 + Math.floor(Math.random() * 900) * 8;
+// Below Linux's ephemeral range (32768-60999): the ports other tests' listeners and clients get from the system never collide with these.
+const BASE = 20_000 + Math.floor(Math.random() * 900) * 8;
 const PORTS = { gateway: BASE, patient: BASE + 1, clinical: BASE + 2, billing: BASE + 3 };
 /** Plain-HTTP probe ports (HEALTH_PORT): a subgraph that requires client certificates cannot be probed on its own port without one. */
 const HEALTH_PORTS = { patient: BASE + 4, clinical: BASE + 5, billing: BASE + 6 };
@@ -82,6 +83,7 @@ const serverEnv = () => ({
   TLS_CERT_FILE: pki.server.certFile,
   TLS_KEY_FILE: pki.server.keyFile,
   SUBGRAPH_CLIENT_CA_FILE: pki.ca.certFile,
+  SUBGRAPH_CLIENT_NAMES: 'phi-graph-gateway',
 });
 
 beforeAll(async () => {

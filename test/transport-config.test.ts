@@ -90,6 +90,43 @@ describe('production transport settings', () => {
   });
 });
 
+describe('production transport settings an attacker or a careless default would use', () => {
+  it('refuses plaintext subgraphs on another interface, which the proxy of TLS_TERMINATED_UPSTREAM does not cover', () => {
+    for (const host of ['10.0.0.5', '0.0.0.0', '::']) {
+      expect(problemsOf({ ...secure, SUBGRAPH_HOST: host }).join('\n')).toContain(`SUBGRAPH_HOST: production subgraphs on ${host}`);
+    }
+    expect(problemsOf({ ...secure, SUBGRAPH_HOST: '10.0.0.5', TLS_CERT_FILE: ca.certFile, TLS_KEY_FILE: ca.keyFile })).toEqual([]);
+    expect(problemsOf({ ...secure, SUBGRAPH_HOST: '10.0.0.5', ALLOW_INSECURE_TRANSPORT: 'subgraphs' })).toEqual([]);
+    const allowed = loadConfig({ ...secure, SUBGRAPH_HOST: '10.0.0.5', ALLOW_INSECURE_TRANSPORT: 'subgraphs' }, { serving: true });
+    expect(describeTransport(allowed, { kind: 'all' }).filter((hop) => hop.insecure).map((hop) => hop.hop)).toEqual(['subgraph-listener', 'subgraph-calls']);
+  });
+
+  it('refuses NODE_TLS_REJECT_UNAUTHORIZED=0, which would switch certificate checks off, for the servers and the tools', () => {
+    expect(problemsOf({ ...secure, NODE_TLS_REJECT_UNAUTHORIZED: '0' }).join('\n')).toContain('NODE_TLS_REJECT_UNAUTHORIZED: production refuses 0');
+    expect(() => loadConfig({ ...secure, NODE_TLS_REJECT_UNAUTHORIZED: '0' })).toThrow(/NODE_TLS_REJECT_UNAUTHORIZED/);
+  });
+
+  it('refuses query parameters in REDIS_URL, which ioredis would read ahead of the TLS settings (?tls= means plaintext)', () => {
+    for (const url of ['rediss://cache.hospital.internal:6380/?tls=', 'rediss://cache.hospital.internal:6380/0?tls=x', 'redis://127.0.0.1:6379/?family=6']) {
+      expect(problemsOf({ ...secure, REDIS_URL: url }).join('\n')).toContain('REDIS_URL: REDIS_URL takes no query parameters');
+    }
+  });
+
+  it('refuses a database URL without a host (node-postgres would use PGHOST, in plaintext) and certificate revocation lists it cannot check', () => {
+    expect(problemsOf({ ...secure, DATABASE_URL: 'postgres:///phi?host=/var/run/postgresql' }).join('\n')).toContain('DATABASE_URL needs a host');
+    expect(problemsOf({ ...secure, DATABASE_URL: `postgres://api@db.hospital.internal/phi?sslmode=verify-full&sslrootcert=${ca.certFile}&sslcrl=/etc/crl.pem` }).join('\n')).toContain('sslcrl is not supported');
+  });
+
+  it('verifies the chain with sslmode=require when a root certificate is named, as libpq does', () => {
+    const require = databaseTransport(`postgres://api@db.example/phi?sslmode=require&sslrootcert=${ca.certFile}`);
+    expect(require.ssl && require.ssl.rejectUnauthorized).toBe(true);
+  });
+
+  it('needs a CA for the client names of mutual TLS', () => {
+    expect(problemsOf({ SUBGRAPH_CLIENT_NAMES: 'phi-graph-gateway' }).join('\n')).toContain('set SUBGRAPH_CLIENT_CA_FILE too');
+  });
+});
+
 describe('transport settings in every environment', () => {
   it('refuses sslmode=prefer and allow, which would fall back to plaintext without a word', () => {
     for (const mode of ['prefer', 'allow']) {
@@ -130,7 +167,7 @@ describe('transport settings in every environment', () => {
 
   it('knows which hosts are this machine', () => {
     for (const host of ['localhost', '127.0.0.1', '127.1.2.3', '::1', '[::1]', '/var/run/postgresql']) expect(isLoopbackHost(host)).toBe(true);
-    for (const host of ['db.internal', '10.0.0.5', '::ffff:10.0.0.1', '0.0.0.0', 'localhost.evil.example']) expect(isLoopbackHost(host)).toBe(false);
+    for (const host of ['db.internal', '10.0.0.5', '::ffff:10.0.0.1', '0.0.0.0', 'localhost.evil.example', 'db.localhost', 'localhost.', '']) expect(isLoopbackHost(host)).toBe(false);
   });
 
   it('describes each hop at start without passwords', () => {

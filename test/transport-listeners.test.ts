@@ -1,6 +1,8 @@
 import { copyFileSync, readFileSync, renameSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { Agent } from 'node:https';
+import { spawn } from 'node:child_process';
+import { createServer, type AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -27,7 +29,7 @@ const PATIENTS_WITH_CONDITIONS = '{ patients(first: 2) { edges { node { id condi
 let stack: TestStack;
 let pki: TestPki;
 /** Where the stack reads its certificate (copies, so that renewals can replace them). */
-let live: { certFile: string; keyFile: string };
+let live: { certFile: string; keyFile: string; clientCaFile: string };
 const logged: Record<string, unknown>[] = [];
 
 const portOf = (url: string) => Number(new URL(url).port);
@@ -43,24 +45,30 @@ async function until<T>(what: string, check: () => Promise<T | undefined>, timeo
   }
 }
 
-async function handshakeFailures(listener: string): Promise<number> {
-  const metric = await registry.getSingleMetric('phi_graph_tls_handshake_failures_total')?.get();
-  return (metric?.values ?? []).filter((value) => value.labels['listener'] === listener).reduce((sum, value) => sum + value.value, 0);
+async function counted(metricName: string, labels: Record<string, string>): Promise<number> {
+  const metric = await registry.getSingleMetric(metricName)?.get();
+  return (metric?.values ?? []).filter((value) => Object.entries(labels).every(([label, wanted]) => value.labels[label] === wanted)).reduce((sum, value) => sum + value.value, 0);
 }
+
+const handshakeFailures = (listener: string, reason?: string) => counted('phi_graph_tls_handshake_failures_total', { listener, ...(reason && { reason }) });
+/** Requests that reached a server's GraphQL route (counted before the token is checked). */
+const requestsServed = (server: string) => counted('phi_graph_requests_total', { server });
 
 beforeAll(async () => {
   const folder = await mkdtemp(join(tmpdir(), 'phi-graph-tls-'));
   pki = createTestPki(folder);
-  live = { certFile: join(folder, 'live.pem'), keyFile: join(folder, 'live.key') };
+  live = { certFile: join(folder, 'live.pem'), keyFile: join(folder, 'live.key'), clientCaFile: join(folder, 'live-client-ca.pem') };
   copyFileSync(pki.server.certFile, live.certFile);
   copyFileSync(pki.server.keyFile, live.keyFile);
+  copyFileSync(pki.ca.certFile, live.clientCaFile);
   stack = await startTestStack({
     patients: PATIENTS,
     env: {
       TLS_CERT_FILE: live.certFile,
       TLS_KEY_FILE: live.keyFile,
       TLS_CA_FILE: pki.ca.certFile,
-      SUBGRAPH_CLIENT_CA_FILE: pki.ca.certFile,
+      SUBGRAPH_CLIENT_CA_FILE: live.clientCaFile,
+      SUBGRAPH_CLIENT_NAMES: 'phi-graph-gateway',
       GATEWAY_CLIENT_CERT_FILE: pki.gatewayClient.certFile,
       GATEWAY_CLIENT_KEY_FILE: pki.gatewayClient.keyFile,
       TLS_FILE_POLL_SECONDS: '0.2',
@@ -117,19 +125,32 @@ describe('the gateway over HTTPS', () => {
 
 describe('mutual TLS between the gateway and the subgraphs', () => {
   it('refuses a caller without a client certificate in the handshake, with a valid token it never reads', async () => {
-    const before = await handshakeFailures('patient');
     const token = await stack.token('clinician');
-    await expect(postTls(stack.subgraphUrl('patient'), '{ __typename }', { ca: read(pki.ca.certFile), token })).rejects.toThrow();
-    await expect(handshake(portOf(stack.subgraphUrl('clinical')), { ca: read(pki.ca.certFile) })).rejects.toThrow();
-    expect(await handshakeFailures('patient')).toBeGreaterThan(before);
+    for (const name of ['patient', 'clinical', 'billing'] as const) {
+      const [failures, served] = [await handshakeFailures(name), await requestsServed(name)];
+      const error = await postTls(stack.subgraphUrl(name), '{ __typename }', { ca: read(pki.ca.certFile), token }).then(
+        () => null,
+        (caught: unknown) => caught as NodeJS.ErrnoException,
+      );
+      // A TLS alert or a reset: no HTTP status ever came back.
+      expect(error?.code ?? error?.message).toMatch(/ERR_SSL_TLSV13_ALERT_CERTIFICATE_REQUIRED|ECONNRESET|EPIPE|socket hang up/);
+      expect(await handshakeFailures(name)).toBe(failures + 1);
+      expect(await requestsServed(name)).toBe(served);
+    }
   });
 
-  it('refuses a client certificate from another CA, and a server certificate of its own CA', async () => {
+  it('refuses a client certificate from another CA, a server certificate of its own CA, and a client certificate of its CA issued to another service', async () => {
     const token = await stack.token('clinician');
     const ca = read(pki.ca.certFile);
-    for (const certificate of [pki.strangerClient, pki.server]) {
-      await expect(postTls(stack.subgraphUrl('billing'), '{ __typename }', { ca, token, cert: read(certificate.certFile), key: read(certificate.keyFile) })).rejects.toThrow();
+    const reporting = issueCertificate(pki.ca, pki.folder, { name: 'reporting-client', commonName: 'phi-graph-reporting', usage: 'client' });
+    const namesRefused = await handshakeFailures('billing', 'CLIENT_NAME_NOT_ALLOWED');
+    const served = await requestsServed('billing');
+    for (const certificate of [pki.strangerClient, pki.server, reporting]) {
+      await expect(postTls(stack.subgraphUrl('billing'), '{ __typename }', { ca, token, cert: read(certificate.certFile), key: read(certificate.keyFile) })).rejects.toThrow(/ECONNRESET|socket hang up|ERR_SSL|EPIPE/);
     }
+    expect(await handshakeFailures('billing', 'CLIENT_NAME_NOT_ALLOWED')).toBe(namesRefused + 1);
+    expect(await requestsServed('billing')).toBe(served);
+    expect(logged.some((line) => line['event'] === 'tls-client-refused' && JSON.stringify(line['clientNames']).includes('phi-graph-reporting'))).toBe(true);
   });
 
   it('with the gateway\'s certificate, still requires the token: mTLS says who calls, the token who the user is', async () => {
@@ -197,6 +218,25 @@ describe('certificate renewal on a running API', () => {
     expect((await handshake(port, { ca })).fingerprint).toBe(fingerprintOf(read(live.certFile)));
   }, 30_000);
 
+  it('reads the subgraphs\' client CA again: a CA swapped in takes effect for new connections, without a restart', async () => {
+    const ca = read(pki.ca.certFile);
+    const port = portOf(stack.subgraphUrl('patient'));
+    const gatewayCertificate = { ca, cert: read(pki.gatewayClient.certFile), key: read(pki.gatewayClient.keyFile) };
+    const stranger = { ca, cert: read(pki.strangerClient.certFile), key: read(pki.strangerClient.keyFile) };
+    await expect(handshake(port, stranger)).rejects.toThrow();
+    try {
+      copyFileSync(pki.otherCa.certFile, `${live.clientCaFile}.next`);
+      renameSync(`${live.clientCaFile}.next`, live.clientCaFile);
+      await until('the other CA to be trusted', async () => ((await handshake(port, stranger)).fingerprint ? true : undefined));
+      await expect(handshake(port, gatewayCertificate)).rejects.toThrow();
+    } finally {
+      copyFileSync(pki.ca.certFile, `${live.clientCaFile}.next`);
+      renameSync(`${live.clientCaFile}.next`, live.clientCaFile);
+      await until('the CA to be trusted again', async () => ((await handshake(port, gatewayCertificate)).fingerprint ? true : undefined));
+    }
+    expect((await postTls(stack.gatewayUrl, PATIENTS_WITH_CONDITIONS, { ca, token: await stack.token('clinician') })).status).toBe(200);
+  }, 30_000);
+
   it('does not log certificate or key contents', () => {
     const text = JSON.stringify(logged);
     expect(text).not.toContain('PRIVATE KEY');
@@ -220,16 +260,86 @@ async function startGatewayAlone(env: Record<string, string>, lines: Record<stri
   return startApi(config, createLogger('info', { write: (line: string) => void lines.push(JSON.parse(line) as Record<string, unknown>) }), { mode: { kind: 'gateway' } });
 }
 
+/** Sets process environment variables for the length of `run` (what an operator's shell or a hospital's proxy settings put there). */
+async function withEnvironment<T>(variables: Record<string, string>, run: () => Promise<T>): Promise<T> {
+  const before = Object.fromEntries(Object.keys(variables).map((name) => [name, process.env[name]]));
+  Object.assign(process.env, variables);
+  try {
+    return await run();
+  } finally {
+    for (const [name, value] of Object.entries(before)) {
+      if (value === undefined) delete process.env[name];
+      else process.env[name] = value;
+    }
+  }
+}
+
+describe('a gateway calling subgraphs over mutual TLS', () => {
+  const client = () => ({ TLS_CA_FILE: pki.ca.certFile, GATEWAY_CLIENT_CERT_FILE: pki.gatewayClient.certFile, GATEWAY_CLIENT_KEY_FILE: pki.gatewayClient.keyFile });
+
+  it('never sends a subgraph call through a proxy named in the environment it started with (HTTPS_PROXY, HTTP_PROXY)', async () => {
+    const connections: string[] = [];
+    const proxy = createServer((socket) => {
+      connections.push(socket.remoteAddress ?? '');
+      socket.destroy();
+    });
+    await new Promise<void>((resolve) => proxy.listen(0, '127.0.0.1', resolve));
+    const proxyUrl = `http://127.0.0.1:${(proxy.address() as AddressInfo).port}`;
+    // A process of its own: the fetch library reads the proxy variables once, when it is loaded.
+    const env: NodeJS.ProcessEnv = {
+      ...process.env,
+      NODE_ENV: 'development',
+      LOG_LEVEL: 'warn',
+      PORT: '0',
+      DATA_DIR: stack.config.database.dataDir,
+      REDIS_URL: stack.config.redisUrl ?? '',
+      REDIS_KEY_PREFIX: stack.config.redisKeyPrefix,
+      PATIENT_SUBGRAPH_URL: stack.subgraphUrl('patient'),
+      CLINICAL_SUBGRAPH_URL: stack.subgraphUrl('clinical'),
+      BILLING_SUBGRAPH_URL: stack.subgraphUrl('billing'),
+      ...client(),
+      HTTPS_PROXY: proxyUrl,
+      HTTP_PROXY: proxyUrl,
+      https_proxy: proxyUrl,
+      http_proxy: proxyUrl,
+      NO_PROXY: '',
+      no_proxy: '',
+    };
+    const child = spawn(process.execPath, ['--import', 'tsx', 'src/main.ts', '--gateway'], { env, stdio: ['ignore', 'pipe', 'pipe'] });
+    let output = '';
+    child.stdout.on('data', (chunk: Buffer) => (output += chunk.toString()));
+    child.stderr.on('data', (chunk: Buffer) => (output += chunk.toString()));
+    try {
+      const url = await until('the gateway alone', () => Promise.resolve(/Gateway:\s+(http:\/\/\S+)/.exec(output)?.[1]), 60_000).catch(() => {
+        throw new Error(`the gateway did not start:\n${output}`);
+      });
+      const response = await fetch(url, {
+        method: 'POST',
+        headers: { authorization: `Bearer ${await stack.token('clinician')}`, 'content-type': 'application/json' },
+        body: JSON.stringify({ query: PATIENTS_WITH_CONDITIONS }),
+      });
+      expect(response.status).toBe(200);
+      expect(connections).toEqual([]);
+    } finally {
+      child.kill('SIGKILL');
+      proxy.close();
+    }
+  }, 90_000);
+});
+
 describe('a gateway whose TLS with the subgraphs fails', () => {
   it('answers 503 SUBGRAPH_UNAVAILABLE, without data, and tells the operator why, when a subgraph\'s certificate is not from its CA', async () => {
     const lines: Record<string, unknown>[] = [];
     const gateway = await startGatewayAlone({ TLS_CA_FILE: pki.otherCa.certFile, GATEWAY_CLIENT_CERT_FILE: pki.gatewayClient.certFile, GATEWAY_CLIENT_KEY_FILE: pki.gatewayClient.keyFile }, lines);
     try {
-      const response = await fetch(gateway.gateway?.url ?? '', {
-        method: 'POST',
-        headers: { authorization: `Bearer ${await stack.token('clinician')}`, 'content-type': 'application/json' },
-        body: JSON.stringify({ query: PATIENTS_WITH_CONDITIONS }),
-      });
+      // Node's switch that turns certificate checks off does not reach the gateway's calls to its subgraphs.
+      const response = await withEnvironment({ NODE_TLS_REJECT_UNAUTHORIZED: '0' }, async () =>
+        fetch(gateway.gateway?.url ?? '', {
+          method: 'POST',
+          headers: { authorization: `Bearer ${await stack.token('clinician')}`, 'content-type': 'application/json' },
+          body: JSON.stringify({ query: PATIENTS_WITH_CONDITIONS }),
+        }),
+      );
       const body = (await response.json()) as { data?: unknown; errors?: { extensions?: Record<string, unknown> }[] };
       expect(response.status).toBe(503);
       expect(body.data ?? null).toBeNull();

@@ -1,6 +1,6 @@
 import { Redis } from 'ioredis';
 import { CacheUnavailableError, type Cache, type SetAddition } from './cache.js';
-import { redisTlsOptions, type RedisTlsFiles } from '../transport/redis-tls.js';
+import { redisTlsOptions, redisUrlProblem, type RedisTlsFiles } from '../transport/redis-tls.js';
 
 const CONNECT_TIMEOUT_MS = 2_000;
 /** A command not answered within this fails: a request never waits on Redis longer. */
@@ -20,6 +20,8 @@ export class RedisCache implements Cache {
 
   /** Connects and checks the server answers; throws with the URL's host (never its password) if not. */
   static async connect(url: string, prefix = KEY_PREFIX, tlsFiles: RedisTlsFiles = {}): Promise<RedisCache> {
+    const problem = redisUrlProblem(url);
+    if (problem) throw new Error(problem);
     const tls = redisTlsOptions(url, tlsFiles);
     const client = new Redis(url, {
       keyPrefix: prefix,

@@ -33,7 +33,7 @@ try {
 
 Serve every hop over TLS, with mutual TLS between the gateway and the subgraphs:
   export TLS_CERT_FILE=${shown(server.certFile)} TLS_KEY_FILE=${shown(server.keyFile)} TLS_CA_FILE=${shown(authority.certFile)} \\
-    SUBGRAPH_CLIENT_CA_FILE=${shown(authority.certFile)} GATEWAY_CLIENT_CERT_FILE=${shown(client.certFile)} GATEWAY_CLIENT_KEY_FILE=${shown(client.keyFile)}
+    SUBGRAPH_CLIENT_CA_FILE=${shown(authority.certFile)} SUBGRAPH_CLIENT_NAMES=phi-graph-gateway GATEWAY_CLIENT_CERT_FILE=${shown(client.certFile)} GATEWAY_CLIENT_KEY_FILE=${shown(client.keyFile)}
   npm start
   curl --cacert ${shown(authority.certFile)} https://127.0.0.1:4000/healthz`);
 } catch (error) {

@@ -1,5 +1,6 @@
 import { readFileSync } from 'node:fs';
-import type { Server } from 'node:http';
+import { Agent as HttpAgent, type Server } from 'node:http';
+import { Agent as HttpsAgent } from 'node:https';
 import { ApolloGateway, RemoteGraphQLDataSource, type GraphQLDataSourceProcessOptions } from '@apollo/gateway';
 import { ApolloServer } from '@apollo/server';
 import { GraphQLError, printSchema } from 'graphql';
@@ -57,6 +58,12 @@ export function isTlsFailure(code: string): boolean {
   return TLS_FAILURE.test(code);
 }
 
+/** Agents for a gateway started without TLS settings (tests): verified HTTPS against the system's CAs, plain HTTP, no proxy. */
+const IDLE_SOCKET_MS = 60_000;
+const plainHttpAgent = new HttpAgent({ keepAlive: true, timeout: IDLE_SOCKET_MS });
+const verifiedHttpsAgent = new HttpsAgent({ keepAlive: true, timeout: IDLE_SOCKET_MS, rejectUnauthorized: true });
+const defaultAgents = { agentFor: (url: string): HttpAgent => (url.startsWith('https:') ? verifiedHttpsAgent : plainHttpAgent) };
+
 /** What the gateway knows about one client request. */
 export interface GatewayContext {
   principal: Principal;
@@ -87,13 +94,14 @@ class ForwardingDataSource extends RemoteGraphQLDataSource<GatewayContext> {
     super({ url });
     // Apollo's fetcher (make-fetch-happen) takes a per-request timeout: a subgraph that does not answer in time is
     // given up, at the fetch deadline or when the client request's own deadline comes, whichever is first.
-    // Over HTTPS it also takes the TLS options of its agent: the CAs a subgraph's certificate must chain to and the
-    // gateway's client certificate, read per request so a reloaded certificate serves the next connection.
+    // And it takes our agent (src/transport/client.ts): the subgraph's certificate verified against TLS_CA_FILE, the
+    // gateway's client certificate, reloaded for the next connection; never a proxy from the environment.
     const fetcher = this.fetcher;
+    const agents = clientTls ?? defaultAgents;
     this.fetcher = ((target: string, init: Parameters<typeof fetcher>[1]) => {
       const left = Number(init?.headers?.[REQUEST_TIMEOUT_HEADER]) + SUBGRAPH_DEADLINE_MARGIN_MS;
       const timeout = Number.isFinite(left) && left > 0 ? Math.min(timeoutMs, left) : timeoutMs;
-      return fetcher(target, { ...init, timeout, ...(clientTls && target.startsWith('https:') && clientTls.options()) } as Parameters<typeof fetcher>[1]);
+      return fetcher(target, { ...init, timeout, agent: agents.agentFor(target) } as Parameters<typeof fetcher>[1]);
     });
   }
 

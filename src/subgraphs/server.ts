@@ -154,8 +154,6 @@ export interface SubgraphDependencies {
   metricsToken?: string | undefined;
   /** HTTPS with this certificate, and mutual TLS when it names a client CA; plain HTTP without (src/transport/listener.ts). */
   tls?: ListenerTls | null;
-  /** Whose X-Forwarded-* headers are believed (TRUST_PROXY). */
-  trustProxy?: readonly string[];
 }
 
 /** An operation refused for a limit is logged, and audited as a refusal (the audit plugin records its operation's hash). */
@@ -182,12 +180,13 @@ export interface RunningServer {
  */
 export async function startSubgraph(
   name: SubgraphName,
-  { db, cache, sealer, auditStore, auditMetrics, alertThresholds, verifier, logger, unprotectedForBenchmark, unauditedForBenchmark, plaintextForBenchmark, operationLimits, rateLimitOverrides, requestDeadlineMs, responseMaxBytes, isRevoked, metricsToken, tls, trustProxy }: SubgraphDependencies,
+  { db, cache, sealer, auditStore, auditMetrics, alertThresholds, verifier, logger, unprotectedForBenchmark, unauditedForBenchmark, plaintextForBenchmark, operationLimits, rateLimitOverrides, requestDeadlineMs, responseMaxBytes, isRevoked, metricsToken, tls }: SubgraphDependencies,
   host: string,
   port: number,
 ): Promise<RunningServer> {
   const log = logger.child({ subgraph: name });
-  const app = createApp(trustProxy);
+  // X-Forwarded-For believed from loopback only (the gateway of the same host); TRUST_PROXY is the gateway's proxy in front.
+  const app = createApp();
   const listener = createListener(name, app, tls ?? null, log);
   const httpServer: Server = listener.server;
   const schema = buildSchema(name, { enforcePolicy: !unprotectedForBenchmark, plaintextForBenchmark: plaintextForBenchmark ?? false });

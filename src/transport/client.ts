@@ -1,3 +1,5 @@
+import { Agent as HttpAgent } from 'node:http';
+import { Agent as HttpsAgent } from 'node:https';
 import type { Logger } from '../logger.js';
 import { tlsCertificateExpiry } from '../metrics.js';
 import { CertificateError, readCaBundle, readCertificatePair, registerReloadable, watchFiles } from './certificates.js';
@@ -13,7 +15,7 @@ export interface ClientTlsFiles {
   pollMs?: number;
 }
 
-/** The TLS options of one outgoing request (make-fetch-happen passes them to its HTTPS agent). */
+/** The TLS options of the gateway's HTTPS connections to the subgraphs. */
 export interface ClientTlsOptions {
   ca?: string;
   cert?: string;
@@ -24,18 +26,32 @@ export interface ClientTlsOptions {
 }
 
 export interface ClientTls {
-  /** The options in force now: read per request, so a reload applies to the next connection. */
+  /** The options in force now. */
   options(): ClientTlsOptions;
+  /**
+   * The agent a subgraph request goes through: HTTPS with the options in force (a new agent after a reload, so
+   * the next connection uses them), or plain HTTP for a subgraph on http://. Given to the fetch explicitly, so
+   * no proxy from the environment (HTTPS_PROXY, HTTP_PROXY) is ever used and NODE_TLS_REJECT_UNAUTHORIZED=0
+   * cannot switch the subgraphs' certificate checks off.
+   */
+  agentFor(url: string): HttpAgent;
   reload(trigger: string): boolean;
   close(): void;
 }
 
 /**
- * The gateway's side of TLS to its subgraphs: the subgraph's certificate
- * is always verified (against TLS_CA_FILE or the system's CAs; never
- * switched off), and the gateway's own certificate is presented when one is
- * configured (mutual TLS). Read again on SIGHUP and when the files change,
- * like a listener's.
+ * Idle connections to a subgraph are closed after this: shorter than a
+ * listener's keep-alive (KEEP_ALIVE_TIMEOUT_MS, 75 s), so the gateway never
+ * sends a request on a connection the subgraph is closing.
+ */
+const IDLE_SOCKET_MS = 60_000;
+
+/**
+ * The gateway's side of the hop to its subgraphs: the subgraph's
+ * certificate is always verified (against TLS_CA_FILE or the system's CAs;
+ * never switched off), and the gateway's own certificate is presented when
+ * one is configured (mutual TLS). Read again on SIGHUP and when the files
+ * change, like a listener's.
  */
 export function createClientTls(files: ClientTlsFiles, log: Logger): ClientTls {
   const load = (): ClientTlsOptions => {
@@ -49,12 +65,17 @@ export function createClientTls(files: ClientTlsFiles, log: Logger): ClientTls {
       rejectUnauthorized: true,
     };
   };
+  const httpsAgent = (options: ClientTlsOptions) => new HttpsAgent({ ...options, keepAlive: true, timeout: IDLE_SOCKET_MS });
+  const plainAgent = new HttpAgent({ keepAlive: true, timeout: IDLE_SOCKET_MS });
   let current = load();
+  let secureAgent = httpsAgent(current);
   const reload = (trigger: string): boolean => {
     try {
       const next = load();
       if (next.ca === current.ca && next.cert === current.cert && next.key === current.key) return true;
       current = next;
+      // Requests in flight on the old agent's connections finish there; its idle ones close after IDLE_SOCKET_MS.
+      secureAgent = httpsAgent(next);
       log.info({ event: 'tls-client-certificate-loaded', trigger }, 'the gateway\'s TLS client settings were reloaded; new connections to the subgraphs use them');
       return true;
     } catch (error) {
@@ -67,10 +88,13 @@ export function createClientTls(files: ClientTlsFiles, log: Logger): ClientTls {
   const unregister = registerReloadable({ reload });
   return {
     options: () => current,
+    agentFor: (url) => (url.startsWith('https:') ? secureAgent : plainAgent),
     reload,
     close() {
       stopWatching();
       unregister();
+      secureAgent.destroy();
+      plainAgent.destroy();
     },
   };
 }

@@ -40,7 +40,8 @@ export class DatabaseTlsError extends Error {
   override readonly name = 'DatabaseTlsError';
 }
 
-const TLS_PARAMETERS = ['sslmode', 'sslrootcert', 'sslcert', 'sslkey', 'ssl', 'uselibpqcompat'] as const;
+/** Read here, never passed on (MikroORM ignores the query string; node-postgres must not see a second opinion). */
+const STRIPPED_PARAMETERS = ['sslmode', 'sslrootcert', 'sslcert', 'sslkey', 'ssl', 'uselibpqcompat', 'host'] as const;
 
 function readPem(path: string, parameter: string): string {
   try {
@@ -58,7 +59,10 @@ export function databaseTransport(databaseUrl: string): DatabaseTransport {
     throw new DatabaseTlsError('DATABASE_URL is not a URL (postgres://user@host:5432/database?sslmode=verify-full&sslrootcert=/path/ca.pem)');
   }
   const parameters = url.searchParams;
-  const host = decodeURIComponent(url.hostname) || parameters.get('host') || 'localhost';
+  // MikroORM hands node-postgres the URL's host only; an empty one would make node-postgres use PGHOST, in plaintext.
+  const host = decodeURIComponent(url.hostname);
+  if (host === '') throw new DatabaseTlsError('DATABASE_URL needs a host (postgres://user@host:5432/database); a Unix socket path in ?host= is not supported');
+  if (parameters.has('sslcrl') || parameters.has('sslcrldir')) throw new DatabaseTlsError('DATABASE_URL sslcrl is not supported: revoke by replacing the server certificate and its CA');
   const requested = parameters.get('sslmode') ?? (parameters.get('ssl') === 'true' ? 'verify-full' : 'disable');
   if (requested === 'allow' || requested === 'prefer') {
     throw new DatabaseTlsError(`DATABASE_URL sslmode=${requested} would fall back to plaintext without a word; use sslmode=verify-full (with sslrootcert), require, or disable`);
@@ -75,7 +79,7 @@ export function databaseTransport(databaseUrl: string): DatabaseTransport {
   if ((mode === 'verify-ca' || mode === 'verify-full') && rootCert === 'system') {
     throw new DatabaseTlsError('DATABASE_URL sslrootcert=system is not supported: name the CA file');
   }
-  for (const parameter of TLS_PARAMETERS) parameters.delete(parameter);
+  for (const parameter of STRIPPED_PARAMETERS) parameters.delete(parameter);
   const stripped = url.toString();
   const loopback = isLoopbackHost(host);
   if (mode === 'disable') return { url: stripped, mode, host, loopback, ssl: false };
@@ -83,7 +87,8 @@ export function databaseTransport(databaseUrl: string): DatabaseTransport {
     minVersion: TLS_MIN_VERSION,
     ...(clientCert && clientKey && { cert: readPem(clientCert, 'sslcert'), key: readPem(clientKey, 'sslkey') }),
   };
-  if (mode === 'require') return { url: stripped, mode, host, loopback, ssl: { ...ssl, rejectUnauthorized: false } };
+  // libpq: require with a root certificate file verifies the chain, as verify-ca does.
+  if (mode === 'require' && !rootCert) return { url: stripped, mode, host, loopback, ssl: { ...ssl, rejectUnauthorized: false } };
   return {
     url: stripped,
     mode,
@@ -97,7 +102,7 @@ export function databaseTransport(databaseUrl: string): DatabaseTransport {
       // verify-ca: the chain only. verify-full: the certificate must name the host of the URL. node-postgres hands TLS
       // its socket, not the host, so Node's default check compares the certificate with "localhost" whenever the host
       // is an IP address (a certificate for localhost passed for 127.0.0.1, and would for any address): checked here.
-      checkServerIdentity: mode === 'verify-ca' ? () => undefined : (_servername: string, certificate: PeerCertificate) => checkServerIdentity(host.replace(/^\[(.*)\]$/, '$1'), certificate),
+      checkServerIdentity: mode !== 'verify-full' ? () => undefined : (_servername: string, certificate: PeerCertificate) => checkServerIdentity(host.replace(/^\[(.*)\]$/, '$1'), certificate),
     },
   };
 }

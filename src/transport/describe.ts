@@ -24,8 +24,10 @@ export function describeTransport(config: Config, mode: { kind: ServedKind }): H
     hops.push({ hop: 'gateway-listener', description: transport.listener ? 'https' : plain, insecure: !transport.listener && !transport.terminatedUpstream && !isLoopbackHost(config.gateway.host) });
   }
   if (servesSubgraphs) {
-    const description = transport.listener ? (transport.subgraphClientCaFile ? 'https, client certificates required (mutual TLS)' : 'https') : plain;
-    hops.push({ hop: 'subgraph-listener', description, insecure: !transport.listener && !transport.terminatedUpstream && !isLoopbackHost(config.subgraphs.host) });
+    const names = transport.subgraphClientNames.length > 0 ? ` naming ${transport.subgraphClientNames.join(' or ')}` : ' of the CA';
+    const description = transport.listener ? (transport.subgraphClientCaFile ? `https, client certificates${names} required (mutual TLS)` : 'https') : plain;
+    // The proxy of TLS_TERMINATED_UPSTREAM is the gateway's: subgraphs on another interface without TLS are not covered by it.
+    hops.push({ hop: 'subgraph-listener', description, insecure: !transport.listener && !isLoopbackHost(config.subgraphs.host) });
     if (config.database.url) {
       const database = databaseTransport(config.database.url);
       const verified = database.mode === 'verify-full';

@@ -15,11 +15,16 @@ export function isInsecureHop(value: string): value is InsecureHop {
   return (INSECURE_HOPS as readonly string[]).includes(value);
 }
 
-/** `localhost`, 127.0.0.0/8, ::1 (bracketed or not), the IPv4-mapped loopback, or a Unix socket's path. */
+/**
+ * `localhost`, 127.0.0.0/8, ::1 (bracketed or not), the IPv4-mapped
+ * loopback, or a Unix socket's path. Only the literal name `localhost`:
+ * `db.localhost` goes to DNS here (and, through a cluster's search domains,
+ * to whoever owns a namespace called localhost).
+ */
 export function isLoopbackHost(host: string): boolean {
   const bare = host.replace(/^\[(.*)\]$/, '$1').toLowerCase();
   if (bare === '' || bare.startsWith('/')) return bare !== '';
-  if (bare === 'localhost' || bare.endsWith('.localhost')) return true;
+  if (bare === 'localhost') return true;
   if (isIP(bare) === 4) return bare.startsWith('127.');
   if (isIP(bare) === 6) return bare === '::1' || /^::ffff:127\./.test(bare) || bare === '0:0:0:0:0:0:0:1';
   return false;

@@ -1,6 +1,6 @@
 import { createServer as createHttpServer, type RequestListener, type Server } from 'node:http';
 import { createServer as createHttpsServer } from 'node:https';
-import type { TLSSocket } from 'node:tls';
+import type { PeerCertificate, TLSSocket } from 'node:tls';
 import type { NextFunction, Request, Response } from 'express';
 import type { Logger } from '../logger.js';
 import { tlsCertificateExpiry, tlsHandshakeFailures } from '../metrics.js';
@@ -13,8 +13,23 @@ export interface ListenerTls {
   keyFile: string;
   /** Set: a caller without a certificate signed by one of these CAs is refused at the handshake (SUBGRAPH_CLIENT_CA_FILE). */
   clientCaFile?: string;
+  /**
+   * With a client CA: the names (subject common name, DNS or URI subject alternative names) a caller's
+   * certificate must carry, one of them (SUBGRAPH_CLIENT_NAMES); any certificate of the CA without it.
+   */
+  clientNames?: readonly string[];
   /** How often the files are looked at for a change (CERTIFICATE_POLL_MS by default). */
   pollMs?: number;
+}
+
+/** The names a peer certificate carries: its subject's common names and its DNS and URI subject alternative names. */
+export function certificateNames(certificate: PeerCertificate): string[] {
+  const commonName = certificate.subject?.CN;
+  const alternative = (certificate.subjectaltname ?? '')
+    .split(', ')
+    .filter((entry) => entry.startsWith('DNS:') || entry.startsWith('URI:'))
+    .map((entry) => entry.slice(4));
+  return [...(Array.isArray(commonName) ? commonName : commonName ? [commonName] : []), ...alternative];
 }
 
 export interface Listener {
@@ -64,6 +79,17 @@ export function createListener(name: string, app: RequestListener, tls: Listener
   noteExpiry(current);
   const mutual = current.clientCa !== undefined;
   const server = createHttpsServer({ ...contextOf(current), requestCert: mutual, rejectUnauthorized: mutual }, app);
+  const allowedNames = new Set(mutual ? (tls.clientNames ?? []) : []);
+  if (allowedNames.size > 0) {
+    // Before the HTTP server's own listener: a certificate of the CA issued to another service is closed on before any request of it is read.
+    server.prependListener('secureConnection', (socket: TLSSocket) => {
+      const names = certificateNames(socket.getPeerCertificate());
+      if (names.some((candidate) => allowedNames.has(candidate))) return;
+      tlsHandshakeFailures.inc({ listener: name, reason: 'CLIENT_NAME_NOT_ALLOWED' });
+      log.warn({ event: 'tls-client-refused', listener: name, reason: 'CLIENT_NAME_NOT_ALLOWED', clientNames: names.slice(0, 5), remoteAddress: socket.remoteAddress }, 'a client certificate of the CA that is not the gateway\'s was refused');
+      socket.destroy();
+    });
+  }
   server.on('tlsClientError', (error: Error, socket: TLSSocket) => {
     const reason = failureReason(error);
     tlsHandshakeFailures.inc({ listener: name, reason });
@@ -72,7 +98,8 @@ export function createListener(name: string, app: RequestListener, tls: Listener
   const reload = (trigger: string): boolean => {
     try {
       const next = load();
-      if (next.fingerprint === current.fingerprint && next.clientCa === current.clientCa) return true;
+      // The whole files, not the leaf's fingerprint: a corrected chain (an intermediate) is a change too.
+      if (next.cert === current.cert && next.key === current.key && next.clientCa === current.clientCa) return true;
       server.setSecureContext(contextOf(next));
       current = next;
       noteExpiry(next);

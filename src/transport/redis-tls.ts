@@ -17,6 +17,19 @@ export interface RedisTransport {
   loopback: boolean;
 }
 
+/**
+ * Why a REDIS_URL cannot be used, or null. Query parameters are refused:
+ * ioredis copies them into its options ahead of ours, so `?tls=` would
+ * connect in plaintext under a rediss:// URL and `?tls=x` would drop the CA.
+ */
+export function redisUrlProblem(url: string): string | null {
+  const parsed = new URL(url);
+  if (parsed.protocol !== 'redis:' && parsed.protocol !== 'rediss:') return 'REDIS_URL must start with redis:// or rediss://';
+  if (parsed.search !== '') return 'REDIS_URL takes no query parameters (TLS comes from rediss:// with REDIS_CA_FILE, REDIS_CLIENT_CERT_FILE and REDIS_CLIENT_KEY_FILE)';
+  if (parsed.hostname === '') return 'REDIS_URL needs a host';
+  return null;
+}
+
 /** What a REDIS_URL says about its transport (the URL is checked by config.ts before). */
 export function redisTransport(url: string): RedisTransport {
   const parsed = new URL(url);
