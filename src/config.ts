@@ -256,6 +256,10 @@ function transportProblems(env: z.infer<typeof environmentShape>): { always: [st
   if (env.REDIS_URL && !redisTls && !redisTransport(env.REDIS_URL).loopback && !allowed.has('redis')) {
     production.push(['REDIS_URL', 'production connects to a Redis on another host over TLS (rediss:// and REDIS_CA_FILE); or name the hop in ALLOW_INSECURE_TRANSPORT=redis']);
   }
+  // The issuer's keys decide who is who: fetched in plaintext, anyone on the path could serve its own and mint any role.
+  if (env.AUTH_JWKS_URL && new URL(env.AUTH_JWKS_URL).protocol !== 'https:' && !isLoopbackHost(new URL(env.AUTH_JWKS_URL).hostname)) {
+    production.push(['AUTH_JWKS_URL', 'production fetches the issuer\'s keys from another host over https:// only (a key served in plaintext could be anyone\'s)']);
+  }
   for (const name of SUBGRAPH_NAMES) {
     const variable = `${name.toUpperCase() as Uppercase<SubgraphName>}_SUBGRAPH_URL` as const;
     const url = env[variable];
@@ -346,7 +350,7 @@ export interface TransportConfig {
   /** And one of these names in it (empty: any certificate of those CAs). */
   subgraphClientNames: string[];
   /** What the gateway trusts (TLS_CA_FILE) and presents (its client certificate) when it calls subgraphs over HTTPS. */
-  gatewayClient: { caFile?: string; certFile?: string; keyFile?: string };
+  gatewayClient: { caFile?: string; certFile?: string; keyFile?: string; certFromListener: boolean };
   /** How often certificate files are looked at for a change, in milliseconds; 0: only on SIGHUP. */
   filePollMs: number;
   /** A proxy in front terminates TLS: plain HTTP is served, and the gateway answers only requests it forwarded over HTTPS. */
@@ -460,6 +464,7 @@ export function loadConfig(source: NodeJS.ProcessEnv = process.env, { serving = 
         ...(env.TLS_CA_FILE && { caFile: env.TLS_CA_FILE }),
         ...((env.GATEWAY_CLIENT_CERT_FILE ?? env.TLS_CERT_FILE) && { certFile: env.GATEWAY_CLIENT_CERT_FILE ?? env.TLS_CERT_FILE }),
         ...((env.GATEWAY_CLIENT_KEY_FILE ?? env.TLS_KEY_FILE) && { keyFile: env.GATEWAY_CLIENT_KEY_FILE ?? env.TLS_KEY_FILE }),
+        certFromListener: env.GATEWAY_CLIENT_CERT_FILE === undefined,
       },
       terminatedUpstream: env.TLS_TERMINATED_UPSTREAM === 'true',
       filePollMs: Math.round(env.TLS_FILE_POLL_SECONDS * 1000),

@@ -215,9 +215,12 @@ class WatchedProcess {
     }, this.delayMs);
   }
 
-  /** Passes a signal on to the running child (SIGHUP: read the certificates again). */
+  /**
+   * Passes a signal on to the running child (SIGHUP: read the certificates again). Only to a ready one: a child
+   * still starting has no handler yet (SIGHUP would end it), and reads the certificate files as it starts anyway.
+   */
   signal(signal: NodeJS.Signals): void {
-    if (this.child && this.child.exitCode === null && this.child.signalCode === null) this.child.kill(signal);
+    if (this.ready && this.child && this.child.exitCode === null && this.child.signalCode === null) this.child.kill(signal);
   }
 
   /** SIGTERM (the child finishes its in-flight requests), SIGKILL after the grace period. */

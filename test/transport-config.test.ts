@@ -5,8 +5,9 @@ import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { ConfigError, loadConfig, type Config } from '../src/config.js';
 import { generateKeyRingDocument } from '../src/crypto/index.js';
-import { databaseTransport, describeTransport, isLoopbackHost } from '../src/transport/index.js';
-import { createAuthority } from '../src/transport/development-certificates.js';
+import { createClientTls, databaseTransport, describeTransport, isLoopbackHost } from '../src/transport/index.js';
+import { createLogger } from '../src/logger.js';
+import { createAuthority, issueCertificate } from '../src/transport/development-certificates.js';
 
 /**
  * What production refuses about transport, at start and with every problem
@@ -122,6 +123,24 @@ describe('production transport settings an attacker or a careless default would 
     expect(require.ssl && require.ssl.rejectUnauthorized).toBe(true);
   });
 
+  it('refuses to fetch the issuer\'s keys in plaintext from another host (anyone on the path could mint any role)', () => {
+    expect(problemsOf({ ...secure, AUTH_JWKS_URL: 'http://id.hospital.internal/.well-known/jwks.json' }).join('\n')).toContain('AUTH_JWKS_URL: production fetches the issuer');
+    expect(problemsOf({ ...secure, AUTH_JWKS_URL: 'http://127.0.0.1:8080/.well-known/jwks.json' })).toEqual([]);
+  });
+
+  it('refuses a gateway client certificate made for servers only, and does not present the listener\'s in its place', () => {
+    const server = issueCertificate(ca, folder, { name: 'server-only', dnsNames: ['localhost'], usage: 'server' });
+    const client = issueCertificate(ca, folder, { name: 'client-only', commonName: 'phi-graph-gateway', usage: 'client' });
+    const log = createLogger('silent');
+    expect(() => createClientTls({ caFile: ca.certFile, certFile: server.certFile, keyFile: server.keyFile, certFromListener: false }, log)).toThrow(/not for TLS client authentication/);
+    const fallback = createClientTls({ caFile: ca.certFile, certFile: server.certFile, keyFile: server.keyFile, certFromListener: true }, log);
+    expect(fallback.options().cert).toBeUndefined();
+    fallback.close();
+    const explicit = createClientTls({ caFile: ca.certFile, certFile: client.certFile, keyFile: client.keyFile, certFromListener: false }, log);
+    expect(explicit.options().cert).toContain('BEGIN CERTIFICATE');
+    explicit.close();
+  });
+
   it('needs a CA for the client names of mutual TLS', () => {
     expect(problemsOf({ SUBGRAPH_CLIENT_NAMES: 'phi-graph-gateway' }).join('\n')).toContain('set SUBGRAPH_CLIENT_CA_FILE too');
   });
@@ -166,7 +185,7 @@ describe('transport settings in every environment', () => {
   });
 
   it('knows which hosts are this machine', () => {
-    for (const host of ['localhost', '127.0.0.1', '127.1.2.3', '::1', '[::1]', '/var/run/postgresql']) expect(isLoopbackHost(host)).toBe(true);
+    for (const host of ['localhost', '127.0.0.1', '127.1.2.3', '::1', '[::1]', '0::1', '[::ffff:7f00:1]', new URL('http://[::ffff:127.0.0.1]/').hostname, '/var/run/postgresql']) expect(isLoopbackHost(host)).toBe(true);
     for (const host of ['db.internal', '10.0.0.5', '::ffff:10.0.0.1', '0.0.0.0', 'localhost.evil.example', 'db.localhost', 'localhost.', '']) expect(isLoopbackHost(host)).toBe(false);
   });
 

@@ -218,18 +218,25 @@ describe('certificate renewal on a running API', () => {
     expect((await handshake(port, { ca })).fingerprint).toBe(fingerprintOf(read(live.certFile)));
   }, 30_000);
 
-  it('reads the subgraphs\' client CA again: a CA swapped in takes effect for new connections, without a restart', async () => {
+  it('reads the subgraphs\' client CA again: a CA swapped in takes effect without a restart, and a kept-alive connection verified under the old one carries no further request', async () => {
     const ca = read(pki.ca.certFile);
     const port = portOf(stack.subgraphUrl('patient'));
     const gatewayCertificate = { ca, cert: read(pki.gatewayClient.certFile), key: read(pki.gatewayClient.keyFile) };
     const stranger = { ca, cert: read(pki.strangerClient.certFile), key: read(pki.strangerClient.keyFile) };
     await expect(handshake(port, stranger)).rejects.toThrow();
+    // A connection the gateway's certificate opened under the old CA, kept alive.
+    const kept = new Agent({ keepAlive: true, maxSockets: 1, ...gatewayCertificate });
+    const token = await stack.token('clinician');
     try {
+      expect((await postTls(stack.subgraphUrl('patient'), '{ __typename }', { ca, token, agent: kept })).status).toBe(200);
       copyFileSync(pki.otherCa.certFile, `${live.clientCaFile}.next`);
       renameSync(`${live.clientCaFile}.next`, live.clientCaFile);
       await until('the other CA to be trusted', async () => ((await handshake(port, stranger)).fingerprint ? true : undefined));
       await expect(handshake(port, gatewayCertificate)).rejects.toThrow();
+      // The CA it was verified under is gone: the kept connection carries no further request.
+      await expect(postTls(stack.subgraphUrl('patient'), '{ __typename }', { ca, token, agent: kept })).rejects.toThrow();
     } finally {
+      kept.destroy();
       copyFileSync(pki.ca.certFile, `${live.clientCaFile}.next`);
       renameSync(`${live.clientCaFile}.next`, live.clientCaFile);
       await until('the CA to be trusted again', async () => ((await handshake(port, gatewayCertificate)).fingerprint ? true : undefined));
@@ -387,8 +394,9 @@ describe('behind a proxy that terminates TLS (TLS_TERMINATED_UPSTREAM=true)', ()
       expect(((await around.json()) as { errors: { extensions: { code: string } }[] }).errors[0]?.extensions.code).toBe('HTTPS_REQUIRED');
       // Not even an invalid token is looked at.
       expect((await ask(url, { authorization: 'Bearer not-a-token' })).status).toBe(403);
-      // Probes answer over plain HTTP.
+      // Probes and the metrics scraper on this host answer over plain HTTP.
       expect((await fetch(url.replace(/\/graphql$/, '/healthz'))).status).toBe(200);
+      expect((await fetch(url.replace(/\/graphql$/, '/metrics'))).status).toBe(200);
     } finally {
       await gateway.stop();
     }

@@ -101,7 +101,8 @@ class ForwardingDataSource extends RemoteGraphQLDataSource<GatewayContext> {
     this.fetcher = ((target: string, init: Parameters<typeof fetcher>[1]) => {
       const left = Number(init?.headers?.[REQUEST_TIMEOUT_HEADER]) + SUBGRAPH_DEADLINE_MARGIN_MS;
       const timeout = Number.isFinite(left) && left > 0 ? Math.min(timeoutMs, left) : timeoutMs;
-      return fetcher(target, { ...init, timeout, agent: agents.agentFor(target) } as Parameters<typeof fetcher>[1]);
+      // No redirects: a subgraph's answer is its own, never another address's (the token and the client certificate stay with it).
+      return fetcher(target, { ...init, timeout, agent: agents.agentFor(target), redirect: 'error' } as Parameters<typeof fetcher>[1]);
     });
   }
 
@@ -283,9 +284,10 @@ export async function startGateway(deps: GatewayDependencies, host: string, port
   await apollo.start();
 
   healthRoutes(app, deps.ready);
-  // Behind a proxy that terminates TLS, only what it forwarded over HTTPS is served (probes above answer over plain HTTP).
-  if (deps.requireHttps) app.use(requireHttps);
+  // Its own gate (loopback, or METRICS_TOKEN): a scraper on the same host reaches it behind a proxy too.
   metricsRoute(app, deps.metricsToken);
+  // Behind a proxy that terminates TLS, only what it forwarded over HTTPS is served (probes and metrics above answer over plain HTTP).
+  if (deps.requireHttps) app.use(requireHttps);
   if (deps.explorer) explorerRoutes(app);
   // The caller's own view of the API as SDL (types and fields its roles may use, with their descriptions), for the roles that may introspect.
   app.get('/schema.graphql', requestId, requireToken(deps.verifier, log), (_request, response) => {

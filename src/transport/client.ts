@@ -1,3 +1,4 @@
+import { X509Certificate } from 'node:crypto';
 import { Agent as HttpAgent } from 'node:http';
 import { Agent as HttpsAgent } from 'node:https';
 import type { Logger } from '../logger.js';
@@ -12,7 +13,19 @@ export interface ClientTlsFiles {
   /** The gateway's client certificate and key (GATEWAY_CLIENT_CERT_FILE, GATEWAY_CLIENT_KEY_FILE; TLS_CERT_FILE and TLS_KEY_FILE by default). */
   certFile?: string;
   keyFile?: string;
+  /** The certificate is the listener's (TLS_CERT_FILE, no GATEWAY_CLIENT_CERT_FILE): not presented when it is for servers only. */
+  certFromListener?: boolean;
   pollMs?: number;
+}
+
+/** Extended key usage "TLS client authentication". */
+const CLIENT_AUTH = '1.3.6.1.5.5.7.3.2';
+
+/** Whether a certificate may authenticate a TLS client: no extended key usage (any), or one naming client authentication. */
+function allowsClientAuthentication(pem: string): boolean {
+  const certificate = new X509Certificate(pem) as X509Certificate & { extKeyUsage?: string[] };
+  const usages = certificate.extKeyUsage ?? certificate.keyUsage;
+  return usages === undefined || usages.length === 0 || usages.includes(CLIENT_AUTH);
 }
 
 /** The TLS options of the gateway's HTTPS connections to the subgraphs. */
@@ -55,7 +68,12 @@ const IDLE_SOCKET_MS = 60_000;
  */
 export function createClientTls(files: ClientTlsFiles, log: Logger): ClientTls {
   const load = (): ClientTlsOptions => {
-    const pair = files.certFile && files.keyFile ? readCertificatePair({ certFile: files.certFile, keyFile: files.keyFile }, { cert: 'GATEWAY_CLIENT_CERT_FILE', key: 'GATEWAY_CLIENT_KEY_FILE' }) : null;
+    let pair = files.certFile && files.keyFile ? readCertificatePair({ certFile: files.certFile, keyFile: files.keyFile }, { cert: 'GATEWAY_CLIENT_CERT_FILE', key: 'GATEWAY_CLIENT_KEY_FILE' }) : null;
+    // A subgraph asking for a client certificate refuses one made for servers only: said at start, not as every request's 503.
+    if (pair && !allowsClientAuthentication(pair.cert)) {
+      if (!files.certFromListener) throw new CertificateError(`GATEWAY_CLIENT_CERT_FILE: ${files.certFile} is not for TLS client authentication (its extended key usage lacks clientAuth); subgraphs requiring client certificates would refuse it`, 'NOT_FOR_CLIENT_AUTH');
+      pair = null;
+    }
     if (pair) tlsCertificateExpiry.set({ listener: 'gateway-client' }, Math.floor(pair.notAfter.getTime() / 1000));
     return {
       ...(files.caFile && { ca: readCaBundle(files.caFile, 'TLS_CA_FILE') }),

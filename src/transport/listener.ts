@@ -1,4 +1,4 @@
-import { createServer as createHttpServer, type RequestListener, type Server } from 'node:http';
+import { createServer as createHttpServer, type IncomingMessage, type RequestListener, type Server, type ServerResponse } from 'node:http';
 import { createServer as createHttpsServer } from 'node:https';
 import type { PeerCertificate, TLSSocket } from 'node:tls';
 import type { NextFunction, Request, Response } from 'express';
@@ -90,6 +90,17 @@ export function createListener(name: string, app: RequestListener, tls: Listener
       socket.destroy();
     });
   }
+  // Connections hold the trust of the client CA they were verified under: when it changes, the idle ones are
+  // closed and a busy one is closed after the response it is sending (Connection: close), so a caller whose CA was
+  // removed cannot go on over a kept-alive connection; it must shake hands again, under the new CA.
+  let trustGeneration = 0;
+  const verifiedUnder = new WeakMap<object, number>();
+  if (mutual) {
+    server.on('secureConnection', (socket: TLSSocket) => verifiedUnder.set(socket, trustGeneration));
+    server.prependListener('request', (request: IncomingMessage, response: ServerResponse) => {
+      if (verifiedUnder.get(request.socket) !== trustGeneration) response.setHeader('connection', 'close');
+    });
+  }
   server.on('tlsClientError', (error: Error, socket: TLSSocket) => {
     const reason = failureReason(error);
     tlsHandshakeFailures.inc({ listener: name, reason });
@@ -101,8 +112,13 @@ export function createListener(name: string, app: RequestListener, tls: Listener
       // The whole files, not the leaf's fingerprint: a corrected chain (an intermediate) is a change too.
       if (next.cert === current.cert && next.key === current.key && next.clientCa === current.clientCa) return true;
       server.setSecureContext(contextOf(next));
+      const trustChanged = next.clientCa !== current.clientCa;
       current = next;
       noteExpiry(next);
+      if (trustChanged) {
+        trustGeneration += 1;
+        server.closeIdleConnections();
+      }
       log.info({ event: 'tls-certificate-loaded', listener: name, trigger, fingerprint: next.fingerprint, subject: next.subject, notAfter: next.notAfter.toISOString() }, 'TLS certificate reloaded; new connections use it');
       return true;
     } catch (error) {
