@@ -124,6 +124,8 @@ export async function startApi(config: Config, logger: Logger, options: StartOpt
       subgraphs[name] = server;
     }
     let gateway: RunningServer | null = null;
+    /** What /readyz answers: the database (when this process has one) and the cache respond. */
+    const ready = async () => (opened.db ? await opened.db.ping() : true) && (await cache.ping());
     if (mode.kind === 'all' || mode.kind === 'gateway') {
       const clientTls = createClientTls({ ...config.transport.gatewayClient, pollMs: config.transport.filePollMs }, logger.child({ component: 'gateway' }));
       closers.push(() => clientTls.close());
@@ -131,16 +133,13 @@ export async function startApi(config: Config, logger: Logger, options: StartOpt
         SUBGRAPH_NAMES.map((name) => [name, subgraphs[name]?.url ?? config.subgraphs.urls[name] ?? defaultUrl(config, name)]),
       ) as Record<SubgraphName, string>;
       gateway = await startGateway(
-        { verifier, logger, subgraphUrls, ready: async () => (opened.db ? await opened.db.ping() : true) && (await cache.ping()), operationLimits: config.operationLimits, cache, rateLimitOverrides: config.rateLimitOverrides, subgraphTimeoutMs: config.subgraphTimeoutMs, requestDeadlineMs: config.requestDeadlineMs, responseMaxBytes: config.responseMaxBytes, metricsToken: config.metricsToken, explorer: config.explorer, trustedDocuments: readManifest(config.trustedDocuments.file), trustedDocumentRoles: config.trustedDocuments.requiredRoles, tls: listenerTls(config, { mutual: false }), clientTls, requireHttps: config.transport.terminatedUpstream && !config.transport.listener, trustProxy: config.transport.trustProxy },
+        { verifier, logger, subgraphUrls, ready, operationLimits: config.operationLimits, cache, rateLimitOverrides: config.rateLimitOverrides, subgraphTimeoutMs: config.subgraphTimeoutMs, requestDeadlineMs: config.requestDeadlineMs, responseMaxBytes: config.responseMaxBytes, metricsToken: config.metricsToken, explorer: config.explorer, trustedDocuments: readManifest(config.trustedDocuments.file), trustedDocumentRoles: config.trustedDocuments.requiredRoles, tls: listenerTls(config, { mutual: false }), clientTls, requireHttps: config.transport.terminatedUpstream && !config.transport.listener, trustProxy: config.transport.trustProxy },
         config.gateway.host,
         config.gateway.port,
       );
       started.push(gateway);
     }
-    if (config.transport.healthPort !== undefined) {
-      const health = await startHealthListener(config, mode, async () => (opened.db ? await opened.db.ping() : true) && (await cache.ping()));
-      started.push(health);
-    }
+    if (config.transport.healthPort !== undefined) started.push(await startHealthListener(config, mode, config.transport.healthPort, ready));
     return { gateway, subgraphs, db: opened.db, cache, verifier, revocations, sealer, auditMetrics, seeded, stop: stopAll };
   } catch (error) {
     await stopAll().catch(() => undefined);
@@ -278,17 +277,16 @@ function listenerTls(config: Config, { mutual }: { mutual: boolean }): ListenerT
  * serves no data and reads no token. It binds where this process's main
  * listener binds (HOST for a gateway, SUBGRAPH_HOST for subgraphs alone).
  */
-async function startHealthListener(config: Config, mode: Mode, ready: () => Promise<boolean>): Promise<RunningServer> {
-  const app = createApp(config.transport.trustProxy);
+async function startHealthListener(config: Config, mode: Mode, healthPort: number, ready: () => Promise<boolean>): Promise<RunningServer> {
+  const app = createApp();
   healthRoutes(app, ready);
   const server = createServer(app);
   const host = mode.kind === 'subgraph' || mode.kind === 'subgraphs' ? config.subgraphs.host : config.gateway.host;
-  const port = await listen(server, host, config.transport.healthPort ?? 0);
+  const port = await listen(server, host, healthPort);
   return {
     name: 'health',
     url: `http://${urlHost(host)}:${port}/healthz`,
     port,
-    transport: { scheme: 'http', mutual: false },
     stop: () =>
       new Promise<void>((resolve) => {
         server.close(() => resolve());

@@ -13,7 +13,7 @@ import { registry } from '../src/metrics.js';
 import { reloadCertificates } from '../src/transport/index.js';
 import { issueCertificate, LOOPBACK_NAMES } from '../src/transport/development-certificates.js';
 import { startTestStack, type TestStack } from './support/stack.js';
-import { createTestPki, fingerprintOf, handshake, httpsCall, postTls, type TestPki } from './support/tls.js';
+import { createTestPki, fingerprintOf, handshake, httpsCall, postTls, until, type TestPki } from './support/tls.js';
 
 /**
  * TLS on the API's own listeners: the gateway over HTTPS with HSTS, TLS 1.2
@@ -34,16 +34,6 @@ const logged: Record<string, unknown>[] = [];
 
 const portOf = (url: string) => Number(new URL(url).port);
 const read = (path: string) => readFileSync(path, 'utf8');
-
-async function until<T>(what: string, check: () => Promise<T | undefined>, timeoutMs = 10_000): Promise<T> {
-  const started = Date.now();
-  for (;;) {
-    const value = await check().catch(() => undefined);
-    if (value !== undefined) return value;
-    if (Date.now() - started > timeoutMs) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 100));
-  }
-}
 
 async function counted(metricName: string, labels: Record<string, string>): Promise<number> {
   const metric = await registry.getSingleMetric(metricName)?.get();
@@ -334,23 +324,26 @@ describe('a gateway calling subgraphs over mutual TLS', () => {
   }, 90_000);
 });
 
+/** A query through a gateway alone whose TLS with the subgraphs fails: 503 SUBGRAPH_UNAVAILABLE and no data. */
+async function expectUnavailable(gateway: Api): Promise<void> {
+  const response = await fetch(gateway.gateway?.url ?? '', {
+    method: 'POST',
+    headers: { authorization: `Bearer ${await stack.token('clinician')}`, 'content-type': 'application/json' },
+    body: JSON.stringify({ query: PATIENTS_WITH_CONDITIONS }),
+  });
+  const body = (await response.json()) as { data?: unknown; errors?: { extensions?: Record<string, unknown> }[] };
+  expect(response.status).toBe(503);
+  expect(body.data ?? null).toBeNull();
+  expect(body.errors?.[0]?.extensions?.['code']).toBe('SUBGRAPH_UNAVAILABLE');
+}
+
 describe('a gateway whose TLS with the subgraphs fails', () => {
   it('answers 503 SUBGRAPH_UNAVAILABLE, without data, and tells the operator why, when a subgraph\'s certificate is not from its CA', async () => {
     const lines: Record<string, unknown>[] = [];
     const gateway = await startGatewayAlone({ TLS_CA_FILE: pki.otherCa.certFile, GATEWAY_CLIENT_CERT_FILE: pki.gatewayClient.certFile, GATEWAY_CLIENT_KEY_FILE: pki.gatewayClient.keyFile }, lines);
     try {
       // Node's switch that turns certificate checks off does not reach the gateway's calls to its subgraphs.
-      const response = await withEnvironment({ NODE_TLS_REJECT_UNAUTHORIZED: '0' }, async () =>
-        fetch(gateway.gateway?.url ?? '', {
-          method: 'POST',
-          headers: { authorization: `Bearer ${await stack.token('clinician')}`, 'content-type': 'application/json' },
-          body: JSON.stringify({ query: PATIENTS_WITH_CONDITIONS }),
-        }),
-      );
-      const body = (await response.json()) as { data?: unknown; errors?: { extensions?: Record<string, unknown> }[] };
-      expect(response.status).toBe(503);
-      expect(body.data ?? null).toBeNull();
-      expect(body.errors?.[0]?.extensions?.['code']).toBe('SUBGRAPH_UNAVAILABLE');
+      await withEnvironment({ NODE_TLS_REJECT_UNAUTHORIZED: '0' }, () => expectUnavailable(gateway));
       expect(lines.find((line) => line['event'] === 'subgraph-tls-failed')).toMatchObject({ reason: expect.stringMatching(/CERT|SIGNED|ISSUER/) as unknown });
     } finally {
       await gateway.stop();
@@ -358,21 +351,23 @@ describe('a gateway whose TLS with the subgraphs fails', () => {
   });
 
   it('is refused by subgraphs that require a client certificate when it presents none: 503, no data', async () => {
-    const lines: Record<string, unknown>[] = [];
-    const gateway = await startGatewayAlone({ TLS_CA_FILE: pki.ca.certFile }, lines);
+    const gateway = await startGatewayAlone({ TLS_CA_FILE: pki.ca.certFile });
     try {
-      const response = await fetch(gateway.gateway?.url ?? '', {
-        method: 'POST',
-        headers: { authorization: `Bearer ${await stack.token('clinician')}`, 'content-type': 'application/json' },
-        body: JSON.stringify({ query: PATIENTS_WITH_CONDITIONS }),
-      });
-      const body = (await response.json()) as { data?: unknown; errors?: { extensions?: Record<string, unknown> }[] };
-      expect(response.status).toBe(503);
-      expect(body.data ?? null).toBeNull();
-      expect(body.errors?.[0]?.extensions?.['code']).toBe('SUBGRAPH_UNAVAILABLE');
+      await expectUnavailable(gateway);
     } finally {
       await gateway.stop();
     }
+  });
+});
+
+describe('the start', () => {
+  it('says how each hop goes, and warns of a hop that crosses a network without verified TLS', async () => {
+    const lines: Record<string, unknown>[] = [];
+    // A subgraph URL on another host over http:// (never called here: nothing is queried).
+    const gateway = await startGatewayAlone({ TLS_CA_FILE: pki.ca.certFile, BILLING_SUBGRAPH_URL: 'http://billing.hospital.internal:4003/graphql' }, lines);
+    await gateway.stop();
+    expect(lines.find((line) => line['event'] === 'transport')).toMatchObject({ 'gateway-listener': 'http', 'subgraph-calls': expect.stringContaining('billing: http') as unknown });
+    expect(lines.find((line) => line['event'] === 'transport-insecure')).toMatchObject({ hop: 'subgraph-calls' });
   });
 });
 

@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { issueCertificate, LOOPBACK_NAMES } from '../src/transport/development-certificates.js';
 import { createScratchDatabase, resolveServices } from './support/services.js';
-import { createTestPki, fingerprintOf, handshake, postTls, type TestPki } from './support/tls.js';
+import { createTestPki, fingerprintOf, handshake, postTls, until, type TestPki } from './support/tls.js';
 
 /**
  * `npm start` as an operator runs it, with TLS and mutual TLS, renewing its
@@ -16,16 +16,6 @@ import { createTestPki, fingerprintOf, handshake, postTls, type TestPki } from '
  */
 
 const STARTUP_TIMEOUT_MS = 120_000;
-
-async function until<T>(what: string, check: () => Promise<T | undefined>, timeoutMs = 20_000): Promise<T> {
-  const started = Date.now();
-  for (;;) {
-    const value = await check().catch(() => undefined);
-    if (value !== undefined) return value;
-    if (Date.now() - started > timeoutMs) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 100));
-  }
-}
 
 describe('npm start with TLS: SIGHUP', () => {
   let child: ChildProcess;
@@ -104,7 +94,7 @@ describe('npm start with TLS: SIGHUP', () => {
     expect((await handshake(ports['Gateway'] ?? 0, client)).fingerprint).toBe(original);
 
     child.kill('SIGHUP');
-    for (const port of Object.values(ports)) await until(`port ${port} to serve the renewed certificate`, async () => ((await handshake(port, client)).fingerprint === next ? true : undefined));
+    for (const port of Object.values(ports)) await until(`port ${port} to serve the renewed certificate`, async () => ((await handshake(port, client)).fingerprint === next ? true : undefined), 20_000);
     expect(child.exitCode).toBeNull();
     expect(output).not.toContain('"event":"process-exited"');
 

@@ -1,6 +1,5 @@
 import { readFileSync } from 'node:fs';
-import { Agent as HttpAgent, type Server } from 'node:http';
-import { Agent as HttpsAgent } from 'node:https';
+import type { Server } from 'node:http';
 import { ApolloGateway, RemoteGraphQLDataSource, type GraphQLDataSourceProcessOptions } from '@apollo/gateway';
 import { ApolloServer } from '@apollo/server';
 import { GraphQLError, printSchema } from 'graphql';
@@ -12,7 +11,7 @@ import express from 'express';
 import { AuthenticationError, isAuthFailureReason, PURPOSE_HEADER, type Principal, type Role, type TokenVerifier } from '../auth/index.js';
 import type { Logger } from '../logger.js';
 import { createApp, errorHandler, healthRoutes, listen, locals, logArgumentRefusals, logLimitBreach, MAX_BODY_BYTES, idempotencyKey, IDEMPOTENCY_KEY_HEADER, operationNameOf, operationSourceLimits, refuseLargeBodies, REQUEST_ID_HEADER, REQUEST_TIMEOUT_HEADER, requestDeadline, requestId, requireToken, responseSizeLimit, urlHost } from '../http.js';
-import { createListener, requireHttps, type ClientTls, type ListenerTls } from '../transport/index.js';
+import { createClientTls, createListener, requireHttps, type ClientTls, type ListenerTls } from '../transport/index.js';
 import { GRAPHQL_PATH, isSubgraphName, type SubgraphName } from '../subgraphs/catalog.js';
 import type { RunningServer } from '../subgraphs/server.js';
 import { SUPERGRAPH_PATH } from './compose.js';
@@ -54,15 +53,9 @@ const UNREACHABLE = new Set(['ECONNREFUSED', 'ECONNRESET', 'EPIPE', 'EHOSTUNREAC
 /** Certificate verification failures (Node's and OpenSSL's codes) and refused handshakes. */
 const TLS_FAILURE = /^(ERR_SSL_|ERR_TLS_|CERT_|UNABLE_TO_|DEPTH_ZERO_SELF_SIGNED_CERT$|SELF_SIGNED_CERT_IN_CHAIN$|ERR_OSSL_|HOSTNAME_MISMATCH$|EPROTO$)/;
 
-export function isTlsFailure(code: string): boolean {
+function isTlsFailure(code: string): boolean {
   return TLS_FAILURE.test(code);
 }
-
-/** Agents for a gateway started without TLS settings (tests): verified HTTPS against the system's CAs, plain HTTP, no proxy. */
-const IDLE_SOCKET_MS = 60_000;
-const plainHttpAgent = new HttpAgent({ keepAlive: true, timeout: IDLE_SOCKET_MS });
-const verifiedHttpsAgent = new HttpsAgent({ keepAlive: true, timeout: IDLE_SOCKET_MS, rejectUnauthorized: true });
-const defaultAgents = { agentFor: (url: string): HttpAgent => (url.startsWith('https:') ? verifiedHttpsAgent : plainHttpAgent) };
 
 /** What the gateway knows about one client request. */
 export interface GatewayContext {
@@ -89,7 +82,7 @@ class ForwardingDataSource extends RemoteGraphQLDataSource<GatewayContext> {
     url: string,
     timeoutMs: number,
     private readonly log: Logger,
-    clientTls: ClientTls | null,
+    clientTls: ClientTls,
   ) {
     super({ url });
     // Apollo's fetcher (make-fetch-happen) takes a per-request timeout: a subgraph that does not answer in time is
@@ -97,12 +90,11 @@ class ForwardingDataSource extends RemoteGraphQLDataSource<GatewayContext> {
     // And it takes our agent (src/transport/client.ts): the subgraph's certificate verified against TLS_CA_FILE, the
     // gateway's client certificate, reloaded for the next connection; never a proxy from the environment.
     const fetcher = this.fetcher;
-    const agents = clientTls ?? defaultAgents;
     this.fetcher = ((target: string, init: Parameters<typeof fetcher>[1]) => {
       const left = Number(init?.headers?.[REQUEST_TIMEOUT_HEADER]) + SUBGRAPH_DEADLINE_MARGIN_MS;
       const timeout = Number.isFinite(left) && left > 0 ? Math.min(timeoutMs, left) : timeoutMs;
       // No redirects: a subgraph's answer is its own, never another address's (the token and the client certificate stay with it).
-      return fetcher(target, { ...init, timeout, agent: agents.agentFor(target), redirect: 'error' } as Parameters<typeof fetcher>[1]);
+      return fetcher(target, { ...init, timeout, agent: clientTls.agentFor(target), redirect: 'error' } as Parameters<typeof fetcher>[1]);
     });
   }
 
@@ -205,8 +197,8 @@ export interface GatewayDependencies {
   responseMaxBytes?: number;
   /** HTTPS with this certificate; plain HTTP without (src/transport/listener.ts). */
   tls?: ListenerTls | null;
-  /** What the gateway trusts and presents when it calls subgraphs over HTTPS. */
-  clientTls?: ClientTls | null;
+  /** What the gateway trusts and presents when it calls subgraphs over HTTPS (without it: the system's CAs, no client certificate). */
+  clientTls?: ClientTls;
   /** A proxy in front terminates TLS: requests it did not forward over HTTPS are refused (HTTPS_REQUIRED). */
   requireHttps?: boolean;
   /** Whose X-Forwarded-* headers are believed (TRUST_PROXY). */
@@ -228,13 +220,16 @@ export async function startGateway(deps: GatewayDependencies, host: string, port
   // Apollo Gateway collects usage data by default: an OTLP export to Apollo's servers and cloud-metadata probes
   // (GCP, AWS, Azure, Alibaba) from every instance. Never, for an API in front of PHI: off before the gateway is built.
   process.env['APOLLO_TELEMETRY_DISABLED'] = 'true';
+  // Without settings (tests, benchmarks): the system's CAs and no client certificate, through agents of our own all the same.
+  const clientTls = deps.clientTls ?? createClientTls({}, log);
+  const ownsClientTls = deps.clientTls === undefined;
   const gateway = new ApolloGateway({
     supergraphSdl,
     logger: gatewayLog,
     buildService: ({ name, url }) => {
       const target = isSubgraphName(name) ? deps.subgraphUrls[name] : url;
       if (!target) throw new Error(`the supergraph names subgraph ${name} without a URL`);
-      return new ForwardingDataSource(target, deps.subgraphTimeoutMs ?? DEFAULT_SUBGRAPH_TIMEOUT_MS, log, deps.clientTls ?? null);
+      return new ForwardingDataSource(target, deps.subgraphTimeoutMs ?? DEFAULT_SUBGRAPH_TIMEOUT_MS, log, clientTls);
     },
   });
   const app = createApp(deps.trustProxy);
@@ -345,10 +340,10 @@ export async function startGateway(deps: GatewayDependencies, host: string, port
     name: 'gateway',
     url: `${listener.scheme}://${urlHost(host)}:${boundPort}${GRAPHQL_PATH}`,
     port: boundPort,
-    transport: { scheme: listener.scheme, mutual: false },
     stop: async () => {
       listener.close();
       await apollo.stop();
+      if (ownsClientTls) clientTls.close();
     },
   };
 }

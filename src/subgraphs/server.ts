@@ -166,8 +166,6 @@ export interface RunningServer {
   name: string;
   url: string;
   port: number;
-  /** HTTPS (and whether callers must present a client certificate) or plain HTTP. */
-  transport: { scheme: 'http' | 'https'; mutual: boolean };
   /** Stops accepting connections, lets in-flight requests finish, then closes. */
   stop(): Promise<void>;
 }
@@ -294,7 +292,6 @@ export async function startSubgraph(
     name,
     url,
     port: boundPort,
-    transport: { scheme: listener.scheme, mutual: listener.mutual },
     stop: async () => {
       stopScraping();
       listener.close();

@@ -106,8 +106,3 @@ export function databaseTransport(databaseUrl: string): DatabaseTransport {
     },
   };
 }
-
-/** Whether this database connection is encrypted with the server's identity checked (verify-full). */
-export function isVerifiedDatabase(transport: Pick<DatabaseTransport, 'mode'>): boolean {
-  return transport.mode === 'verify-full';
-}

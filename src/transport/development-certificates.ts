@@ -36,10 +36,12 @@ export interface CertificateRequest {
 }
 
 const DEFAULT_DAYS = 30;
+/** One openssl command makes one EC key or signs one certificate: well under a second; past this it is stuck. */
+const OPENSSL_TIMEOUT_MS = 30_000;
 
 function openssl(args: readonly string[]): void {
   try {
-    execFileSync('openssl', args, { stdio: ['ignore', 'ignore', 'pipe'] });
+    execFileSync('openssl', args, { stdio: ['ignore', 'ignore', 'pipe'], timeout: OPENSSL_TIMEOUT_MS });
   } catch (error) {
     const stderr = (error as { stderr?: Buffer }).stderr?.toString().trim();
     if ((error as NodeJS.ErrnoException).code === 'ENOENT') throw new Error('the openssl command is not installed (Debian: apt-get install openssl)');

@@ -35,10 +35,6 @@ export function certificateNames(certificate: PeerCertificate): string[] {
 export interface Listener {
   server: Server;
   scheme: 'http' | 'https';
-  /** Whether callers must present a client certificate. */
-  mutual: boolean;
-  /** The certificate being served now (null on plain HTTP). */
-  certificate(): LoadedCertificate | null;
   /** Reads the files again; the certificate in use stays when they do not load. */
   reload(trigger: string): boolean;
   /** Stops watching the files (the server itself is closed by its owner). */
@@ -67,7 +63,7 @@ function failureReason(error: unknown): string {
  */
 export function createListener(name: string, app: RequestListener, tls: ListenerTls | null, log: Logger): Listener {
   if (!tls) {
-    return { server: createHttpServer(app), scheme: 'http', mutual: false, certificate: () => null, reload: () => true, close: () => undefined };
+    return { server: createHttpServer(app), scheme: 'http', reload: () => true, close: () => undefined };
   }
   const load = (): Loaded => ({
     ...readCertificatePair(tls, { cert: 'TLS_CERT_FILE', key: 'TLS_KEY_FILE' }),
@@ -132,8 +128,6 @@ export function createListener(name: string, app: RequestListener, tls: Listener
   return {
     server,
     scheme: 'https',
-    mutual,
-    certificate: () => ({ fingerprint: current.fingerprint, subject: current.subject, notAfter: current.notAfter }),
     reload,
     close() {
       stopWatching();

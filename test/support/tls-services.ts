@@ -86,7 +86,7 @@ export async function startTlsPostgres(folder: string, ca: Authority): Promise<T
   }
   const run = (command: string, args: readonly string[]) => {
     const [program, list] = asServerUser(join(bin, command), args);
-    execFileSync(program, list, { stdio: ['ignore', 'ignore', 'pipe'] });
+    execFileSync(program, list, { stdio: ['ignore', 'ignore', 'pipe'], timeout: 60_000 });
   };
   run('initdb', ['-D', data, '-A', 'trust', '-U', 'postgres', '--no-sync', '--no-instructions']);
   const hba = ['local all all trust', 'hostssl all all 127.0.0.1/32 trust', 'hostssl all all ::1/128 trust', 'hostnossl all all 0.0.0.0/0 reject', 'hostnossl all all ::/0 reject'];

@@ -124,3 +124,14 @@ export async function postTls<T = Record<string, unknown>>(
   });
   return { ...response, json: JSON.parse(response.body) as { data?: T | null; errors?: { message: string; extensions?: Record<string, unknown> }[] } };
 }
+
+/** Asks `check` every 100 ms (a failed check counts as not yet) until it gives a value, or fails after `timeoutMs`. */
+export async function until<T>(what: string, check: () => Promise<T | undefined>, timeoutMs = 10_000): Promise<T> {
+  const started = Date.now();
+  for (;;) {
+    const value = await check().catch(() => undefined);
+    if (value !== undefined) return value;
+    if (Date.now() - started > timeoutMs) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+}
